@@ -1,0 +1,149 @@
+"""Where the runbook talks to: the embedded lab or an AWS account.
+
+A :class:`Target` is built once per notebook from its parameters and hands out boto3
+clients. Nothing here runs at import time: sessions and clients are created when a
+notebook asks, and library functions take clients as arguments so tests can inject
+their own (moto in-process, or a lab on a loopback port).
+
+Examples
+--------
+>>> target = Target.from_parameters("lab", region="us-east-1",
+...                                 endpoint_url="http://127.0.0.1:5000")  # doctest: +SKIP
+>>> lam = target.client("lambda")                                          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (BotoCoreError, ClientError, EndpointConnectionError,
+                                 NoCredentialsError, NoRegionError)
+
+from .exceptions import AwsCallError, InputError, LabError
+
+TARGETS = ("lab", "aws")
+
+#: Adaptive retries make throttling slow an audit down instead of failing it.
+RETRY_CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 10},
+                      connect_timeout=10, read_timeout=70,
+                      user_agent_extra="lambda-secrets-runbook")
+
+
+@dataclass
+class Target:
+    """One place the runbook runs against, and the clients to reach it.
+
+    Parameters
+    ----------
+    name:
+        ``"lab"`` or ``"aws"``; used to label evidence.
+    region:
+        Default region for clients.
+    profile:
+        Named profile of the boto3 credential chain (``aws`` target), or empty.
+    endpoint_url:
+        Endpoint every client is pointed at (the lab's address). Empty means boto3's
+        own resolution, which honours ``AWS_ENDPOINT_URL`` like any boto3 program.
+    """
+
+    name: str
+    region: str
+    profile: str = ""
+    endpoint_url: str = ""
+    session: boto3.session.Session | None = field(default=None, repr=False)
+    _clients: dict = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_parameters(cls, target: str, region: str = "", profile: str = "",
+                        endpoint_url: str = "",
+                        session: boto3.session.Session | None = None) -> "Target":
+        """Validate notebook parameters and build the target (no AWS call yet)."""
+        if target not in TARGETS:
+            raise InputError("target", f"{target!r} is not one of {', '.join(TARGETS)}")
+        endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL", "")
+        if target == "lab" and not endpoint_url:
+            raise InputError("endpoint_url", "no lab endpoint: start one with `runbook lab` "
+                             "and export the variables it prints, or pass endpoint_url")
+        if session is None:
+            session = boto3.session.Session(profile_name=profile or None,
+                                            region_name=region or None)
+        region = region or session.region_name or ""
+        if not region:
+            raise InputError("region", "no region given and none configured: "
+                             "pass region or set AWS_REGION")
+        known = session.get_available_regions("lambda") + ["us-gov-west-1", "cn-north-1"]
+        if target == "aws" and known and region not in known:
+            raise InputError("region", f"unknown region {region!r}")
+        return cls(name=target, region=region, profile=profile,
+                   endpoint_url=endpoint_url, session=session)
+
+    def client(self, service: str, region: str | None = None, **kwargs):
+        """A cached client for ``service`` in ``region`` (default: the target's)."""
+        region = region or self.region
+        key = (service, region, tuple(sorted(kwargs.items())))
+        if key not in self._clients:
+            options = {"region_name": region, "config": RETRY_CONFIG}
+            if self.endpoint_url:
+                options["endpoint_url"] = self.endpoint_url
+            options.update(kwargs)
+            self._clients[key] = self.session.client(service, **options)
+        return self._clients[key]
+
+    def caller_identity(self) -> dict:
+        """``sts:GetCallerIdentity``, turned into a clear error when credentials are missing."""
+        with aws_call("GetCallerIdentity", "sts", "sts:GetCallerIdentity"):
+            ident = self.client("sts").get_caller_identity()
+        return {"account": ident["Account"], "arn": ident["Arn"]}
+
+    def with_session(self, session: boto3.session.Session) -> "Target":
+        """The same target reached through another session (an assumed role)."""
+        return Target(self.name, self.region, self.profile, self.endpoint_url, session)
+
+
+@contextlib.contextmanager
+def aws_call(operation: str, resource: str, permission: str | None = None) -> Iterator[None]:
+    """Turn botocore failures inside the block into one-line :class:`AwsCallError`.
+
+    Examples
+    --------
+    >>> with aws_call("GetFunction", "orders", "lambda:GetFunction"):  # doctest: +SKIP
+    ...     lam.get_function(FunctionName="orders")
+    """
+    try:
+        yield
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        code = error.get("Code", "ClientError")
+        raise AwsCallError(operation, resource, code, _short(error.get("Message", "")),
+                           permission=permission) from None
+    except NoCredentialsError:
+        raise AwsCallError(operation, resource, "NoCredentials",
+                           "no AWS credentials found: set a profile, SSO login or "
+                           "environment variables", permission=permission) from None
+    except NoRegionError:
+        raise InputError("region", "no region configured: pass region or set AWS_REGION") from None
+    except EndpointConnectionError as exc:
+        raise LabError(f"{operation} on {resource}: cannot reach {exc.kwargs.get('endpoint_url', 'the endpoint')} "
+                       "(is the lab still running?)") from None
+    except BotoCoreError as exc:
+        raise AwsCallError(operation, resource, type(exc).__name__, _short(str(exc)),
+                           permission=permission) from None
+
+
+def error_code(exc: BaseException) -> str:
+    """The AWS error code of a ClientError (``""`` for anything else)."""
+    if isinstance(exc, ClientError):
+        return exc.response.get("Error", {}).get("Code", "")
+    if isinstance(exc, AwsCallError):
+        return exc.code
+    return ""
+
+
+def _short(text: str, limit: int = 300) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
