@@ -1,0 +1,141 @@
+"""``runbook``: the command line of the Lambda secrets runbook.
+
+Subcommands: ``run`` (the whole cycle), ``audit`` (test plan alone, findings fail),
+``backout RUN_DIR``, ``verify RUN_DIR``, ``scan PATH...`` and ``lab``.
+Exit codes: 0 goal reached, 1 a check failed (or findings, for ``audit``/``scan``),
+2 the run could not proceed, with a one-line reason on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import __version__
+from .exceptions import RunbookError
+
+
+def _target_options(parser: argparse.ArgumentParser, default_target: str | None = "lab") -> None:
+    parser.add_argument("--target", choices=("lab", "aws"), default=default_target,
+                        help="where to run: the embedded lab (default) or AWS via the boto3 credential chain")
+    parser.add_argument("--region", default="", help="AWS region (default: the profile's or AWS_REGION)")
+    parser.add_argument("--profile", default="", help="named AWS profile")
+    parser.add_argument("--endpoint-url", default="",
+                        help="send every call here (a running `runbook lab`, or AWS_ENDPOINT_URL)")
+    parser.add_argument("--function", dest="function_name", default="",
+                        help="function to migrate (lab default: the seeded orders-api)")
+
+
+def _parameter_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
+                        metavar=("NAME", "VALUE"),
+                        help="notebook parameter passed to every notebook that declares it")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="runbook", description="The AWS Lambda secrets runbook.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run test plan, implementation, validation (and backout) headless")
+    _target_options(run)
+    run.add_argument("--out", type=Path, default=Path("runs"), help="parent of the dated run folder")
+    run.add_argument("--apply", dest="apply", action="store_true", default=None,
+                     help="make the change (default on the lab; on aws needs -p change_ticket ID)")
+    run.add_argument("--plan-only", dest="apply", action="store_false", help="show the plans, change nothing")
+    run.add_argument("--backout", dest="backout", action="store_true", default=None,
+                     help="run the backout notebook after validation (default on the lab)")
+    run.add_argument("--no-backout", dest="backout", action="store_false", help="keep the change")
+    _parameter_option(run)
+
+    audit = sub.add_parser("audit", help="run the test plan alone; a finding fails (exit 1)")
+    _target_options(audit)
+    audit.add_argument("--out", type=Path, default=Path("runs"))
+    _parameter_option(audit)
+
+    backout = sub.add_parser("backout", help="undo an archived run's change, from its ledger")
+    backout.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    _target_options(backout, default_target=None)
+    backout.add_argument("--apply", action="store_true", help="make the changes (needs -p change_ticket ID)")
+    _parameter_option(backout)
+
+    verify = sub.add_parser("verify", help="re-hash a run folder against its manifest.json")
+    verify.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+
+    scan = sub.add_parser("scan", help="scan files, zips or environment variables for secrets")
+    _optional_module("runbook_lib.scan_cli", scan)
+
+    lab = sub.add_parser("lab", help="serve the embedded AWS lab in the foreground")
+    _optional_module("runbook_lib.lab.__main__", lab)
+    return parser
+
+
+def _optional_module(module: str, parser: argparse.ArgumentParser) -> None:
+    import importlib
+
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:  # a partial install still runs the other commands
+        reason = f"{module} is not installed ({exc.name})"
+        parser.set_defaults(handler=lambda args: print(f"runbook: {reason}", file=sys.stderr) or 2)
+        return
+    mod.add_arguments(parser)
+    parser.set_defaults(handler=mod.main)
+
+
+def _options(args):
+    from . import runner
+
+    return runner.RunOptions(notebooks_dir=runner.NOTEBOOKS_DIR, target=args.target, region=args.region, profile=args.profile,
+                      endpoint_url=args.endpoint_url, function_name=args.function_name,
+                      out=getattr(args, "out", Path("runs")), apply=getattr(args, "apply", None),
+                      backout=getattr(args, "backout", None), parameters=dict(args.parameter))
+
+
+def _report(outcome) -> int:
+    if outcome.run_dir:
+        print(outcome.run_dir)
+    stream = sys.stdout if outcome.exit_code == 0 else sys.stderr
+    print(f"runbook: {outcome.reason}", file=stream)
+    return outcome.exit_code
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if hasattr(args, "handler"):
+            return args.handler(args)
+        if args.command == "verify":
+            from .manifest import verify_manifest
+
+            differences = verify_manifest(args.run_dir)
+            for d in differences:
+                print(d, file=sys.stderr)
+            if differences:
+                print(f"runbook: {args.run_dir} does NOT match its manifest "
+                      f"({len(differences)} difference(s))", file=sys.stderr)
+                return 1
+            print(f"runbook: {args.run_dir} matches its manifest")
+            return 0
+        from . import runner
+
+        if args.command == "run":
+            return _report(runner.run_runbook(_options(args)))
+        if args.command == "audit":
+            options = _options(args)
+            options.apply, options.backout = False, False
+            return _report(runner.run_runbook(options, names=[runner.TEST_PLAN], include_baseline=True))
+        if args.command == "backout":
+            return _report(runner.run_backout(args.run_dir, _options(args)))
+    except RunbookError as exc:
+        print(f"runbook: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("runbook: interrupted", file=sys.stderr)
+        return 2
+    return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
