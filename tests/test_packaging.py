@@ -5,6 +5,7 @@ import re
 import tomllib
 from pathlib import Path
 
+import papermill
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,6 +78,10 @@ def test_each_notebook_has_one_documented_parameters_cell():
         assert not bad, f"{path.name}: parameter lines not in `name: type = default  # help` form: {bad}"
         for common in ("target", "region", "profile", "endpoint_url", "run_dir"):
             assert any(l.startswith(f"{common}:") for l in code), f"{path.name} lacks {common}"
+        # papermill skips a line with a second "=" (even in its help): every line must be seen
+        seen = papermill.inspect_notebook(str(path))
+        declared = [l.split(":", 1)[0] for l in code]
+        assert list(seen) == declared, f"{path.name}: papermill does not see {set(declared) - set(seen)}"
 
 
 def test_runbook_lib_never_imports_ipython():
