@@ -1,0 +1,33 @@
+import pytest
+from botocore.exceptions import ClientError
+
+from runbook_lib.exceptions import AwsCallError, InputError
+from runbook_lib.session import Target, aws_call
+
+
+def test_unknown_target_and_region_are_input_errors(monkeypatch):
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with pytest.raises(InputError, match="target: 'prod' is not one of lab, aws"):
+        Target.from_parameters("prod", region="us-east-1")
+    with pytest.raises(InputError, match="unknown region 'us-east-42'"):
+        Target.from_parameters("aws", region="us-east-42")
+    with pytest.raises(InputError, match="no lab endpoint"):
+        Target.from_parameters("lab", region="us-east-1")
+
+
+def test_lab_endpoint_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    target = Target.from_parameters("lab", region="us-east-1")
+    assert target.endpoint_url == "http://127.0.0.1:9"
+    assert target.client("lambda").meta.endpoint_url == "http://127.0.0.1:9"
+    assert target.client("lambda") is target.client("lambda")
+
+
+def test_aws_call_names_call_resource_and_permission():
+    error = ClientError({"Error": {"Code": "AccessDenied", "Message": "not\nallowed"}}, "CreatePolicy")
+    with pytest.raises(AwsCallError) as info:
+        with aws_call("CreatePolicy", "LambdaSecretsManagerPolicy-orders-api", "iam:CreatePolicy"):
+            raise error
+    assert str(info.value) == ("CreatePolicy on LambdaSecretsManagerPolicy-orders-api failed: "
+                               "AccessDenied (needs iam:CreatePolicy) - not allowed")
+    assert info.value.access_denied
