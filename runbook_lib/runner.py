@@ -280,9 +280,34 @@ def write_summary(run_dir: Path, options: dict, notebooks: Sequence[NotebookRun]
     (run_dir / "summary.md").write_text("\n".join(lines) + "\n")
 
 
+def guard_against_leaks(run_dir: Path, key_hex: str | None) -> Check:
+    """Scan every artifact for handled values (by fingerprint) and detectable secrets."""
+    from .checks import CheckLog
+    from .leak_guard import scan_run_folder
+
+    try:
+        from .scanning import Scanner
+        scanner = Scanner()
+    except ImportError:  # the guard still matches handled values without the engine
+        scanner = None
+    fingerprinter = Fingerprinter(bytes.fromhex(key_hex)) if key_hex else Fingerprinter()
+    # without the run's key (a later backout), recorded fingerprints cannot be matched
+    hits = scan_run_folder(run_dir, fingerprinter, handled=None if key_hex else set(), scanner=scanner)
+    log = CheckLog(run_dir, "99_leak_guard", "validation")
+    evidence = {"artifacts_scanned": sum(1 for p in run_dir.rglob("*") if p.is_file()),
+                "handled_values_matched_by_fingerprint": bool(key_hex),
+                "detection_engine": scanner is not None, "hits": [str(h) for h in hits[:50]]}
+    if hits:
+        return log.add("no-secret-in-artifacts", "No secret value in any artifact of the run", FAIL,
+                       reason=f"{len(hits)} hit(s), first at {hits[0].path}:{hits[0].line}",
+                       evidence=evidence, controls=["IA-5", "SC-28"])
+    return log.add("no-secret-in-artifacts", "No secret value in any artifact of the run", PASS,
+                   evidence=evidence, controls=["IA-5", "SC-28"])
+
+
 def finish_run(run_dir: Path, options: dict, notebooks: Sequence[NotebookRun],
-               include_baseline: bool, started: str) -> Outcome:
-    """HTML, checks.json, summary.md, run.json and manifest.json; compute the exit code."""
+               include_baseline: bool, started: str, key_hex: str | None = None) -> Outcome:
+    """HTML, leak guard, checks.json, summary.md, run.json and manifest.json; the exit code."""
     for nb in notebooks:
         path = run_dir / f"{nb.name}.ipynb"
         if path.exists():
@@ -290,6 +315,8 @@ def finish_run(run_dir: Path, options: dict, notebooks: Sequence[NotebookRun],
                 export_html(path)
             except Exception as exc:  # an unreadable half-written notebook must not lose the rest
                 _stderr(f"{nb.name}: HTML export failed ({type(exc).__name__})")
+    leak = guard_against_leaks(run_dir, key_hex)
+    _stderr(f"leak guard: {leak.status}" + (f" - {leak.reason}" if leak.reason else ""))
     checks = load_checks(run_dir)
     (run_dir / "checks.json").write_text(json.dumps([asdict(c) for c in checks], indent=2) + "\n")
     failed_nb = [n for n in notebooks if n.status == "failed"]
@@ -380,8 +407,8 @@ def run_runbook(options: RunOptions, names: Sequence[str] | None = None,
         summary_options = {"target": options.target, "region": identity["region"],
                            "function_name": function_name, "apply": apply, "notebooks": names,
                            "account": identity["account"]}
-        kernel_env = {**env, KEY_ENV: Fingerprinter.new_key_hex(), "RUNBOOK_HEADLESS": "1",
-                      "MPLBACKEND": "Agg"}
+        key_hex = Fingerprinter.new_key_hex()
+        kernel_env = {**env, KEY_ENV: key_hex, "RUNBOOK_HEADLESS": "1", "MPLBACKEND": "Agg"}
         results = []
         with patched_environ(kernel_env):
             for nb in notebooks:
@@ -390,7 +417,7 @@ def run_runbook(options: RunOptions, names: Sequence[str] | None = None,
                 if result.status == "failed":
                     results += [NotebookRun(p.stem, "skipped") for p in notebooks[len(results):]]
                     break
-        return finish_run(run_dir, summary_options, results, include_baseline, started)
+        return finish_run(run_dir, summary_options, results, include_baseline, started, key_hex)
 
 
 def run_backout(run_dir: Path, options: RunOptions) -> Outcome:
@@ -417,13 +444,15 @@ def run_backout(run_dir: Path, options: RunOptions) -> Outcome:
               "endpoint_url": options.endpoint_url, "run_dir": ".", "function_name": function_name,
               "apply": apply}
     routed = route_parameters(notebooks, common, extra)
-    with patched_environ({"RUNBOOK_HEADLESS": "1", "MPLBACKEND": "Agg"}):
+    key_hex = Fingerprinter.new_key_hex()
+    with patched_environ({KEY_ENV: key_hex, "RUNBOOK_HEADLESS": "1", "MPLBACKEND": "Agg"}):
         result = execute(notebooks[0], run_dir, routed[BACKOUT], options.kernel_name, options.cell_timeout)
     previous = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
     earlier = [NotebookRun(**n) for n in previous.get("notebooks", []) if n["name"] != BACKOUT]
     summary_options = {**previous.get("options", {}), "target": options.target,
                        "region": identity["region"], "function_name": function_name}
-    return finish_run(run_dir, summary_options, earlier + [result], False, started)
+    # the original run's key is gone (never stored): the guard falls back to the detection engine
+    return finish_run(run_dir, summary_options, earlier + [result], False, started, None)
 
 
 def outcome_of_error(exc: RunbookError) -> Outcome:

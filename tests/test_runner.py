@@ -50,6 +50,7 @@ def stand_in_notebooks(tmp_path):
             'apply: bool = False  # change things',
             'change_ticket: str = ""  # ticket',
             f'{phase}_outcome: str = "pass"  # pass, fail or raise',
+            'planted: str = ""  # a value the stand-in handles as a secret',
         ])
         body = "\n".join([
             "from runbook_lib.checks import CheckLog",
@@ -60,6 +61,10 @@ def stand_in_notebooks(tmp_path):
             f"log.add('{phase}-check', 'stand-in', 'PASS' if ok else 'FAIL',",
             "        reason='' if ok else 'stand-in failed', controls=['AU-2'])",
             "print('function', function_name, 'apply', apply, 'ticket', change_ticket)",
+            "import json, pathlib",
+            "from runbook_lib.redaction import Fingerprinter",
+            "if planted:",
+            "    pathlib.Path(run_dir, 'findings.json').write_text(json.dumps([{'fingerprint': Fingerprinter()(planted)}]))",
         ])
         nb = nbformat.v4.new_notebook()
         cell = nbformat.v4.new_code_cell(params)
@@ -94,7 +99,8 @@ def test_full_run_makes_the_documented_folder_and_exits_0(tmp_path, moto_endpoin
     for artifact in ("checks.json", "summary.md", "manifest.json", "run.json"):
         assert artifact in names
     checks = json.loads((run_dir / "checks.json").read_text())
-    assert [c["phase"] for c in checks] == ["baseline", "change", "validation", "backout"]
+    assert [c["phase"] for c in checks] == ["baseline", "change", "validation", "backout", "validation"]
+    assert checks[-1]["id"] == "no-secret-in-artifacts" and checks[-1]["status"] == "PASS"
     assert verify_manifest(run_dir) == []
     # the lab applies by default under the lab ticket, and the function is passed through
     executed = (run_dir / "02_implementation.ipynb").read_text()
@@ -175,3 +181,15 @@ def test_verify_command_detects_tampering(tmp_path, moto_endpoint, stand_in_note
     summary.write_text(summary.read_text() + "\nall good, trust me\n")
     assert cli.main(["verify", str(outcome.run_dir)]) == 1
     assert "changed: summary.md" in capsys.readouterr().err
+
+
+def test_a_value_passed_as_a_papermill_parameter_is_caught_by_the_leak_guard(
+        tmp_path, moto_endpoint, stand_in_notebooks):
+    planted = "Xk29-vLq7-Pw03-Zr58"
+    outcome = runner.run_runbook(_options(tmp_path, moto_endpoint, stand_in_notebooks, backout=False,
+                                          parameters={"planted": planted}))
+    assert outcome.exit_code == 1
+    assert "no-secret-in-artifacts" in outcome.reason
+    leak = [c for c in outcome.checks if c.id == "no-secret-in-artifacts"][0]
+    assert any(h.startswith("01_test_plan.ipynb:") for h in leak.evidence["hits"])
+    assert (planted in json.dumps(leak.evidence) + outcome.reason) is False
