@@ -151,3 +151,242 @@ def _has_via_service(condition: Any) -> bool:
         if isinstance(operator_values, dict) and any(k.lower() == "kms:viaservice" for k in operator_values):
             return True
     return False
+
+
+# -- a role ---------------------------------------------------------------------------------
+@dataclass
+class PolicyStatement:
+    """One statement of one of the role's policies, normalised."""
+
+    policy: str          # "managed:<arn>" or "inline:<name>"
+    sid: str
+    effect: str
+    actions: list
+    resources: list
+    not_action: bool = False
+    not_resource: bool = False
+    condition: dict = field(default_factory=dict)
+
+    def covers_service(self, service: str) -> bool:
+        """Whether this statement may allow or deny some action of ``service``."""
+        if self.not_action:
+            # NotAction covers every action it does not name; only "service:*" excludes a service.
+            return not any(a == "*" or a.lower() == f"{service}:*" for a in self.actions)
+        return any(a == "*" or _service(a) == service for a in self.actions)
+
+    def matches(self, action: str, resource: str) -> bool:
+        """Whether this statement applies to ``action`` on ``resource`` (conditions aside)."""
+        action_hit = any(fnmatch.fnmatchcase(action.lower(), a.lower()) for a in self.actions)
+        resource_hit = any(fnmatch.fnmatchcase(resource, r) for r in self.resources)
+        return (action_hit != self.not_action) and (resource_hit != self.not_resource)
+
+
+@dataclass
+class RoleAnalysis:
+    """What a role's policies grant on Secrets Manager and KMS, and what could not be read."""
+
+    role_name: str
+    role_arn: str = ""
+    managed_policies: list = field(default_factory=list)   # {name, arn, aws_managed, version}
+    inline_policies: list = field(default_factory=list)    # names
+    statements: list = field(default_factory=list)         # PolicyStatement on secretsmanager/kms
+    lint: dict = field(default_factory=dict)               # policy -> problems
+    permissions_boundary: str = ""
+    unreadable: list = field(default_factory=list)         # {policy, reason}
+
+    def grants(self, service: str) -> list[PolicyStatement]:
+        return [s for s in self.statements if s.effect == "Allow" and s.covers_service(service)]
+
+    def to_dict(self) -> dict:
+        return {"role_name": self.role_name, "role_arn": self.role_arn,
+                "managed_policies": self.managed_policies, "inline_policies": self.inline_policies,
+                "permissions_boundary": self.permissions_boundary,
+                "statements": [asdict(s) for s in self.statements],
+                "lint": self.lint, "unreadable": self.unreadable}
+
+
+def _statements(policy: str, doc: dict) -> list[PolicyStatement]:
+    out = []
+    for index, stmt in enumerate(_as_list(doc.get("Statement")), start=1):
+        if not isinstance(stmt, dict):
+            continue
+        not_action = "NotAction" in stmt
+        not_resource = "NotResource" in stmt
+        out.append(PolicyStatement(
+            policy=policy, sid=str(stmt.get("Sid") or index), effect=str(stmt.get("Effect")),
+            actions=[str(a) for a in _as_list(stmt.get("NotAction" if not_action else "Action"))],
+            resources=[str(r) for r in _as_list(stmt.get("NotResource" if not_resource else "Resource"))],
+            not_action=not_action, not_resource=not_resource, condition=stmt.get("Condition") or {}))
+    return out
+
+
+def _paginate(client, method: str, key: str, **kwargs) -> list:
+    return [item for page in client.get_paginator(method).paginate(**kwargs) for item in page[key]]
+
+
+def analyse_role(iam, role_name: str) -> RoleAnalysis:
+    """Read every policy of ``role_name`` and keep the statements touching secretsmanager or kms.
+
+    Parameters
+    ----------
+    iam:
+        boto3 IAM client.
+    role_name:
+        The function's execution role (name, not ARN).
+
+    Notes
+    -----
+    A policy that cannot be read is listed in ``unreadable`` with the reason (coverage),
+    and an AWS managed policy is still judged by its name.
+    """
+    with aws_call("GetRole", role_name, "iam:GetRole"):
+        role = iam.get_role(RoleName=role_name)["Role"]
+    analysis = RoleAnalysis(role_name=role_name, role_arn=role["Arn"],
+                            permissions_boundary=(role.get("PermissionsBoundary") or {}).get(
+                                "PermissionsBoundaryArn", ""))
+    with aws_call("ListAttachedRolePolicies", role_name, "iam:ListAttachedRolePolicies"):
+        attached = _paginate(iam, "list_attached_role_policies", "AttachedPolicies", RoleName=role_name)
+    for item in attached:
+        arn = item["PolicyArn"]
+        record = {"name": item["PolicyName"], "arn": arn, "aws_managed": ":aws:policy/" in arn, "version": ""}
+        analysis.managed_policies.append(record)
+        try:
+            with aws_call("GetPolicy", arn, "iam:GetPolicy"):
+                version = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
+            with aws_call("GetPolicyVersion", arn, "iam:GetPolicyVersion"):
+                doc = iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"]
+        except Exception as exc:  # noqa: BLE001 - recorded as coverage, judged by name below
+            analysis.unreadable.append({"policy": arn, "reason": str(exc)})
+            continue
+        record["version"] = version
+        _add_document(analysis, f"managed:{arn}", doc)
+    with aws_call("ListRolePolicies", role_name, "iam:ListRolePolicies"):
+        names = _paginate(iam, "list_role_policies", "PolicyNames", RoleName=role_name)
+    for name in names:
+        analysis.inline_policies.append(name)
+        try:
+            with aws_call("GetRolePolicy", f"{role_name}/{name}", "iam:GetRolePolicy"):
+                doc = iam.get_role_policy(RoleName=role_name, PolicyName=name)["PolicyDocument"]
+        except Exception as exc:  # noqa: BLE001
+            analysis.unreadable.append({"policy": f"inline:{name}", "reason": str(exc)})
+            continue
+        _add_document(analysis, f"inline:{name}", doc)
+    return analysis
+
+
+def _add_document(analysis: RoleAnalysis, policy: str, doc: Any) -> None:
+    doc = _load(doc)
+    scoped = [s for s in _statements(policy, doc)
+              if any(s.covers_service(svc) for svc in SCOPED_SERVICES)]
+    analysis.statements.extend(scoped)
+    problems = lint_policy_document(doc)
+    if problems:
+        analysis.lint[policy] = problems
+
+
+def _resource_is(resource: str, arn: str) -> bool:
+    if resource == arn:
+        return True
+    return resource.endswith(SECRET_SUFFIX_PATTERN) and not _resource_wildcard(resource) \
+        and fnmatch.fnmatchcase(arn, resource)
+
+
+def least_privilege_problems(analysis: RoleAnalysis, secret_arn: str,
+                             kms_key_arn: str = "") -> list[str]:
+    """Why the role's grants are more (or less) than reading exactly ``secret_arn``.
+
+    Parameters
+    ----------
+    analysis:
+        From :func:`analyse_role`.
+    secret_arn:
+        The one secret the role may read.
+    kms_key_arn:
+        The secret's customer managed key, whose ``kms:Decrypt`` the role may hold;
+        empty when the secret uses the AWS managed key (then no KMS grant is needed).
+
+    Returns
+    -------
+    list of str
+        Empty when least privilege holds.
+    """
+    problems = []
+    for record in analysis.managed_policies:
+        if record["aws_managed"] and record["name"] in ADMIN_POLICY_NAMES:
+            problems.append(f"admin managed policy {record['name']} attached")
+    for policy, lint in analysis.lint.items():
+        problems.extend(f"{policy}: {p}" for p in lint if "Version" not in p)
+    reads_secret = False
+    for stmt in analysis.grants("secretsmanager"):
+        where = f"{stmt.policy} statement {stmt.sid}"
+        if stmt.not_action or stmt.not_resource:
+            continue  # already reported by the lint
+        for action in stmt.actions:
+            if action != "*" and _service(action) != "secretsmanager":
+                continue
+            if action.lower() not in SECRET_READ_ACTIONS:
+                problems.append(f"{where}: grants {action} (more than reading the secret)")
+        for resource in stmt.resources:
+            if not _resource_is(resource, secret_arn):
+                problems.append(f"{where}: secretsmanager grant on {resource}, not only the secret")
+        if any(_resource_is(r, secret_arn) for r in stmt.resources) and stmt.matches(
+                "secretsmanager:GetSecretValue", secret_arn):
+            reads_secret = True
+    for stmt in analysis.grants("kms"):
+        where = f"{stmt.policy} statement {stmt.sid}"
+        if stmt.not_action or stmt.not_resource:
+            continue
+        for action in stmt.actions:
+            if action != "*" and _service(action) == "kms" and action.lower() not in KMS_READ_ACTIONS:
+                problems.append(f"{where}: grants {action} (more than decrypting the secret)")
+        for resource in stmt.resources:
+            if not kms_key_arn or resource != kms_key_arn:
+                problems.append(f"{where}: kms grant on {resource}, not only the secret's key")
+    if not reads_secret:
+        problems.append(f"no policy of role {analysis.role_name} allows secretsmanager:GetSecretValue "
+                        "on the secret: the function cannot read it")
+    return list(dict.fromkeys(problems))
+
+
+def effective_grants(analysis: RoleAnalysis) -> list[dict]:
+    """The Allow statements on secretsmanager/kms as small rows (for evidence and tables)."""
+    rows = []
+    for stmt in analysis.statements:
+        rows.append({"policy": stmt.policy, "sid": stmt.sid, "effect": stmt.effect,
+                     ("not_actions" if stmt.not_action else "actions"): stmt.actions,
+                     ("not_resources" if stmt.not_resource else "resources"): stmt.resources,
+                     "conditions": sorted(stmt.condition)})
+    return rows
+
+
+# -- IAM's policy simulator ------------------------------------------------------------------
+_UNAVAILABLE = {"NotImplemented", "InvalidAction", "UnknownOperationException",
+                "UnsupportedOperation", "404"}
+
+
+def simulate_secret_access(iam, role_arn: str, secret_arn: str, decoy_arn: str) -> dict:
+    """``iam:SimulatePrincipalPolicy`` for GetSecretValue on the secret, on ``*`` and on a decoy.
+
+    Returns
+    -------
+    dict
+        ``{"available": True, "decisions": {resource: EvalDecision}, "as_expected": bool}``;
+        ``{"available": False, "reason": ...}`` when the endpoint has no simulator or the
+        caller may not use it.
+    """
+    resources = [secret_arn, "*", decoy_arn]
+    decisions = {}
+    for resource in resources:
+        try:
+            result = iam.simulate_principal_policy(
+                PolicySourceArn=role_arn, ActionNames=["secretsmanager:GetSecretValue"],
+                ResourceArns=[resource])["EvaluationResults"]
+        except Exception as exc:  # noqa: BLE001 - a missing simulator is coverage, not a failure
+            code = error_code(exc) or type(exc).__name__
+            reason = ("this endpoint has no policy simulator" if code in _UNAVAILABLE
+                      else f"SimulatePrincipalPolicy failed: {code} (needs iam:SimulatePrincipalPolicy)")
+            return {"available": False, "reason": reason, "code": code}
+        decisions[resource] = result[0]["EvalDecision"] if result else "unknown"
+    as_expected = (decisions[secret_arn] == "allowed"
+                   and decisions["*"] != "allowed" and decisions[decoy_arn] != "allowed")
+    return {"available": True, "decisions": decisions, "as_expected": as_expected}

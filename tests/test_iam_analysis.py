@@ -80,3 +80,131 @@ def test_lint_ignores_deny_statements():
                  {"Effect": "Deny", "Action": "*", "Resource": "*",
                   "Condition": {"Bool": {"aws:SecureTransport": "false"}}})
     assert lint_policy_document(doc) == []
+
+
+# -- analyse_role / least_privilege_problems (moto in-process) -----------------------------
+from moto import mock_aws  # noqa: E402
+import boto3  # noqa: E402
+
+from runbook_lib.iam_analysis import (analyse_role, effective_grants,  # noqa: E402
+                                      least_privilege_problems, simulate_secret_access)
+
+TRUST = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                 "Principal": {"Service": "lambda.amazonaws.com"}}]}
+LOGS = policy(allow(["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"], "*"))
+
+
+@pytest.fixture
+def iam(monkeypatch, request):
+    # Loading AWS managed policies costs ~1 s per test: only the admin-policy tests need them.
+    if "admin" in request.node.name:
+        monkeypatch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        client = boto3.client("iam", region_name="us-east-1")
+        client.create_role(RoleName="orders-api-role", AssumeRolePolicyDocument=json.dumps(TRUST))
+        client.put_role_policy(RoleName="orders-api-role", PolicyName="basic", PolicyDocument=json.dumps(LOGS))
+        yield client
+
+
+def attach(iam, name, doc):
+    arn = iam.create_policy(PolicyName=name, PolicyDocument=json.dumps(doc))["Policy"]["Arn"]
+    iam.attach_role_policy(RoleName="orders-api-role", PolicyArn=arn)
+    return arn
+
+
+def test_exact_arn_policy_is_least_privilege(iam):
+    arn = attach(iam, "LambdaSecretsManagerPolicy-orders-api",
+                 policy(allow("secretsmanager:GetSecretValue", SECRET_ARN)))
+    analysis = analyse_role(iam, "orders-api-role")
+    assert analysis.managed_policies[0]["arn"] == arn
+    assert analysis.inline_policies == ["basic"]
+    assert least_privilege_problems(analysis, SECRET_ARN) == []
+    rows = effective_grants(analysis)
+    assert rows == [{"policy": f"managed:{arn}", "sid": "1", "effect": "Allow",
+                     "actions": ["secretsmanager:GetSecretValue"], "resources": [SECRET_ARN],
+                     "conditions": []}]
+    assert json.loads(json.dumps(analysis.to_dict()))["role_name"] == "orders-api-role"
+
+
+def test_cmk_decrypt_via_secrets_manager_is_least_privilege(iam):
+    attach(iam, "p", policy(allow("secretsmanager:GetSecretValue", SECRET_ARN),
+                            allow("kms:Decrypt", KEY_ARN, Condition=VIA_SM)))
+    analysis = analyse_role(iam, "orders-api-role")
+    assert least_privilege_problems(analysis, SECRET_ARN, kms_key_arn=KEY_ARN) == []
+    # The same grant without a customer managed key on the secret is one grant too many.
+    assert any("kms grant" in p for p in least_privilege_problems(analysis, SECRET_ARN))
+
+
+def test_wildcard_secretsmanager_on_star_fails(iam):
+    iam.put_role_policy(RoleName="orders-api-role", PolicyName="wide",
+                        PolicyDocument=json.dumps(policy(allow("secretsmanager:*", "*"))))
+    problems = least_privilege_problems(analyse_role(iam, "orders-api-role"), SECRET_ARN)
+    assert any("wildcard action secretsmanager:*" in p for p in problems), problems
+    assert any("secretsmanager grant on *" in p for p in problems), problems
+
+
+def test_grant_on_another_secret_fails(iam):
+    other = SECRET_ARN.replace("orders-api", "billing")
+    attach(iam, "p", policy(allow("secretsmanager:GetSecretValue", [SECRET_ARN, other])))
+    problems = least_privilege_problems(analyse_role(iam, "orders-api-role"), SECRET_ARN)
+    assert problems == [f"managed:arn:aws:iam::{ACCOUNT}:policy/p statement 1: "
+                        f"secretsmanager grant on {other}, not only the secret"]
+
+
+def test_write_action_on_the_secret_fails(iam):
+    attach(iam, "p", policy(allow(["secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"],
+                                  SECRET_ARN)))
+    problems = least_privilege_problems(analyse_role(iam, "orders-api-role"), SECRET_ARN)
+    assert any("PutSecretValue" in p for p in problems), problems
+
+
+@pytest.mark.parametrize("name", ["AdministratorAccess", "PowerUserAccess", "SecretsManagerReadWrite"])
+def test_admin_managed_policy_fails(iam, name):
+    attach(iam, "p", policy(allow("secretsmanager:GetSecretValue", SECRET_ARN)))
+    iam.attach_role_policy(RoleName="orders-api-role", PolicyArn=f"arn:aws:iam::aws:policy/{name}")
+    problems = least_privilege_problems(analyse_role(iam, "orders-api-role"), SECRET_ARN)
+    assert f"admin managed policy {name} attached" in problems
+
+
+def test_star_action_inline_fails(iam):
+    iam.put_role_policy(RoleName="orders-api-role", PolicyName="admin",
+                        PolicyDocument=json.dumps(policy(allow("*", "*"))))
+    problems = least_privilege_problems(analyse_role(iam, "orders-api-role"), SECRET_ARN)
+    assert any("inline:admin" in p and "wildcard action *" in p for p in problems), problems
+
+
+def test_not_action_allow_covers_secretsmanager(iam):
+    iam.put_role_policy(RoleName="orders-api-role", PolicyName="notaction", PolicyDocument=json.dumps(
+        policy({"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"})))
+    analysis = analyse_role(iam, "orders-api-role")
+    assert [s.policy for s in analysis.grants("secretsmanager")] == ["inline:notaction"]
+    assert any("NotAction" in p for p in least_privilege_problems(analysis, SECRET_ARN))
+
+
+def test_role_without_secret_grant_fails(iam):
+    problems = least_privilege_problems(analyse_role(iam, "orders-api-role"), SECRET_ARN)
+    assert any("cannot read it" in p for p in problems), problems
+
+
+def test_simulator_unavailable_is_reported_not_raised():
+    class NoSimulator:
+        def simulate_principal_policy(self, **kwargs):
+            from botocore.exceptions import ClientError
+            raise ClientError({"Error": {"Code": "NotImplemented", "Message": "no"}},
+                              "SimulatePrincipalPolicy")
+
+    result = simulate_secret_access(NoSimulator(), "arn:role", SECRET_ARN, SECRET_ARN + "x")
+    assert result["available"] is False and "no policy simulator" in result["reason"]
+
+
+def test_simulator_decisions_are_judged():
+    class Simulator:
+        def simulate_principal_policy(self, PolicySourceArn, ActionNames, ResourceArns):
+            decision = "allowed" if ResourceArns == [SECRET_ARN] else "implicitDeny"
+            return {"EvaluationResults": [{"EvalDecision": decision}]}
+
+    result = simulate_secret_access(Simulator(), "arn:role", SECRET_ARN, SECRET_ARN + "x")
+    assert result == {"available": True, "as_expected": True,
+                      "decisions": {SECRET_ARN: "allowed", "*": "implicitDeny",
+                                    SECRET_ARN + "x": "implicitDeny"}}
