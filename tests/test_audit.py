@@ -1,0 +1,327 @@
+"""Tests for runbook_lib.audit and runbook_lib.inventory.
+
+moto in-process covers inventory, regions, organizations and coverage; the lab covers
+what moto lacks (served code packages, layers, IAM enforcement). Planted values are
+compared only inside ``bool(...)`` so a failing assertion never prints them.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+from dataclasses import dataclass
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from runbook_lib.audit import Audit, _shape, baseline_invocation, download_package
+from runbook_lib.exceptions import RunbookError
+from runbook_lib.inventory import CallCounter, edge_reason, group_versions, unqualified_arn
+from runbook_lib.ledger import Ledger
+from runbook_lib.redaction import Fingerprinter, redact
+from runbook_lib.session import Target
+
+TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                            "Principal": {"Service": "lambda.amazonaws.com"}}]})
+ANYONE = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                             "Principal": {"AWS": "*"}}]})
+
+
+# -- a stand-in scanner with the Scanner API: keeps moto tests independent of the rule set ----
+@dataclass(frozen=True)
+class FakeFinding:
+    rule: str
+    title: str
+    remediation: str
+    redacted: str
+    fingerprint: str
+    path: str = ""
+    line: int = 0
+    variable: str = ""
+
+
+@dataclass
+class FakeReport:
+    findings: list
+    files_scanned: int = 0
+    bytes_scanned: int = 0
+    skipped: list = None
+
+
+class FakeScanner:
+    """Flags variables named *PASSWORD*/*KEY* and lines holding AKIA-prefixed ids."""
+
+    def __init__(self):
+        self.fp = Fingerprinter(b"k" * 32)
+        self.zips_scanned = 0
+
+    def scan_environment(self, variables):
+        return [FakeFinding("keyword-assignment", "secret", "move-to-secrets-manager", redact(v), self.fp(v),
+                            variable=k) for k, v in variables.items() if re.search("PASSWORD|KEY", k)]
+
+    def scan_zip(self, data, label=""):
+        self.zips_scanned += 1
+        found = []
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            for name in zf.namelist():
+                for number, line in enumerate(zf.read(name).decode().splitlines(), 1):
+                    for m in re.finditer(r"AKIA[A-Z0-9]{16}", line):
+                        found.append(FakeFinding("aws-access-key-id", "AWS key", "remove-use-role",
+                                                 redact(m.group()), self.fp(m.group()), name, number))
+        return FakeReport(found, skipped=[])
+
+
+def make_zip(files: dict) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, text in files.items():
+            zf.writestr(name, text)
+    return buf.getvalue()
+
+
+PLANTED_KEY = "AKIA" + "Q3EXAMPLE7PLANTED"[:16]  # built at run time; not a real key
+PLANTED_PASSWORD = "planted-pw-" + "x9" * 8
+
+
+@pytest.fixture
+def aws_env(monkeypatch):
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        yield
+
+
+class Packages:
+    """Code packages put in (moto) S3, served to the audit by an injected downloader."""
+
+    def __init__(self):
+        self.by_key: dict[str, bytes] = {}
+        self.downloads = 0
+
+    def create(self, session, region, name, files=None, env=None, role_name="fn-role", **extra):
+        iam = session.client("iam")
+        try:
+            role = iam.get_role(RoleName=role_name)["Role"]["Arn"]
+        except iam.exceptions.NoSuchEntityException:
+            role = iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=TRUST)["Role"]["Arn"]
+        s3 = session.client("s3", region_name="us-east-1")
+        bucket = "code-" + session.client("sts").get_caller_identity()["Account"]
+        try:
+            s3.create_bucket(Bucket=bucket)
+        except s3.exceptions.BucketAlreadyOwnedByYou:
+            pass
+        key = f"{region}-{name}.zip"
+        self.by_key[key] = make_zip(files or {"app.py": "def handler(e, c):\n    return 1\n"})
+        s3.put_object(Bucket=bucket, Key=key, Body=self.by_key[key])
+        return session.client("lambda", region_name=region).create_function(
+            FunctionName=name, Runtime="python3.12", Role=role, Handler="app.handler",
+            Code={"S3Bucket": bucket, "S3Key": key}, Environment={"Variables": env or {}}, **extra)
+
+    def download(self, url, limit):
+        self.downloads += 1
+        return self.by_key[url.rsplit("/", 1)[-1]]
+
+
+def moto_target(session=None) -> Target:
+    return Target("aws", "us-east-1", session=session or boto3.session.Session(region_name="us-east-1"))
+
+
+# -- pure helpers ------------------------------------------------------------------------
+def test_group_versions_and_unqualified_arn():
+    arn = "arn:aws:lambda:us-east-1:123456789012:function:f"
+    groups = group_versions([{"FunctionName": "f", "Version": "$LATEST", "FunctionArn": arn + ":$LATEST"},
+                             {"FunctionName": "f", "Version": "2", "FunctionArn": arn + ":2"},
+                             {"FunctionName": "f", "Version": "10", "FunctionArn": arn + ":10"}])
+    assert [v["Version"] for v in groups["f"]["versions"]] == ["2", "10"]
+    assert unqualified_arn(arn + ":$LATEST") == arn
+
+
+def test_edge_reason_only_in_us_east_1():
+    arn = "arn:aws:lambda:us-east-1:123456789012:function:router"
+    assert edge_reason("us-east-1", arn, "router", {}, {arn: ["E1"]}) == "CloudFront association E1"
+    assert edge_reason("us-east-1", arn, "web-edge-router", {}, {}) == "name"
+    assert edge_reason("us-east-1", arn, "router", {"lambda-edge": "true"}, {}) == "tag lambda-edge"
+    assert edge_reason("eu-west-1", arn, "web-edge-router", {}, {}) == ""
+    assert edge_reason("us-east-1", arn, "knowledge-base", {}, {}) == ""
+
+
+def test_response_shape_keeps_keys_and_types_not_values():
+    payload = {"statusCode": 200, "body": json.dumps({"orders": 3, "partner": "accepted", "ok": True})}
+    shape = _shape(payload)
+    assert shape == {"body": {"json": {"ok": "bool", "orders": "number", "partner": "string"}},
+                     "statusCode": "number"}
+    assert "accepted" not in json.dumps(shape)
+
+
+def test_download_error_never_names_the_url():
+    url = "http://127.0.0.1:9/code.zip?X-Amz-Security-Token=planted-token-value"
+    with pytest.raises(RunbookError) as info:
+        download_package(url, 1000, timeout=2)
+    assert "planted-token-value" not in str(info.value) and "127.0.0.1" not in str(info.value)
+
+
+# -- moto: inventory, versions, budget, coverage -------------------------------------------
+def test_versions_env_and_code_are_scanned_within_the_call_budget(aws_env, tmp_path):
+    session = boto3.session.Session(region_name="us-east-1")
+    packages = Packages()
+    lam = session.client("lambda")
+    packages.create(session, "us-east-1", "legacy", env={"DB_PASSWORD": PLANTED_PASSWORD},
+                    files={"app.py": f'KEY = "{PLANTED_KEY}"\n'}, Publish=True)
+    lam.update_function_configuration(FunctionName="legacy", Environment={"Variables": {"LOG_LEVEL": "INFO"}})
+    for i in range(3):
+        packages.create(session, "us-east-1", f"clean-{i}", env={"LOG_LEVEL": "INFO"},
+                        files={"app.py": f"N = {i}\n"})
+    scanner = FakeScanner()
+    calls = []
+    result = Audit(moto_target(session), regions=["us-east-1"], scanner=scanner, max_workers=4,
+                   downloader=packages.download, progress=lambda d, t, l="": calls.append((d, t))).run()
+    findings = result.finding_records
+    # the password lives on only in published version 1; the key is in the code of $LATEST
+    assert [(f["function"], f["version"], f["location"], f["where"]) for f in findings] == [
+        ("legacy", "$LATEST", "code", "app.py:1"), ("legacy", "1", "environment", "DB_PASSWORD")]
+    assert {f["remediation"] for f in findings} == {"remove-use-role", "move-to-secrets-manager"}
+    assert result.summary["functions_seen"] == 4 and result.summary["functions_fully_scanned"] == 4
+    assert result.api_calls["GetFunction"] == 4
+    assert result.summary["api_calls_per_function_beyond_listing"] <= 2
+    assert packages.downloads == 4 and result.summary["packages_downloaded"] == 4
+    assert calls[0] == (0, 4) and calls[-1] == (4, 4)
+    status = {c.id: c.status for c in result.checks()}
+    assert status == {"no-secrets-in-environment": "FAIL", "no-secrets-in-code": "FAIL",
+                      "audit-coverage-complete": "PASS"}
+    paths = result.write(tmp_path)
+    ledger = Ledger.open(tmp_path)
+    result.record(ledger, "legacy")
+    assert ledger.baseline["candidates"] == ["legacy"]
+    assert ledger.baseline["target_function"]["old_versions_with_findings"] == ["1"]
+    texts = [open(p).read() for p in paths.values()] + [(tmp_path / "ledger.json").read_text()]
+    assert not any(bool(PLANTED_KEY in t or PLANTED_PASSWORD in t) for t in texts), "planted value in output"
+
+
+def test_shared_package_is_downloaded_once_and_attributed_to_each_function(aws_env):
+    session = boto3.session.Session(region_name="us-east-1")
+    packages = Packages()
+    files = {"lib/creds.py": f'ID = "{PLANTED_KEY}"\n'}
+    for name in ("a", "b", "c"):
+        packages.create(session, "us-east-1", name, files=files)  # identical zips: one CodeSha256
+    result = Audit(moto_target(session), scanner=FakeScanner(), downloader=packages.download).run()
+    assert sorted(f["function"] for f in result.finding_records) == ["a", "b", "c"]
+    assert packages.downloads == 1
+
+
+def test_image_oversize_and_missing_functions_are_coverage_rows(aws_env):
+    session = boto3.session.Session(region_name="us-east-1")
+    packages = Packages()
+    packages.create(session, "us-east-1", "small")
+    packages.create(session, "us-east-1", "big", files={"blob.txt": "y" * 5000})
+    audit = Audit(moto_target(session), function_names=["small", "big", "ghost"], scanner=FakeScanner(),
+                  downloader=packages.download, max_package_bytes=1000)
+    result = audit.run()
+    gaps = {(g.subject.split(":")[0], g.status) for g in result.gaps}
+    assert ("big", "not-scanned") in gaps and ("ghost", "not-found") in gaps
+    coverage = result.coverage
+    assert "function 'ghost' not found" in " ".join(coverage["reason"])
+    check = {c.id: c for c in result.checks()}["audit-coverage-complete"]
+    assert check.status == "FAIL" and "ghost" in check.reason
+    assert sorted(result.inventory["function"]) == ["big", "small"]
+
+
+@pytest.fixture
+def organization(aws_env):
+    """A management account (123456789012) and one member, each with functions in two regions."""
+    session = boto3.session.Session(region_name="us-east-1")
+    org = session.client("organizations")
+    org.create_organization(FeatureSet="ALL")
+    member = org.create_account(AccountName="member", Email="member@example.com"
+                                )["CreateAccountStatus"]["AccountId"]
+    creds = session.client("sts").assume_role(
+        RoleArn=f"arn:aws:iam::{member}:role/OrganizationAccountAccessRole", RoleSessionName="setup")["Credentials"]
+    member_session = boto3.session.Session(creds["AccessKeyId"], creds["SecretAccessKey"],
+                                           creds["SessionToken"], region_name="us-east-1")
+    member_session.client("iam").create_role(RoleName="AuditRole", AssumeRolePolicyDocument=ANYONE)
+    packages = Packages()
+    packages.create(session, "us-east-1", "mgmt-api", env={"API_KEY": PLANTED_PASSWORD})
+    packages.create(session, "eu-west-1", "mgmt-worker")
+    packages.create(member_session, "us-east-1", "member-api", files={"app.py": f'K = "{PLANTED_KEY}"\n'})
+    packages.create(member_session, "eu-west-1", "member-eu", env={"DB_PASSWORD": PLANTED_PASSWORD})
+    packages.create(member_session, "eu-west-1", "member-eu-2")
+    return session, member, packages
+
+
+def test_organization_audit_across_regions_and_accounts(organization, tmp_path):
+    session, member, packages = organization
+    result = Audit(moto_target(session), regions=["us-east-1", "eu-west-1", "xx-nowhere-1"],
+                   accounts=["organization"], assume_role_name="AuditRole", scanner=FakeScanner(),
+                   downloader=packages.download, max_workers=4).run()
+    inventory = result.inventory
+    seen = {(r.account, r.region, r.function) for r in inventory.itertuples()}
+    assert seen == {("123456789012", "us-east-1", "mgmt-api"), ("123456789012", "eu-west-1", "mgmt-worker"),
+                    (member, "us-east-1", "member-api"), (member, "eu-west-1", "member-eu"),
+                    (member, "eu-west-1", "member-eu-2")}
+    found = {(f["account"], f["region"], f["function"], f["location"]) for f in result.finding_records}
+    assert found == {("123456789012", "us-east-1", "mgmt-api", "environment"),
+                     (member, "us-east-1", "member-api", "code"),
+                     (member, "eu-west-1", "member-eu", "environment")}
+    summary = result.summary
+    assert (summary["accounts"], summary["regions"], summary["functions_seen"],
+            summary["functions_fully_scanned"]) == (2, 4, 5, 5)
+    assert summary["api_calls_by_operation"]["AssumeRole"] == 1
+    coverage = result.coverage
+    per_region = coverage[coverage["call"] == "ListFunctions"]
+    assert set(zip(per_region["account"], per_region["region"], per_region["subject"])) == {
+        ("123456789012", "us-east-1", "1 functions"), ("123456789012", "eu-west-1", "1 functions"),
+        (member, "us-east-1", "1 functions"), (member, "eu-west-1", "2 functions")}
+    unknown = coverage[coverage["status"] == "unknown-region"]
+    assert sorted(unknown["account"]) == sorted(["123456789012", member])
+    check = {c.id: c for c in result.checks()}["audit-coverage-complete"]
+    assert check.status == "FAIL" and "xx-nowhere-1" in check.reason
+    result.write(tmp_path)
+    coverage_json = json.loads((tmp_path / "coverage.json").read_text())
+    assert coverage_json["summary"]["functions_seen"] == 5
+    assert len(coverage_json["regions"]) == 4
+
+
+def test_member_account_without_role_is_a_coverage_row(organization):
+    session, member, packages = organization
+    result = Audit(moto_target(session), accounts=[member, "123456789012", "12345"],
+                   assume_role_name="", scanner=FakeScanner(), downloader=packages.download).run()
+    statuses = {(g.account, g.status) for g in result.gaps}
+    assert (member, "error") in statuses and ("12345", "error") in statuses
+    assert set(result.inventory["account"]) == {"123456789012"}
+    assert {c.id: c.status for c in result.checks()}["audit-coverage-complete"] == "FAIL"
+
+
+def test_all_regions_uses_describe_regions(aws_env):
+    session = boto3.session.Session(region_name="us-east-1")
+    packages = Packages()
+    packages.create(session, "ap-southeast-2", "far-away")
+    result = Audit(moto_target(session), regions="all", scanner=FakeScanner(), include_code=False,
+                   max_workers=8).run()
+    assert result.api_calls["DescribeRegions"] == 1
+    assert result.summary["regions"] > 10
+    assert list(result.inventory["function"]) == ["far-away"]
+    assert {c.id: c.status for c in result.checks()}["no-secrets-in-code"] == "PASS"
+
+
+def test_call_counter_counts_each_call_once_and_detaches(aws_env):
+    session = boto3.session.Session(region_name="us-east-1")
+    counter = CallCounter()
+    sts = counter.attach(session.client("sts"))
+    counter.attach(sts)
+    sts.get_caller_identity()
+    sts.get_caller_identity()
+    counter.detach_all()
+    sts.get_caller_identity()
+    assert counter.by_operation == {"GetCallerIdentity": 2}
+
+
+def test_baseline_invocation_records_an_error_instead_of_raising(aws_env, tmp_path):
+    ledger = Ledger.open(tmp_path)
+    out = baseline_invocation(moto_target(), "no-such-function", ledger)
+    assert out["baseline_status"].startswith("not-invoked: Invoke on no-such-function failed")
+    assert ledger.baseline["baseline_status"] == out["baseline_status"]
