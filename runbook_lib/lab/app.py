@@ -83,10 +83,12 @@ class LabApp:
             status, headers, payload = self._lookup_events(call)
         elif call.service == "lambda" and call.operation == "Invoke":
             status, headers, payload = self._invoke(call, caller, body)
+        elif call.service == "lambda" and call.operation == "GetLayerVersionByArn":
+            status, headers, payload = self._layer_version_by_arn(call)
         else:
             status, headers, payload = self._moto(environ, body)
-            if status < 300 and (call.service, call.operation) in _LOCATION_OPS:
-                headers, payload = self._rewrite_location(call, headers, payload)
+        if status < 300 and (call.service, call.operation) in _LOCATION_OPS:
+            headers, payload = self._rewrite_location(call, headers, payload)
         if status >= 400:
             error = parse_error(headers, payload)
         elif call.operation.startswith(("Create", "Publish")):  # the new resource's ARN exists now
@@ -163,6 +165,23 @@ class LabApp:
         if result.log_result:
             headers.append(("X-Amz-Log-Result", result.log_result))
         return int(result.status_code), headers, result.payload or b""
+
+    def _layer_version_by_arn(self, call: operations.ApiCall) -> Response:
+        """GetLayerVersionByArn, which moto does not implement."""
+        from moto.awslambda.models import lambda_backends
+
+        arn = (call.params or {}).get("Arn", "")
+        parts = arn.split(":")
+        if len(parts) != 8 or parts[5] != "layer":
+            return aws_error(call, "InvalidParameterValueException", f"invalid layer version ARN {arn}", 400)
+        try:
+            layer = lambda_backends[parts[4]][parts[3]].get_layer_version(parts[6], parts[7])
+        except Exception:  # moto raises its own not-found error types
+            layer = None
+        if layer is None:
+            return aws_error(call, "ResourceNotFoundException", f"layer version {arn} not found", 404)
+        return 200, [("Content-Type", "application/json"), ("x-amzn-RequestId", str(uuid.uuid4()))], \
+            json.dumps(layer.get_layer_version()).encode()
 
     # ------------------------------------------------------------------ code download
     def _rewrite_location(self, call: operations.ApiCall, headers: list,

@@ -284,8 +284,7 @@ def _secretsmanager(call, account, region, params) -> list[str]:
     if not secret_id:
         return []
     arn = secret_arn(account, region, secret_id)
-    if call.operation == "CreateSecret" and not arn.startswith("arn:aws:secretsmanager:") \
-            or call.operation == "CreateSecret" and arn.endswith(f":secret:{secret_id}"):
+    if call.operation == "CreateSecret" and arn.endswith(f":secret:{secret_id}"):  # not made yet
         return [f"arn:aws:secretsmanager:{region}:{account}:secret:{secret_id}-??????"]
     return [arn]
 
