@@ -371,20 +371,34 @@ def write_evidence(run_dir: str | Path, name: str, doc: Any) -> Path:
     return path
 
 
-def cache_chart(invocations: list[dict], rows: list[dict], path: str | Path, title: str = "") -> Path:
+class Chart:
+    """A PNG written to the run folder; a notebook displays it inline (``_repr_png_``)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def _repr_png_(self) -> bytes:
+        return self.path.read_bytes()
+
+    def __repr__(self) -> str:
+        return f"Chart({str(self.path)!r})"
+
+
+def cache_chart(invocations: list[dict], rows: list[dict], path: str | Path, title: str = "") -> Chart:
     """PNG chart: cumulative invocations vs cumulative GetSecretValue calls over time.
 
     A cached secret shows as a flat GetSecretValue line (one step per execution
-    environment) under a rising invocation line.
+    environment) under a rising invocation line. Drawn on a bare ``Figure`` so the
+    notebook's own matplotlib backend is left alone.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     inv_times = sorted(parse_time(i["start"]) for i in invocations)
     call_times = sorted(parse_time(r["eventTime"]) for r in rows if r.get("eventTime"))
-    fig, ax = plt.subplots(figsize=(8, 3.5))
+    fig = Figure(figsize=(8, 3.5))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
     if inv_times:
         ax.step(inv_times, range(1, len(inv_times) + 1), where="post", label="invocations", marker="o")
     if call_times:
@@ -393,12 +407,12 @@ def cache_chart(invocations: list[dict], rows: list[dict], path: str | Path, tit
     ax.set_ylabel("cumulative count")
     ax.set_xlabel("time (UTC)")
     ax.set_title(title or "Invocations vs GetSecretValue calls")
-    ax.legend(loc="upper left")
+    if inv_times or call_times:
+        ax.legend(loc="upper left")
     ax.grid(alpha=0.3)
     fig.autofmt_xdate()
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return Chart(path)

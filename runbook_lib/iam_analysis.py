@@ -360,7 +360,7 @@ def effective_grants(analysis: RoleAnalysis) -> list[dict]:
 
 
 # -- IAM's policy simulator ------------------------------------------------------------------
-_UNAVAILABLE = {"NotImplemented", "InvalidAction", "UnknownOperationException",
+_UNAVAILABLE = {"NotImplemented", "InvalidAction", "UnknownOperationException", "ResponseParserError",
                 "UnsupportedOperation", "404"}
 
 

@@ -213,7 +213,8 @@ def test_write_evidence_and_chart(tmp_path):
     invocations = [{"start": (T0 + dt.timedelta(seconds=i)).isoformat()} for i in range(5)]
     rows = [event_row(trail_event(T0))]
     png = cache_chart(invocations, rows, tmp_path / "charts" / "cache.png")
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert png.path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert png._repr_png_() == png.path.read_bytes()
 
 
 def test_download_code_reads_bounded(tmp_path):

@@ -1,0 +1,277 @@
+"""Validation checks: unit tests on fabricated evidence (moto in-process), then the lab end to end."""
+
+import datetime as dt
+import json
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from runbook_lib.checks import FAIL, PASS, SKIP, WARN
+from runbook_lib.evidence import event_row, iso
+from runbook_lib.exceptions import InputError
+from runbook_lib.ledger import Ledger
+from runbook_lib.redaction import Fingerprinter
+from runbook_lib.validation import CHECK_IDS, CONTROL_MAP, Validation
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+FUNCTION = "orders-api"
+ROLE = "orders-api-role"
+SESSION_ARN = f"arn:aws:sts::{ACCOUNT}:assumed-role/{ROLE}/{FUNCTION}"
+TRUST = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                 "Principal": {"Service": "lambda.amazonaws.com"}}]}
+
+
+def contains(text, value):
+    """Whether ``value`` is in ``text``, as a bare bool so a failing assert never prints the value."""
+    return bool(value in text)
+
+
+# -- unit: fabricated evidence ------------------------------------------------------------
+class FakeTarget:
+    """A Target stand-in handing out moto in-process clients."""
+
+    def __init__(self, name="lab"):
+        self.name, self.region = name, REGION
+
+    def client(self, service, region=None, **kwargs):
+        return boto3.client(service, region_name=region or REGION)
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def secret(aws):
+    sm = boto3.client("secretsmanager", region_name=REGION)
+    values = {"PARTNER_API_KEY": "pk_" + "x7" * 12, "DB_PASSWORD": "pw-" + "q9" * 8}
+    arn = sm.create_secret(Name=f"lambda/{FUNCTION}/config", SecretString=json.dumps(values))["ARN"]
+    return arn, values
+
+
+def make_validation(tmp_path, secret_arn="", target=None, **kw):
+    ledger = Ledger.open(tmp_path)
+    ledger.bind(account=ACCOUNT, region=REGION, function_name=FUNCTION)
+    if secret_arn:
+        ledger.record("secret", secret_arn, "created", "secret", {"kms_key": "aws/secretsmanager"})
+    v = Validation(target or FakeTarget(), ledger, tmp_path, invocations=5, scanner=kw.pop("scanner", None),
+                   fingerprinter=Fingerprinter(b"k" * 32), **kw)
+    start = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    v.window_start, v.window_end = start, start + dt.timedelta(seconds=5)
+    v.role_name = ROLE
+    v.function = {"Configuration": {"FunctionArn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{FUNCTION}",
+                                    "Role": f"arn:aws:iam::{ACCOUNT}:role/{ROLE}",
+                                    "Environment": {"Variables": {"TABLE_NAME": "orders"}}}}
+    v.invocations = [{"index": i, "start": iso(start + dt.timedelta(seconds=i)), "end": "", "duration_ms": 5.0,
+                      "status_code": 200, "function_error": "", "executed_version": "$LATEST", "request_id": "",
+                      "http_status": 200, "response_bytes": 10,
+                      "response_shape": {"statusCode": "int", "body": {"orders": "int"}}} for i in range(5)]
+    v.collected = True
+    return v
+
+
+def log_events(v, messages, stream="2024/05/01/[$LATEST]abc"):
+    base = int(v.window_start.timestamp() * 1000) + 100
+    return [{"stream": stream, "timestamp": base + i, "message": m} for i, m in enumerate(messages)]
+
+
+def trail(v, count, arn=SESSION_ARN, agent="Boto3 exec-env/AWS_Lambda_python3.12"):
+    rows = []
+    for i in range(count):
+        when = v.window_start + dt.timedelta(seconds=i)
+        rows.append(event_row({"eventTime": when.strftime("%Y-%m-%dT%H:%M:%SZ"), "eventName": "GetSecretValue",
+                               "userIdentity": {"type": "AssumedRole", "arn": arn},
+                               "userAgent": agent, "requestParameters": {"secretId": "x"}}))
+    return rows
+
+
+def invocation_logs(v, fetch_every_call=False, extra=()):
+    messages = []
+    for i in range(5):
+        messages.append(f"START RequestId: r{i} Version: $LATEST")
+        if i == 0 or fetch_every_call:
+            messages.append("[INFO] secret retrieved from Secrets Manager (cached for next invocations)")
+        messages.extend(extra)
+        messages += [f"END RequestId: r{i}", f"REPORT RequestId: r{i} Duration: 1 ms"]
+    return log_events(v, messages)
+
+
+def test_constructor_validates_parameters(tmp_path):
+    ledger = Ledger.open(tmp_path)
+    with pytest.raises(InputError, match="function_name"):
+        Validation(FakeTarget(), ledger, tmp_path)
+    with pytest.raises(InputError, match="payload"):
+        Validation(FakeTarget(), ledger, tmp_path, FUNCTION, payload="{nope")
+    v = Validation(FakeTarget("aws"), ledger, tmp_path, FUNCTION, payload='{"a": 1}')
+    assert v.payload == {"a": 1} and v.trail_wait_seconds == 900
+    assert Validation(FakeTarget("lab"), ledger, tmp_path, FUNCTION).trail_wait_seconds == 0
+
+
+def test_every_check_maps_to_known_controls():
+    from runbook_lib.checks import CONTROLS
+    assert set(CONTROL_MAP) == set(CHECK_IDS)
+    assert all(c in CONTROLS for controls in CONTROL_MAP.values() for c in controls)
+
+
+def test_function_invokes_and_parity(tmp_path):
+    v = make_validation(tmp_path)
+    assert v.check_function_invokes().status == PASS
+    assert v.check_functional_parity().status == SKIP
+    v.ledger.set_baseline(response_shape={"statusCode": "int", "body": {"orders": "int"}})
+    assert v.check_functional_parity().status == PASS
+    v.ledger.set_baseline(response_shape={"statusCode": "int", "body": {"orders": "int", "partner": "str"}})
+    check = v.check_functional_parity()
+    assert check.status == FAIL and "$.body.partner: missing" in check.reason
+    v.invocations[2]["function_error"] = "Unhandled"
+    check = v.check_function_invokes()
+    assert check.status == FAIL and check.reason == "invocation 2: FunctionError Unhandled"
+
+
+def test_variable_left_behind_fails_environment(tmp_path):
+    v = make_validation(tmp_path)
+    v.ledger.record("snapshot", "1", "created", "snapshot", {"moved_variables": ["DB_PASSWORD"]})
+    v.scanner  # the real engine
+    assert v.check_no_secrets_in_environment().status == PASS
+    v.function["Configuration"]["Environment"]["Variables"]["DB_PASSWORD"] = "correct-horse-battery-staple"
+    check = v.check_no_secrets_in_environment()
+    assert check.status == FAIL and "DB_PASSWORD" in check.reason
+    assert check.evidence["left_behind"] == ["DB_PASSWORD"]
+    assert contains(json.dumps(check.evidence), "correct-horse-battery-staple") is False
+
+
+def test_retrieval_line_and_cache(tmp_path, secret):
+    v = make_validation(tmp_path, secret[0])
+    v.secret = {"ARN": secret[0], "Name": f"lambda/{FUNCTION}/config"}
+    v.log_events = invocation_logs(v)
+    v.trail_rows = trail(v, 1)
+    assert v.check_secret_retrieved_at_runtime().status == PASS
+    cached = v.check_secret_cached()
+    assert cached.status == PASS
+    assert (cached.evidence["get_secret_value_calls"], cached.evidence["execution_environments"]) == (1, 1)
+    attribution = v.check_cloudtrail_attribution()
+    assert attribution.status == PASS and attribution.evidence["matched"][0]["ARN"] == SESSION_ARN
+
+
+def test_fetch_on_every_call_fails_cache(tmp_path, secret):
+    v = make_validation(tmp_path, secret[0])
+    v.secret = {"ARN": secret[0], "Name": f"lambda/{FUNCTION}/config"}
+    v.log_events = invocation_logs(v, fetch_every_call=True)
+    v.trail_rows = trail(v, 5)
+    check = v.check_secret_cached()
+    assert check.status == FAIL and "5 fetches for 5 invocations on 1 execution environment" in check.reason
+
+
+def test_attribution_needs_the_function_role_from_lambda(tmp_path, secret):
+    v = make_validation(tmp_path, secret[0])
+    v.secret = {"ARN": secret[0], "Name": "n"}
+    v.trail_rows = trail(v, 1, arn=f"arn:aws:iam::{ACCOUNT}:user/lab-admin") + trail(v, 1, agent="aws-cli/2")
+    check = v.check_cloudtrail_attribution()
+    assert check.status == FAIL and "lab-admin" in check.reason
+    assert check.evidence["expected_identity"] == SESSION_ARN
+
+
+def test_no_secret_in_logs_fails_on_a_printed_value_and_keeps_it_out(tmp_path, secret):
+    arn, values = secret
+    v = make_validation(tmp_path, arn)
+    v.secret = {"ARN": arn, "Name": "n"}
+    v.log_events = invocation_logs(v, extra=[f"debug config key={values['PARTNER_API_KEY']}"])
+    v._scan_log_values()
+    v._write_log_excerpt()
+    check = v.check_no_secret_in_logs()
+    assert check.status == FAIL and "5 log event(s) hold a value of the secret" in check.reason
+    fp = Fingerprinter(b"k" * 32)(values["PARTNER_API_KEY"])
+    assert check.evidence["hits"][0]["fingerprint"] == fp
+    excerpt = (tmp_path / "log_excerpt.json").read_text()
+    assert contains(excerpt, values["PARTNER_API_KEY"]) is False
+    assert fp in excerpt
+    assert contains(json.dumps(check.evidence), values["PARTNER_API_KEY"]) is False
+
+
+def test_no_secret_in_logs_passes_on_clean_logs(tmp_path, secret):
+    v = make_validation(tmp_path, secret[0])
+    v.secret = {"ARN": secret[0], "Name": "n"}
+    v.log_events = invocation_logs(v)
+    v._scan_log_values()
+    check = v.check_no_secret_in_logs()
+    assert check.status == PASS and check.evidence["values_searched"] == 2
+
+
+def test_secret_encrypted_warns_without_rotation(tmp_path, secret):
+    v = make_validation(tmp_path, secret[0])
+    v._collect_secret()
+    check = v.check_secret_encrypted()
+    assert check.status == WARN and "rotation is not enabled" in check.reason
+    assert check.evidence["kms_key_id"].startswith("alias/aws/secretsmanager")
+
+
+def test_secret_encrypted_with_disabled_cmk_fails(tmp_path, aws):
+    kms = boto3.client("kms", region_name=REGION)
+    key = kms.create_key()["KeyMetadata"]
+    arn = boto3.client("secretsmanager", region_name=REGION).create_secret(
+        Name="s", SecretString="{}", KmsKeyId=key["Arn"])["ARN"]
+    v = make_validation(tmp_path, arn)
+    v._collect_secret()
+    kms.disable_key(KeyId=key["KeyId"])
+    check = v.check_secret_encrypted()
+    assert check.status == FAIL and "Disabled" in check.reason
+    assert check.evidence["key_manager"] == "CUSTOMER"
+
+
+def test_audit_logging(tmp_path, aws):
+    v = make_validation(tmp_path)
+    assert v.check_audit_logging().status == FAIL
+    boto3.client("s3", region_name=REGION).create_bucket(Bucket="trail-bucket")
+    ct = boto3.client("cloudtrail", region_name=REGION)
+    ct.create_trail(Name="org-trail", S3BucketName="trail-bucket", IsMultiRegionTrail=True)
+    ct.start_logging(Name="org-trail")
+    check = v.check_audit_logging()
+    assert check.status == PASS and check.evidence["qualifying"] == ["org-trail"]
+    ct.put_event_selectors(TrailName="org-trail", EventSelectors=[
+        {"ReadWriteType": "WriteOnly", "IncludeManagementEvents": True}])
+    check = v.check_audit_logging()
+    assert check.status == FAIL and "no management read events" in check.reason
+    ct.put_event_selectors(TrailName="org-trail", EventSelectors=[{"ReadWriteType": "All"}])
+    ct.stop_logging(Name="org-trail")
+    check = v.check_audit_logging()
+    assert check.status == FAIL and "org-trail: not logging" in check.reason
+
+
+def test_least_privilege_with_moto(tmp_path, secret):
+    arn = secret[0]
+    iam = boto3.client("iam", region_name=REGION)
+    iam.create_role(RoleName=ROLE, AssumeRolePolicyDocument=json.dumps(TRUST))
+    iam.put_role_policy(RoleName=ROLE, PolicyName="read", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+                                                 "Resource": arn}]}))
+    v = make_validation(tmp_path, arn, live_probe=False)
+    v._collect_secret()
+    v._collect_iam()
+    check = v.check_least_privilege()
+    assert check.status == PASS, check.reason
+    assert check.evidence["live_probe"] == {"performed": False, "reason": "live_probe parameter"}
+    assert json.loads((tmp_path / "iam_analysis.json").read_text())["problems"] == []
+    iam.put_role_policy(RoleName=ROLE, PolicyName="wide", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "secretsmanager:*",
+                                                 "Resource": "*"}]}))
+    v._collect_iam()
+    check = v.check_least_privilege()
+    assert check.status == FAIL and "wildcard action secretsmanager:*" in check.reason
+
+
+def test_edge_association_skips_without_ledger_entry(tmp_path):
+    check = make_validation(tmp_path).check_edge_association()
+    assert check.status == SKIP and "no Lambda@Edge" in check.reason
+
+
+def test_summary_labels_the_target(tmp_path):
+    v = make_validation(tmp_path)
+    v.checks = [v.check_function_invokes(), v.check_functional_parity()]
+    text = str(v.summary())
+    assert "target lab" in text and "NOT production evidence" in text
+    assert "1 passed, 0 failed, 0 warned, 1 skipped" in text
+    assert v.summary().to_dict()["counts"][PASS] == 1
