@@ -1,0 +1,291 @@
+"""CloudTrail event history: recording, identity, redaction, LookupEvents; request resolution."""
+
+import json
+import secrets
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import boto3
+import pytest
+from botocore.awsrequest import AWSResponse
+
+from runbook_lib.lab import cloudtrail, operations
+from runbook_lib.lab.identity import resolve_caller
+
+TRUST = {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+
+
+def _events(lab, **attributes):
+    lookup = [{"AttributeKey": k, "AttributeValue": v} for k, v in attributes.items()]
+    return lab.client("cloudtrail").lookup_events(LookupAttributes=lookup, MaxResults=50)["Events"]
+
+
+def _session_client(lab, role_name, session_name, service):
+    iam = lab.client("iam")
+    arn = iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=json.dumps(TRUST))["Role"]["Arn"]
+    creds = lab.client("sts").assume_role(RoleArn=arn, RoleSessionName=session_name)["Credentials"]
+    return boto3.client(service, endpoint_url=lab.endpoint_url, region_name=lab.region,
+                        aws_access_key_id=creds["AccessKeyId"],
+                        aws_secret_access_key=creds["SecretAccessKey"],
+                        aws_session_token=creds["SessionToken"]), creds["AccessKeyId"], arn
+
+
+def test_moto_still_lacks_lookup_events():
+    from moto import mock_aws
+
+    with mock_aws():
+        with pytest.raises(Exception) as caught:
+            boto3.client("cloudtrail", region_name="us-east-1").lookup_events()
+    assert "not been implemented" in str(caught.value)
+
+
+def test_admin_call_is_attributed_to_the_iam_user(lab):
+    name = f"ct-admin-{uuid.uuid4().hex[:6]}"
+    lab.client("secretsmanager").create_secret(Name=name, SecretString=secrets.token_hex(8))
+    [event] = _events(lab, ResourceName=name)
+    record = json.loads(event["CloudTrailEvent"])
+    assert event["Username"] == "lab-admin" and event["EventName"] == "CreateSecret"
+    assert record["userIdentity"]["type"] == "IAMUser"
+    assert record["userIdentity"]["arn"] == "arn:aws:iam::123456789012:user/lab-admin"
+    assert record["userIdentity"]["accessKeyId"] == lab.env["AWS_ACCESS_KEY_ID"]
+    assert record["eventSource"] == "secretsmanager.amazonaws.com" and record["readOnly"] is False
+    assert record["awsRegion"] == "us-east-1" and record["sourceIPAddress"] == "127.0.0.1"
+    assert "Boto3" in record["userAgent"]
+
+
+def test_role_session_call_is_attributed_to_the_assumed_role(lab):
+    suffix = uuid.uuid4().hex[:6]
+    sm, key_id, role_arn = _session_client(lab, f"ct-role-{suffix}", f"ct-session-{suffix}", "secretsmanager")
+    sm.list_secrets()
+    [event] = _events(lab, AccessKeyId=key_id)
+    record = json.loads(event["CloudTrailEvent"])
+    identity = record["userIdentity"]
+    assert identity["type"] == "AssumedRole"
+    assert identity["arn"] == f"arn:aws:sts::123456789012:assumed-role/ct-role-{suffix}/ct-session-{suffix}"
+    issuer = identity["sessionContext"]["sessionIssuer"]
+    assert issuer == {"type": "Role", "principalId": issuer["principalId"], "arn": role_arn,
+                      "accountId": "123456789012", "userName": f"ct-role-{suffix}"}
+    assert identity["principalId"] == f"{issuer['principalId']}:ct-session-{suffix}"
+    assert identity["sessionContext"]["attributes"]["mfaAuthenticated"] == "false"
+    assert event["Username"] == f"ct-session-{suffix}"
+    assert [e["EventId"] for e in _events(lab, Username=f"ct-session-{suffix}")] == [event["EventId"]]
+
+
+def test_in_process_assumed_role_resolves_like_the_runtime_uses_it(lab):
+    """The runtime assumes roles through moto's STS backend; identity reads the same store."""
+    from moto.iam.models import iam_backends
+    from moto.sts.models import sts_backends
+
+    iam_backends["123456789012"]["aws"].create_role(
+        role_name="inproc-role", assume_role_policy_document=json.dumps(TRUST), path="/",
+        permissions_boundary=None, description="", tags=[], max_session_duration="3600",
+        linked_service=None)
+    session = sts_backends["123456789012"]["aws"].assume_role(
+        region_name="us-east-1", role_session_name="orders-api",
+        role_arn="arn:aws:iam::123456789012:role/inproc-role", policy=None, duration=900, external_id=None)
+    caller = resolve_caller(session.access_key_id)
+    assert caller.kind == "AssumedRole" and caller.user_name == "orders-api"
+    assert caller.arn == "arn:aws:sts::123456789012:assumed-role/inproc-role/orders-api"
+    assert resolve_caller("AKIAUNKNOWNKEY000000").kind == "Root"
+
+
+def test_get_secret_value_event_has_secret_id_and_no_secret(lab):
+    value = "tok-" + secrets.token_hex(12)
+    name = f"ct-gsv-{uuid.uuid4().hex[:6]}"
+    sm = lab.client("secretsmanager")
+    arn = sm.create_secret(Name=name, SecretString=value)["ARN"]
+    sm.get_secret_value(SecretId=name)
+    sm.put_secret_value(SecretId=name, SecretString=value + "-2")
+    events = _events(lab, ResourceName=name)
+    assert [e["EventName"] for e in events] == ["PutSecretValue", "GetSecretValue", "CreateSecret"]
+    assert all(bool(value in e["CloudTrailEvent"]) is False for e in events)
+    get = json.loads(events[1]["CloudTrailEvent"])
+    assert get["requestParameters"] == {"secretId": name}
+    assert get["readOnly"] is True and get["responseElements"] is None
+    assert get["resources"][0]["ARN"] == arn
+    assert [e["EventName"] for e in _events(lab, ResourceName=arn)][-1] == "CreateSecret"
+    create = json.loads(events[2]["CloudTrailEvent"])
+    assert create["requestParameters"]["secretString"] == cloudtrail.HIDDEN
+
+
+def test_lambda_events_hide_code_and_environment_values(lab):
+    value = "pw-" + secrets.token_hex(10)
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("app.py", f"KEY = '{value}'\n")
+    iam = lab.client("iam")
+    role = iam.create_role(RoleName=f"ct-fn-{uuid.uuid4().hex[:6]}",
+                           AssumeRolePolicyDocument=json.dumps(TRUST))["Role"]["Arn"]
+    name = f"ct-fn-{uuid.uuid4().hex[:6]}"
+    lam = lab.client("lambda")
+    lam.create_function(FunctionName=name, Runtime="python3.12", Role=role, Handler="app.handler",
+                        Code={"ZipFile": buffer.getvalue()}, Environment={"Variables": {"DB_PASSWORD": value}})
+    lam.update_function_configuration(FunctionName=name, Environment={"Variables": {"DB_PASSWORD": value}})
+    events = _events(lab, ResourceName=name)
+    assert [e["EventName"] for e in events] == ["UpdateFunctionConfiguration", "CreateFunction"]
+    assert all(bool(value in e["CloudTrailEvent"]) is False for e in events)
+    create = json.loads(events[1]["CloudTrailEvent"])
+    assert create["requestParameters"]["functionName"] == name
+    assert create["requestParameters"]["environment"]["variables"] == cloudtrail.HIDDEN
+
+
+def test_failed_call_records_error_code(lab):
+    name = f"ct-missing-{uuid.uuid4().hex[:6]}"
+    sm = lab.client("secretsmanager")
+    with pytest.raises(sm.exceptions.ResourceNotFoundException):
+        sm.get_secret_value(SecretId=name)
+    [event] = _events(lab, ResourceName=name)
+    record = json.loads(event["CloudTrailEvent"])
+    assert record["errorCode"] == "ResourceNotFoundException" and record["errorMessage"]
+
+
+def test_lookup_filters_paging_and_time_range(lab):
+    name = f"ct-page-{uuid.uuid4().hex[:6]}"
+    sm = lab.client("secretsmanager")
+    sm.create_secret(Name=name, SecretString="x" * 12)
+    before = datetime.now(timezone.utc)
+    time.sleep(1.1)
+    for _ in range(5):
+        sm.describe_secret(SecretId=name)
+    ct = lab.client("cloudtrail")
+    page = ct.lookup_events(LookupAttributes=[{"AttributeKey": "ResourceName", "AttributeValue": name}],
+                            MaxResults=2)
+    ids = [e["EventId"] for e in page["Events"]]
+    while "NextToken" in page:
+        page = ct.lookup_events(LookupAttributes=[{"AttributeKey": "ResourceName", "AttributeValue": name}],
+                                MaxResults=2, NextToken=page["NextToken"])
+        ids += [e["EventId"] for e in page["Events"]]
+    assert len(ids) == len(set(ids)) == 6
+    everything = _events(lab, ResourceName=name)
+    assert [e["EventId"] for e in everything] == ids  # same order: newest first
+    times = [e["EventTime"] for e in everything]
+    assert times == sorted(times, reverse=True)
+    recent = ct.lookup_events(LookupAttributes=[{"AttributeKey": "ResourceName", "AttributeValue": name}],
+                              StartTime=before)["Events"]
+    assert {e["EventName"] for e in recent} == {"DescribeSecret"} and len(recent) == 5
+    older = ct.lookup_events(LookupAttributes=[{"AttributeKey": "ResourceName", "AttributeValue": name}],
+                             EndTime=before)["Events"]
+    assert [e["EventName"] for e in older] == ["CreateSecret"]
+    none = ct.lookup_events(StartTime=datetime.now(timezone.utc) + timedelta(hours=1))["Events"]
+    assert none == []
+    by_source = _events(lab, EventSource="secretsmanager.amazonaws.com")
+    assert by_source and {e["EventSource"] for e in by_source} == {"secretsmanager.amazonaws.com"}
+    by_name = _events(lab, EventName="DescribeSecret")
+    assert by_name and {e["EventName"] for e in by_name} == {"DescribeSecret"}
+
+
+def test_lookup_rejects_bad_input(lab):
+    ct = lab.client("cloudtrail")
+    with pytest.raises(ct.exceptions.InvalidLookupAttributesException):
+        ct.lookup_events(LookupAttributes=[{"AttributeKey": "Colour", "AttributeValue": "x"}])
+    with pytest.raises(ct.exceptions.InvalidMaxResultsException):
+        ct.lookup_events(MaxResults=51)
+
+
+def test_event_store_is_bounded_and_thread_safe():
+    import threading
+
+    store = cloudtrail.EventStore(max_events=100)
+    caller = resolve_caller("")
+    call = operations.ApiCall(service="sts", operation="GetCallerIdentity", region="us-east-1")
+
+    def work():
+        for _ in range(50):
+            event = cloudtrail.build_event(call, caller, cloudtrail.Outcome(200), when=datetime.now(timezone.utc),
+                                           source_ip="127.0.0.1", user_agent="t", request_id="r")
+            store.add(event, caller)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(store) == 100
+    answer = store.lookup({"MaxResults": 50})
+    assert len(answer["Events"]) == 50 and "NextToken" in answer
+
+
+# ------------------------------------------------------------------ request resolution
+
+def _captured(service: str, method: str, **kwargs):
+    """Build the real HTTP request boto3 would send, and resolve it like the lab does."""
+    client = boto3.client(service, region_name="us-east-1", endpoint_url="http://127.0.0.1:1",
+                          aws_access_key_id="AKIAEXAMPLEKEY000001", aws_secret_access_key="x")
+    seen = {}
+
+    def capture(request, **_):
+        seen["request"] = request
+        return AWSResponse(request.url, 599, {}, None)
+
+    client.meta.events.register("before-send", capture)
+    try:
+        getattr(client, method)(**kwargs)
+    except Exception:  # the fake 599 answer; only the request matters
+        pass
+    request = seen["request"]
+    path, _, query = request.url.split("://", 1)[1].partition("/")[2].partition("?")
+    body = request.body or b""
+    body = body.encode() if isinstance(body, str) else (body if isinstance(body, bytes) else body.read())
+    headers = {k: v.decode() if isinstance(v, bytes) else v for k, v in request.headers.items()}
+    environ = {"REQUEST_METHOD": request.method, "PATH_INFO": "/" + path, "RAW_URI": "/" + path,
+               "QUERY_STRING": query, "CONTENT_TYPE": headers.get("Content-Type", "")}
+    for key, value in headers.items():
+        environ["HTTP_" + key.upper().replace("-", "_")] = value
+    return operations.resolve(environ, body)
+
+
+@pytest.mark.parametrize("service, method, kwargs, operation, params", [
+    ("secretsmanager", "get_secret_value", {"SecretId": "app/a"}, "GetSecretValue", {"SecretId": "app/a"}),
+    ("iam", "create_role", {"RoleName": "r", "AssumeRolePolicyDocument": "{}",
+                            "Tags": [{"Key": "k", "Value": "v"}]},
+     "CreateRole", {"RoleName": "r", "AssumeRolePolicyDocument": "{}", "Tags": [{"Key": "k", "Value": "v"}]}),
+    ("lambda", "get_function", {"FunctionName": "arn:aws:lambda:us-east-1:123456789012:function:f",
+                                "Qualifier": "3"},
+     "GetFunction", {"FunctionName": "arn:aws:lambda:us-east-1:123456789012:function:f", "Qualifier": "3"}),
+    ("lambda", "get_layer_version_by_arn", {"Arn": "arn:aws:lambda:us-east-1:123456789012:layer:l:1"},
+     "GetLayerVersionByArn", {"Arn": "arn:aws:lambda:us-east-1:123456789012:layer:l:1"}),
+    ("lambda", "list_layers", {}, "ListLayers", {}),
+    ("lambda", "invoke", {"FunctionName": "f", "InvocationType": "Event", "Payload": b"{}"},
+     "Invoke", {"FunctionName": "f", "InvocationType": "Event"}),
+    ("dynamodb", "get_item", {"TableName": "orders", "Key": {"order_id": {"S": "1"}}},
+     "GetItem", {"TableName": "orders", "Key": {"order_id": {"S": "1"}}}),
+    ("cloudfront", "get_distribution_config", {"Id": "E123"}, "GetDistributionConfig", {"Id": "E123"}),
+    ("s3", "get_object", {"Bucket": "b", "Key": "dir/file.txt"}, "GetObject",
+     {"Bucket": "b", "Key": "dir/file.txt"}),
+])
+def test_resolve_every_protocol(service, method, kwargs, operation, params):
+    call = _captured(service, method, **kwargs)
+    assert (call.service, call.operation) == (service, operation)
+    assert {k: v for k, v in call.params.items() if k in params} == params
+    assert call.region == "us-east-1" and call.access_key_id == "AKIAEXAMPLEKEY000001"
+
+
+def test_resolve_rest_xml_payload_keeps_lambda_associations():
+    config = {"CallerReference": "c", "Comment": "", "Enabled": True,
+              "Origins": {"Quantity": 1, "Items": [{"Id": "o", "DomainName": "example.com"}]},
+              "DefaultCacheBehavior": {"TargetOriginId": "o", "ViewerProtocolPolicy": "allow-all",
+                                       "LambdaFunctionAssociations": {"Quantity": 1, "Items": [
+                                           {"LambdaFunctionARN": "arn:aws:lambda:us-east-1:1:function:f:1",
+                                            "EventType": "viewer-request"}]}}}
+    call = _captured("cloudfront", "update_distribution", Id="E1", IfMatch="x", DistributionConfig=config)
+    assert call.operation == "UpdateDistribution" and call.params["Id"] == "E1"
+    items = call.params["DistributionConfig"]["DefaultCacheBehavior"]["LambdaFunctionAssociations"]["Items"]
+    assert items[0]["EventType"] == "viewer-request"
+
+
+def test_request_parameters_hide_sensitive_members():
+    value = secrets.token_hex(8)
+    call = _captured("secretsmanager", "create_secret", Name="n", SecretString=value, KmsKeyId="alias/k")
+    parameters = cloudtrail.request_parameters(call)
+    assert parameters["name"] == "n" and parameters["kmsKeyId"] == "alias/k"
+    assert parameters["secretString"] == cloudtrail.HIDDEN
+    assert bool(value in json.dumps(parameters)) is False
+    kms = _captured("kms", "encrypt", KeyId="k", Plaintext=value.encode())
+    assert bool(value in json.dumps(cloudtrail.request_parameters(kms))) is False
+    iam = _captured("iam", "create_login_profile", UserName="u", Password=value)
+    assert bool(value in json.dumps(cloudtrail.request_parameters(iam))) is False
