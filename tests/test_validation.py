@@ -275,3 +275,191 @@ def test_summary_labels_the_target(tmp_path):
     assert "target lab" in text and "NOT production evidence" in text
     assert "1 passed, 0 failed, 0 warned, 1 skipped" in text
     assert v.summary().to_dict()["counts"][PASS] == 1
+
+
+# -- integration: the lab ----------------------------------------------------------------------
+import io  # noqa: E402
+import textwrap  # noqa: E402
+import time  # noqa: E402
+import zipfile  # noqa: E402
+
+from runbook_lib.session import Target  # noqa: E402
+
+LAB_HANDLER = textwrap.dedent('''
+    import json, os
+    import boto3
+
+    _cache = {}
+
+    def _secret():
+        if "config" not in _cache or os.environ.get("FETCH_EVERY_CALL"):
+            value = boto3.client("secretsmanager").get_secret_value(SecretId=os.environ["SECRET_ID"])
+            _cache["config"] = json.loads(value["SecretString"])
+            print("[INFO] secret retrieved from Secrets Manager (cached for next invocations)")
+            if os.environ.get("PRINT_SECRET"):
+                print("debug:", _cache["config"]["PARTNER_API_KEY"])
+        return _cache["config"]
+
+    def handler(event, context):
+        config = _secret()
+        return {"statusCode": 200, "body": json.dumps({"orders": 3, "partner": "accepted",
+                                                       "db_configured": bool(config.get("DB_PASSWORD"))})}
+''')
+BASIC_LOGS = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Resource": "*", "Action": [
+    "logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]}]}
+BASELINE_SHAPE = {"statusCode": "int", "body": {"orders": "int", "partner": "str", "db_configured": "bool"}}
+
+
+def _zip(source):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("app.py", source)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def lab_env():
+    from runbook_lib.lab import Lab
+
+    with Lab(seed=False) as running:
+        s3 = running.client("s3")
+        s3.create_bucket(Bucket="audit-trail-logs")
+        ct = running.client("cloudtrail")
+        ct.create_trail(Name="org-trail", S3BucketName="audit-trail-logs", IsMultiRegionTrail=True)
+        ct.start_logging(Name="org-trail")
+        yield running
+
+
+def deploy(lab, tmp_path, name, variables=None, secret_policy=None, role=None, extra_env=None):
+    """The state the implementation leaves: secret, scoped policy, function fetching at run time."""
+    iam, sm, lam = lab.client("iam"), lab.client("secretsmanager"), lab.client("lambda")
+    role = role or f"{name}-role"
+    role_arn = iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(TRUST))["Role"]["Arn"]
+    iam.put_role_policy(RoleName=role, PolicyName="basic-logs", PolicyDocument=json.dumps(BASIC_LOGS))
+    values = {"PARTNER_API_KEY": "pk-" + name + "-a8f3k2m9x7q1w4e6", "DB_PASSWORD": "db-" + name + "-Zr5t8y2u"}
+    secret_arn = sm.create_secret(Name=f"lambda/{name}/config", SecretString=json.dumps(values))["ARN"]
+    document = secret_policy or {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": secret_arn}]}
+    policy_arn = iam.create_policy(PolicyName=f"LambdaSecretsManagerPolicy-{name}",
+                                   PolicyDocument=json.dumps(document))["Policy"]["Arn"]
+    iam.attach_role_policy(RoleName=role, PolicyArn=policy_arn)
+    ledger = Ledger.open(tmp_path)
+    ledger.bind(target="lab", account=ACCOUNT, region=REGION, function_name=name)
+    ledger.set_baseline(response_shape=BASELINE_SHAPE, baseline_status="ok")
+    ledger.record("snapshot", name, "created", "snapshot", {"version": "1", "code_sha256": "old",
+                                                            "moved_variables": ["PARTNER_API_KEY", "DB_PASSWORD"]})
+    ledger.record("secret", secret_arn, "created", "secret", {"kms_key": "aws/secretsmanager"})
+    ledger.record("policy", policy_arn, "created", "iam", {})
+    ledger.record("function_code", name, "changed", "function", {})
+    env = {"SECRET_ID": secret_arn, "TABLE_NAME": "orders", **(variables or {}), **(extra_env or {})}
+    lam.create_function(FunctionName=name, Runtime="python3.12", Role=role_arn, Handler="app.handler",
+                        Code={"ZipFile": _zip(LAB_HANDLER)}, Environment={"Variables": env}, Timeout=30)
+    for _ in range(100):
+        if lam.get_function_configuration(FunctionName=name).get("State", "Active") == "Active":
+            break
+        time.sleep(0.1)
+    return ledger, values
+
+
+def run_validation(lab, tmp_path, name, ledger, **kw):
+    target = Target.from_parameters("lab", region=REGION, endpoint_url=lab.endpoint_url, session=lab.session())
+    v = Validation(target, ledger, tmp_path, name, invocations=5, **kw)
+    v.invoke()
+    v.collect()
+    checks = {c.id: c for c in v.run_checks()}
+    return v, checks
+
+
+def no_value_in_run_folder(folder, values):
+    texts = [p.read_text(errors="replace") for p in folder.rglob("*") if p.is_file() and p.suffix == ".json"]
+    return not any(value in text for text in texts for value in values.values())
+
+
+def test_lab_all_checks_pass_with_evidence(lab_env, tmp_path):
+    ledger, values = deploy(lab_env, tmp_path, "orders-api", role="orders-api-role")
+    v, checks = run_validation(lab_env, tmp_path, "orders-api", ledger)
+    statuses = {cid: c.status for cid, c in checks.items()}
+    expected = {cid: PASS for cid in CHECK_IDS}
+    expected.update({"secret-encrypted": WARN, "edge-association": SKIP})
+    assert statuses == expected, {cid: checks[cid].reason for cid in checks if statuses[cid] != expected[cid]}
+    attribution = checks["cloudtrail-attribution"].evidence
+    assert attribution["matched"][0]["ARN"] == SESSION_ARN
+    assert attribution["matched"][0]["session issuer"] == f"arn:aws:iam::{ACCOUNT}:role/{ROLE}"
+    assert "exec-env/AWS_Lambda_python3.12" in attribution["matched"][0]["userAgent"]
+    cached = checks["secret-cached"].evidence
+    assert (cached["invocations"], cached["get_secret_value_calls"], cached["execution_environments"]) == (5, 1, 1)
+    assert checks["least-privilege"].evidence["grants"][0]["resources"] == [ledger.find("secret").resource]
+    assert checks["audit-logging"].evidence["qualifying"] == ["org-trail"]
+    assert "rotation is not enabled" in checks["secret-encrypted"].reason
+    for name in ("invocations.json", "cloudtrail_events.json", "log_excerpt.json", "iam_analysis.json"):
+        doc = json.loads((tmp_path / name).read_text())
+        assert doc["target"] == "lab", name
+    chart = v.cache_chart(tmp_path / "secret_cache.png")
+    assert chart.path.read_bytes()[:4] == b"\x89PNG"
+    frame = v.cloudtrail_table()
+    assert frame[frame["by the function"]]["ARN"].tolist() == [SESSION_ARN]
+    assert len(v.log_table()) > 0
+    summary = str(v.summary())
+    assert "target lab" in summary and "0 failed" in summary
+    assert no_value_in_run_folder(tmp_path, values)
+
+
+def test_lab_wide_policy_fails_least_privilege(lab_env, tmp_path):
+    wide = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "secretsmanager:*",
+                                                    "Resource": "*"}]}
+    ledger, _ = deploy(lab_env, tmp_path, "wide-api", secret_policy=wide)
+    _, checks = run_validation(lab_env, tmp_path, "wide-api", ledger)
+    check = checks["least-privilege"]
+    assert check.status == FAIL
+    assert "wildcard action secretsmanager:*" in check.reason and "grant on *" in check.reason
+    assert checks["function-invokes"].status == PASS
+
+
+def test_lab_handler_printing_the_secret_fails_logs(lab_env, tmp_path):
+    ledger, values = deploy(lab_env, tmp_path, "leaky-api", extra_env={"PRINT_SECRET": "1"})
+    _, checks = run_validation(lab_env, tmp_path, "leaky-api", ledger)
+    check = checks["no-secret-in-logs"]
+    assert check.status == FAIL and "hold a value of the secret" in check.reason
+    assert check.evidence["hits"][0]["events"] == 1
+    assert no_value_in_run_folder(tmp_path, values)
+
+
+def test_lab_fetch_on_every_call_fails_cache(lab_env, tmp_path):
+    ledger, _ = deploy(lab_env, tmp_path, "uncached-api", extra_env={"FETCH_EVERY_CALL": "1"})
+    _, checks = run_validation(lab_env, tmp_path, "uncached-api", ledger)
+    check = checks["secret-cached"]
+    assert check.status == FAIL and "5 fetches for 5 invocations on 1 execution environment" in check.reason
+    assert check.evidence["get_secret_value_calls"] == 5
+
+
+def test_lab_variable_left_behind_fails_environment(lab_env, tmp_path):
+    ledger, _ = deploy(lab_env, tmp_path, "leftover-api", variables={"DB_PASSWORD": "Zr5t8y2u-left-behind"})
+    _, checks = run_validation(lab_env, tmp_path, "leftover-api", ledger)
+    check = checks["no-secrets-in-environment"]
+    assert check.status == FAIL and "migrated variable(s) still set: DB_PASSWORD" in check.reason
+
+
+def test_lab_stopped_trail_fails_audit_logging(lab_env, tmp_path):
+    ledger, _ = deploy(lab_env, tmp_path, "trail-api")
+    ct = lab_env.client("cloudtrail")
+    ct.stop_logging(Name="org-trail")
+    try:
+        _, checks = run_validation(lab_env, tmp_path, "trail-api", ledger)
+    finally:
+        ct.start_logging(Name="org-trail")
+    check = checks["audit-logging"]
+    assert check.status == FAIL and "org-trail: not logging" in check.reason
+
+
+def test_lab_live_probe_with_iam_enforcement(lab_env, tmp_path):
+    ledger, _ = deploy(lab_env, tmp_path, "probe-api")
+    lab_env.set_enforce_iam(True)
+    try:
+        _, checks = run_validation(lab_env, tmp_path, "probe-api", ledger)
+    finally:
+        lab_env.set_enforce_iam(False)
+    check = checks["least-privilege"]
+    probe = check.evidence["live_probe"]
+    assert check.status == PASS, check.reason
+    assert (probe["performed"], probe["own_secret"], probe["decoy"]) == (True, "allowed", "AccessDeniedException")
+    assert probe["denial_shown"] is True
