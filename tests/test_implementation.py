@@ -1,0 +1,332 @@
+"""Implementation steps against moto in-process: plan, apply, re-run, failure and resume, bad input.
+
+The moto world built here (``build_world``: table ``orders``, legacy IAM user with an access
+key, role ``orders-api-role``, function ``orders-api`` with two secrets in its environment
+and the legacy key in its code, a ledger whose baseline holds the test plan's findings
+fingerprinted with a fixed key) is also used by ``test_backout.py``.
+"""
+
+import io
+import json
+import secrets
+import zipfile
+from dataclasses import dataclass, field
+
+import boto3
+import botocore.exceptions
+import pytest
+from moto import mock_aws
+
+from runbook_lib import functions
+from runbook_lib.exceptions import AwsCallError, ChangeRefused, InputError
+from runbook_lib.handlers import REFERENCE_HANDLER
+from runbook_lib.implementation import Implementation
+from runbook_lib.ledger import Ledger
+from runbook_lib.redaction import Fingerprinter, redact
+from runbook_lib.session import Target
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+FUNCTION = "orders-api"
+FP_KEY = bytes(range(32))
+
+
+def app_zip(key_id: str, secret_key: str) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("app.py", "import boto3\n"
+                    f"ACCESS_KEY_ID = '{key_id}'\nSECRET_ACCESS_KEY = '{secret_key}'\n"
+                    "def handler(event, context):\n    return {'statusCode': 200}\n")
+    return buffer.getvalue()
+
+
+@dataclass
+class World:
+    target: Target
+    ledger: Ledger
+    run_dir: object
+    env: dict
+    code: bytes
+    key_id: str
+    fingerprinter: Fingerprinter
+    extra: dict = field(default_factory=dict)
+
+    def client(self, service):
+        return self.target.client(service)
+
+    def state(self) -> dict:
+        """Account state that a plan must never change (values compared, never printed)."""
+        lam, sm, iam, kms = (self.client(s) for s in ("lambda", "secretsmanager", "iam", "kms"))
+        config = lam.get_function_configuration(FunctionName=FUNCTION)
+        return {
+            "config": {k: config.get(k) for k in ("CodeSha256", "Handler", "Role", "Environment", "LastModified")},
+            "versions": [v["Version"] for v in lam.list_versions_by_function(FunctionName=FUNCTION)["Versions"]],
+            "secrets": sorted(s["Name"] for s in sm.list_secrets()["SecretList"]),
+            "policies": sorted(p["PolicyName"] for p in iam.list_policies(Scope="Local")["Policies"]),
+            "roles": sorted(r["RoleName"] for r in iam.list_roles()["Roles"]),
+            "keys": len(kms.list_keys()["Keys"]),
+            "access_keys": [k["Status"] for k in iam.list_access_keys(UserName="orders-legacy-ci")["AccessKeyMetadata"]],
+        }
+
+
+def build_world(tmp_path, with_findings=True) -> World:
+    session = boto3.session.Session(region_name=REGION)
+    target = Target("lab", REGION, session=session)
+    iam = target.client("iam")
+    ddb = target.client("dynamodb")
+    ddb.create_table(TableName="orders", BillingMode="PAY_PER_REQUEST",
+                     KeySchema=[{"AttributeName": "order_id", "KeyType": "HASH"}],
+                     AttributeDefinitions=[{"AttributeName": "order_id", "AttributeType": "S"}])
+    iam.create_user(UserName="orders-legacy-ci")
+    iam.create_user(UserName="someone-else")
+    iam.create_access_key(UserName="someone-else")
+    key = iam.create_access_key(UserName="orders-legacy-ci")["AccessKey"]
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {
+        "Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+    role_arn = iam.create_role(RoleName="orders-api-role", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    iam.put_role_policy(RoleName="orders-api-role", PolicyName="orders-read", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["dynamodb:Scan"],
+                                                "Resource": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/orders"}]}))
+    env = {"PARTNER_API_KEY": "pk_" + secrets.token_urlsafe(24), "DB_PASSWORD": secrets.token_urlsafe(18),
+           "TABLE_NAME": "orders", "PARTNER_API_URL": "http://127.0.0.1:9/_lab/partner/v1/orders",
+           "LOG_LEVEL": "INFO"}
+    code = app_zip(key["AccessKeyId"], key["SecretAccessKey"])
+    target.client("lambda").create_function(
+        FunctionName=FUNCTION, Runtime="python3.12", Role=role_arn, Handler="app.handler",
+        Code={"ZipFile": code}, Environment={"Variables": env}, Timeout=10, MemorySize=256)
+    run_dir = tmp_path / "run"
+    ledger = Ledger.open(run_dir)
+    fp = Fingerprinter(FP_KEY)
+    if with_findings:
+        findings = [{"function": FUNCTION, "version": "$LATEST", "location": "environment", "variable": name,
+                     "rule": "generic-secret", "remediation": "move-to-secrets-manager",
+                     "redacted": redact(env[name]), "fingerprint": fp(env[name])}
+                    for name in ("PARTNER_API_KEY", "DB_PASSWORD")]
+        findings += [{"function": FUNCTION, "version": "$LATEST", "location": "code", "path": "app.py",
+                      "line": 2, "rule": "aws-access-key-id", "remediation": "remove-use-role",
+                      "redacted": redact(key["AccessKeyId"]), "fingerprint": fp(key["AccessKeyId"])},
+                     {"function": FUNCTION, "version": "$LATEST", "location": "code", "path": "app.py",
+                      "line": 3, "rule": "aws-secret-access-key", "remediation": "remove-use-role",
+                      "redacted": redact(key["SecretAccessKey"]), "fingerprint": fp(key["SecretAccessKey"])}]
+        ledger.set_baseline(findings=findings)
+    return World(target, ledger, run_dir, env, code, key["AccessKeyId"], fp)
+
+
+def moto_version_code(function_name, version):
+    """What downloading a version's package returns, read from moto's backend (no HTTP in-process)."""
+    from moto.awslambda.models import lambda_backends
+    backend = lambda_backends[ACCOUNT][REGION]
+    fn = backend.get_function(function_name, str(version))
+    return fn.code_bytes
+
+
+SECRET_VARS = ("PARTNER_API_KEY", "DB_PASSWORD")
+
+
+@pytest.fixture()
+def world(tmp_path, monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        yield build_world(tmp_path)
+
+
+def make(world, **kw):
+    kw.setdefault("change_ticket", "CHG-1")
+    return Implementation(world.target, world.ledger, function_name=FUNCTION,
+                          fingerprinter=world.fingerprinter, **kw)
+
+
+def test_plan_only_changes_nothing(world):
+    before = world.state()
+    rows = make(world, change_ticket="").plan()
+    assert before == world.state()
+    actions = {r.step: r.action for r in rows}
+    assert actions["snapshot"] == "create" and actions["secret"] == "create" and actions["policy"] == "create"
+    assert actions["function"] == "update" and actions["access-keys"] == "update"
+    assert world.ledger.entries() == []
+
+
+def test_apply_moves_secrets_scopes_policy_deploys_handler_and_deactivates_key(world):
+    impl = make(world)
+    results = impl.apply()
+    assert [r.status for r in results] == ["applied"] * len(results)
+    lam, sm, iam = (world.client(s) for s in ("lambda", "secretsmanager", "iam"))
+    config = lam.get_function_configuration(FunctionName=FUNCTION)
+    env = config["Environment"]["Variables"]
+    secret = sm.describe_secret(SecretId="lambda/orders-api/config")
+    # no secret variable left, every other variable kept exactly, SECRET_ID = the secret's ARN
+    assert not set(SECRET_VARS) & set(env)
+    assert bool(env == {**{k: v for k, v in world.env.items() if k not in SECRET_VARS},
+                        "SECRET_ID": secret["ARN"]}) is True
+    assert config["Handler"] == REFERENCE_HANDLER
+    package = functions.build_reference_package(secret["ARN"], REGION)
+    assert config["CodeSha256"] == functions.code_sha256(package)
+    # the secret holds exactly the migrated values (compared without printing them)
+    stored = json.loads(sm.get_secret_value(SecretId=secret["ARN"])["SecretString"])
+    assert bool(stored == {k: world.env[k] for k in SECRET_VARS}) is True
+    tags = {t["Key"]: t["Value"] for t in secret["Tags"]}
+    assert tags == {"managed-by": "lambda-secrets-runbook", "function": FUNCTION, "change-ticket": "CHG-1"}
+    # policy: GetSecretValue on exactly that ARN, attached to the function's role
+    arn = f"arn:aws:iam::123456789012:policy/LambdaSecretsManagerPolicy-{FUNCTION}"
+    policy = iam.get_policy(PolicyArn=arn)["Policy"]
+    doc = iam.get_policy_version(PolicyArn=arn, VersionId=policy["DefaultVersionId"])["PolicyVersion"]["Document"]
+    doc = json.loads(doc) if isinstance(doc, str) else doc
+    assert doc["Statement"] == [{"Sid": "ReadThisFunctionsSecret", "Effect": "Allow",
+                                 "Action": "secretsmanager:GetSecretValue", "Resource": secret["ARN"]}]
+    attached = iam.list_attached_role_policies(RoleName="orders-api-role")["AttachedPolicies"]
+    assert [p["PolicyArn"] for p in attached] == [arn]
+    # hardcoded key deactivated (lab target), the other user's key untouched
+    assert [k["Status"] for k in iam.list_access_keys(UserName="orders-legacy-ci")["AccessKeyMetadata"]] == ["Inactive"]
+    assert [k["Status"] for k in iam.list_access_keys(UserName="someone-else")["AccessKeyMetadata"]] == ["Active"]
+    # ledger: snapshot with names only, never a value
+    snap = world.ledger.find("snapshot", FUNCTION)
+    assert sorted(snap.data["moved_variables"]) == sorted(SECRET_VARS)
+    text = world.ledger.path.read_text()
+    assert bool(any(world.env[k] in text for k in SECRET_VARS) or world.key_id in text) is False
+    kinds = {e.kind for e in world.ledger.entries()}
+    assert {"snapshot", "secret", "policy", "policy_attachment", "function_config", "function_code",
+            "function_state", "access_key"} <= kinds
+    evidence = world.ledger.find("access_key").data["evidence"]
+    assert "--status Inactive" in evidence and world.key_id not in evidence
+    checks = impl.checks()
+    assert {c.status for c in checks} == {"PASS"}, [(c.id, c.reason) for c in checks]
+    assert any("orders-legacy-ci" in line for line in impl.owner_actions())
+
+
+def test_second_apply_is_a_no_op(world):
+    make(world).apply()
+    before = world.state()
+    impl = make(world, change_ticket="CHG-2")
+    assert {r.action for r in impl.plan()} == {"none"}
+    results = impl.apply()
+    assert {r.status for r in results} == {"unchanged"}
+    assert world.state() == before
+
+
+def test_apply_without_ticket_stops_before_any_change(world):
+    before = world.state()
+    with pytest.raises(InputError, match="change ticket"):
+        make(world, change_ticket="", apply=True)
+    impl = make(world, change_ticket="")
+    with pytest.raises(InputError, match="change ticket"):
+        impl.apply()
+    assert world.state() == before and world.ledger.entries() == []
+
+
+def test_access_denied_at_create_policy_leaves_an_exact_ledger_and_rerun_completes(world):
+    iam = world.client("iam")
+
+    def deny(**kwargs):
+        raise botocore.exceptions.ClientError(
+            {"Error": {"Code": "AccessDenied", "Message": "not allowed"}}, "CreatePolicy")
+    iam.meta.events.register("before-call.iam.CreatePolicy", deny)
+    with pytest.raises(AwsCallError) as info:
+        make(world).apply()
+    assert info.value.code == "AccessDenied" and "iam:CreatePolicy" in str(info.value)
+    ledger = Ledger.open(world.run_dir)  # re-read from disk: what another process would see
+    assert {e.kind for e in ledger.entries()} == {"snapshot", "secret"}
+    assert world.client("secretsmanager").describe_secret(SecretId=ledger.find("secret").resource)
+    assert any("apply stopped: CreatePolicy" in e["message"] for e in ledger.doc["events"])
+    assert "lambda-secrets-runbook-lock" not in world.client("lambda").list_tags(
+        Resource=world.client("lambda").get_function(FunctionName=FUNCTION)["Configuration"]["FunctionArn"])["Tags"]
+    iam.meta.events.unregister("before-call.iam.CreatePolicy", deny)
+    impl = make(world)
+    assert {r.step: r.action for r in impl.plan()}["snapshot"] == "none"
+    results = impl.apply()
+    assert [r.status for r in results][:2] == ["unchanged", "unchanged"]
+    assert {r.action for r in make(world).plan()} == {"none"}
+    assert len(world.ledger.entries("snapshot")) == 1
+
+
+def test_unknown_function_bad_kms_bad_code_and_foreign_ledger_are_input_errors(world, tmp_path):
+    with pytest.raises(InputError, match="function_name: function 'nope' not found"):
+        Implementation(world.target, world.ledger, function_name="nope")
+    with pytest.raises(InputError, match="kms_key"):
+        make(world, kms_key="my-key")
+    with pytest.raises(InputError, match="kms_key: .*does not exist"):
+        make(world, kms_key="arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab")
+    with pytest.raises(InputError, match="role_mode"):
+        make(world, role_mode="shared")
+    not_zip = tmp_path / "pkg.zip"
+    not_zip.write_text("hello")
+    with pytest.raises(InputError, match="not a zip"):
+        make(world, code_path=str(not_zip))
+    wrong = tmp_path / "wrong.zip"
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("main.py", "def handler(e, c): pass\n")
+    wrong.write_bytes(buf.getvalue())
+    with pytest.raises(InputError, match="lacks the handler module app.py"):
+        make(world, code_path=str(wrong))
+    foreign = Ledger.open(tmp_path / "other-run")
+    foreign.bind(function_name="other-function")
+    with pytest.raises(InputError, match="run_dir: this run's ledger is for function_name 'other-function'"):
+        Implementation(world.target, foreign, function_name=FUNCTION)
+    assert world.ledger.entries() == [] and foreign.entries() == []
+
+
+def test_code_path_is_deployed_and_handler_kept(world, tmp_path):
+    package = tmp_path / "refactored.zip"
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("app.py", "import os\ndef handler(event, context):\n    return os.environ['SECRET_ID']\n")
+    package.write_bytes(buf.getvalue())
+    make(world, code_path=str(package)).apply()
+    config = world.client("lambda").get_function_configuration(FunctionName=FUNCTION)
+    assert config["Handler"] == "app.handler"
+    assert config["CodeSha256"] == functions.code_sha256(package.read_bytes())
+
+
+def test_dedicated_role_and_created_kms_key(world):
+    impl = make(world, role_mode="dedicated", kms_key="create")
+    impl.apply()
+    lam, iam, kms, sm = (world.client(s) for s in ("lambda", "iam", "kms", "secretsmanager"))
+    role_name = f"LambdaSecretsRunbook-{FUNCTION}"
+    role = iam.get_role(RoleName=role_name)["Role"]
+    trust = role["AssumeRolePolicyDocument"]
+    trust = json.loads(trust) if isinstance(trust, str) else trust
+    assert trust["Statement"][0]["Principal"] == {"Service": ["lambda.amazonaws.com"]}
+    assert trust["Statement"][0]["Condition"] == {"StringEquals": {"aws:SourceAccount": "123456789012"}}
+    assert lam.get_function_configuration(FunctionName=FUNCTION)["Role"] == role["Arn"]
+    inline = iam.list_role_policies(RoleName=role_name)["PolicyNames"]
+    assert set(inline) == {"basic-logging", "copied-orders-read"}
+    # the old role is left as it was: no secret policy attached to it
+    assert iam.list_attached_role_policies(RoleName="orders-api-role")["AttachedPolicies"] == []
+    key_arn = world.ledger.find("kms_key").resource
+    policy = json.loads(kms.get_key_policy(KeyId=key_arn, PolicyName="default")["Policy"])
+    decrypt = policy["Statement"][1]
+    assert decrypt["Principal"] == {"AWS": role["Arn"]} and decrypt["Action"] == "kms:Decrypt"
+    assert decrypt["Condition"]["StringEquals"]["kms:ViaService"] == "secretsmanager.us-east-1.amazonaws.com"
+    secret = sm.describe_secret(SecretId="lambda/orders-api/config")
+    assert kms.describe_key(KeyId=secret["KmsKeyId"])["KeyMetadata"]["Arn"] == key_arn
+    pol_arn = f"arn:aws:iam::123456789012:policy/LambdaSecretsManagerPolicy-{FUNCTION}"
+    doc = iam.get_policy_version(PolicyArn=pol_arn, VersionId="v1")["PolicyVersion"]["Document"]
+    doc = json.loads(doc) if isinstance(doc, str) else doc
+    assert doc["Statement"][1]["Resource"] == key_arn
+    assert {r.action for r in make(world, role_mode="dedicated", kms_key="create").plan()} == {"none"}
+
+
+def test_existing_secret_not_made_by_the_runbook_blocks_before_any_change(world):
+    world.client("secretsmanager").create_secret(Name="lambda/orders-api/config", SecretString="{}")
+    before = world.state()
+    impl = make(world)
+    assert any(r.action == "blocked" and r.step == "secret" for r in impl.plan())
+    with pytest.raises(ChangeRefused, match="not created by this runbook"):
+        impl.apply()
+    assert world.state() == before
+
+
+def test_without_baseline_findings_the_scanner_picks_the_variables(world, tmp_path):
+    world.ledger.doc["baseline"] = {}
+    world.ledger.save()
+    impl = make(world)
+    moved, _ = impl.change.variables()
+    assert set(SECRET_VARS) <= set(moved) and "TABLE_NAME" not in moved
+
+
+def test_permissions_are_declared(world):
+    perms = make(world).permissions()
+    assert {"iam:CreatePolicy", "secretsmanager:CreateSecret", "lambda:UpdateFunctionConfiguration",
+            "lambda:PublishVersion", "iam:UpdateAccessKey"} <= set(perms)
