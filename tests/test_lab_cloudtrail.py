@@ -289,3 +289,15 @@ def test_request_parameters_hide_sensitive_members():
     assert bool(value in json.dumps(cloudtrail.request_parameters(kms))) is False
     iam = _captured("iam", "create_login_profile", UserName="u", Password=value)
     assert bool(value in json.dumps(cloudtrail.request_parameters(iam))) is False
+
+
+def test_dynamodb_item_values_are_hidden_but_table_and_key_kept():
+    value = secrets.token_hex(8)
+    call = _captured("dynamodb", "put_item", TableName="orders",
+                     Item={"order_id": {"S": "1"}, "note": {"S": value}})
+    parameters = cloudtrail.request_parameters(call)
+    assert parameters["tableName"] == "orders" and parameters["item"] == cloudtrail.HIDDEN
+    assert bool(value in json.dumps(parameters)) is False
+    get = cloudtrail.request_parameters(_captured("dynamodb", "get_item", TableName="orders",
+                                                  Key={"order_id": {"S": "1"}}))
+    assert get == {"tableName": "orders", "key": {"order_id": {"S": "1"}}}

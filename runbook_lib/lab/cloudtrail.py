@@ -34,8 +34,9 @@ MAX_RESULTS = 50
 #: Member names hidden whatever the model says (query-protocol params are untyped).
 _SENSITIVE_NAME = re.compile(
     r"(?i)^(secretstring|secretbinary|zipfile|plaintext|privatekey|secretaccesskey|"
-    r"sessiontoken|.*password.*|apikey|variables|item|items|expressionattributevalues|"
-    r"attributeupdates|payload|body)$")
+    r"sessiontoken|.*password.*|apikey|variables|payload|body)$")
+#: DynamoDB item values are data, not request metadata: hidden, keys and names kept.
+_DYNAMODB_VALUES = re.compile(r"^(Item|Items|ExpressionAttributeValues|AttributeUpdates)$")
 _READ_ONLY = re.compile(r"^(Get|List|Describe|Lookup|Head|BatchGet|Scan|Query|Select|Search|"
                         r"Check|Filter|Test|Validate|Simulate|Decode|Generate|Preview|Estimate)")
 _RESOURCE_KEYS = {
@@ -70,32 +71,33 @@ def request_parameters(call: ApiCall) -> dict | None:
         return None
     op = call.operation_model
     shape = op.input_shape if op is not None else None
-    value = _sanitize(call.params, shape)
+    value = _sanitize(call.params, shape, "", call.service == "dynamodb")
     return value or None
 
 
-def _sanitize(value: Any, shape: Any, name: str = "") -> Any:
+def _sanitize(value: Any, shape: Any, name: str = "", dynamodb: bool = False) -> Any:
     metadata = getattr(shape, "metadata", {}) or {}
     kind = getattr(shape, "type_name", None)
-    if metadata.get("sensitive") or _SENSITIVE_NAME.match(name or ""):
+    if metadata.get("sensitive") or _SENSITIVE_NAME.match(name or "") or (
+            dynamodb and _DYNAMODB_VALUES.match(name or "")):
         return HIDDEN
     if kind == "blob":
         return None
     if isinstance(value, dict):
         if kind == "map":
-            return {k: _sanitize(v, shape.value, "") for k, v in value.items()}
+            return {k: _sanitize(v, shape.value, "", dynamodb) for k, v in value.items()}
         members = getattr(shape, "members", {}) if kind == "structure" else {}
         out = {}
         for key, item in value.items():
             if kind == "structure" and key not in members:
                 continue
-            clean = _sanitize(item, members.get(key), key)
+            clean = _sanitize(item, members.get(key), key, dynamodb)
             if clean is not None:
                 out[_lower_camel(key)] = clean
         return out
     if isinstance(value, list):
         member = getattr(shape, "member", None)
-        return [_sanitize(v, member, "") for v in value]
+        return [_sanitize(v, member, "", dynamodb) for v in value]
     if isinstance(value, bytes):
         return None
     return value
@@ -116,7 +118,8 @@ def hidden_values(params: Any, shape: Any = None, name: str = "") -> list[str]:
     """Every string value :func:`request_parameters` hides (to scrub error messages)."""
     found: list[str] = []
     metadata = getattr(shape, "metadata", {}) or {}
-    if (metadata.get("sensitive") or _SENSITIVE_NAME.match(name or "")) and params:
+    if (metadata.get("sensitive") or _SENSITIVE_NAME.match(name or "") or _DYNAMODB_VALUES.match(name or "")) \
+            and params:
         _strings(params, found)
         return found
     if isinstance(params, dict):
