@@ -104,7 +104,7 @@ def _sanitize(value: Any, shape: Any, name: str = "", dynamodb: bool = False) ->
 
 
 def _lower_camel(key: str) -> str:
-    if not key or not key[0].isupper():
+    if not key or not key[0].isupper() or key.isupper():  # DynamoDB's "S", "BOOL" stay as sent
         return key
     # A leading acronym is lowered whole, as AWS does: "KMSKeyId" -> "kmsKeyId".
     match = re.match(r"^[A-Z]+(?=[A-Z][a-z]|$|\d)", key)
