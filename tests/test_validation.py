@@ -463,3 +463,57 @@ def test_lab_live_probe_with_iam_enforcement(lab_env, tmp_path):
     assert check.status == PASS, check.reason
     assert (probe["performed"], probe["own_secret"], probe["decoy"]) == (True, "allowed", "AccessDeniedException")
     assert probe["denial_shown"] is True
+
+
+def lab_validation(lab, tmp_path, name, ledger):
+    target = Target.from_parameters("lab", region=REGION, endpoint_url=lab.endpoint_url, session=lab.session())
+    v = Validation(target, ledger, tmp_path, name)
+    v._read_function()
+    return v
+
+
+def test_lab_edge_association_points_to_the_published_version(lab_env, tmp_path):
+    import uuid
+
+    from runbook_lib import edge
+
+    ledger, _ = deploy(lab_env, tmp_path, "edge-api")
+    lam, cf = lab_env.client("lambda"), lab_env.client("cloudfront")
+    first = lam.publish_version(FunctionName="edge-api")["FunctionArn"]
+    behaviour = {"TargetOriginId": "origin", "ViewerProtocolPolicy": "redirect-to-https", "MinTTL": 0,
+                 "ForwardedValues": {"QueryString": False, "Cookies": {"Forward": "none"}}}
+    distribution = cf.create_distribution(DistributionConfig={
+        "CallerReference": uuid.uuid4().hex, "Comment": "edge", "Enabled": True,
+        "Origins": {"Quantity": 1, "Items": [{"Id": "origin", "DomainName": "example.com", "CustomOriginConfig": {
+            "HTTPPort": 80, "HTTPSPort": 443, "OriginProtocolPolicy": "https-only"}}]},
+        "DefaultCacheBehavior": behaviour})["Distribution"]["Id"]
+    edge.set_viewer_request(cf, distribution, first)
+    ledger.record("edge_association", distribution, "created", "edge", {"version_arn": first})
+    v = lab_validation(lab_env, tmp_path, "edge-api", ledger)
+    check = v.check_edge_association()
+    assert check.status == PASS, check.reason
+    assert check.evidence["associations"] == [{"behaviour": "default", "event_type": "viewer-request",
+                                               "function_arn": first}]
+    lam.update_function_configuration(FunctionName="edge-api", Description="v2")
+    second = lam.publish_version(FunctionName="edge-api")["FunctionArn"]
+    ledger.record("edge_association", distribution, "changed", "edge", {"version_arn": second})
+    check = v.check_edge_association()
+    assert check.status == FAIL and f"no viewer-request association of {second}" in check.reason
+
+
+def test_lab_layer_with_a_token_warns_code_check(lab_env, tmp_path):
+    ledger, _ = deploy(lab_env, tmp_path, "layered-api")
+    lam = lab_env.client("lambda")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("python/shared_config.json",
+                    json.dumps({"service_token": "ghp_" + "a1B2c3D4e5F6g7H8i9J0" * 2}))
+    layer = lam.publish_layer_version(LayerName="shared-config", Content={"ZipFile": buf.getvalue()},
+                                      CompatibleRuntimes=["python3.12"])["LayerVersionArn"]
+    lam.update_function_configuration(FunctionName="layered-api", Layers=[layer])
+    v = lab_validation(lab_env, tmp_path, "layered-api", ledger)
+    v._scanner = None
+    check = v.check_no_secrets_in_code()
+    assert check.status == WARN and "layer(s)" in check.reason, check.reason
+    assert check.evidence["findings"] == [] and check.evidence["files_scanned"] == 1
+    assert check.evidence["layers"][0]["layer"] == layer and check.evidence["layers"][0]["findings"]
