@@ -563,7 +563,8 @@ class Validation:
 
     def check_no_secret_in_logs(self) -> Check:
         cid = "no-secret-in-logs"
-        missing = (self._unavailable(cid, "logs", "CloudWatch Logs")
+        missing = (self._unavailable(cid, "secret", "The secret")
+                   or self._unavailable(cid, "logs", "CloudWatch Logs")
                    or self._unavailable(cid, "log_values", "The secret (to compare by fingerprint)"))
         if missing:
             return missing
@@ -591,7 +592,7 @@ class Validation:
 
     def check_cloudtrail_attribution(self) -> Check:
         cid = "cloudtrail-attribution"
-        missing = self._unavailable(cid, "cloudtrail", "CloudTrail")
+        missing = self._unavailable(cid, "secret", "The secret") or self._unavailable(cid, "cloudtrail", "CloudTrail")
         if missing:
             return missing
         if not self.secret:
@@ -620,7 +621,8 @@ class Validation:
 
     def check_secret_cached(self) -> Check:
         cid = "secret-cached"
-        missing = self._unavailable(cid, "cloudtrail", "CloudTrail") or self._unavailable(cid, "logs", "Logs")
+        missing = (self._unavailable(cid, "secret", "The secret") or self._unavailable(cid, "cloudtrail", "CloudTrail")
+                   or self._unavailable(cid, "logs", "CloudWatch Logs"))
         if missing:
             return missing
         if not self.secret:
@@ -667,7 +669,7 @@ class Validation:
 
     def check_least_privilege(self) -> Check:
         cid = "least-privilege"
-        missing = self._unavailable(cid, "iam", "The role's policies")
+        missing = self._unavailable(cid, "secret", "The secret") or self._unavailable(cid, "iam", "The role's policies")
         if missing:
             return missing
         if not self.secret or self.analysis is None:

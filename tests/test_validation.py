@@ -517,3 +517,12 @@ def test_lab_layer_with_a_token_warns_code_check(lab_env, tmp_path):
     assert check.status == WARN and "layer(s)" in check.reason, check.reason
     assert check.evidence["findings"] == [] and check.evidence["files_scanned"] == 1
     assert check.evidence["layers"][0]["layer"] == layer and check.evidence["layers"][0]["findings"]
+
+
+def test_unreadable_source_fails_the_checks_resting_on_it(tmp_path):
+    v = make_validation(tmp_path, "arn:aws:secretsmanager:us-east-1:123456789012:secret:s-AbCdEf")
+    v.collect_errors = {"secret": "DescribeSecret on s failed: AccessDeniedException (needs secretsmanager:DescribeSecret)"}
+    for method in (v.check_no_secret_in_logs, v.check_cloudtrail_attribution, v.check_secret_cached,
+                   v.check_least_privilege, v.check_secret_encrypted):
+        check = method()
+        assert check.status == FAIL and "The secret could not be read: DescribeSecret" in check.reason, check.id
