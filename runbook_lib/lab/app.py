@@ -157,13 +157,15 @@ class LabApp:
                 or (500 if code == "ServiceException" else 400)
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             return aws_error(call, str(code), message, int(status))
-        headers = [("Content-Type", "application/json"),
-                   ("x-amzn-RequestId", str(uuid.uuid4())),
-                   ("X-Amz-Executed-Version", str(result.executed_version or "$LATEST"))]
-        if result.function_error:
-            headers.append(("X-Amz-Function-Error", result.function_error))
-        if result.log_result:
-            headers.append(("X-Amz-Log-Result", result.log_result))
+        if callable(getattr(result, "headers", None)):  # the runtime knows Lambda's headers
+            headers = list(result.headers().items())
+        else:
+            headers = [("Content-Type", "application/json"), ("x-amzn-RequestId", str(uuid.uuid4())),
+                       ("X-Amz-Executed-Version", str(result.executed_version or "$LATEST"))]
+            if result.function_error:
+                headers.append(("X-Amz-Function-Error", result.function_error))
+            if result.log_result:
+                headers.append(("X-Amz-Log-Result", result.log_result))
         return int(result.status_code), headers, result.payload or b""
 
     def _layer_version_by_arn(self, call: operations.ApiCall) -> Response:
