@@ -10,7 +10,7 @@ never a traceback and never a silent gap. Values never leave the scanner: findin
 carry a redacted preview and a keyed fingerprint.
 
 API budget: one ``GetFunction`` per function (code URL and tags; plus one per published
-version with distinct code when ``include_versions``), one ``GetLayerVersionByArn`` per
+version with distinct code when ``include_versions``), one ``GetLayerVersion`` per
 distinct layer version, one download per distinct package; listings are paged.
 
 Examples
@@ -190,6 +190,10 @@ class Audit:
         self.max_package_bytes = max_package_bytes
         self.downloader = downloader or download_package
         self._once = _Once()
+        # one scan at a time: the scanner's compiled database shares one scratch space
+        # (hyperscan raises ScratchInUseError on concurrent use); API calls and downloads
+        # stay concurrent, and they are where the time goes
+        self._scan_lock = threading.Lock()
 
     # -- orchestration ---------------------------------------------------------------------
     def run(self) -> "AuditResult":
@@ -297,7 +301,9 @@ class Audit:
                                 f"environment variables of {name}:{version} not readable: {code}",
                                 "kms:Decrypt"))
                 record.environment = "partial"
-            for finding in self.scanner.scan_environment(env.get("Variables") or {}):
+            with self._scan_lock:
+                env_findings = self.scanner.scan_environment(env.get("Variables") or {})
+            for finding in env_findings:
                 rows.append(_finding_row(finding, record, "environment", version))
         tags, location = {}, ""
         if self.include_code or region == "us-east-1":
@@ -353,7 +359,7 @@ class Audit:
                     url = lam.get_function(FunctionName=record.arn, Qualifier=version)["Code"].get("Location", "")
             if not url:
                 raise RunbookError("GetFunction returned no Code.Location")
-            return self.scanner.scan_zip(self.downloader(url, self.max_package_bytes), label=label)
+            return self._scan_package(self.downloader(url, self.max_package_bytes))
 
         key = ("code", cfg.get("CodeSha256") or f"{record.arn}:{version}")
         return self._attribute(key, fetch, record, "code", version, "", label, rows, gaps)
@@ -366,14 +372,23 @@ class Audit:
             return "not-scanned"
 
         def fetch():
-            with aws_call("GetLayerVersionByArn", arn, "lambda:GetLayerVersion"):
-                url = lam.get_layer_version_by_arn(Arn=arn)["Content"].get("Location", "")
+            # GetLayerVersion with the layer's ARN works across accounts like GetLayerVersionByArn,
+            # and moto (so the lab) serves it
+            layer_arn, number = arn.rsplit(":", 1)
+            with aws_call("GetLayerVersion", arn, "lambda:GetLayerVersion"):
+                url = lam.get_layer_version(LayerName=layer_arn, VersionNumber=int(number)
+                                            )["Content"].get("Location", "")
             if not url:
-                raise RunbookError("GetLayerVersionByArn returned no Content.Location")
-            return self.scanner.scan_zip(self.downloader(url, self.max_package_bytes), label=layer)
+                raise RunbookError(f"GetLayerVersion on {arn} returned no Content.Location")
+            return self._scan_package(self.downloader(url, self.max_package_bytes))
 
         return self._attribute(("layer", arn), fetch, record, "layer", "$LATEST", layer,
                                f"layer {layer} (used by {record.function})", rows, gaps)
+
+    def _scan_package(self, data: bytes):
+        # no label: finding paths stay relative to the package root ("app.py:3")
+        with self._scan_lock:
+            return self.scanner.scan_zip(data)
 
     def _attribute(self, key, fetch, record, location, version, layer, label, rows, gaps) -> str:
         """Scan a package once and attribute its findings (and failures) to this function."""
@@ -623,62 +638,31 @@ def _gap_list(gaps: list[Gap], limit: int = 6) -> str:
 
 
 # -- baseline invocation -------------------------------------------------------------------
-def response_shape(payload):
-    """Keys and types of a response, never its values (JSON strings such as ``body`` are opened)."""
-    try:
-        from .validation import response_shape as shared
-    except ImportError:
-        return _shape(payload)
-    return shared(payload)
+def baseline_invocation(target: Target, function_name: str, ledger=None, payload=None) -> dict:
+    """Invoke the function once and record its response shape (never its values) for the parity check.
 
+    Uses :func:`runbook_lib.evidence.invoke_function`, so baseline and validation shapes
+    come from one function. An error (denied, missing function, function error) becomes
+    the baseline status instead of an exception: the test plan completes, and validation
+    knows there is no usable baseline.
 
-def _shape(value):
-    if isinstance(value, dict):
-        return {k: _shape(v) for k, v in sorted(value.items())}
-    if isinstance(value, list):
-        return [_shape(value[0])] if value else []
-    if isinstance(value, str) and value[:1] in ("{", "["):
-        try:
-            return {"json": _shape(json.loads(value))}
-        except ValueError:
-            pass
-    if value is None:
-        return "null"
-    return {bool: "bool", int: "number", float: "number", str: "string"}.get(type(value), type(value).__name__)
-
-
-def baseline_invocation(target: Target, function_name: str, ledger=None, payload: dict | None = None) -> dict:
-    """Invoke the function once and record its response shape (not its values) for the parity check.
-
-    An error (denied, missing function, function error) is recorded as the baseline status,
-    not raised, so the test plan completes and validation knows there is no baseline.
+    Returns
+    -------
+    dict
+        function, baseline_status (``"ok"`` or why not), response_shape, and the invocation
+        record (status codes, duration, shape; no response body).
     """
-    lam = target.client("lambda")
-    out = {"function": function_name, "status_code": None, "function_error": None,
-           "response_shape": None, "baseline_status": ""}
+    from .evidence import invocation_failures, invoke_function
+    out = {"function": function_name, "baseline_status": "", "response_shape": None, "invocation": None}
     try:
-        with aws_call("Invoke", function_name, "lambda:InvokeFunction"):
-            response = lam.invoke(FunctionName=function_name, InvocationType="RequestResponse",
-                                  Payload=json.dumps(payload or {}).encode())
-            raw = response["Payload"].read()
+        invocation = invoke_function(target.client("lambda"), function_name, payload or {}, 1)[0]
     except RunbookError as exc:
         out["baseline_status"] = f"not-invoked: {exc}"
     else:
-        out["function_error"] = response.get("FunctionError")
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = raw.decode("utf-8", "replace")
-        out["response_shape"] = response_shape(body)
-        code = body.get("statusCode") if isinstance(body, dict) else None
-        out["status_code"] = code
-        if out["function_error"]:
-            out["baseline_status"] = f"function-error: {out['function_error']}"
-        elif isinstance(code, int) and not 200 <= code < 300:
-            out["baseline_status"] = f"http-{code}"
-        else:
-            out["baseline_status"] = "ok"
+        failures = invocation_failures([invocation])
+        out.update(invocation=invocation, response_shape=invocation["response_shape"],
+                   baseline_status="ok" if not failures else "failed: " + "; ".join(failures))
     if ledger is not None:
         ledger.set_baseline(response_shape=out["response_shape"], baseline_status=out["baseline_status"],
-                            baseline_status_code=out["status_code"])
+                            baseline_invocation=out["invocation"])
     return out

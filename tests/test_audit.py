@@ -12,12 +12,13 @@ import json
 import re
 import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import boto3
 import pytest
 from moto import mock_aws
 
-from runbook_lib.audit import Audit, _shape, baseline_invocation, download_package
+from runbook_lib.audit import Audit, baseline_invocation, download_package
 from runbook_lib.exceptions import RunbookError
 from runbook_lib.inventory import CallCounter, edge_reason, group_versions, unqualified_arn
 from runbook_lib.ledger import Ledger
@@ -149,14 +150,6 @@ def test_edge_reason_only_in_us_east_1():
     assert edge_reason("us-east-1", arn, "router", {"lambda-edge": "true"}, {}) == "tag lambda-edge"
     assert edge_reason("eu-west-1", arn, "web-edge-router", {}, {}) == ""
     assert edge_reason("us-east-1", arn, "knowledge-base", {}, {}) == ""
-
-
-def test_response_shape_keeps_keys_and_types_not_values():
-    payload = {"statusCode": 200, "body": json.dumps({"orders": 3, "partner": "accepted", "ok": True})}
-    shape = _shape(payload)
-    assert shape == {"body": {"json": {"ok": "bool", "orders": "number", "partner": "string"}},
-                     "statusCode": "number"}
-    assert "accepted" not in json.dumps(shape)
 
 
 def test_download_error_never_names_the_url():
@@ -325,3 +318,126 @@ def test_baseline_invocation_records_an_error_instead_of_raising(aws_env, tmp_pa
     out = baseline_invocation(moto_target(), "no-such-function", ledger)
     assert out["baseline_status"].startswith("not-invoked: Invoke on no-such-function failed")
     assert ledger.baseline["baseline_status"] == out["baseline_status"]
+
+
+# -- the lab: served code packages, layers, IAM enforcement ----------------------------------
+DECOYS = ("inventory-sync", "thumbnail-resize", "web-edge-router")
+KEY = bytes(range(32))
+
+
+@pytest.fixture(scope="module")
+def audit_lab():
+    from runbook_lib.lab import Lab
+    with Lab(seed=True) as running:
+        yield running
+
+
+def lab_target(lab, session=None) -> Target:
+    return Target("lab", lab.region, endpoint_url=lab.endpoint_url, session=session or lab.session())
+
+
+def seeded_values(lab) -> dict[str, str]:
+    """The seeded secrets, read live (random per lab start); callers never print them."""
+    import urllib.request
+    lam = lab.client("lambda")
+    env = lam.get_function_configuration(FunctionName="orders-api")["Environment"]["Variables"]
+    code = zipfile.ZipFile(io.BytesIO(urllib.request.urlopen(
+        lam.get_function(FunctionName="orders-api")["Code"]["Location"]).read()))
+    app = code.read("app.py").decode()
+    key_id = lab.client("iam").list_access_keys(UserName="orders-legacy-ci")["AccessKeyMetadata"][0]["AccessKeyId"]
+    secret_key = next(m for m in re.findall(r"[\"']([A-Za-z0-9/+]{40})[\"']", app))
+    layer_arn = lam.get_function_configuration(FunctionName="orders-api")["Layers"][0]["Arn"]
+    name, number = layer_arn.rsplit(":", 1)
+    layer = zipfile.ZipFile(io.BytesIO(urllib.request.urlopen(lam.get_layer_version(
+        LayerName=name, VersionNumber=int(number))["Content"]["Location"]).read()))
+    token = json.loads(layer.read("python/shared_config.json"))["service_token"]
+    return {"PARTNER_API_KEY": env["PARTNER_API_KEY"], "DB_PASSWORD": env["DB_PASSWORD"],
+            "key_id": key_id, "secret_key": secret_key, "service_token": token}
+
+
+def test_seeded_lab_every_secret_found_and_no_decoy(audit_lab, tmp_path):
+    lab = audit_lab
+    from runbook_lib.scanning import Scanner
+    fp = Fingerprinter(KEY)
+    result = Audit(lab_target(lab), scanner=Scanner(fingerprinter=fp)).run()
+    paths = result.write(tmp_path)
+    findings = json.loads((tmp_path / "findings.json").read_text())["findings"]
+    values = seeded_values(lab)
+    mine = [f for f in findings if f["function"] == "orders-api" and f["version"] == "$LATEST"]
+    env_found = {f["variable"]: f["fingerprint"] for f in mine if f["location"] == "environment"}
+    assert sorted(env_found) == ["DB_PASSWORD", "PARTNER_API_KEY"]
+    assert bool(env_found["PARTNER_API_KEY"] == fp(values["PARTNER_API_KEY"])), "fingerprint mismatch"
+    assert bool(env_found["DB_PASSWORD"] == fp(values["DB_PASSWORD"])), "fingerprint mismatch"
+    code = {f["rule"]: f for f in mine if f["location"] == "code"}
+    assert {"aws-access-key-id", "aws-secret-access-key"} <= set(code)
+    assert all(f["path"] == "app.py" and f["remediation"] == "remove-use-role"
+               for f in code.values() if f["rule"].startswith("aws-"))
+    assert bool(code["aws-access-key-id"]["fingerprint"] == fp(values["key_id"])), "key id not matched"
+    assert bool(code["aws-secret-access-key"]["fingerprint"] == fp(values["secret_key"])), "secret not matched"
+    layer = [f for f in mine if f["location"] == "layer"]
+    assert [(f["layer"], f["path"]) for f in layer] == [("orders-shared-config:1", "python/shared_config.json")]
+    assert bool(layer[0]["fingerprint"] == fp(values["service_token"])), "layer token not matched"
+    assert layer[0]["remediation"] == "move-to-secrets-manager"
+    assert [f["function"] for f in findings if f["function"] in DECOYS] == []
+    inventory = result.inventory.set_index("function")
+    assert set(DECOYS) | {"orders-api"} <= set(inventory.index)
+    assert inventory.loc["web-edge-router", "edge_candidate"] and not inventory.loc["orders-api", "edge_candidate"]
+    status = {c.id: c.status for c in result.checks()}
+    assert status == {"no-secrets-in-environment": "FAIL", "no-secrets-in-code": "FAIL",
+                      "audit-coverage-complete": "PASS"}
+    chart = tmp_path / "findings_by_rule.png"
+    result.chart(chart)
+    ledger = Ledger.open(tmp_path)
+    result.record(ledger, "orders-api")
+    target = ledger.baseline["target_function"]
+    assert target["environment_variables"] == ["DB_PASSWORD", "PARTNER_API_KEY"] and target["audited"]
+    assert ledger.baseline["candidates"] == ["orders-api"]
+    outputs = [p.read_bytes().decode("latin-1") for p in tmp_path.iterdir() if p.is_file()]
+    leaks = [name for name, value in values.items() if any(bool(value in text) for text in outputs)]
+    assert leaks == [], "a seeded value reached an output file"
+    assert sorted(Path(p).name for p in paths.values()) == ["coverage.json", "findings.csv", "findings.json",
+                                                            "inventory.csv"]
+
+
+def test_seeded_lab_baseline_invocation_records_the_shape(audit_lab, tmp_path):
+    lab = audit_lab
+    ledger = Ledger.open(tmp_path)
+    out = baseline_invocation(lab_target(lab), "orders-api", ledger)
+    assert out["baseline_status"] == "ok"
+    assert set(ledger.baseline["response_shape"]) == {"statusCode", "body"}
+    assert "accepted" not in (tmp_path / "ledger.json").read_text()
+
+
+def test_role_without_get_function_gives_partial_coverage_and_a_failing_check(audit_lab, tmp_path):
+    lab = audit_lab
+    iam = lab.client("iam")
+    policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Resource": "*", "Action": [
+        "lambda:ListFunctions", "lambda:GetLayerVersion", "cloudfront:ListDistributions"]}]}
+    iam.create_user(UserName="auditor-no-getfunction")
+    iam.put_user_policy(UserName="auditor-no-getfunction", PolicyName="audit",
+                        PolicyDocument=json.dumps(policy))
+    key = iam.create_access_key(UserName="auditor-no-getfunction")["AccessKey"]
+    session = boto3.session.Session(key["AccessKeyId"], key["SecretAccessKey"], region_name=lab.region)
+    lab.set_enforce_iam(True)
+    try:
+        from runbook_lib.scanning import Scanner
+        result = Audit(lab_target(lab, session), scanner=Scanner(fingerprinter=Fingerprinter(KEY))).run()
+    finally:
+        lab.set_enforce_iam(False)
+    denied = [g for g in result.gaps if g.status == "denied"]
+    assert {g.subject for g in denied} >= {"orders-api", *DECOYS}
+    assert {(g.call, g.permission) for g in denied} == {("GetFunction", "lambda:GetFunction")}
+    assert all("code package not scanned" in g.reason for g in denied)
+    # what could be read still was: environment variables and the layer
+    assert {f["location"] for f in result.finding_records if f["function"] == "orders-api"} == {"environment",
+                                                                                                "layer"}
+    assert result.summary["functions_fully_scanned"] == 0
+    coverage = result.coverage
+    assert set(coverage.loc[coverage["call"] == "ListFunctions", "status"]) == {"partial"}
+    checks = {c.id: c for c in result.checks()}
+    assert checks["audit-coverage-complete"].status == "FAIL"
+    assert "lambda:GetFunction" in checks["audit-coverage-complete"].reason
+    assert checks["no-secrets-in-code"].status == "WARN"
+    result.write(tmp_path)
+    gaps = json.loads((tmp_path / "coverage.json").read_text())["gaps"]
+    assert any(g["call"] == "GetFunction" and g["permission"] == "lambda:GetFunction" for g in gaps)
