@@ -1,0 +1,421 @@
+"""Detection rules: what a secret looks like, and what merely looks like one.
+
+Three kinds of rule feed :mod:`runbook_lib.scanning`:
+
+* **token formats** (:data:`TOKEN_RULES`): a fixed prefix or shape that only a credential
+  has (``AKIA…``, ``ghp_…``, ``xoxb-…``, a PEM private key block). Each has a cheap
+  *prefilter* expression, compiled with all the others into one multi-pattern database,
+  and a *confirm* expression run in Python on the line where the prefilter hit.
+* **keyword assignments**: ``password = "…"``, ``API_KEY: …``, ``"client_secret": "…"``.
+  :func:`key_class` decides from the name whether it names a secret (``DB_PASSWORD``) or
+  only *refers* to one (``SECRET_ARN``, ``secretName``, ``TOKEN_TTL``); :func:`is_secret_value`
+  decides from the value whether it is a real literal (not a placeholder, reference,
+  ARN, URL, UUID, number, path or plain word), with a character-class / entropy test.
+* **credentials in URLs and connection strings** (``postgres://user:pw@host``).
+
+Every rule has an id, a title and a remediation class: AWS credentials are removed in
+favour of the execution role's temporary credentials (``remove-use-role``); everything
+else moves to Secrets Manager (``move-to-secrets-manager``).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+REMOVE_USE_ROLE = "remove-use-role"
+MOVE_TO_SECRETS_MANAGER = "move-to-secrets-manager"
+REMEDIATION_TEXT = {
+    REMOVE_USE_ROLE: "remove: use the execution role's temporary credentials",
+    MOVE_TO_SECRETS_MANAGER: "move to AWS Secrets Manager and read it at run time",
+}
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    title: str
+    remediation: str
+
+
+def _rule(rule_id: str, title: str, remediation: str = MOVE_TO_SECRETS_MANAGER) -> Rule:
+    return Rule(rule_id, title, remediation)
+
+
+RULES: dict[str, Rule] = {r.id: r for r in (
+    _rule("aws-access-key-id", "AWS access key id", REMOVE_USE_ROLE),
+    _rule("aws-secret-access-key", "AWS secret access key", REMOVE_USE_ROLE),
+    _rule("aws-session-token", "AWS session token", REMOVE_USE_ROLE),
+    _rule("private-key", "private key block"),
+    _rule("github-token", "GitHub token"),
+    _rule("gitlab-token", "GitLab token"),
+    _rule("slack-token", "Slack token"),
+    _rule("slack-webhook", "Slack incoming webhook URL"),
+    _rule("stripe-secret-key", "Stripe secret or restricted key"),
+    _rule("google-api-key", "Google API key"),
+    _rule("sendgrid-api-key", "SendGrid API key"),
+    _rule("twilio-api-key", "Twilio API key"),
+    _rule("npm-token", "npm access token"),
+    _rule("pypi-token", "PyPI upload token"),
+    _rule("openai-api-key", "OpenAI API key"),
+    _rule("anthropic-api-key", "Anthropic API key"),
+    _rule("mailgun-api-key", "Mailgun API key"),
+    _rule("mailchimp-api-key", "Mailchimp API key"),
+    _rule("shopify-token", "Shopify access token"),
+    _rule("azure-storage-key", "Azure storage account key"),
+    _rule("jwt", "JSON Web Token"),
+    _rule("authorization-header", "credential in an Authorization header"),
+    _rule("url-credentials", "credentials inside a URL or connection string"),
+    _rule("url-query-credential", "credential in a URL query string"),
+    _rule("keyword-assignment", "hardcoded value of a secret-named setting"),
+    _rule("high-entropy-env-value", "random-looking token in an environment variable"),
+)}
+
+
+@dataclass(frozen=True)
+class TokenRule:
+    """A credential recognisable by its shape.
+
+    ``prefilter`` is Hyperscan/PCRE syntax run over whole buffers and should be
+    selective and report once per occurrence (fixed length after the prefix);
+    ``confirm`` is a Python expression run on the hit's line whose group ``v`` is the value.
+    """
+
+    rule: str
+    prefilter: str
+    confirm: str
+    caseless: bool = False
+
+
+_B64 = r"A-Za-z0-9+/"
+TOKEN_RULES: tuple[TokenRule, ...] = (
+    TokenRule("aws-access-key-id", r"(AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}",
+              r"(?<![A-Za-z0-9/+])(?P<v>(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16})(?![A-Za-z0-9])"),
+    TokenRule("aws-session-token", r"(FwoGZXIvYXdzE|IQoJb3JpZ2luX2Vj|FQoGZXIvYXdzE)",
+              rf"(?P<v>(?:FwoGZXIvYXdzE|IQoJb3JpZ2luX2Vj|FQoGZXIvYXdzE)[{_B64}=]{{80,}})"),
+    TokenRule("private-key", r"-----BEGIN[ A-Z0-9]{0,30}PRIVATE KEY( BLOCK)?-----",
+              r"(?P<v>-----BEGIN[ A-Z0-9]{0,30}PRIVATE KEY(?: BLOCK)?-----)"),
+    TokenRule("github-token", r"(gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9]{22}_)",
+              r"(?<![A-Za-z0-9_])(?P<v>gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59})(?![A-Za-z0-9])"),
+    TokenRule("gitlab-token", r"glpat-[0-9A-Za-z_-]{20}",
+              r"(?<![A-Za-z0-9])(?P<v>glpat-[0-9A-Za-z_-]{20,})"),
+    TokenRule("slack-token", r"(xox[abposr]|xapp)-[0-9]{1,20}-[0-9A-Za-z-]{8}",
+              r"(?<![A-Za-z0-9])(?P<v>(?:xox[abposr]|xapp)-[0-9]{1,20}-[0-9A-Za-z-]{8,})"),
+    TokenRule("slack-webhook", r"hooks\.slack\.com/(services|workflows|triggers)/[A-Za-z0-9_]{8}",
+              r"(?P<v>https?://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_]+/[A-Za-z0-9_]+/[A-Za-z0-9_]{16,})"),
+    TokenRule("stripe-secret-key", r"(sk|rk)_(live|test)_[0-9A-Za-z]{20}",
+              r"(?<![A-Za-z0-9])(?P<v>(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{20,247})(?![A-Za-z0-9])"),
+    TokenRule("google-api-key", r"AIza[0-9A-Za-z_-]{35}",
+              r"(?<![A-Za-z0-9])(?P<v>AIza[0-9A-Za-z_-]{35})(?![A-Za-z0-9_-])"),
+    TokenRule("sendgrid-api-key", r"SG\.[0-9A-Za-z_-]{22}\.[0-9A-Za-z_-]{43}",
+              r"(?P<v>SG\.[0-9A-Za-z_-]{22}\.[0-9A-Za-z_-]{43})"),
+    TokenRule("twilio-api-key", r"SK[0-9a-f]{32}",
+              r"(?<![A-Za-z0-9])(?P<v>SK[0-9a-f]{32})(?![A-Za-z0-9])"),
+    TokenRule("npm-token", r"npm_[A-Za-z0-9]{36}",
+              r"(?<![A-Za-z0-9])(?P<v>npm_[A-Za-z0-9]{36})(?![A-Za-z0-9])"),
+    TokenRule("pypi-token", r"pypi-AgE[A-Za-z0-9_-]{40}",
+              r"(?P<v>pypi-AgE[A-Za-z0-9_-]{40,})"),
+    TokenRule("openai-api-key", r"sk-(proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20}T3BlbkFJ|sk-(proj|svcacct|admin)-[A-Za-z0-9_-]{40}",
+              r"(?<![A-Za-z0-9])(?P<v>sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}T3BlbkFJ[A-Za-z0-9_-]{20,}|sk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{40,})"),
+    TokenRule("anthropic-api-key", r"sk-ant-(api|admin)[0-9]{2}-[A-Za-z0-9_-]{40}",
+              r"(?P<v>sk-ant-(?:api|admin)[0-9]{2}-[A-Za-z0-9_-]{40,})"),
+    TokenRule("mailgun-api-key", r"key-[0-9a-f]{32}",
+              r"(?<![A-Za-z0-9-])(?P<v>key-[0-9a-f]{32})(?![A-Za-z0-9])"),
+    TokenRule("mailchimp-api-key", r"[0-9a-f]{32}-us[0-9]{1,2}",
+              r"(?<![A-Za-z0-9])(?P<v>[0-9a-f]{32}-us[0-9]{1,2})(?![A-Za-z0-9])"),
+    TokenRule("shopify-token", r"shp(at|ca|pa|ss)_[a-fA-F0-9]{32}",
+              r"(?P<v>shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32})"),
+    TokenRule("azure-storage-key", r"AccountKey=[A-Za-z0-9+/]{80}",
+              r"AccountKey=(?P<v>[A-Za-z0-9+/]{80,}={0,2})"),
+    TokenRule("jwt", r"eyJ[A-Za-z0-9_-]{10,400}\.eyJ[A-Za-z0-9_-]{10}",
+              r"(?<![A-Za-z0-9_-])(?P<v>eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{16,})"),
+    TokenRule("authorization-header", r"\b(bearer|basic|token)\s+[A-Za-z0-9._~+/-]{16}",
+              r"(?i:\b(?:bearer|basic|token))\s+(?P<v>[A-Za-z0-9._~+/-]{16,}=*)", caseless=True),
+    TokenRule("url-credentials", r"[a-zA-Z][a-zA-Z0-9+.-]{1,20}://[^\s/@:\"'<>]{0,64}:[^\s/@\"'<>]{1,128}@",
+              r"[a-zA-Z][a-zA-Z0-9+.-]{1,20}://(?P<u>[^\s/@:\"'<>]{0,64}):(?P<v>[^\s/\"'<>]{1,128})@(?P<h>[^\s/\"'<>:@]+)"),
+    TokenRule("url-query-credential",
+              r"[?&](access_token|api_key|apikey|api-key|token|auth|auth_token|password|passwd|secret|client_secret|key|sig|signature)=[^&\s\"'#]{8}",
+              r"[?&](?i:access_token|api_key|apikey|api-key|token|auth|auth_token|password|passwd|secret|client_secret|key|sig|signature)=(?P<v>[^&\s\"'#<>]{8,})",
+              caseless=True),
+)
+
+#: Prefilter for keyword assignments, matching the name then an operator then the start
+#: of a quoted literal (code) -- one pattern for quoted values, one for unquoted (config).
+_KEYWORD = (r"(pass|pwd|pw|secret|token|api.?key|credential|creds?"
+            r"|auth|private.?key|access.?key|signing.?key|encryption.?key|master.?key|client.?key|key)")
+KEYWORD_QUOTED_PREFILTER = (_KEYWORD + r"[\w.$@-]{0,48}[\"'`]?\]?\s{0,4}(:[\w\[\]., |]{0,40})?(:=|=>|==?|:|,|\()\s{0,4}"
+                            r"([\w.$\[\]]{1,80}\s{0,2}(\|\||\?\?)\s{0,2})?[rbuf]{0,2}[\"'`][^\s\"'`]")
+#: ``Password=...;`` inside a connection string held in a quoted literal (code files too).
+KEYWORD_CONNSTR_PREFILTER = r"(^|[;\"'\s&?])(password|pwd|passwd)\s{0,2}=\s{0,2}[^\s\"'`;&]"
+#: Credentials passed positionally to a login call or a signing function.
+CALL_PREFILTER = (r"((login|authenticate|connect|basic_?auth|HTTPBasicAuth|sign_?in)\s{0,2}\(|auth\s{0,2}=\s{0,2}\(?)"
+                  r"\s{0,2}[\"'][^\"'\n]{1,64}[\"']\s{0,2},\s{0,2}[\"']"
+                  r"|(hmac\.new|hmac\.HMAC|jwt\.(encode|decode|sign|verify)|createHmac|SecretKeySpec)\s{0,2}\(")
+KEYWORD_UNQUOTED_PREFILTER = _KEYWORD + r"[\w.$@-]{0,48}[\"']?\s{0,4}(=|:)[ \t]{0,4}[^\s\"'`{\[(|>]"
+KEYWORD_XML_PREFILTER = r"(<[\w.:-]{0,40}(passw|secret|token|apikey|api_key)[\w.:-]{0,40}>[^<\s]|key=\"[\w.:-]{0,40}(passw|secret|token|apikey|api_?key)[\w.:-]{0,40}\"\s+value=\"[^\"])"
+
+
+# ---------------------------------------------------------------- key names
+
+_WORD_SPLIT = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
+#: Substrings that make a word secret-named, unless the word is one of ``_NOT_SECRET_WORDS``.
+_SECRET_SUBSTRINGS = ("password", "passwd", "passphrase", "secret", "token", "apikey", "credential")
+_PASSWORD_SUBSTRINGS = ("password", "passwd", "passphrase")
+_SECRET_WORDS = {"pass", "pwd", "pw", "auth", "creds", "cred", "bearer", "apikey", "privatekey",
+                 "accesskey", "secretkey", "signingkey", "clientsecret", "authtoken"}
+_NOT_SECRET_WORDS = {"tokenizer", "tokenize", "tokenized", "tokenization", "tokenizers", "secretary",
+                     "passwordless", "tokens"}
+#: The head noun says the name is *about* a secret, not the secret: ``SECRET_ARN``, ``secretName``.
+_NAME_LIKE_LAST = {
+    "name", "names", "arn", "arns", "id", "ids", "ttl", "length", "len", "size", "url", "urls", "uri",
+    "path", "paths", "file", "filename", "files", "dir", "type", "types", "kind", "mode", "field",
+    "fields", "header", "env", "var", "variable", "param", "parameter", "prefix", "suffix", "version",
+    "region", "ref", "endpoint", "expiry", "expires", "expiration", "expire", "timeout", "duration",
+    "seconds", "secs", "minutes", "ms", "count", "max", "min", "limit", "policy", "rotation",
+    "enabled", "disabled", "required", "provider", "method", "scheme", "format", "location", "store",
+    "manager", "client", "service", "label", "description", "desc", "hint", "help", "message", "msg",
+    "error", "regex", "re", "pattern", "validator", "template", "placeholder", "hash", "digest",
+    "checksum", "sha", "algorithm", "alg", "encoding", "index", "idx", "flag", "mask", "style",
+    "class", "attr", "attribute", "column", "col", "table", "input", "prompt", "text", "title",
+    "schema", "spec", "options", "settings", "list", "map", "dict", "cache", "usage", "scope",
+    "scopes", "audience", "issuer", "lifetime", "age", "period", "interval", "retries", "attempts",
+    "source", "sources", "arg", "args", "key_id", "keyid", "status", "state", "policies", "role",
+    "user", "username", "login", "account", "email", "host", "port", "bucket", "topic", "queue",
+    "stage", "group", "parser", "generator", "handler", "callback", "fn", "func", "function",
+    "response", "request", "result", "valid", "verified", "set", "exists", "changed", "reset",
+    "used", "last", "date", "time", "at", "created", "updated", "rotated", "age", "id_token_hint",
+}
+#: Words anywhere in the name that make it not a secret (pagination tokens, CSRF form names...).
+_NAME_LIKE_ANY = {"next", "page", "pagination", "continuation", "marker", "csrf", "xsrf", "is", "has",
+                  "use", "show", "hide", "toggle", "confirm", "forgot", "reset", "min", "max",
+                  "token_type", "lexer", "syntax", "ast", "parse", "cancellation", "idempotency",
+                  "sync", "resume", "push", "device", "sequence", "output", "input"}
+_VERB_FIRST = {"get", "fetch", "load", "read", "resolve", "lookup", "describe", "retrieve", "rotate",
+               "create", "delete", "remove", "validate", "verify", "check", "generate", "gen", "make",
+               "new", "from", "decode", "encode", "encrypt", "decrypt", "hash", "is", "has", "to",
+               "parse", "render", "print", "log", "format", "update", "put", "list", "find", "mask",
+               "redact", "compare", "random", "issue", "refresh", "revoke", "request", "require",
+               "assert", "expect", "should", "with", "build", "sign", "get_secret"}
+
+
+def split_words(name: str) -> list[str]:
+    """``dbPassword`` / ``DB_PASSWORD`` / ``db.password`` -> ``['db', 'password']``."""
+    return [w.lower() for w in _WORD_SPLIT.findall(name)]
+
+
+PASSWORD, SECRET, KEY = "password", "secret", "key"
+
+
+@functools.lru_cache(maxsize=8192)
+def key_class(name: str) -> str | None:
+    """Whether ``name`` names a secret, and how strict the value test must be.
+
+    Returns ``"password"`` (short human values count), ``"secret"`` (value must look
+    generated), ``"key"`` (a bare ``key``: value must look strongly random) or ``None``.
+    """
+    words = split_words(name)
+    if not words:
+        return None
+    while len(words) > 1 and (words[-1].isdigit() or words[-1] in ("v", "str", "string", "value", "val")):
+        words = words[:-1]
+    last = words[-1]
+    if last in _NAME_LIKE_LAST or any(w in _NAME_LIKE_ANY for w in words):
+        return None
+    if words[0] in _VERB_FIRST and len(words) > 1:
+        return None
+    if len(words) >= 2 and words[-2:] in (["key", "id"], ["client", "token"]):
+        return None  # ClientToken is AWS's idempotency token
+    found = None
+    for i, w in enumerate(words):
+        if w in _NOT_SECRET_WORDS:
+            continue
+        if any(s in w for s in _PASSWORD_SUBSTRINGS) or w in ("pass", "pwd", "pw"):
+            return PASSWORD
+        if any(s in w for s in _SECRET_SUBSTRINGS) or w in _SECRET_WORDS:
+            found = SECRET
+        elif w == "key" and i > 0 and words[i - 1] in ("api", "private", "access", "secret", "signing",
+                                                          "encryption", "master", "client", "app",
+                                                          "license", "hmac", "webhook", "session",
+                                                          "partner", "service", "shared", "admin", "auth"):
+            found = SECRET
+        elif w == "key" and found is None:
+            found = KEY
+    return found
+
+
+# ---------------------------------------------------------------- values
+
+_PLACEHOLDER_EXACT = {
+    "", "none", "null", "nil", "undefined", "true", "false", "yes", "no", "on", "off", "changeme",
+    "change_me", "change-me", "changeit", "replace_me", "replaceme", "replace-me", "todo", "tbd",
+    "fixme", "dummy", "example", "sample", "test", "testing", "placeholder", "secret", "password",
+    "passwd", "token", "apikey", "api_key", "your_password", "yourpassword", "redacted", "hidden",
+    "masked", "fake", "foo", "bar", "baz", "foobar", "n/a", "na", "required", "optional", "string",
+    "str", "text", "default", "sensitive", "input", "field", "value", "unknown", "enabled",
+    "disabled", "boolean", "integer", "number", "object", "array", "secure", "securestring",
+    "notasecret", "not-a-secret", "not_a_secret", "xxxx", "bearer", "basic", "private", "public",
+    "empty", "blank", "unset", "user", "username", "admin_password", "mypassword", "my_password",
+    "mysecret", "my_secret", "secretkey", "secret_key", "pass", "pwd", "root", "admin", "guest",
+    "json", "yaml", "env", "dev", "prod", "staging", "local", "utf-8", "utf8", "sha256", "hmac",
+}
+_PLACEHOLDER_RE = re.compile(
+    r"^(?:<[^<>]*>|\$\{[^}]*\}|\$\([^)]*\)|\{\{.*\}\}|\{[^{}]*\}|%\([^)]*\)[sd]|%s|\$[A-Z_][A-Z0-9_]*"
+    r"|%[A-Z_]+%|\[[A-Z_ -]+\]|x{3,}|\*{3,}|\.{3,}|[-_#]{3,}|#{.*}|@[A-Z_]+@)$"
+    r"|^(?:your|my|insert|enter|put|replace|add|example|sample|dummy|fake|test|placeholder|changeme)[-_ ]"
+    r"|[-_ ](?:here|goes[-_ ]here|placeholder|example|changeme|replace[-_ ]?me)$"
+    r"|(?i:x{5,}|\*{4,}|_here\b|-here\b|redacted|replace_?me|change_?me|placeholder)",
+    re.IGNORECASE,
+)
+_REFERENCE_RE = re.compile(
+    r"\$\{|\{\{|\$\(|%\(|!Ref\b|!Sub\b|!GetAtt\b|!ImportValue\b|\bresolve:(?:secretsmanager|ssm)"
+    r"|^(?:arn|ssm|secretsmanager|vault|env|file|aws-sm|awssm|sm)://|^(?:arn|ssm|env|file|secretsmanager):",
+    re.IGNORECASE,
+)
+_UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_NUMBER_RE = re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?[smhdkKMG%]?$|^0x[0-9a-fA-F]+$")
+_URL_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+_PATH_RE = re.compile(r"^(?:/|\./|\.\./|~/|[A-Za-z]:\\)|\.(?:pem|key|crt|cer|json|ya?ml|txt|env|ini|cfg|"
+                      r"conf|properties|p12|pfx|jks|der|pub|csv|py|js|ts|html|log)$", re.IGNORECASE)
+_IDENT_WORDS_RE = re.compile(r"^[A-Za-z]+(?:[-_./: ][A-Za-z]+)+$|^[a-z]+(?:[A-Z][a-z]+)+$|^[A-Z][a-z]+(?:[A-Z][a-z]+)+$")
+_TEMPLATE_RE = re.compile(r"\{[\w.]*\}|%[sdr]|\{\d+\}")
+_HEX_RE = re.compile(r"^[0-9a-fA-F]+$")
+_LOCKFILE_HASH_RE = re.compile(r"^(?:sha(?:1|256|384|512)|md5)[-:][A-Za-z0-9+/=]+$", re.IGNORECASE)
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[T ][\d:.]+(?:Z|[+-]\d{2}:?\d{2})?)?$")
+#: Dotted/dashed identifiers (``access_logs.s3.enabled``, ``my-app-prod``): short parts joined.
+_SHORT_PARTS_RE = re.compile(r"^[A-Za-z0-9]{1,12}(?:[-_./:][A-Za-z0-9]{1,12})+$")
+_EMAIL_RE = re.compile(r"^[\w.+-]+@[\w-]+(?:\.[\w-]+)+$")
+
+
+def shannon_entropy(value: str) -> float:
+    """Bits per character of ``value``'s own character distribution."""
+    if not value:
+        return 0.0
+    n = len(value)
+    return -sum(c / n * math.log2(c / n) for c in Counter(value).values())
+
+
+def char_classes(value: str) -> int:
+    return (any(c.islower() for c in value) + any(c.isupper() for c in value)
+            + any(c.isdigit() for c in value) + any(not c.isalnum() for c in value))
+
+
+def is_placeholder(value: str) -> bool:
+    v = value.strip()
+    if v.lower() in _PLACEHOLDER_EXACT or len(set(v)) <= 2:
+        return True
+    return bool(_PLACEHOLDER_RE.search(v))
+
+
+def not_a_value_reason(value: str) -> str | None:
+    """Why ``value`` cannot be a hardcoded secret (a reason word), or ``None``."""
+    v = value.strip()
+    if not v:
+        return "empty"
+    if is_placeholder(v):
+        return "placeholder"
+    if _REFERENCE_RE.search(v):
+        return "reference"
+    if _UUID_RE.match(v):
+        return "uuid"
+    if _NUMBER_RE.match(v):
+        return "number"
+    if _URL_RE.match(v):
+        return "url"
+    if _PATH_RE.search(v):
+        return "path"
+    if _TEMPLATE_RE.search(v):
+        return "template"
+    if _LOCKFILE_HASH_RE.match(v):
+        return "hash"
+    if _EMAIL_RE.match(v):
+        return "email"
+    if v.startswith("data:"):
+        return "data-uri"
+    if _DATE_RE.match(v):
+        return "date"
+    if "..." in v or "\u2026" in v or "EXAMPLE" in v:
+        return "placeholder"
+    return None
+
+
+def looks_generated(value: str, min_length: int = 8) -> bool:
+    """Character-class / entropy test: a generated token rather than a word or an identifier."""
+    v = value
+    if len(v) < min_length or " " in v:
+        return False
+    if _IDENT_WORDS_RE.match(v):
+        return False
+    if _SHORT_PARTS_RE.match(v) and sum(c.isdigit() for c in v) <= len(v) // 4:
+        return False
+    classes = char_classes(v)
+    entropy = shannon_entropy(v)
+    if _HEX_RE.match(v):
+        return len(v) >= 16 and entropy >= 3.0
+    has_digit = any(c.isdigit() for c in v)
+    if len(v) >= 20:
+        return entropy >= 3.5 and (classes >= 3 or (classes >= 2 and has_digit))
+    return entropy >= 2.8 and (has_digit or classes >= 3) and classes >= 2
+
+
+def is_secret_value(value: str, strength: str) -> bool:
+    """Whether ``value`` is a real literal for a name of class ``strength`` (see :func:`key_class`)."""
+    v = value.strip()
+    if not_a_value_reason(v):
+        return False
+    if strength == PASSWORD:
+        if len(v) < 6 and not any(not c.isalpha() for c in v):
+            return False
+        if len(v) < 4 or (" " in v and len(v.split()) > 2) or _IDENT_WORDS_RE.match(v):
+            return False
+        if v.isalpha() and re.search(r"(?i)passw|secret", v):
+            return False  # "mynewpassword": a description of a password, not one
+        return True
+    if strength == SECRET:
+        return looks_generated(v, 8)
+    return looks_generated(v, 16) and shannon_entropy(v) >= 3.3
+
+
+def is_random_token(value: str) -> bool:
+    """Strict test for values under neutral names: long, varied, high entropy, not a hash."""
+    v = value.strip()
+    if len(v) < 20 or len(v) > 1024 or not_a_value_reason(v) or any(c.isspace() for c in v):
+        return False
+    if _HEX_RE.match(v) or _IDENT_WORDS_RE.match(v):
+        return False  # hex is what commit ids, digests and build hashes look like
+    classes = char_classes(v)
+    digits = sum(c.isdigit() for c in v)
+    return shannon_entropy(v) >= 4.0 and classes >= 3 and digits >= 2
+
+
+#: Assignment in code: key (optionally quoted, optionally annotated), operator, quoted literal.
+ASSIGN_QUOTED = re.compile(
+    r"""(?<![\w.$@-])(?P<kq>["'`]?)(?P<key>[A-Za-z_$@][\w.$@-]{0,80})(?P=kq)\]?\s*"""
+    r"""(?P<op>:\s*[A-Za-z_][\w\[\]., |]{0,40}?\s*=(?!=)|:=|=>|==?|:|,|\()\s*"""
+    r"""(?:[\w.$\[\]]{1,80}\s*(?:\|\||\?\?)\s*)?"""
+    r"""(?P<pre>[rbuRBUfF]{0,2})(?P<q>["'`])(?P<v>(?:(?!(?P=q))[^\\\n]|\\.){0,1024})(?P=q)"""
+)
+#: Assignment in configuration (.env, YAML, properties, INI): unquoted value up to a separator.
+ASSIGN_UNQUOTED = re.compile(
+    r"""(?<![\w.$@-])(?P<kq>["']?)(?P<key>[A-Za-z_$@][\w.$@-]{0,80})(?P=kq)\s*(?P<op>=|:)[ \t]*"""
+    r"""(?P<v>[^\s"'`;,&<>{}\[\]()|#][^\s"'`;,&<>]{0,1023})(?=$|[\s;,&<>])"""
+)
+ASSIGN_XML = re.compile(
+    r"""<(?P<key>[\w.:-]{1,80})>(?P<v>[^<\n]{1,1024})</(?P=key)>"""
+    r"""|key="(?P<key2>[^"]{1,80})"\s+value="(?P<v2>[^"\n]{0,1024})\""""
+)
+
+#: ``"key", "value"`` pairs: ``setProperty("password", "...")``, ``os.environ.get("X", "default")``.
+ASSIGN_PAIR = re.compile(
+    r"""(?<![\w.$@-])(?P<kq>["'])(?P<key>[A-Za-z_$@][\w.$@-]{0,80})(?P=kq)\s*(?P<op>,|=>|:)\s*"""
+    r"""(?P<pre>[rbuRBUfF]{0,2})(?P<q>["'`])(?P<v>(?:(?!(?P=q))[^\\\n]|\\.){0,1024})(?P=q)"""
+)
+#: ``login("user", "password")``, ``auth=("user", "password")``: the second literal is a password.
+LOGIN_CALL = re.compile(
+    r"""(?:(?:login|authenticate|connect|basic_?auth|HTTPBasicAuth|sign_?in)\s*\(|\bauth\s*=\s*\(?)\s*"""
+    r"""["'][^"'\n]{1,64}["']\s*,\s*(?P<q>["'])(?P<v>[^"'\n]{1,256})(?P=q)""", re.IGNORECASE)
+#: Functions whose key argument is a secret: any generated-looking literal among their arguments.
+SIGNING_CALL = re.compile(r"""(?:hmac\.new|hmac\.HMAC|jwt\.(?:encode|decode|sign|verify)|createHmac|SecretKeySpec)\s*\((?P<args>[^)\n]{0,300})""")
+QUOTED_LITERAL = re.compile(r"""[bB]?(?P<q>["'`])(?P<v>[^"'`\n]{1,512})(?P=q)""")

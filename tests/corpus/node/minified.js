@@ -1,0 +1,1 @@
+!function(e,t){"object"==typeof exports?module.exports=t():e.lib=t()}(this,function(){var n={token:"",password:null,apiKey:void 0,k:"qT2zgkQP22KvPy0TdvjXVdn4slbG0ozN",hash:"239872a0c96e254be599d8400a7c5e4dec2b710e178c748a68bf849d6c61cbf9"};function r(e){return e.token||n.token}return{auth:r,version:"4.2.1",tokenize:function(e){return e.split(/\s+/)}}}); ⟦N⟧
