@@ -301,3 +301,37 @@ def test_dynamodb_item_values_are_hidden_but_table_and_key_kept():
     get = cloudtrail.request_parameters(_captured("dynamodb", "get_item", TableName="orders",
                                                   Key={"order_id": {"S": "1"}}))
     assert get == {"tableName": "orders", "key": {"order_id": {"S": "1"}}}
+
+
+def test_function_calls_are_attributed_to_its_role_session_once_per_call(lab):
+    import io
+    import zipfile
+
+    if lab.health()["runtime"] != "ready":
+        pytest.skip("runbook_lib.lab.runtime is not available")
+    suffix = uuid.uuid4().hex[:6]
+    name, role_name = f"ct-caller-{suffix}", f"ct-caller-role-{suffix}"
+    secret = lab.client("secretsmanager").create_secret(Name=f"ct/fn-{suffix}", SecretString="v-fn-00001")
+    role = lab.client("iam").create_role(RoleName=role_name,
+                                         AssumeRolePolicyDocument=json.dumps(TRUST))["Role"]["Arn"]
+    code = ("import boto3\n"
+            "def handler(event, context):\n"
+            "    boto3.client('secretsmanager').get_secret_value(SecretId=event['id'])\n"
+            "    return {'ok': True}\n")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("app.py", code)
+    lam = lab.client("lambda")
+    lam.create_function(FunctionName=name, Runtime="python3.12", Role=role, Handler="app.handler",
+                        Code={"ZipFile": buffer.getvalue()}, Timeout=30)
+    for _ in range(2):
+        answer = lam.invoke(FunctionName=name, Payload=json.dumps({"id": secret["ARN"]}).encode())
+        assert answer.get("FunctionError") is None, answer["Payload"].read()[:300]
+    events = [e for e in _events(lab, EventName="GetSecretValue")
+              if json.loads(e["CloudTrailEvent"])["userIdentity"].get("arn", "").endswith(f"/{name}")]
+    assert len(events) == 2
+    record = json.loads(events[0]["CloudTrailEvent"])
+    assert record["userIdentity"]["arn"] == f"arn:aws:sts::123456789012:assumed-role/{role_name}/{name}"
+    assert record["userIdentity"]["sessionContext"]["sessionIssuer"]["arn"] == role
+    assert "exec-env/AWS_Lambda_python3.12" in record["userAgent"]
+    assert record["requestParameters"] == {"secretId": secret["ARN"]}

@@ -66,7 +66,6 @@ class LabServer:
     # ------------------------------------------------------------------ life cycle
     def start(self) -> "LabServer":
         """Bind, serve in a background thread, create ``lab-admin``, build the hooks."""
-        os.environ.setdefault("MOTO_ALLOW_NONEXISTENT_REGION", "false")
         from moto.moto_server.werkzeug_app import (DomainDispatcherApplication, MotoRequestHandler,
                                                    create_backend_app)
         from werkzeug.serving import make_server
