@@ -73,8 +73,10 @@ class Finding:
     json_key: str | None = None
 
     def to_dict(self) -> dict:
-        data = {k: v for k, v in asdict(self).items() if v is not None}
-        return data
+        """``path`` + ``line`` (code) or ``variable`` (+ ``json_key``), then rule and value stand-ins."""
+        order = ("path", "line", "variable", "json_key", "rule", "title", "remediation", "redacted", "fingerprint")
+        data = asdict(self)
+        return {k: data[k] for k in order if data[k] is not None}
 
     @property
     def location(self) -> str:

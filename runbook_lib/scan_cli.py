@@ -1,0 +1,105 @@
+"""``runbook scan``: the detection engine as a command, and a pre-deployment gate.
+
+``runbook scan dist/function.zip`` exits 1 when it finds a secret (JSON output, or
+``--fail-on-findings``), 0 when clean, 2 when it cannot scan (one line on stderr).
+Output names locations, rules, redacted previews and fingerprints, never a value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .exceptions import InputError, RunbookError
+from .rules import REMEDIATION_TEXT
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="*", metavar="PATH", help="files, directories or .zip archives")
+    parser.add_argument("--env-json", type=Path, metavar="FILE",
+                        help='environment variables: {"NAME": "value"} or get-function-configuration output')
+    parser.add_argument("--format", choices=("table", "json"), default="table")
+    parser.add_argument("--fail-on-findings", action="store_true", default=None,
+                        help="exit 1 when anything is found (default for --format json)")
+    parser.add_argument("--allowlist", type=Path, metavar="FILE",
+                        help="file of accepted values, one sha256:<hex> entry per line")
+    parser.add_argument("--print-allowlist-entries", action="store_true",
+                        help="print the allowlist entry (a hash, never the value) of each finding")
+
+
+def load_environment(path: Path) -> dict[str, str]:
+    """Variables from ``{"NAME": "value"}`` or the ``get-function-configuration`` shape."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError("--env-json", f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
+    except ValueError as exc:  # the message of a JSON error quotes no content, only a position
+        raise InputError("--env-json", f"{path} is not JSON (line {getattr(exc, 'lineno', '?')})") from None
+    if isinstance(data, dict) and isinstance(data.get("Configuration"), dict):
+        data = data["Configuration"]  # get-function output
+    if isinstance(data, dict) and isinstance(data.get("Environment"), dict):
+        data = data["Environment"].get("Variables") or {}
+    elif isinstance(data, dict) and isinstance(data.get("Variables"), dict):
+        data = data["Variables"]
+    if not isinstance(data, dict):
+        raise InputError("--env-json", f"{path}: expected an object of NAME: value")
+    return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in data.items()}
+
+
+def _table(findings, report) -> str:
+    rows = [("LOCATION", "RULE", "REMEDIATION", "PREVIEW", "FINGERPRINT")]
+    for f in findings:
+        rows.append((f.location, f.rule, REMEDIATION_TEXT.get(f.remediation, f.remediation), f.redacted, f.fingerprint))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows] if findings else []
+    summary = (f"{len(findings)} finding(s) in {report['files_scanned']} file(s), {report['bytes_scanned']} bytes"
+               f" and {report['variables_scanned']} variable(s); {len(report['skipped'])} skipped,"
+               f" {report['allowlisted']} allowlisted")
+    lines.append(summary)
+    for skip in report["skipped"][:50]:
+        lines.append(f"skipped {skip['path']}: {skip['reason']}")
+    if len(report["skipped"]) > 50:
+        lines.append(f"... and {len(report['skipped']) - 50} more skipped")
+    return "\n".join(lines)
+
+
+def run_scan(args) -> tuple[list, dict, object]:
+    from .scanning import Scanner, ScanReport
+
+    if not args.paths and not args.env_json:
+        raise InputError("scan", "give at least one PATH or --env-json FILE")
+    scanner = Scanner(allowlist=args.allowlist)
+    report = ScanReport()
+    for path in args.paths:
+        report.merge(scanner.scan_path(path))
+    variables = 0
+    if args.env_json:
+        env = load_environment(args.env_json)
+        variables = len(env)
+        before = scanner.allowlisted
+        report.findings.extend(scanner.scan_environment(env))
+        report.allowlisted += scanner.allowlisted - before
+    summary = {"files_scanned": report.files_scanned, "bytes_scanned": report.bytes_scanned,
+               "variables_scanned": variables, "skipped": report.skipped, "allowlisted": report.allowlisted}
+    return report.findings, summary, scanner
+
+
+def main(args) -> int:
+    try:
+        findings, summary, scanner = run_scan(args)
+    except RunbookError as exc:
+        print(f"runbook: {exc}", file=sys.stderr)
+        return exc.exit_code
+    if args.print_allowlist_entries:
+        for f in findings:
+            print(f"{scanner.allowlist_entry(f)}  # {f.location} {f.rule} {f.redacted}")
+    elif args.format == "json":
+        print(json.dumps([f.to_dict() for f in findings], indent=2))
+        for skip in summary["skipped"]:
+            print(f"runbook: skipped {skip['path']}: {skip['reason']}", file=sys.stderr)
+    else:
+        print(_table(findings, summary))
+    fail = args.fail_on_findings if args.fail_on_findings is not None else args.format == "json"
+    return 1 if findings and fail else 0

@@ -1,0 +1,232 @@
+"""Tests of the detection engine: corpus precision/recall, no value in any output, bounded zips."""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from runbook_lib.allowlist import Allowlist, allowlist_entry
+from runbook_lib.exceptions import InputError
+from runbook_lib.redaction import Fingerprinter
+from runbook_lib.scanning import Finding, Scanner, ScanReport, ZipLimits, engine_name
+
+sys.path.insert(0, str(Path(__file__).parent / "corpus"))
+import corpus  # noqa: E402
+
+# Planted values: generated for this test, shaped like the real thing.
+AKIA = "AKIA" + "QX7Z2MWB4HNPLK3D"
+AWS_SECRET = "q8Jz3kLm9Xw2PbTv7RaN/5cYdE1fHgU0iOsKjLe+"
+PASSWORD = "Tq7!vR2m#Lx9"
+TOKEN = "ghp_" + "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5"
+
+
+@pytest.fixture
+def scanner():
+    return Scanner(fingerprinter=Fingerprinter(b"k" * 32))
+
+
+def test_engine_is_the_compiled_prefilter():
+    assert engine_name() == "hyperscan"
+
+
+def test_corpus_precision_and_recall_at_least_095(scanner):
+    tp = fp = fn = 0
+    files = corpus.load_files()
+    for labelled in files:
+        predicted = {f.line for f in scanner.scan_text(labelled.text, labelled.rel)}
+        tp += len(predicted & labelled.secrets)
+        fp += len(predicted - labelled.secrets)
+        fn += len(labelled.secrets - predicted)
+    package, members = corpus.load_zipped()
+    report = scanner.scan_zip(package)
+    assert report.skipped == []
+    for labelled in members:
+        predicted = {f.line for f in report.findings if f.path == labelled.rel}
+        tp += len(predicted & labelled.secrets)
+        fp += len(predicted - labelled.secrets)
+        fn += len(labelled.secrets - predicted)
+    for _, variables, secrets in corpus.load_env():
+        predicted = {f.variable for f in scanner.scan_environment(variables)}
+        tp += len(predicted & secrets)
+        fp += len(predicted - secrets)
+        fn += len(secrets - predicted)
+    precision, recall = corpus.score(tp, fp, fn)
+    cases = corpus.case_count()
+    print(f"corpus: {cases} cases, tp={tp} fp={fp} fn={fn}, precision={precision:.3f} recall={recall:.3f}")
+    assert cases >= 80
+    assert precision >= 0.95 and recall >= 0.95
+
+
+@pytest.mark.parametrize("line,rule", [
+    (f'AWS_ACCESS_KEY_ID = "{AKIA}"', "aws-access-key-id"),
+    (f'aws_secret_access_key = "{AWS_SECRET}"', "aws-secret-access-key"),
+    (f'DB_PASSWORD = "{PASSWORD}"', "keyword-assignment"),
+    (f'token = "{TOKEN}"', "github-token"),
+    (f'DSN = "postgres://app:{PASSWORD}@db.internal/orders"', "url-credentials"),
+])
+def test_rules_and_remediation(scanner, line, rule):
+    findings = scanner.scan_text(line + "\n", "app.py")
+    assert [f.rule for f in findings] == [rule]
+    expected = "remove-use-role" if rule.startswith("aws-") else "move-to-secrets-manager"
+    assert findings[0].remediation == expected and findings[0].line == 1 and findings[0].path == "app.py"
+
+
+@pytest.mark.parametrize("line", [
+    'secretName = "app/api/key"',
+    'SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:app/api/key-AbCdEf"',
+    'api_key = os.environ["API_KEY"]',
+    "const token = process.env.TOKEN;",
+    'String pw = System.getenv("DB_PASSWORD");',
+    'secret = get_secret("app/api/key")',
+    'password = "${DB_PASSWORD}"',
+    'API_KEY = "<your-api-key>"',
+    "TOKEN_TTL = 3600",
+    'KMS_KEY_ID = "3f2b8c1e-9d4a-4e7b-8c2f-1a6d5e9b0c47"',
+    'token_url = "https://login.example.com/oauth2/token"',
+    'password = "changeme"',
+    'tokenizer = "whitespace"',
+])
+def test_hard_negatives(scanner, line):
+    assert scanner.scan_text(line + "\n", "app.py") == []
+
+
+def test_lock_file_hashes_and_images_are_not_secrets(scanner):
+    text = ('"integrity": "sha512-' + "A" * 20 + "b9Xk2" * 12 + '=="\n'
+            "boto3==1.34 --hash=sha256:" + "3f786850e387550fdab836ed7e6dc881de23001b" * 2 + "\n"
+            '<img src="data:image/png;base64,' + "iVBORw0KGgoAAAANSUhEUgAAAAEAAAAB" * 20 + AKIA[:4] + '">\n')
+    assert scanner.scan_text(text, "package-lock.json") == []
+
+
+def test_environment_json_values_are_scanned_recursively(scanner):
+    env = {"CONFIG": json.dumps({"db": {"password": PASSWORD}, "retries": 3}),
+           "SECRET_ARN": "arn:aws:secretsmanager:us-east-1:1:secret:x", "TABLE_NAME": "orders"}
+    findings = scanner.scan_environment(env)
+    assert [(f.variable, f.json_key, f.rule) for f in findings] == [("CONFIG", "db.password", "keyword-assignment")]
+    assert findings[0].path is None and findings[0].line is None
+
+
+def test_fingerprint_matches_the_same_value_across_locations(scanner):
+    in_code = scanner.scan_text(f'DB_PASSWORD = "{PASSWORD}"\n', "app.py")
+    in_env = scanner.scan_environment({"DB_PASSWORD": PASSWORD})
+    assert in_code[0].fingerprint == in_env[0].fingerprint == scanner.fingerprinter(PASSWORD)
+
+
+def _all_outputs(scanner, findings, report=None) -> str:
+    parts = []
+    for f in findings:
+        parts += [repr(f), str(f), json.dumps(f.to_dict()), f.location, *[str(v) for v in f.to_dict().values()]]
+    if report is not None:
+        parts += [repr(report), json.dumps(report.skipped)]
+    parts.append(repr(scanner))
+    return "\n".join(parts)
+
+
+def test_planted_values_never_reach_an_output(scanner):
+    planted = [AKIA, AWS_SECRET, PASSWORD, TOKEN]
+    code = (f'A = "{AKIA}"\nB = "{AWS_SECRET}"\npassword = "{PASSWORD}"\nT = "{TOKEN}"\n')
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("app.py", code)
+        z.writestr("bin.dat", b"\0" + PASSWORD.encode())
+    report = scanner.scan_zip(buf.getvalue(), "function.zip")
+    env = scanner.scan_environment({"DB_PASSWORD": PASSWORD, "CFG": json.dumps({"token": TOKEN})})
+    assert len(report.findings) == 4 and len(env) == 2
+    text = _all_outputs(scanner, report.findings + env, report)
+    leaked = [i for i, value in enumerate(planted) if value in text or value[4:] in text]
+    assert leaked == []
+
+
+def test_malformed_zip_error_names_no_content(scanner):
+    bad = b"PK\x03\x04" + PASSWORD.encode() * 10
+    with pytest.raises(InputError) as info:
+        scanner.scan_zip(bad, "function.zip")
+    assert "function.zip" in str(info.value)
+    assert (PASSWORD in str(info.value)) is False
+
+
+def _zip(members: dict[str, bytes], compression=zipfile.ZIP_DEFLATED) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
+def test_zip_limits_skip_and_report():
+    scanner = Scanner(zip_limits=ZipLimits(max_members=3, max_file_bytes=1000, max_total_bytes=10_000))
+    members = {"a.py": b"x = 1\n", "big.txt": b"y" * 2000, "img.png": b"\x89PNG\0\0data", "b.py": b"z = 2\n",
+               "c.py": b"w = 3\n"}
+    report = scanner.scan_zip(_zip(members), "f.zip")
+    reasons = {s["path"]: s["reason"] for s in report.skipped}
+    assert "per-file limit" in reasons["f.zip!big.txt"]
+    assert reasons["f.zip!img.png"] == "binary"
+    assert "member limit 3" in reasons["f.zip"]
+    assert report.files_scanned == 1
+
+
+def test_zip_bomb_ratio_guard_and_lying_header():
+    scanner = Scanner()
+    report = scanner.scan_zip(_zip({"bomb.txt": b"a" * (8 * 1024 * 1024)}), "f.zip")
+    assert "zip bomb" in report.skipped[0]["reason"] and report.files_scanned == 0
+    # A header that declares fewer bytes than the member holds: reading stops, member skipped.
+    data = bytearray(_zip({"app.py": b"print(1)\n" * 5000}))
+    cd = data.rfind(b"PK\x01\x02")
+    struct.pack_into("<I", data, cd + 24, 100)  # central directory: uncompressed size
+    struct.pack_into("<I", data, 22, 100)  # local header: uncompressed size
+    report = scanner.scan_zip(bytes(data), "f.zip")
+    assert report.files_scanned == 0 and "unreadable member" in report.skipped[0]["reason"]
+
+
+def test_nested_zip_one_level(scanner):
+    inner = _zip({"python/conf.json": json.dumps({"service_token": TOKEN}).encode()})
+    innermost = _zip({"deep.zip": _zip({"x.py": b"y = 1\n"})})
+    report = scanner.scan_zip(_zip({"layer.zip": inner, "two.zip": innermost}), "pkg.zip")
+    assert [f.path for f in report.findings] == ["pkg.zip!layer.zip!python/conf.json"]
+    assert report.skipped == [{"path": "pkg.zip!two.zip!deep.zip", "reason": "nested archive deeper than 1 level(s)"}]
+
+
+def test_inline_marker_and_allowlist_file(tmp_path):
+    text = f'DB_PASSWORD = "{PASSWORD}"  # runbook: allow-secret\nAPI = "{TOKEN}"\n'
+    listed = tmp_path / "allow.txt"
+    listed.write_text(f"# reviewed: sample token\n{allowlist_entry(TOKEN)}\n")
+    scanner = Scanner(allowlist=listed)
+    assert scanner.scan_text(text, "app.py") == [] and scanner.allowlisted == 2
+    assert Scanner().scan_text(text.replace("# runbook: allow-secret", ""), "a.py")[0].rule == "keyword-assignment"
+    with pytest.raises(InputError):
+        Allowlist(["not-a-hash"])
+
+
+def test_allowlist_entry_is_a_hash_of_the_finding(scanner):
+    finding = scanner.scan_text(f'T = "{TOKEN}"\n', "a.py")[0]
+    assert scanner.allowlist_entry(finding) == allowlist_entry(TOKEN)
+    assert scanner.allowlist_entry(finding).startswith("sha256:")
+
+
+def test_scan_path_directory_zip_and_skips(tmp_path, scanner):
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "app.py").write_text(f'password = "{PASSWORD}"\n')
+    (tmp_path / "src" / "lib.so").write_bytes(b"\x7fELF\0\0")
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "dist.zip").write_bytes(_zip({"h.js": f"const t = '{TOKEN}';\n".encode()}))
+    report = scanner.scan_path(tmp_path)
+    assert isinstance(report, ScanReport)
+    assert sorted((Path(f.path).name, f.rule) for f in report.findings) == [
+        ("app.py", "keyword-assignment"), ("dist.zip!h.js", "github-token")]
+    reasons = sorted(s["reason"] for s in report.skipped)
+    assert reasons == ["binary", "version-control metadata"]
+    with pytest.raises(InputError):
+        scanner.scan_path(tmp_path / "missing")
+
+
+def test_finding_is_frozen_and_holds_no_value_field():
+    fields = set(Finding.__dataclass_fields__)
+    assert fields == {"rule", "title", "remediation", "redacted", "fingerprint", "path", "line", "variable", "json_key"}
+    f = Finding("jwt", "JSON Web Token", "move-to-secrets-manager", "eyJh…(120)", "fp:0", path="a", line=1)
+    with pytest.raises(AttributeError):
+        f.rule = "x"  # type: ignore[misc]
