@@ -105,7 +105,10 @@ class _Refusal(Exception):
         self.status, self.code, self.message = status, code, message
 
     def result(self, request_id: str) -> InvokeResult:
-        body = json.dumps({"Type": "User", "Message": self.message}).encode()
+        # "__type" as moto's own errors carry it, so botocore finds the code even when
+        # the x-amzn-ErrorType header (InvokeResult.headers) is not forwarded
+        body = json.dumps({"Type": "User", "Message": self.message,
+                           "__type": self.code}).encode()
         return InvokeResult(self.status, body, error_code=self.code, request_id=request_id)
 
 
@@ -715,7 +718,12 @@ class LambdaRuntime:
             return _error_payload("Sandbox.Timedout",
                                   f"RequestId: {request_id} Error: {message}"), "Unhandled"
         if reply == _EXITED:
-            code = env.process.poll() if env.process is not None else None
+            code = None
+            if env.process is not None:
+                try:  # the response pipe closes a moment before the process is reaped
+                    code = env.process.wait(timeout=2)
+                except subprocess.TimeoutExpired:
+                    pass
             env.stop()
             why = f"signal: {-code}" if code is not None and code < 0 else f"exit status {code}"
             message = f"RequestId: {request_id} Error: Runtime exited with error: {why}"
