@@ -255,3 +255,21 @@ def test_role_trusts_service_reads_moto_roles():
         assert enforcement.role_trusts_service(f"arn:aws:iam::{ACCOUNT}:role/fn-role", "lambda.amazonaws.com")
         assert not enforcement.role_trusts_service("fn-role", "ec2.amazonaws.com")
         assert not enforcement.role_trusts_service("missing-role", "lambda.amazonaws.com")
+
+
+def test_aws_managed_policies_exist_and_are_enforced(enforcing):
+    lab = enforcing
+    iam = lab.client("iam")
+    name = f"lp-managed-{uuid.uuid4().hex[:6]}"
+    arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(TRUST))["Role"]["Arn"]
+    iam.attach_role_policy(RoleName=name,
+                           PolicyArn="arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole")
+    creds = lab.client("sts").assume_role(RoleArn=arn, RoleSessionName="fn")["Credentials"]
+    session = boto3.Session(aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+                            aws_session_token=creds["SessionToken"], region_name=lab.region)
+    logs = session.client("logs", endpoint_url=lab.endpoint_url)
+    logs.create_log_group(logGroupName=f"/aws/lambda/{name}")
+    sm = session.client("secretsmanager", endpoint_url=lab.endpoint_url)
+    with pytest.raises(sm.exceptions.ClientError) as denied:
+        sm.list_secrets()
+    assert _error(denied)["Code"] == "AccessDeniedException"

@@ -66,6 +66,9 @@ class LabServer:
     # ------------------------------------------------------------------ life cycle
     def start(self) -> "LabServer":
         """Bind, serve in a background thread, create ``lab-admin``, build the hooks."""
+        # AWS managed policies (AWSLambdaBasicExecutionRole...) exist in every account;
+        # moto loads them only when asked (about 0.3 s).
+        os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
         from moto.moto_server.werkzeug_app import (DomainDispatcherApplication, MotoRequestHandler,
                                                    create_backend_app)
         from werkzeug.serving import make_server
