@@ -62,10 +62,16 @@ def arn_parts(function_arn: str) -> dict:
     return {"partition": parts[1], "region": parts[3], "account": parts[4]}
 
 
+#: Fields of :func:`state_marker` compared for drift (LastModified alone can miss a change made
+#: within the same second on some endpoints, so names, handler and role are compared too).
+DRIFT_FIELDS = ("code_sha256", "last_modified", "variable_names", "handler", "role")
+
+
 def state_marker(config: dict) -> dict:
-    """What identifies a function's state for drift detection: code hash and modification time."""
+    """What identifies a function's state for drift detection (names and hashes, never values)."""
     return {"code_sha256": config.get("CodeSha256", ""), "last_modified": config.get("LastModified", ""),
-            "variable_names": sorted(environment(config))}
+            "variable_names": sorted(environment(config)), "handler": config.get("Handler", ""),
+            "role": config.get("Role", "")}
 
 
 def restorable_config(config: dict) -> dict:

@@ -205,5 +205,7 @@ def schedule_key_deletion(kms, key_arn: str, alias: str | None, days: int = KEY_
             if exc.code != "NotFoundException":
                 raise
     with aws_call("ScheduleKeyDeletion", key_arn, "kms:ScheduleKeyDeletion"):
-        response = kms.schedule_key_deletion(KeyId=key_arn, PendingWindowInDays=max(7, min(30, days)))
+        # The bare key id works everywhere (some emulators accept only the id, AWS takes both).
+        key_id = key_arn.split(":key/", 1)[-1]
+        response = kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=max(7, min(30, days)))
     return str(response.get("DeletionDate", ""))

@@ -1,0 +1,191 @@
+"""Backout against moto in-process: round trip, idempotence, drift, ownership, mode=remove."""
+
+import json
+
+import pytest
+from moto import mock_aws
+
+from runbook_lib import functions
+from runbook_lib.backout import Backout
+from runbook_lib.exceptions import ChangeRefused, InputError
+from runbook_lib.implementation import Implementation
+from test_implementation import FUNCTION, build_world, moto_version_code
+
+POLICY_ARN = f"arn:aws:iam::123456789012:policy/LambdaSecretsManagerPolicy-{FUNCTION}"
+
+
+@pytest.fixture()
+def world(tmp_path, monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    # moto's Code.Location cannot be downloaded in-process: read the package from its backend
+    monkeypatch.setattr(functions, "version_code", lambda lam, name, version: moto_version_code(name, version))
+    with mock_aws():
+        yield build_world(tmp_path)
+
+
+def implement(world, **kw):
+    Implementation(world.target, world.ledger, function_name=FUNCTION, change_ticket="CHG-1",
+                   fingerprinter=world.fingerprinter, **kw).apply()
+
+
+def backout(world, **kw):
+    kw.setdefault("change_ticket", "CHG-2")
+    return Backout(world.target, world.ledger, **kw)
+
+
+def live(world):
+    config = world.client("lambda").get_function_configuration(FunctionName=FUNCTION)
+    return {k: config.get(k) for k in ("CodeSha256", "Handler", "Role", "Environment", "Timeout", "MemorySize")}
+
+
+def test_round_trip_restores_function_and_removes_what_was_created(world):
+    before = live(world)
+    implement(world, role_mode="dedicated", kms_key="create")
+    assert live(world) != before
+    b = backout(world)
+    plan = {r.step: r for r in b.plan()}
+    assert plan["function"].action == "update" and "WARNING" in plan["function"].reason
+    assert plan["function"].source.startswith("ledger snapshot created")
+    b.apply()
+    assert bool(live(world) == before) is True, "configuration and code hash equal the snapshot"
+    iam, sm, kms = world.client("iam"), world.client("secretsmanager"), world.client("kms")
+    names = [p["PolicyName"] for p in iam.list_policies(Scope="Local")["Policies"]]
+    assert f"LambdaSecretsManagerPolicy-{FUNCTION}" not in names
+    assert f"LambdaSecretsRunbook-{FUNCTION}" not in [r["RoleName"] for r in iam.list_roles()["Roles"]]
+    secret = sm.describe_secret(SecretId=world.ledger.entries("secret")[0].resource)
+    assert secret.get("DeletedDate"), "secret scheduled for deletion, restorable in the window"
+    sm.restore_secret(SecretId=secret["ARN"])  # restorable indeed
+    sm.delete_secret(SecretId=secret["ARN"], RecoveryWindowInDays=7)
+    key = kms.describe_key(KeyId=world.ledger.entries("kms_key")[0].resource)["KeyMetadata"]
+    assert key["KeyState"] == "PendingDeletion"
+    # the access key stays inactive unless asked
+    assert iam.list_access_keys(UserName="orders-legacy-ci")["AccessKeyMetadata"][0]["Status"] == "Inactive"
+    checks = {c.id: c for c in b.checks(invoke=False)}
+    assert {c.status for c in checks.values()} == {"PASS"}, [(c.id, c.reason) for c in checks.values()]
+    assert checks["no-orphans"].evidence["in_deletion_window"]
+    table = b.before_after()
+    row = table[table.kind == "secret"].iloc[0]
+    assert row.before == "active" and row.after.startswith("scheduled for deletion")
+    # second backout: nothing to do
+    again = backout(world)
+    assert {r.action for r in again.plan()} == {"none"}
+    assert {r.status for r in again.apply()} == {"unchanged"}
+    text = world.ledger.path.read_text()
+    assert bool(any(world.env[k] in text for k in ("PARTNER_API_KEY", "DB_PASSWORD"))) is False
+
+
+def test_reimplement_after_backout_restores_the_secret(world):
+    implement(world)
+    backout(world).apply()
+    implement(world)
+    sm = world.client("secretsmanager")
+    secret = sm.describe_secret(SecretId="lambda/orders-api/config")
+    assert not secret.get("DeletedDate")
+    assert "SECRET_ID" in live(world)["Environment"]["Variables"]
+
+
+def test_function_changed_outside_the_runbook_is_left_alone_with_a_reason(world):
+    implement(world)
+    lam = world.client("lambda")
+    env = lam.get_function_configuration(FunctionName=FUNCTION)["Environment"]["Variables"]
+    lam.update_function_configuration(FunctionName=FUNCTION, Environment={"Variables": {**env, "NEW": "1"}})
+    changed = live(world)
+    b = backout(world)
+    row = {r.step: r for r in b.plan()}["function"]
+    assert row.action == "blocked" and "changed outside the runbook" in row.reason
+    with pytest.raises(ChangeRefused, match="changed outside the runbook"):
+        b.apply()
+    assert live(world) == changed, "the function was not overwritten"
+    # the other steps still ran: the policy is detached and deleted
+    iam = world.client("iam")
+    assert POLICY_ARN not in [p["Arn"] for p in iam.list_policies(Scope="Local")["Policies"]]
+    checks = {c.id: c for c in b.checks(invoke=False)}
+    assert checks["backout-complete"].status == "FAIL" and "function_config" in checks["backout-complete"].reason
+
+
+def test_untagged_resources_are_never_deleted(world):
+    implement(world)
+    sm, iam = world.client("secretsmanager"), world.client("iam")
+    arn = world.ledger.find("secret").resource
+    sm.untag_resource(SecretId=arn, TagKeys=["managed-by"])
+    iam.untag_policy(PolicyArn=POLICY_ARN, TagKeys=["managed-by"])
+    b = backout(world)
+    blocked = {r.step for r in b.plan() if r.action == "blocked"}
+    assert blocked == {"secret", "policy"}
+    with pytest.raises(ChangeRefused, match="lacks the runbook's tags"):
+        b.apply()
+    assert not sm.describe_secret(SecretId=arn).get("DeletedDate")
+    assert iam.get_policy(PolicyArn=POLICY_ARN)["Policy"]
+    # the function itself was restored: its step was not blocked
+    assert "SECRET_ID" not in live(world)["Environment"]["Variables"]
+
+
+def test_mode_remove_deletes_only_functions_the_runbook_created(world):
+    lam = world.client("lambda")
+    role = lam.get_function_configuration(FunctionName=FUNCTION)["Role"]
+    created = lam.create_function(FunctionName="runbook-made", Runtime="python3.12", Role=role,
+                                  Handler="app.handler", Code={"ZipFile": world.code},
+                                  Tags={"managed-by": "lambda-secrets-runbook", "function": FUNCTION})
+    untagged = lam.create_function(FunctionName="not-ours", Runtime="python3.12", Role=role,
+                                   Handler="app.handler", Code={"ZipFile": world.code})
+    implement(world)
+    world.ledger.record("function", created["FunctionArn"], "created", "test", {"name": "runbook-made"})
+    world.ledger.record("function", untagged["FunctionArn"], "created", "test", {"name": "not-ours"})
+    b = backout(world, mode="remove")
+    rows = {r.resource: r for r in b.plan() if r.step == "remove"}
+    assert rows[created["FunctionArn"]].action == "delete"
+    assert rows[untagged["FunctionArn"]].action == "blocked"
+    assert rows[FUNCTION].action == "none"
+    with pytest.raises(ChangeRefused, match="not-ours"):
+        b.apply()
+    names = [f["FunctionName"] for f in lam.list_functions()["Functions"]]
+    assert "runbook-made" not in names and "not-ours" in names and FUNCTION in names
+
+
+def test_reactivate_access_keys_only_when_asked(world):
+    implement(world)
+    backout(world).apply()
+    iam = world.client("iam")
+    assert iam.list_access_keys(UserName="orders-legacy-ci")["AccessKeyMetadata"][0]["Status"] == "Inactive"
+    b = backout(world, reactivate_access_keys=True)
+    assert [r.action for r in b.plan() if r.step == "access-keys"] == ["update"]
+    b.apply()
+    assert iam.list_access_keys(UserName="orders-legacy-ci")["AccessKeyMetadata"][0]["Status"] == "Active"
+
+
+def test_partial_failure_is_rerunnable(world):
+    implement(world)
+    sm = world.client("secretsmanager")
+    calls = []
+
+    def fail_once(**kwargs):
+        if not calls:
+            calls.append(1)
+            import botocore.exceptions
+            raise botocore.exceptions.ClientError({"Error": {"Code": "Throttling", "Message": "x"}}, "DeleteSecret")
+    sm.meta.events.register("before-call.secrets-manager.DeleteSecret", fail_once)
+    with pytest.raises(Exception, match="DeleteSecret"):
+        backout(world).apply()
+    assert "SECRET_ID" not in live(world)["Environment"]["Variables"]  # function restored before the failure
+    b = backout(world)
+    assert [r.action for r in b.plan() if r.action != "none"] == ["delete"]
+    b.apply()
+    assert {c.status for c in b.checks(invoke=False)} == {"PASS"}
+
+
+def test_input_errors(world):
+    with pytest.raises(InputError, match="force"):
+        backout(world, secret_recovery_days=0)
+    with pytest.raises(InputError, match="7-30"):
+        backout(world, secret_recovery_days=3)
+    with pytest.raises(InputError, match="mode"):
+        backout(world, mode="nuke")
+    with pytest.raises(InputError, match="change ticket"):
+        backout(world, change_ticket="", apply=True)
+    with pytest.raises(InputError, match="names no function"):
+        backout(world)
+    implement(world)
+    with pytest.raises(InputError, match="ledger is for function_name"):
+        backout(world, function_name="inventory-sync")
