@@ -29,7 +29,7 @@ from .identity import Caller
 from .operations import ApiCall
 
 HIDDEN = "HIDDEN_DUE_TO_SECURITY_REASONS"
-MAX_EVENTS = 100_000
+MAX_EVENTS = 50_000
 MAX_RESULTS = 50
 #: Member names hidden whatever the model says (query-protocol params are untyped).
 _SENSITIVE_NAME = re.compile(
@@ -49,12 +49,12 @@ _RESOURCE_KEYS = {
 _SERVICE_TYPES = {"secretsmanager": "AWS::SecretsManager::Secret", "cloudtrail": "AWS::CloudTrail::Trail",
                   "cloudfront": "AWS::CloudFront::Distribution", "iam": "AWS::IAM::Policy"}
 _LOOKUP_KEYS = {
-    "EventId": lambda e: [e["event"]["eventID"]],
-    "EventName": lambda e: [e["event"]["eventName"]],
-    "EventSource": lambda e: [e["event"]["eventSource"]],
-    "ReadOnly": lambda e: [str(e["event"]["readOnly"]).lower()],
+    "EventId": lambda e: [e["EventId"]],
+    "EventName": lambda e: [e["EventName"]],
+    "EventSource": lambda e: [e["EventSource"]],
+    "ReadOnly": lambda e: [e["ReadOnly"]],
     "Username": lambda e: [e["username"]] if e["username"] else [],
-    "AccessKeyId": lambda e: [e["event"]["userIdentity"].get("accessKeyId", "")],
+    "AccessKeyId": lambda e: [e["AccessKeyId"]],
     "ResourceName": lambda e: [r["ResourceName"] for r in e["resources"]],
     "ResourceType": lambda e: [r["ResourceType"] for r in e["resources"] if r.get("ResourceType")],
 }
@@ -246,7 +246,12 @@ class EventStore:
                 lookup_resources.append({"ResourceType": None, "ResourceName": value})
         with self._lock:
             self._sequence += 1
-            self._events.append({"seq": self._sequence, "time": when.timestamp(), "event": event,
+            # only what LookupEvents filters on, plus the record as JSON (kept compact)
+            self._events.append({"seq": self._sequence, "time": when.timestamp(),
+                                 "EventId": event["eventID"], "EventName": event["eventName"],
+                                 "EventSource": event["eventSource"],
+                                 "ReadOnly": str(event["readOnly"]).lower(),
+                                 "AccessKeyId": event["userIdentity"].get("accessKeyId", ""),
                                  "username": caller.user_name, "resources": lookup_resources,
                                  "json": json.dumps(event, separators=(",", ":"))})
             if len(self._events) > self._max:
@@ -307,12 +312,9 @@ class LookupError_(Exception):
 
 
 def _lookup_event(entry: dict) -> dict:
-    event = entry["event"]
-    item = {"EventId": event["eventID"], "EventName": event["eventName"],
-            "ReadOnly": str(event["readOnly"]).lower(),
-            "AccessKeyId": event["userIdentity"].get("accessKeyId", ""),
-            "EventTime": entry["time"], "EventSource": event["eventSource"],
-            "Resources": entry["resources"], "CloudTrailEvent": entry["json"]}
+    item = {key: entry[key] for key in ("EventId", "EventName", "ReadOnly", "AccessKeyId", "EventSource")}
+    item.update({"EventTime": entry["time"], "Resources": entry["resources"],
+                 "CloudTrailEvent": entry["json"]})
     if entry["username"]:
         item["Username"] = entry["username"]
     return item
