@@ -300,9 +300,10 @@ def guard_against_leaks(run_dir: Path, key_hex: str | None) -> Check:
     if hits:
         return log.add("no-secret-in-artifacts", "No secret value in any artifact of the run", FAIL,
                        reason=f"{len(hits)} hit(s), first at {hits[0].path}:{hits[0].line}",
-                       evidence=evidence, controls=["IA-5", "SC-28"])
+                       evidence=evidence, controls=["IA-5", "SC-28"],
+                       evidence_file="checks/99_leak_guard.json")
     return log.add("no-secret-in-artifacts", "No secret value in any artifact of the run", PASS,
-                   evidence=evidence, controls=["IA-5", "SC-28"])
+                   evidence=evidence, controls=["IA-5", "SC-28"], evidence_file="checks/99_leak_guard.json")
 
 
 def finish_run(run_dir: Path, options: dict, notebooks: Sequence[NotebookRun],
