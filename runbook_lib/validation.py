@@ -798,24 +798,27 @@ class Validation:
         rows = []
         for trail in trails:
             arn = trail.get("TrailARN") or trail.get("Name")
-            with aws_call("GetTrailStatus", arn, "cloudtrail:GetTrailStatus"):
-                status = ct.get_trail_status(Name=arn)
-            with aws_call("GetEventSelectors", arn, "cloudtrail:GetEventSelectors"):
-                selectors = ct.get_event_selectors(TrailName=arn)
-            reads, data = _management_reads(selectors)
-            rows.append({"name": trail.get("Name"), "arn": arn, "home_region": trail.get("HomeRegion", ""),
-                         "multi_region": bool(trail.get("IsMultiRegionTrail")),
-                         "organization_trail": bool(trail.get("IsOrganizationTrail")),
-                         "is_logging": bool(status.get("IsLogging")),
-                         "management_read_events": reads, "data_event_selectors": data})
+            row = {"name": trail.get("Name"), "arn": arn, "home_region": trail.get("HomeRegion", ""),
+                   "multi_region": bool(trail.get("IsMultiRegionTrail")),
+                   "organization_trail": bool(trail.get("IsOrganizationTrail")),
+                   "is_logging": False, "management_read_events": False, "data_event_selectors": []}
+            try:  # one unreadable trail (an org trail seen from a member account) must not hide the others
+                with aws_call("GetTrailStatus", arn, "cloudtrail:GetTrailStatus"):
+                    row["is_logging"] = bool(ct.get_trail_status(Name=arn).get("IsLogging"))
+                with aws_call("GetEventSelectors", arn, "cloudtrail:GetEventSelectors"):
+                    selectors = ct.get_event_selectors(TrailName=arn)
+                row["management_read_events"], row["data_event_selectors"] = _management_reads(selectors)
+            except AwsCallError as exc:
+                row["unreadable"] = str(exc)
+            rows.append(row)
         qualifying = [r for r in rows if r["multi_region"] and r["is_logging"] and r["management_read_events"]]
         qualifying.sort(key=lambda r: not r["organization_trail"])
         ev = {"trails": rows, "qualifying": [r["name"] for r in qualifying],
               "organization_trail": bool(qualifying and qualifying[0]["organization_trail"])}
         if not qualifying:
-            why = [f"{r['name']}: " + ", ".join(
+            why = [f"{r['name']}: " + (r["unreadable"] if "unreadable" in r else ", ".join(
                 w for w, bad in (("not multi-region", not r["multi_region"]), ("not logging", not r["is_logging"]),
-                                 ("no management read events", not r["management_read_events"])) if bad)
+                                 ("no management read events", not r["management_read_events"])) if bad))
                    for r in rows]
             return self._check(cid, TITLES[cid], FAIL, "no multi-region trail is logging management read "
                                "events" + (f" ({'; '.join(why)})" if why else ": no trail at all"),

@@ -582,3 +582,23 @@ def test_seeded_lab_after_implementation_every_check_passes(seeded_after_impleme
     assert checks["audit-logging"].evidence["organization_trail"] is True
     assert no_value_in_run_folder(run_dir, seeded_values)
     assert "0 failed" in str(v.summary())
+
+
+@pytest.mark.parametrize("selectors, reads", [
+    ({}, True),
+    ({"EventSelectors": [{"ReadWriteType": "ReadOnly", "IncludeManagementEvents": True}]}, True),
+    ({"EventSelectors": [{"ReadWriteType": "All", "IncludeManagementEvents": False}]}, False),
+    ({"AdvancedEventSelectors": [{"FieldSelectors": [{"Field": "eventCategory", "Equals": ["Management"]}]}]}, True),
+    ({"AdvancedEventSelectors": [{"FieldSelectors": [{"Field": "eventCategory", "Equals": ["Management"]},
+                                                     {"Field": "readOnly", "Equals": ["false"]}]}]}, False),
+])
+def test_management_read_selectors(selectors, reads):
+    from runbook_lib.validation import _management_reads
+    assert _management_reads(selectors)[0] is reads
+
+
+def test_data_event_selectors_are_listed():
+    from runbook_lib.validation import _management_reads
+    reads, data = _management_reads({"EventSelectors": [{"ReadWriteType": "All", "DataResources": [
+        {"Type": "AWS::Lambda::Function", "Values": ["arn:aws:lambda"]}]}]})
+    assert reads is True and data == [{"type": "AWS::Lambda::Function", "values": ["arn:aws:lambda"]}]
