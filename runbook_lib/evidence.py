@@ -344,6 +344,57 @@ def lookup_secret_events(cloudtrail, secret_arn: str, secret_name: str, start: _
         sleep(min(poll_seconds, max(wait_seconds - waited, 0.1)))
 
 
+def audit_trails(cloudtrail) -> list[dict]:
+    """Every trail visible from this region (shadow trails included), with its status and selectors.
+
+    A trail whose status or selectors cannot be read (an organization trail seen from a
+    member account) gets an ``unreadable`` reason instead of hiding the others.
+    """
+    from .exceptions import AwsCallError
+
+    with aws_call("DescribeTrails", "cloudtrail", "cloudtrail:DescribeTrails"):
+        trails = cloudtrail.describe_trails(includeShadowTrails=True).get("trailList", [])
+    rows = []
+    for trail in trails:
+        arn = trail.get("TrailARN") or trail.get("Name")
+        row = {"name": trail.get("Name"), "arn": arn, "home_region": trail.get("HomeRegion", ""),
+               "multi_region": bool(trail.get("IsMultiRegionTrail")),
+               "organization_trail": bool(trail.get("IsOrganizationTrail")),
+               "is_logging": False, "management_read_events": False, "data_event_selectors": []}
+        try:
+            with aws_call("GetTrailStatus", arn, "cloudtrail:GetTrailStatus"):
+                row["is_logging"] = bool(cloudtrail.get_trail_status(Name=arn).get("IsLogging"))
+            with aws_call("GetEventSelectors", arn, "cloudtrail:GetEventSelectors"):
+                selectors = cloudtrail.get_event_selectors(TrailName=arn)
+            row["management_read_events"], row["data_event_selectors"] = management_reads(selectors)
+        except AwsCallError as exc:
+            row["unreadable"] = str(exc)
+        rows.append(row)
+    return rows
+
+
+def management_reads(selectors: dict) -> tuple[bool, list]:
+    """Whether a trail's selectors include management read events, and its data-event selectors."""
+    reads, data = False, []
+    if not selectors.get("EventSelectors") and not selectors.get("AdvancedEventSelectors"):
+        return True, []  # a trail without selectors logs all management events (AWS's default)
+    for sel in selectors.get("EventSelectors") or []:
+        if sel.get("IncludeManagementEvents", True) and sel.get("ReadWriteType", "All") in ("All", "ReadOnly"):
+            reads = True
+        for resource in sel.get("DataResources") or []:
+            data.append({"type": resource.get("Type"), "values": resource.get("Values", [])})
+    for sel in selectors.get("AdvancedEventSelectors") or []:
+        fields = {f.get("Field"): f for f in sel.get("FieldSelectors") or []}
+        category = (fields.get("eventCategory") or {}).get("Equals") or []
+        read_only = fields.get("readOnly")
+        if "Management" in category and (read_only is None or "true" in (read_only.get("Equals") or ["true"])):
+            reads = True
+        if "Data" in category:
+            data.append({"name": sel.get("Name", ""), "resources_type":
+                         (fields.get("resources.type") or {}).get("Equals", [])})
+    return reads, data
+
+
 def cloudtrail_frame(rows: Iterable[dict]):
     """The CloudTrail rows as a pandas DataFrame with :data:`CLOUDTRAIL_COLUMNS`."""
     import pandas as pd

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import secrets
+import string
 import urllib.parse
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
@@ -390,3 +392,67 @@ def simulate_secret_access(iam, role_arn: str, secret_arn: str, decoy_arn: str) 
     as_expected = (decisions[secret_arn] == "allowed"
                    and decisions["*"] != "allowed" and decisions[decoy_arn] != "allowed")
     return {"available": True, "decisions": decisions, "as_expected": as_expected}
+
+
+# -- a live probe as the role ----------------------------------------------------------------
+PROBE_SESSION = "runbook-least-privilege-probe"
+
+
+def decoy_secret_arn(partition: str, region: str, account: str) -> str:
+    """A secret ARN nobody uses, for a denial test.
+
+    IAM decides before Secrets Manager looks the secret up, so a request for it is
+    ``AccessDenied`` when IAM denies, and ``ResourceNotFound`` only when IAM allowed it.
+    """
+    suffix = "".join(secrets.choice(string.ascii_letters) for _ in range(6))
+    return f"arn:{partition}:secretsmanager:{region}:{account}:secret:runbook-decoy-{secrets.token_hex(4)}-{suffix}"
+
+
+def trusts_aws_principal(trust: Any) -> bool:
+    """Whether a role's trust policy lets an AWS principal (not only a service) assume it."""
+    trust = _load(trust) if trust else {}
+    for stmt in _as_list(trust.get("Statement")):
+        if isinstance(stmt, dict) and stmt.get("Effect") == "Allow":
+            principal = stmt.get("Principal")
+            if principal == "*" or (isinstance(principal, dict) and "AWS" in principal):
+                return True
+    return False
+
+
+def probe_secret_access(target, role_arn: str, secret_arn: str, decoy_arn: str) -> dict:
+    """Assume the role and read the secret (must be allowed) and a decoy (must be AccessDenied).
+
+    Returns
+    -------
+    dict
+        ``performed``, ``own_secret`` and ``decoy`` (``"allowed"`` or the error code),
+        ``denial_shown``; a ``note`` when the endpoint does not enforce IAM. The secret's
+        value is dropped unread.
+    """
+    import boto3
+
+    from .exceptions import AwsCallError
+
+    try:
+        with aws_call("AssumeRole", role_arn, "sts:AssumeRole"):
+            creds = target.client("sts").assume_role(RoleArn=role_arn, RoleSessionName=PROBE_SESSION,
+                                                     DurationSeconds=900)["Credentials"]
+    except AwsCallError as exc:
+        return {"performed": False, "error": str(exc)}
+    session = boto3.session.Session(aws_access_key_id=creds["AccessKeyId"],
+                                    aws_secret_access_key=creds["SecretAccessKey"],
+                                    aws_session_token=creds["SessionToken"], region_name=target.region)
+    sm = target.with_session(session).client("secretsmanager")
+    results = {}
+    for label, arn in (("own_secret", secret_arn), ("decoy", decoy_arn)):
+        try:
+            sm.get_secret_value(SecretId=arn)
+            results[label] = "allowed"
+        except Exception as exc:  # noqa: BLE001 - the error code is the result
+            results[label] = error_code(exc) or type(exc).__name__
+    denied = results["decoy"] in ("AccessDenied", "AccessDeniedException")
+    out = {"performed": True, "session": PROBE_SESSION, "decoy_arn": decoy_arn, **results, "denial_shown": denied}
+    if not denied and results["decoy"] != "allowed":
+        out["note"] = (f"the decoy answered {results['decoy']}, not AccessDenied: this endpoint does not "
+                       "enforce IAM, so the denial rests on the static analysis")
+    return out

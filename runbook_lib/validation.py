@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import secrets as _secrets
-import string
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -36,7 +34,7 @@ from .checks import FAIL, PASS, SKIP, WARN, Check
 from .evidence import RETRIEVAL_LOG_LINE, iso, parse_time, response_shape, utc  # noqa: F401 - re-export
 from .exceptions import AwsCallError, InputError, RunbookError
 from .redaction import Fingerprinter, redact
-from .session import aws_call, error_code
+from .session import aws_call
 
 NOTEBOOK = "03_functional_validation"
 PHASE = "validation"
@@ -708,11 +706,7 @@ class Validation:
         return self._check(cid, TITLES[cid], PASS, "", ev, CONTROL_MAP[cid], "iam_analysis.json")
 
     def _decoy_arn(self) -> str:
-        # A name no one uses: a request for it can only be denied by IAM, since IAM decides
-        # before Secrets Manager looks the secret up (ResourceNotFound means IAM allowed it).
-        suffix = "".join(_secrets.choice(string.ascii_letters) for _ in range(6))
-        return (f"arn:{self.partition}:secretsmanager:{self.target.region}:{self.account}:secret:"
-                f"runbook-decoy-{_secrets.token_hex(4)}-{suffix}")
+        return iam_analysis.decoy_secret_arn(self.partition, self.target.region, self.account)
 
     def _probe_allowed(self) -> tuple[bool, str]:
         if self.live_probe is not None:
@@ -721,46 +715,17 @@ class Validation:
             return True, "the lab's administrator may assume any role"
         with aws_call("GetRole", self.role_name, "iam:GetRole"):
             trust = self._client("iam").get_role(RoleName=self.role_name)["Role"].get("AssumeRolePolicyDocument", {})
-        trust = json.loads(trust) if isinstance(trust, str) else trust
-        principals = [s.get("Principal", {}) for s in iam_analysis._as_list(trust.get("Statement"))
-                      if isinstance(s, dict) and s.get("Effect") == "Allow"]
-        if any(isinstance(p, dict) and "AWS" in p for p in principals):
+        if iam_analysis.trusts_aws_principal(trust):
             return True, "the role's trust policy allows an AWS principal"
         return False, ("the role trusts only AWS services: a live probe would need a trust this change must "
                        "not add (the policy simulator answers instead)")
 
     def _live_probe(self, secret_arn: str, decoy: str) -> dict:
-        """Read the secret and a decoy as the role itself: allowed, then AccessDenied."""
-        import boto3
-
         allowed, why = self._probe_allowed()
         if not allowed:
             return {"performed": False, "reason": why}
-        try:
-            with aws_call("AssumeRole", self.analysis.role_arn, "sts:AssumeRole"):
-                creds = self._client("sts").assume_role(RoleArn=self.analysis.role_arn,
-                                                        RoleSessionName="runbook-least-privilege-probe",
-                                                        DurationSeconds=900)["Credentials"]
-        except AwsCallError as exc:
-            return {"performed": False, "reason": f"{why}, but {exc}"}
-        session = boto3.session.Session(aws_access_key_id=creds["AccessKeyId"],
-                                        aws_secret_access_key=creds["SecretAccessKey"],
-                                        aws_session_token=creds["SessionToken"], region_name=self.target.region)
-        sm = self.target.with_session(session).client("secretsmanager")
-        results = {}
-        for label, arn in (("own_secret", secret_arn), ("decoy", decoy)):
-            try:
-                sm.get_secret_value(SecretId=arn)  # the answer is dropped unread
-                results[label] = "allowed"
-            except Exception as exc:  # noqa: BLE001 - the error code is the result
-                results[label] = error_code(exc) or type(exc).__name__
-        denied = results["decoy"] in ("AccessDenied", "AccessDeniedException")
-        out = {"performed": True, "reason": why, "session": "runbook-least-privilege-probe",
-               "decoy_arn": decoy, **results, "denial_shown": denied}
-        if not denied and results["decoy"] != "allowed":
-            out["note"] = (f"the decoy answered {results['decoy']}, not AccessDenied: this endpoint does not "
-                           "enforce IAM, so the denial rests on the static analysis")
-        return out
+        return {"reason": why, **iam_analysis.probe_secret_access(self.target, self.analysis.role_arn,
+                                                                  secret_arn, decoy)}
 
     def check_secret_encrypted(self) -> Check:
         cid = "secret-encrypted"
@@ -792,25 +757,7 @@ class Validation:
 
     def check_audit_logging(self) -> Check:
         cid = "audit-logging"
-        ct = self._client("cloudtrail")
-        with aws_call("DescribeTrails", "cloudtrail", "cloudtrail:DescribeTrails"):
-            trails = ct.describe_trails(includeShadowTrails=True).get("trailList", [])
-        rows = []
-        for trail in trails:
-            arn = trail.get("TrailARN") or trail.get("Name")
-            row = {"name": trail.get("Name"), "arn": arn, "home_region": trail.get("HomeRegion", ""),
-                   "multi_region": bool(trail.get("IsMultiRegionTrail")),
-                   "organization_trail": bool(trail.get("IsOrganizationTrail")),
-                   "is_logging": False, "management_read_events": False, "data_event_selectors": []}
-            try:  # one unreadable trail (an org trail seen from a member account) must not hide the others
-                with aws_call("GetTrailStatus", arn, "cloudtrail:GetTrailStatus"):
-                    row["is_logging"] = bool(ct.get_trail_status(Name=arn).get("IsLogging"))
-                with aws_call("GetEventSelectors", arn, "cloudtrail:GetEventSelectors"):
-                    selectors = ct.get_event_selectors(TrailName=arn)
-                row["management_read_events"], row["data_event_selectors"] = _management_reads(selectors)
-            except AwsCallError as exc:
-                row["unreadable"] = str(exc)
-            rows.append(row)
+        rows = evidence.audit_trails(self._client("cloudtrail"))
         qualifying = [r for r in rows if r["multi_region"] and r["is_logging"] and r["management_read_events"]]
         qualifying.sort(key=lambda r: not r["organization_trail"])
         ev = {"trails": rows, "qualifying": [r["name"] for r in qualifying],
@@ -899,25 +846,3 @@ def _unique(items: list) -> list:
         if item not in out:
             out.append(item)
     return out
-
-
-def _management_reads(selectors: dict) -> tuple[bool, list]:
-    """Whether a trail's selectors include management read events, and its data-event selectors."""
-    reads, data = False, []
-    if not selectors.get("EventSelectors") and not selectors.get("AdvancedEventSelectors"):
-        return True, []  # a trail without selectors logs all management events (AWS's default)
-    for sel in selectors.get("EventSelectors") or []:
-        if sel.get("IncludeManagementEvents", True) and sel.get("ReadWriteType", "All") in ("All", "ReadOnly"):
-            reads = True
-        for resource in sel.get("DataResources") or []:
-            data.append({"type": resource.get("Type"), "values": resource.get("Values", [])})
-    for sel in selectors.get("AdvancedEventSelectors") or []:
-        fields = {f.get("Field"): f for f in sel.get("FieldSelectors") or []}
-        category = (fields.get("eventCategory") or {}).get("Equals") or []
-        read_only = fields.get("readOnly")
-        if "Management" in category and (read_only is None or "true" in (read_only.get("Equals") or ["true"])):
-            reads = True
-        if "Data" in category:
-            data.append({"name": sel.get("Name", ""), "resources_type":
-                         (fields.get("resources.type") or {}).get("Equals", [])})
-    return reads, data

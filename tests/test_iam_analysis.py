@@ -208,3 +208,19 @@ def test_simulator_decisions_are_judged():
     assert result == {"available": True, "as_expected": True,
                       "decisions": {SECRET_ARN: "allowed", "*": "implicitDeny",
                                     SECRET_ARN + "x": "implicitDeny"}}
+
+
+def test_trusts_aws_principal():
+    from runbook_lib.iam_analysis import trusts_aws_principal
+    assert trusts_aws_principal(TRUST) is False
+    assert trusts_aws_principal(json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}}]}))
+    assert trusts_aws_principal({}) is False
+
+
+def test_decoy_arns_are_fresh_and_well_formed():
+    from runbook_lib.iam_analysis import decoy_secret_arn
+    first, second = decoy_secret_arn("aws", "us-east-1", ACCOUNT), decoy_secret_arn("aws", "us-east-1", ACCOUNT)
+    assert first != second
+    assert first.startswith(f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:runbook-decoy-")
+    assert len(first.rsplit("-", 1)[1]) == 6

@@ -593,12 +593,12 @@ def test_seeded_lab_after_implementation_every_check_passes(seeded_after_impleme
                                                      {"Field": "readOnly", "Equals": ["false"]}]}]}, False),
 ])
 def test_management_read_selectors(selectors, reads):
-    from runbook_lib.validation import _management_reads
+    from runbook_lib.evidence import management_reads as _management_reads
     assert _management_reads(selectors)[0] is reads
 
 
 def test_data_event_selectors_are_listed():
-    from runbook_lib.validation import _management_reads
+    from runbook_lib.evidence import management_reads as _management_reads
     reads, data = _management_reads({"EventSelectors": [{"ReadWriteType": "All", "DataResources": [
         {"Type": "AWS::Lambda::Function", "Values": ["arn:aws:lambda"]}]}]})
     assert reads is True and data == [{"type": "AWS::Lambda::Function", "values": ["arn:aws:lambda"]}]
