@@ -659,10 +659,12 @@ class AccessKeyStep(Step):
     def _scan_snapshot_code(self) -> set[str]:
         scanner_cls = _scanner_class()
         snap = self.c.snapshot()
-        if scanner_cls is None or not snap:
+        if scanner_cls is None:
             return set()
+        # the snapshot keeps the pre-change code; before it exists, $LATEST still is that code
+        qualifier = str(snap.data["version"]) if snap else "$LATEST"
         try:
-            data = functions.version_code(self.c.lam, self.c.function_name, str(snap.data["version"]))
+            data = functions.version_code(self.c.lam, self.c.function_name, qualifier)
         except RunbookError:
             return set()
         scanner = self.c.scanner or scanner_cls(fingerprinter=self.c.fingerprinter)
@@ -686,6 +688,7 @@ class AccessKeyStep(Step):
         return self._keys
 
     def plan(self):
+        self._keys = None  # re-read: the account may have changed since the last plan
         keys = self.keys()
         if not keys:
             return [self.c.row(self.name, self.c.function_name, NONE, "no hardcoded AWS access key of an IAM user "

@@ -330,3 +330,64 @@ def test_permissions_are_declared(world):
     perms = make(world).permissions()
     assert {"iam:CreatePolicy", "secretsmanager:CreateSecret", "lambda:UpdateFunctionConfiguration",
             "lambda:PublishVersion", "iam:UpdateAccessKey"} <= set(perms)
+
+
+# -- against the seeded lab (a real runtime, code download, CloudFront associations) -----------
+@pytest.fixture(scope="module")
+def own_lab():
+    """A seeded lab of this module's own: these tests change the baseline."""
+    from runbook_lib.lab import Lab
+    with Lab(seed=True) as running:
+        yield running
+
+
+def test_lab_round_trip_implement_invoke_backout_and_edge(own_lab, tmp_path):
+    from runbook_lib.backout import Backout
+    from runbook_lib.evidence import invoke_function
+    target = Target.from_parameters("lab", region=own_lab.region, endpoint_url=own_lab.endpoint_url,
+                                    session=own_lab.session())
+    lam, sm, iam = (target.client(s) for s in ("lambda", "secretsmanager", "iam"))
+    name = own_lab.seed_info["function_name"]
+    seeded = lam.get_function_configuration(FunctionName=name)
+    seeded_env = seeded["Environment"]["Variables"]
+    ledger = Ledger.open(tmp_path / "run")  # no test plan findings: the scanner works them out
+
+    impl = Implementation(target, ledger, function_name=name, change_ticket="CHG-LAB")
+    impl.apply()
+    config = lam.get_function_configuration(FunctionName=name)
+    env = config["Environment"]["Variables"]
+    assert not set(own_lab.seed_info["secret_env_vars"]) & set(env) and env["SECRET_ID"].startswith("arn:")
+    stored = json.loads(sm.get_secret_value(SecretId=env["SECRET_ID"])["SecretString"])
+    assert bool(stored == {k: seeded_env[k] for k in own_lab.seed_info["secret_env_vars"]}) is True
+    keys = iam.list_access_keys(UserName=own_lab.seed_info["legacy_user"])["AccessKeyMetadata"]
+    assert [k["Status"] for k in keys] == ["Inactive"]
+    [result] = invoke_function(lam, name, {}, 1)
+    assert result["status_code"] == 200 and not result["function_error"] and result["http_status"] == 200
+    assert {r.action for r in Implementation(target, ledger, function_name=name).plan()} == {"none"}
+
+    backout = Backout(target, ledger, change_ticket="CHG-LAB-B")
+    backout.apply()
+    restored = lam.get_function_configuration(FunctionName=name)
+    assert restored["CodeSha256"] == seeded["CodeSha256"] and restored["Handler"] == seeded["Handler"]
+    assert bool(restored["Environment"]["Variables"] == seeded_env) is True
+    assert {c.status for c in backout.checks(invoke=False)} == {"PASS"}
+
+    # Lambda@Edge: dedicated role (trusts edgelambda), no environment variables, viewer-request
+    distribution = own_lab.seed_info["distribution_id"]
+    edge_ledger = Ledger.open(tmp_path / "edge-run")
+    edge_impl = Implementation(target, edge_ledger, function_name=name, role_mode="dedicated",
+                               edge_distribution_id=distribution, change_ticket="CHG-EDGE")
+    edge_impl.change.wait_delay = 1
+    edge_impl.apply()
+    assert "Environment" not in lam.get_function_configuration(FunctionName=name) or not \
+        lam.get_function_configuration(FunctionName=name)["Environment"].get("Variables")
+    cf = target.client("cloudfront")
+    behaviour = cf.get_distribution_config(Id=distribution)["DistributionConfig"]["DefaultCacheBehavior"]
+    items = behaviour["LambdaFunctionAssociations"].get("Items", [])
+    version_arn = edge_ledger.find("edge_association", distribution).data["version_arn"]
+    assert [(i["EventType"], i["LambdaFunctionARN"]) for i in items] == [("viewer-request", version_arn)]
+    edge_backout = Backout(target, edge_ledger, change_ticket="CHG-EDGE-B")
+    edge_backout.apply()
+    behaviour = cf.get_distribution_config(Id=distribution)["DistributionConfig"]["DefaultCacheBehavior"]
+    assert not behaviour["LambdaFunctionAssociations"].get("Items")
+    assert bool(lam.get_function_configuration(FunctionName=name)["Environment"]["Variables"] == seeded_env) is True
