@@ -216,3 +216,23 @@ def test_moto_still_lacks_layer_by_arn_and_a_docker_free_invoke():
                             Code={"ZipFile": _zip({"app.py": "def handler(e, c):\n    return 1\n"})})
         answer = lam.invoke(FunctionName="f", Payload=b"{}")
         assert answer.get("FunctionError") and b"docker" in answer["Payload"].read().lower()
+
+
+def test_an_operation_moto_lacks_fails_fast_with_a_named_error(lab):
+    """moto raises NotImplementedError (a bare 500 that botocore retries); the lab answers 501."""
+    import time
+
+    from botocore.exceptions import ClientError
+    from runbook_lib.session import RETRY_CONFIG
+
+    analyzer = lab.session().client("accessanalyzer", endpoint_url=lab.endpoint_url,
+                                    region_name=lab.region, config=RETRY_CONFIG)
+    started = time.monotonic()
+    with pytest.raises(ClientError) as info:
+        analyzer.validate_policy(policyDocument='{"Version": "2012-10-17", "Statement": []}',
+                                 policyType="IDENTITY_POLICY")
+    assert info.value.response["Error"]["Code"] == "NotImplemented"
+    assert "accessanalyzer:ValidatePolicy" in info.value.response["Error"]["Message"] or \
+        "ValidatePolicy" in info.value.response["Error"]["Message"]
+    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 501
+    assert time.monotonic() - started < 2.0, "the error was retried"

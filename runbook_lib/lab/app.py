@@ -67,6 +67,8 @@ class LabApp:
         head = environ.get("REQUEST_METHOD", "").upper() == "HEAD"
         if call is None:
             status, headers, payload = self._moto(environ, body)
+            if status == 500 and _is_html(headers):
+                status, headers, payload = _not_implemented(None)
             return _respond(start_response, status, headers, payload, head)
         caller = resolve_caller(call.access_key_id) if call.access_key_id else unknown_caller()
         arns = iam_enforcement.resources_for(call, caller.account_id or self.lab.account_id)
@@ -87,6 +89,8 @@ class LabApp:
             status, headers, payload = self._layer_version_by_arn(call)
         else:
             status, headers, payload = self._moto(environ, body)
+            if status == 500 and _is_html(headers):
+                status, headers, payload = _not_implemented(call)
         if status < 300 and (call.service, call.operation) in _LOCATION_OPS:
             headers, payload = self._rewrite_location(call, headers, payload)
         if status >= 400:
@@ -107,7 +111,10 @@ class LabApp:
             captured["status"], captured["headers"] = status, headers
             return lambda data: captured.setdefault("written", []).append(data)
 
-        result = self.moto_app(environ, start)
+        try:
+            result = self.moto_app(environ, start)
+        except Exception:  # no moto backend for the service: the caller turns this into a 501
+            return 500, [("Content-Type", "text/html")], b"moto raised"
         try:
             chunks = b"".join(result)
         finally:
@@ -262,6 +269,22 @@ class LabApp:
 
 
 # ---------------------------------------------------------------------- AWS-shaped errors
+
+def _not_implemented(call: "operations.ApiCall | None") -> Response:
+    """moto raised (typically NotImplementedError): answer as AWS answers an operation it does
+    not offer, with a 501 that botocore does not retry, instead of a bare 500 it retries."""
+    if call is None:
+        body = json.dumps({"__type": "NotImplemented",
+                           "message": "the embedded lab does not implement this operation"}).encode()
+        return 501, [("Content-Type", "application/json"), ("x-amzn-ErrorType", "NotImplemented")], body
+    return aws_error(call, "NotImplemented",
+                     f"the embedded lab does not implement {call.service}:{call.operation}", 501)
+
+
+def _is_html(headers) -> bool:
+    items = headers.items() if isinstance(headers, dict) else headers
+    return any(k.lower() == "content-type" and "text/html" in v for k, v in items)
+
 
 def aws_error(call: operations.ApiCall, code: str, message: str, status: int) -> Response:
     """An AWS error response in ``call``'s protocol (AccessDenied is named per protocol)."""

@@ -34,6 +34,7 @@ SIGNING_NAME_MODELS: dict[str, tuple[str, ...]] = {
     "s3": ("s3", "s3control"),
     "execute-api": ("apigateway",),
     "es": ("es", "opensearch"),
+    "access-analyzer": ("accessanalyzer",),
 }
 
 _CREDENTIAL_RE = re.compile(r"Credential=([^/,\s]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request")
