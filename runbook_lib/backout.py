@@ -515,6 +515,7 @@ class Backout:
             self.steps.append(FunctionRemove(self.undo))
         self.before = self.states()
         self.results: list[StepResult] = []
+        self.refused: list[PlanRow] = []
 
     def permissions(self) -> list[str]:
         return required_permissions(self.steps)
@@ -526,11 +527,12 @@ class Backout:
             rows += step.plan()
         return rows
 
-    def apply(self, progress=None) -> list[StepResult]:
-        """Undo step by step; a blocked resource stops only its own step (the others still run).
+    def apply(self, progress=None, raise_on_blocked: bool = False) -> list[StepResult]:
+        """Undo step by step; a blocked resource is left alone, the other resources still run.
 
-        Raises :class:`ChangeRefused` at the end, naming what was left alone, when any
-        resource was blocked.
+        What was left alone, and why, is in the results (status ``blocked``), in
+        :attr:`refused` and in the ``backout-complete`` check (FAIL); with
+        ``raise_on_blocked`` a :class:`ChangeRefused` naming it is raised at the end.
         """
         require_ticket(True, self.change_ticket)
         u = self.undo
@@ -551,9 +553,12 @@ class Backout:
             if function_arn and functions.exists(u.lam, u.function_name):
                 release_function_lock(u.lam, function_arn, owner)
             self.ledger.release(owner)
+        self.refused = refused
         if refused:
-            raise ChangeRefused(refused[0].resource, "left alone: " + "; ".join(
-                f"{r.resource}: {r.reason}" for r in refused))
+            self.ledger.log(NOTEBOOK, "left alone: " + "; ".join(f"{r.resource}: {r.reason}" for r in refused))
+            if raise_on_blocked:
+                raise ChangeRefused(refused[0].resource, "left alone: " + "; ".join(
+                    f"{r.resource}: {r.reason}" for r in refused))
         return self.results
 
     @staticmethod
@@ -664,7 +669,9 @@ class Backout:
                          reason="the ledger records no change", controls=["CM-3", "CP-10"], notebook=NOTEBOOK)
         if left:
             return Check("backout-complete", "Everything the implementation did is undone", "backout", FAIL,
-                         reason="not undone: " + "; ".join(f"{e.kind} {e.resource}" for e in left),
+                         reason="not undone: " + "; ".join(f"{e.kind} {e.resource}" for e in left)
+                         + ("; left alone: " + "; ".join(f"{r.resource}: {r.reason}" for r in self.refused)
+                            if self.refused else ""),
                          evidence=evidence, controls=["CM-3", "CP-10"], notebook=NOTEBOOK)
         return Check("backout-complete", "Everything the implementation did is undone", "backout", PASS,
                      evidence=evidence, controls=["CM-3", "CP-10"], notebook=NOTEBOOK)
