@@ -240,6 +240,7 @@ def part_two(n: int, workers: int) -> None:
     summary = result.summary
     env_fn = {f["function"] for f in result.finding_records if f["location"] == "environment"}
     code_fn = {f["function"] for f in result.finding_records if f["location"] in ("code", "layer")}
+    layer_fn = {f["function"] for f in result.finding_records if f["location"] == "layer"}
     print(f"audit: {audit_wall:.2f} s, {summary['findings']} findings "
           f"({len(env_fn)} functions with secrets in variables, {len(code_fn)} in code or layers), "
           f"planted missed: {len(population.missed(result.finding_records))}, "
@@ -250,8 +251,15 @@ def part_two(n: int, workers: int) -> None:
     counts = prowler["counts"]
     print(f"Prowler: {prowler_wall:.2f} s, " + ", ".join(
         f"{c}: {v['FAIL']} FAIL / {v['PASS']} PASS" for c, v in counts.items()))
+    ours = {PROWLER_CHECKS[0]: env_fn, PROWLER_CHECKS[1]: {f["function"] for f in result.finding_records
+                                                          if f["location"] == "code"}}
     for check, names in prowler["flagged"].items():
-        print(f"  Prowler {check} flagged orders-api: {'orders-api' in names}")
+        theirs = set(names)
+        print(f"  {check}: Prowler flagged orders-api: {'orders-api' in theirs}; "
+              f"only the audit: {sorted(ours[check] - theirs) or 'none'}; "
+              f"only Prowler: {sorted(theirs - ours[check]) or 'none'}")
+    print(f"  layers: the audit found secrets in the layers of {len(layer_fn)} functions; "
+          "Prowler does not read layers")
     print(f"wall-time ratio Prowler/audit: {prowler_wall / audit_wall:.1f}x (target >= 10x)")
 
 

@@ -607,7 +607,7 @@ class AuditResult:
 def _finding_status(findings: list[dict], what: str, gap_note: str) -> tuple[str, str]:
     if findings:
         return FAIL, (f"{len(findings)} secrets in {what} of {len({f['function'] for f in findings})} "
-                      f"functions: {_where_list(findings, limit=6, text=True)}")
+                      f"functions: {_where_list(findings, limit=6, text=True)}{gap_note}")
     if gap_note:
         return WARN, f"no secret found in the {what} that could be read" + gap_note
     return PASS, ""

@@ -325,10 +325,11 @@ DECOYS = ("inventory-sync", "thumbnail-resize", "web-edge-router")
 KEY = bytes(range(32))
 
 
-@pytest.fixture(scope="module")
-def audit_lab():
+@pytest.fixture
+def enforcing_lab():
+    """A seeded lab of its own with IAM enforcement on: the test adds a user to it."""
     from runbook_lib.lab import Lab
-    with Lab(seed=True) as running:
+    with Lab(seed=True, enforce_iam=True) as running:
         yield running
 
 
@@ -355,8 +356,8 @@ def seeded_values(lab) -> dict[str, str]:
             "key_id": key_id, "secret_key": secret_key, "service_token": token}
 
 
-def test_seeded_lab_every_secret_found_and_no_decoy(audit_lab, tmp_path):
-    lab = audit_lab
+def test_seeded_lab_every_secret_found_and_no_decoy(seeded_lab, tmp_path):
+    lab = seeded_lab
     from runbook_lib.scanning import Scanner
     fp = Fingerprinter(KEY)
     result = Audit(lab_target(lab), scanner=Scanner(fingerprinter=fp)).run()
@@ -399,8 +400,8 @@ def test_seeded_lab_every_secret_found_and_no_decoy(audit_lab, tmp_path):
                                                             "inventory.csv"]
 
 
-def test_seeded_lab_baseline_invocation_records_the_shape(audit_lab, tmp_path):
-    lab = audit_lab
+def test_seeded_lab_baseline_invocation_records_the_shape(seeded_lab, tmp_path):
+    lab = seeded_lab
     ledger = Ledger.open(tmp_path)
     out = baseline_invocation(lab_target(lab), "orders-api", ledger)
     assert out["baseline_status"] == "ok"
@@ -408,8 +409,8 @@ def test_seeded_lab_baseline_invocation_records_the_shape(audit_lab, tmp_path):
     assert "accepted" not in (tmp_path / "ledger.json").read_text()
 
 
-def test_role_without_get_function_gives_partial_coverage_and_a_failing_check(audit_lab, tmp_path):
-    lab = audit_lab
+def test_role_without_get_function_gives_partial_coverage_and_a_failing_check(enforcing_lab, tmp_path):
+    lab = enforcing_lab
     iam = lab.client("iam")
     policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Resource": "*", "Action": [
         "lambda:ListFunctions", "lambda:GetLayerVersion", "cloudfront:ListDistributions"]}]}
@@ -418,12 +419,8 @@ def test_role_without_get_function_gives_partial_coverage_and_a_failing_check(au
                         PolicyDocument=json.dumps(policy))
     key = iam.create_access_key(UserName="auditor-no-getfunction")["AccessKey"]
     session = boto3.session.Session(key["AccessKeyId"], key["SecretAccessKey"], region_name=lab.region)
-    lab.set_enforce_iam(True)
-    try:
-        from runbook_lib.scanning import Scanner
-        result = Audit(lab_target(lab, session), scanner=Scanner(fingerprinter=Fingerprinter(KEY))).run()
-    finally:
-        lab.set_enforce_iam(False)
+    from runbook_lib.scanning import Scanner
+    result = Audit(lab_target(lab, session), scanner=Scanner(fingerprinter=Fingerprinter(KEY))).run()
     denied = [g for g in result.gaps if g.status == "denied"]
     assert {g.subject for g in denied} >= {"orders-api", *DECOYS}
     assert {(g.call, g.permission) for g in denied} == {("GetFunction", "lambda:GetFunction")}
@@ -437,7 +434,24 @@ def test_role_without_get_function_gives_partial_coverage_and_a_failing_check(au
     checks = {c.id: c for c in result.checks()}
     assert checks["audit-coverage-complete"].status == "FAIL"
     assert "lambda:GetFunction" in checks["audit-coverage-complete"].reason
-    assert checks["no-secrets-in-code"].status == "WARN"
+    # the layer's token is found; the check also says the code packages could not be read
+    assert checks["no-secrets-in-code"].status == "FAIL"
+    assert "not everything could be read" in checks["no-secrets-in-code"].reason
     result.write(tmp_path)
     gaps = json.loads((tmp_path / "coverage.json").read_text())["gaps"]
     assert any(g["call"] == "GetFunction" and g["permission"] == "lambda:GetFunction" for g in gaps)
+
+
+def test_failed_download_is_a_gap_and_the_code_check_warns(aws_env):
+    session = boto3.session.Session(region_name="us-east-1")
+    Packages().create(session, "us-east-1", "unreachable")
+
+    def refuse(url, limit):
+        raise RunbookError("download of the package failed: HTTP 403")
+
+    result = Audit(moto_target(session), scanner=FakeScanner(), downloader=refuse).run()
+    assert [(g.subject, g.call, g.status) for g in result.gaps] == [("unreachable:$LATEST", "download", "error")]
+    checks = {c.id: c for c in result.checks()}
+    assert checks["no-secrets-in-code"].status == "WARN"
+    assert checks["audit-coverage-complete"].status == "FAIL" and "HTTP 403" in checks["audit-coverage-complete"].reason
+    assert list(result.inventory["code"]) == ["error"]
