@@ -10,7 +10,8 @@ never a traceback and never a silent gap. Values never leave the scanner: findin
 carry a redacted preview and a keyed fingerprint.
 
 API budget: one ``GetFunction`` per function (code URL and tags; plus one per published
-version with distinct code when ``include_versions``), one ``GetLayerVersion`` per
+version with distinct code when ``include_versions``), one paged ``ListAliases`` per
+function that has published versions, one ``GetLayerVersion`` per
 distinct layer version, one download per distinct package; listings are paged.
 
 Examples
@@ -45,7 +46,7 @@ DEFAULT_MAX_PACKAGE_BYTES = 250 * 1024 * 1024
 FINDING_COLUMNS = ["account", "region", "function", "version", "location", "where", "layer",
                    "rule", "title", "remediation", "redacted", "fingerprint", "edge_candidate"]
 INVENTORY_COLUMNS = ["account", "region", "function", "runtime", "package_type", "last_modified",
-                     "role", "code_size", "layers", "versions", "edge_candidate", "edge_reason",
+                     "role", "code_size", "layers", "versions", "aliases", "edge_candidate", "edge_reason",
                      "environment", "code", "layer_scan", "findings"]
 COVERAGE_COLUMNS = ["account", "region", "subject", "call", "status", "reason", "permission"]
 # Errors a disabled opt-in region answers with when "all" fell back to the partition list.
@@ -94,6 +95,7 @@ class FunctionScan:
     code_size: int
     layers: list
     versions: list
+    aliases: dict = field(default_factory=dict)
     edge_reason: str = ""
     environment: str = "scanned"
     code: str = "not requested"
@@ -104,6 +106,7 @@ class FunctionScan:
         out = asdict(self)
         out["layers"] = len(self.layers)
         out["versions"] = ", ".join(self.versions)
+        out["aliases"] = ", ".join(f"{a}->{v}" for a, v in sorted(self.aliases.items()))
         out["edge_candidate"] = bool(self.edge_reason)
         return out
 
@@ -318,6 +321,14 @@ class Audit:
                     record.code = gap.status
                 gaps.append(gap)
         record.edge_reason = edge_reason(region, record.arn, name, tags, associations)
+        if versions:  # which published versions are still reachable through an alias (residue sweep)
+            try:
+                with aws_call("ListAliases", name, "lambda:ListAliases"):
+                    record.aliases = {a["Name"]: a["FunctionVersion"]
+                                      for page in lam.get_paginator("list_aliases").paginate(FunctionName=name)
+                                      for a in page.get("Aliases", [])}
+            except RunbookError as exc:
+                gaps.append(gap_from_error(exc, *ctx, name, "ListAliases", "lambda:ListAliases"))
         if self.include_code and record.code == "not requested":
             record.code = self._scan_code(lam, record, latest, "$LATEST", location, rows, gaps)
             if self.include_versions:
@@ -551,8 +562,8 @@ class AuditResult:
         pd.DataFrame(self.finding_records, columns=FINDING_COLUMNS + ["function_arn", "variable", "path", "line"]
                      ).to_csv(paths["findings.csv"], index=False)
         self.inventory.to_csv(paths["inventory.csv"], index=False)
-        functions = [{k: getattr(f, k) for k in ("account", "region", "function", "environment", "code",
-                                                 "layer_scan")} for f in self.functions]
+        functions = [{k: getattr(f, k) for k in ("account", "region", "function", "versions", "aliases",
+                                                 "environment", "code", "layer_scan")} for f in self.functions]
         paths["coverage.json"].write_text(json.dumps(
             {"summary": summary, "regions": [{"account": a, "region": r} for a, r in self.regions_done],
              "gaps": [g.to_dict() for g in self.gaps], "functions": functions}, indent=2, default=str) + "\n")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import threading
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,8 +79,8 @@ class FakeScanner:
 def make_zip(files: dict) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
-        for name, text in files.items():
-            zf.writestr(name, text)
+        for name, text in files.items():  # fixed timestamps: equal files make equal packages
+            zf.writestr(zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0)), text)
     return buf.getvalue()
 
 
@@ -104,6 +105,7 @@ class Packages:
     def __init__(self):
         self.by_key: dict[str, bytes] = {}
         self.downloads = 0
+        self.lock = threading.Lock()
 
     def create(self, session, region, name, files=None, env=None, role_name="fn-role", **extra):
         iam = session.client("iam")
@@ -125,7 +127,8 @@ class Packages:
             Code={"S3Bucket": bucket, "S3Key": key}, Environment={"Variables": env or {}}, **extra)
 
     def download(self, url, limit):
-        self.downloads += 1
+        with self.lock:
+            self.downloads += 1
         return self.by_key[url.rsplit("/", 1)[-1]]
 
 
@@ -167,6 +170,7 @@ def test_versions_env_and_code_are_scanned_within_the_call_budget(aws_env, tmp_p
     packages.create(session, "us-east-1", "legacy", env={"DB_PASSWORD": PLANTED_PASSWORD},
                     files={"app.py": f'KEY = "{PLANTED_KEY}"\n'}, Publish=True)
     lam.update_function_configuration(FunctionName="legacy", Environment={"Variables": {"LOG_LEVEL": "INFO"}})
+    lam.create_alias(FunctionName="legacy", Name="live", FunctionVersion="1")
     for i in range(3):
         packages.create(session, "us-east-1", f"clean-{i}", env={"LOG_LEVEL": "INFO"},
                         files={"app.py": f"N = {i}\n"})
@@ -180,7 +184,8 @@ def test_versions_env_and_code_are_scanned_within_the_call_budget(aws_env, tmp_p
         ("legacy", "$LATEST", "code", "app.py:1"), ("legacy", "1", "environment", "DB_PASSWORD")]
     assert {f["remediation"] for f in findings} == {"remove-use-role", "move-to-secrets-manager"}
     assert result.summary["functions_seen"] == 4 and result.summary["functions_fully_scanned"] == 4
-    assert result.api_calls["GetFunction"] == 4
+    assert result.api_calls["GetFunction"] == 4 and result.api_calls["ListAliases"] == 1
+    assert result.inventory.set_index("function").loc["legacy", "aliases"] == "live->1"
     assert result.summary["api_calls_per_function_beyond_listing"] <= 2
     assert packages.downloads == 4 and result.summary["packages_downloaded"] == 4
     assert calls[0] == (0, 4) and calls[-1] == (4, 4)
