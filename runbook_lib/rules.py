@@ -192,7 +192,7 @@ _NAME_LIKE_LAST = {
 _NAME_LIKE_ANY = {"next", "page", "pagination", "continuation", "marker", "csrf", "xsrf", "is", "has",
                   "use", "show", "hide", "toggle", "confirm", "forgot", "reset", "min", "max",
                   "token_type", "lexer", "syntax", "ast", "parse", "cancellation", "idempotency",
-                  "sync", "resume", "push", "device", "sequence", "output", "input"}
+                  "sync", "resume", "push", "device", "sequence", "output", "input", "change", "request"}
 _VERB_FIRST = {"get", "fetch", "load", "read", "resolve", "lookup", "describe", "retrieve", "rotate",
                "create", "delete", "remove", "validate", "verify", "check", "generate", "gen", "make",
                "new", "from", "decode", "encode", "encrypt", "decrypt", "hash", "is", "has", "to",
@@ -241,8 +241,8 @@ def key_class(name: str) -> str | None:
                                                           "license", "hmac", "webhook", "session",
                                                           "partner", "service", "shared", "admin", "auth"):
             found = SECRET
-        elif w == "key" and found is None:
-            found = KEY
+        elif w == "key" and found is None and len(words) == 1:
+            found = KEY  # a bare `key`; `limit_key`, `S3Key`, `TagKey` name keys of other kinds
     return found
 
 
