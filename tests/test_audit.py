@@ -460,3 +460,20 @@ def test_failed_download_is_a_gap_and_the_code_check_warns(aws_env):
     assert checks["no-secrets-in-code"].status == "WARN"
     assert checks["audit-coverage-complete"].status == "FAIL" and "HTTP 403" in checks["audit-coverage-complete"].reason
     assert list(result.inventory["code"]) == ["error"]
+
+
+def test_all_regions_falls_back_to_the_partition_when_describe_regions_is_denied(aws_env):
+    from botocore.stub import Stubber
+
+    from runbook_lib.inventory import AccountScope, resolve_regions
+    target = moto_target()
+    scope = AccountScope("123456789012", target)
+    ec2 = target.session.client("ec2", region_name="us-east-1")
+    stub = Stubber(ec2)
+    stub.add_client_error("describe_regions", "UnauthorizedOperation", "not allowed")
+    scope.clients[("ec2", "us-east-1")] = ec2
+    with stub:
+        regions, gaps, fell_back = resolve_regions(scope, ["all"], CallCounter())
+    assert fell_back and "eu-west-1" in regions and "us-east-1" in regions
+    assert [(g.call, g.status, g.permission) for g in gaps] == [("DescribeRegions", "note", "ec2:DescribeRegions")]
+    assert "audited every Lambda region of the partition" in gaps[0].reason
