@@ -231,11 +231,11 @@ def seed_lab(endpoint_url: str, admin_env: dict, partner=None) -> dict:
     def client(service: str):
         return session.client(service, endpoint_url=endpoint_url, config=config)
 
-    account = client("sts").get_caller_identity()["Account"]
     partner_url = f"{endpoint_url.rstrip('/')}/_lab/partner/v1/orders"
     iam, lam = client("iam"), client("lambda")
 
     table_arn = _seed_table(client("dynamodb"))
+    account = table_arn.split(":")[4]
     legacy_key = _seed_legacy_user(iam, table_arn)
     role_arn = iam.create_role(
         RoleName=ROLE_NAME, AssumeRolePolicyDocument=_trust("lambda.amazonaws.com"),
@@ -268,9 +268,9 @@ def seed_lab(endpoint_url: str, admin_env: dict, partner=None) -> dict:
         partner.set_valid_keys([partner_key])
 
     decoy_role_arn = _seed_decoys(iam, lam, region, account)
-    trail_arn, trail_bucket = _seed_trail(client("s3"), client("cloudtrail"),
-                                          client("organizations"), account)
-    distribution_id = _seed_distribution(client("s3"), client("cloudfront"), region, account)
+    s3 = client("s3")
+    trail_arn, trail_bucket = _seed_trail(s3, client("cloudtrail"), account)
+    distribution_id = _seed_distribution(s3, client("cloudfront"), region, account)
 
     return {
         "function_name": FUNCTION_NAME, "function_arn": function_arn,
@@ -333,11 +333,9 @@ def _seed_decoys(iam, lam, region: str, account: str) -> str:
     return role_arn
 
 
-def _seed_trail(s3, cloudtrail, organizations, account: str) -> tuple[str, str]:
-    try:  # an organization trail belongs to an organization's management account
-        organizations.create_organization(FeatureSet="ALL")
-    except organizations.exceptions.AlreadyInOrganizationException:
-        pass
+def _seed_trail(s3, cloudtrail, account: str) -> tuple[str, str]:
+    # moto accepts IsOrganizationTrail without an organization; creating one would cost
+    # half a second of every seeded start for nothing the runbook reads
     bucket = f"org-trail-logs-{account}"
     s3.create_bucket(Bucket=bucket)
     s3.put_bucket_policy(Bucket=bucket, Policy=_policy(
