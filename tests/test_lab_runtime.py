@@ -107,16 +107,20 @@ def test_timeout_is_enforced_and_the_next_invocation_recovers(lab):
 import time
 def handler(event, context):
     if event.get("sleep"):
+        print("going to sleep")
         time.sleep(30)
     return "ok"
 """
     name = _function(lab, code, Timeout=1)
     started = time.monotonic()
-    response, error = _invoke(lab, name, {"sleep": True})
+    response, error = _invoke(lab, name, {"sleep": True}, LogType="Tail")
     assert time.monotonic() - started < 10
     assert response["FunctionError"] == "Unhandled"
     assert error["errorType"] == "Sandbox.Timedout"
     assert "Task timed out after 1.00 seconds" in error["errorMessage"]
+    tail = base64.b64decode(response["LogResult"]).decode()
+    assert "going to sleep" in tail and "Task timed out after 1.00 seconds" in tail
+    assert "Status: timeout" in tail
     assert _invoke(lab, name)[1] == "ok"
 
 

@@ -24,16 +24,12 @@ import base64
 import json
 import math
 import os
-import selectors
 import shutil
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 import uuid
 import zipfile
-from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -46,7 +42,6 @@ TRUSTED_SERVICES = ("lambda.amazonaws.com", "edgelambda.amazonaws.com")
 INIT_TIMEOUT_S = 10.0
 TAIL_BYTES = 4096
 MAX_LOG_BYTES_PER_INVOKE = 1 << 20
-MAX_LINE_BYTES = 256 * 1024
 MAX_ENVIRONMENTS = 12
 SESSION_SECONDS = 12 * 3600
 WORKER_PATH = Path(_worker.__file__).resolve()
@@ -287,55 +282,8 @@ def _extract(data: bytes, target: Path) -> None:
                        "Lambda was unable to unzip the deployment package.") from None
 
 
-class _LogPipe:
-    """The worker's stdout/stderr, split into timestamped lines as they arrive."""
-
-    def __init__(self, fd: int):
-        self.fd = fd
-        self.partial = bytearray()
-        self.lines: deque[tuple[int, bytes]] = deque()
-        self.open = True
-
-    def read(self) -> None:
-        data = os.read(self.fd, 65536)
-        if not data:
-            self.open = False
-            if self.partial:
-                self.lines.append((_now_ms(), bytes(self.partial)))
-                self.partial.clear()
-            return
-        stamp = _now_ms()
-        self.partial += data
-        while True:
-            cut = self.partial.find(b"\n")
-            if cut < 0:
-                if len(self.partial) > MAX_LINE_BYTES:  # AWS splits long events too
-                    self.lines.append((stamp, bytes(self.partial)))
-                    self.partial.clear()
-                break
-            self.lines.append((stamp, bytes(self.partial[:cut])))
-            del self.partial[:cut + 1]
-
-    def take_until(self, marker: bytes, into: list) -> bool:
-        """Move lines into ``into`` up to ``marker``; True once the marker was seen."""
-        marker = marker.rstrip(b"\n")
-        while self.lines:
-            stamp, line = self.lines.popleft()
-            if line == marker:
-                return True
-            into.append((stamp, line))
-        return False
-
-    def take_all(self, into: list) -> None:
-        into.extend(self.lines)
-        self.lines.clear()
-
-
-_TIMEOUT, _EXITED = "timeout", "exited"
-
-
 class _Environment:
-    """One worker process for one function version."""
+    """One execution environment: a worker for one function version, its role session."""
 
     def __init__(self, spec: _FunctionSpec, endpoint_url: str,
                  on_assume_role: Callable | None):
@@ -343,7 +291,7 @@ class _Environment:
         self.endpoint_url = endpoint_url
         self.on_assume_role = on_assume_role
         self.lock = threading.Lock()
-        self.process: subprocess.Popen | None = None
+        self.worker: _worker.WorkerProcess | None = None
         self.workdir: Path | None = None
         self.stream = ""
         self.expires = 0.0
@@ -351,19 +299,17 @@ class _Environment:
         self.init_ms = 0.0
         self.retired = False
         self.last_used = time.monotonic()
-        self._responses: deque[dict] = deque()
-        self._resp_partial = bytearray()
 
     @property
     def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+        return self.worker is not None and self.worker.alive
 
     def current(self, spec: _FunctionSpec) -> bool:
         fresh = self.expires == 0 or time.time() < self.expires - 300
         return fresh and spec.fingerprint == self.spec.fingerprint
 
     def start(self, lines: list) -> dict | None:
-        """Start the worker and import the handler; returns Lambda's init error, if any."""
+        """Assume the role, unpack code and layers, start the worker; returns an init error."""
         spec = self.spec
         session = _assume_execution_role(spec)
         self.expires = time.time() + SESSION_SECONDS
@@ -380,26 +326,11 @@ class _Environment:
             _extract(layer, opt)
         day = datetime.now(timezone.utc).strftime("%Y/%m/%d")
         self.stream = f"{day}/[{spec.version}]{uuid.uuid4().hex}"
-        env = self._environ(session, task)
-        response_read, response_write = os.pipe()
-        try:
-            self.process = subprocess.Popen(
-                [sys.executable, str(WORKER_PATH), "--response-fd", str(response_write),
-                 "--task-root", str(task), "--opt-dir", str(opt)],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                env=env, cwd=task, pass_fds=(response_write,), start_new_session=True)
-        finally:
-            os.close(response_write)
-        self._response_fd = response_read
-        self._log = _LogPipe(self.process.stdout.fileno())
-        self._selector = selectors.DefaultSelector()
-        self._selector.register(self._log.fd, selectors.EVENT_READ)
-        self._selector.register(response_read, selectors.EVENT_READ)
+        self.worker = _worker.WorkerProcess(self._environ(session, task), str(task), str(opt))
         short = spec.runtime.removeprefix("python")
         lines.append((_now_ms(), f"INIT_START Runtime Version: python:{short}.lab".encode()))
-        reply = self._await(time.monotonic() + INIT_TIMEOUT_S)
-        self._drain(b"init", lines)
-        if reply in (_TIMEOUT, _EXITED):
+        reply = self.worker.wait_ready(INIT_TIMEOUT_S, lines)
+        if not isinstance(reply, dict):
             return {"errorType": "Runtime.ExitError", "stackTrace": [],
                     "errorMessage": "Error: Runtime exited before the handler was ready"}
         self.init_ms = reply.get("init_ms", 0.0)
@@ -432,102 +363,20 @@ class _Environment:
         })
         return env
 
-    def _await(self, deadline: float) -> dict | str:
-        """Next message on the response pipe, reading output meanwhile."""
-        while not self._responses:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return _TIMEOUT
-            for key, _ in self._selector.select(remaining):
-                if key.fd == self._log.fd:
-                    self._log.read()
-                    if not self._log.open:
-                        self._selector.unregister(self._log.fd)
-                    continue
-                data = os.read(self._response_fd, 65536)
-                if not data:
-                    self._drain_after_exit()
-                    return _EXITED
-                self._resp_partial += data
-                while b"\n" in self._resp_partial:
-                    line, _, rest = bytes(self._resp_partial).partition(b"\n")
-                    self._resp_partial = bytearray(rest)
-                    self._responses.append(json.loads(line))
-        return self._responses.popleft()
-
-    def _drain(self, request_id: bytes | str, lines: list) -> None:
-        """Collect output up to the end marker of ``request_id`` (written before the reply)."""
-        marker = _worker.end_marker(request_id.decode() if isinstance(request_id, bytes)
-                                    else request_id)
-        deadline = time.monotonic() + 2.0
-        while not self._log.take_until(marker, lines):
-            if not self._log.open or time.monotonic() > deadline:
-                return
-            if self._selector.select(0.05):
-                self._log.read()
-
-    def _drain_after_exit(self) -> None:
-        deadline = time.monotonic() + 1.0
-        while self._log.open and time.monotonic() < deadline:
-            self._log.read()
-
     def run(self, request_id: str, event: str, invoked_arn: str,
             lines: list) -> tuple[dict | str, float]:
-        """Send one invocation; returns (reply or _TIMEOUT/_EXITED, duration in ms)."""
+        """One invocation on the warm worker: (reply, TIMEOUT or EXITED; duration in ms)."""
         self.invocations += 1
         self.last_used = time.monotonic()
-        started = time.monotonic()
-        deadline = started + self.spec.timeout
-        message = {"op": "invoke", "rid": request_id, "event": event,
-                   "deadline_ms": _now_ms() + self.spec.timeout * 1000,
-                   "arn": invoked_arn}
-        try:
-            self.process.stdin.write(json.dumps(message).encode() + b"\n")
-            self.process.stdin.flush()
-        except (BrokenPipeError, OSError):
-            return _EXITED, 0.0
-        reply = self._await(deadline)
-        duration = (time.monotonic() - started) * 1000
-        if reply == _TIMEOUT:
-            self._log_pending(lines)
-        elif reply == _EXITED:
-            self._log.take_all(lines)
-        else:
-            self._drain(request_id, lines)
-        return reply, duration
-
-    def _log_pending(self, lines: list) -> None:
-        while self._selector.select(0):
-            self._log.read()
-            if not self._log.open:
-                break
-        self._log.take_all(lines)
+        return self.worker.invoke(request_id, event, invoked_arn, self.spec.timeout, lines)
 
     def max_memory_mb(self) -> int:
-        try:
-            with open(f"/proc/{self.process.pid}/status") as status:
-                for line in status:
-                    if line.startswith("VmHWM:"):
-                        return max(1, math.ceil(int(line.split()[1]) / 1024))
-        except (OSError, ValueError, AttributeError):
-            pass
-        return 0
+        return self.worker.max_memory_mb() if self.worker is not None else 0
 
     def stop(self) -> None:
-        process, self.process = self.process, None
-        if process is not None:
-            try:
-                os.killpg(process.pid, 9)
-            except (ProcessLookupError, PermissionError):
-                pass
-            process.wait(timeout=5)
-            for stream in (process.stdin, process.stdout):
-                try:
-                    stream.close()
-                except OSError:  # stdin of a killed worker: nothing left to flush to
-                    pass
-            self._selector.close()
-            os.close(self._response_fd)
+        worker, self.worker = self.worker, None
+        if worker is not None:
+            worker.close()
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
@@ -610,7 +459,7 @@ class LambdaRuntime:
         with self._lock:
             envs = list(self._environments.values())
         return [{"function_name": e.spec.name, "version": e.spec.version,
-                 "pid": e.process.pid if e.alive else None, "invocations": e.invocations,
+                 "pid": e.worker.pid if e.alive else None, "invocations": e.invocations,
                  "log_stream": e.stream} for e in envs]
 
     def shutdown(self) -> None:
@@ -622,11 +471,9 @@ class LambdaRuntime:
             self._environments.clear()
         for env in envs:
             env.retired = True
-            if env.process is not None:  # wakes an invocation in progress
-                try:
-                    os.killpg(env.process.pid, 9)
-                except (ProcessLookupError, PermissionError):
-                    pass
+            worker = env.worker
+            if worker is not None:  # wakes an invocation in progress
+                worker.signal_kill()
             if env.lock.acquire(timeout=5):
                 try:
                     env.stop()
@@ -690,7 +537,7 @@ class LambdaRuntime:
             reply, duration = env.run(request_id, event, spec.invoked_arn, lines)
             memory = env.max_memory_mb()
             payload, function_error = self._outcome(env, spec, request_id, reply, lines)
-            if reply == _TIMEOUT:
+            if reply == _worker.TIMEOUT:
                 status = "\tStatus: timeout"
         lines.append((_now_ms(), f"END RequestId: {request_id}".encode()))
         report = (f"REPORT RequestId: {request_id}\tDuration: {duration:.2f} ms\t"
@@ -711,19 +558,14 @@ class LambdaRuntime:
     @staticmethod
     def _outcome(env: _Environment, spec: _FunctionSpec, request_id: str, reply,
                  lines: list) -> tuple[bytes, str | None]:
-        if reply == _TIMEOUT:
+        if reply == _worker.TIMEOUT:
             env.stop()
             message = f"Task timed out after {spec.timeout:.2f} seconds"
             lines.append((_now_ms(), f"{_stamp(_now_ms())} {request_id} {message}".encode()))
             return _error_payload("Sandbox.Timedout",
                                   f"RequestId: {request_id} Error: {message}"), "Unhandled"
-        if reply == _EXITED:
-            code = None
-            if env.process is not None:
-                try:  # the response pipe closes a moment before the process is reaped
-                    code = env.process.wait(timeout=2)
-                except subprocess.TimeoutExpired:
-                    pass
+        if reply == _worker.EXITED:
+            code = env.worker.exit_code() if env.worker is not None else None
             env.stop()
             why = f"signal: {-code}" if code is not None and code < 0 else f"exit status {code}"
             message = f"RequestId: {request_id} Error: Runtime exited with error: {why}"
