@@ -280,7 +280,7 @@ _URL_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 _PATH_RE = re.compile(r"^(?:/|\./|\.\./|~/|[A-Za-z]:\\)|\.(?:pem|key|crt|cer|json|ya?ml|txt|env|ini|cfg|"
                       r"conf|properties|p12|pfx|jks|der|pub|csv|py|js|ts|html|log)$", re.IGNORECASE)
 _IDENT_WORDS_RE = re.compile(r"^[A-Za-z]+(?:[-_./: ][A-Za-z]+)+$|^[a-z]+(?:[A-Z][a-z]+)+$|^[A-Z][a-z]+(?:[A-Z][a-z]+)+$")
-_TEMPLATE_RE = re.compile(r"\{[\w.]*\}|%[sdr]|\{\d+\}")
+_TEMPLATE_RE = re.compile(r"\{(?:[A-Za-z_][\w.]*|\d*)\}|%\(\w+\)[sdr]|^%[sd]$")
 _HEX_RE = re.compile(r"^[0-9a-fA-F]+$")
 _LOCKFILE_HASH_RE = re.compile(r"^(?:sha(?:1|256|384|512)|md5)[-:][A-Za-z0-9+/=]+$", re.IGNORECASE)
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[T ][\d:.]+(?:Z|[+-]\d{2}:?\d{2})?)?$")
@@ -356,7 +356,7 @@ def looks_generated(value: str, min_length: int = 8) -> bool:
         return len(v) >= 16 and entropy >= 3.0
     has_digit = any(c.isdigit() for c in v)
     if len(v) >= 20:
-        return entropy >= 3.5 and (classes >= 3 or (classes >= 2 and has_digit))
+        return entropy >= 3.5 and (classes >= 3 or (classes >= 2 and (has_digit or entropy >= 4.2)))
     return entropy >= 2.8 and (has_digit or classes >= 3) and classes >= 2
 
 

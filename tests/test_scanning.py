@@ -230,3 +230,18 @@ def test_finding_is_frozen_and_holds_no_value_field():
     f = Finding("jwt", "JSON Web Token", "move-to-secrets-manager", "eyJh…(120)", "fp:0", path="a", line=1)
     with pytest.raises(AttributeError):
         f.rule = "x"  # type: ignore[misc]
+
+
+def test_random_generated_values_are_always_found(scanner):
+    """Values made like the lab's (random alphanumeric tokens, passwords with symbols)."""
+    import secrets
+    import string
+
+    alnum = string.ascii_letters + string.digits
+    missed = 0
+    for _ in range(300):
+        token = "".join(secrets.choice(alnum) for _ in range(32))
+        password = "".join(secrets.choice(alnum + "!#%+-=?@^_~") for _ in range(20))
+        found = {f.variable for f in scanner.scan_environment({"PARTNER_API_KEY": token, "DB_PASSWORD": password})}
+        missed += len({"PARTNER_API_KEY", "DB_PASSWORD"} - found)
+    assert missed == 0
