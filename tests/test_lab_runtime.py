@@ -84,6 +84,41 @@ def handler(event, context):
     assert item["caller"]["S"] == f"arn:aws:sts::123456789012:assumed-role/{role_name}/{name}"
 
 
+def test_function_calls_are_signed_as_its_role_session_with_the_lambda_user_agent(lab):
+    code = """
+import boto3
+def handler(event, context):
+    boto3.client("sts").get_caller_identity()
+"""
+    name = _function(lab, code)
+    _invoke(lab, name)
+    events = lab.client("cloudtrail").lookup_events(LookupAttributes=[
+        {"AttributeKey": "Username", "AttributeValue": name}])["Events"]
+    [event] = [json.loads(e["CloudTrailEvent"]) for e in events if e["EventName"] == "GetCallerIdentity"]
+    assert event["userIdentity"]["type"] == "AssumedRole"
+    assert event["userIdentity"]["arn"].endswith(f"/{name}")
+    assert "exec-env/AWS_Lambda_python3.12" in event["userAgent"]
+
+
+def test_concurrent_invocations_share_one_environment_one_at_a_time(lab):
+    from concurrent.futures import ThreadPoolExecutor
+
+    code = """
+import time
+COUNT = 0
+def handler(event, context):
+    global COUNT
+    COUNT += 1
+    seen = COUNT
+    time.sleep(0.2)
+    return [seen, COUNT]
+"""
+    name = _function(lab, code)
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        results = list(pool.map(lambda _: _invoke(lab, name)[1], range(3)))
+    assert sorted(results) == [[1, 1], [2, 2], [3, 3]], "invocations overlapped in one environment"
+
+
 def test_warm_invocation_keeps_module_state_and_a_config_change_recycles_it(lab):
     code = """
 COUNT = 0
