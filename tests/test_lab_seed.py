@@ -168,6 +168,7 @@ def test_seed_info_holds_names_and_a_redacted_key_id_only(seeded_lab):
     assert (info["region"], info["account_id"]) == ("us-east-1", "123456789012")
 
 
+@pytest.mark.lab
 def test_seed_values_differ_between_two_lab_starts(seeded_lab, second_seeded_lab):
     first, second = _planted(seeded_lab), _planted(second_seeded_lab)
     same = [name for name in first if first[name] == second[name]]
@@ -182,6 +183,7 @@ def test_partner_api_rejects_a_wrong_key_and_accepts_the_seeded_one(seeded_lab):
     assert accepted == (200, {"status": "accepted"})
 
 
+@pytest.mark.lab
 def test_a_rotated_partner_key_breaks_the_function_until_it_is_updated(second_seeded_lab):
     lab, lam = second_seeded_lab, second_seeded_lab.client("lambda")
     keys_url = lab.endpoint_url + "/_lab/partner/keys"
