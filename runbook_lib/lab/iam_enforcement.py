@@ -13,7 +13,7 @@ wildcards and the condition operators ``String*``, ``Arn*``, ``Bool`` and ``Null
 (with ``...IfExists`` and ``ForAnyValue:``/``ForAllValues:``) are supported on the
 keys the lab can know (``aws:PrincipalArn``, ``aws:PrincipalAccount``,
 ``aws:RequestedRegion``, ``aws:username``, ``aws:userid``, ``aws:SourceIp``,
-``aws:SecureTransport``). Keys set only by a service acting for the caller
+``aws:SecureTransport``, and ``iam:PolicyARN`` on calls that name a managed policy). Keys set only by a service acting for the caller
 (``aws:SourceAccount``, ``kms:ViaService``) are absent, as on a direct call: the lab
 does not invent the KMS Decrypt that Secrets Manager would make on AWS.
 """
@@ -116,6 +116,8 @@ def request_context(caller: Caller, call: ApiCall) -> dict[str, list[str]]:
     }
     if caller.kind == IAM_USER:
         context["aws:username"] = [caller.user_name]
+    if call.service == "iam" and (call.params or {}).get("PolicyArn"):  # Attach/DetachRolePolicy...
+        context["iam:policyarn"] = [call.params["PolicyArn"]]
     return context
 
 
@@ -347,6 +349,8 @@ def _lambda(call, account, region, params) -> list[str]:
     if params.get("Arn") and ":layer:" in params["Arn"]:
         return [params["Arn"]]
     name = params.get("FunctionName")
+    if not name and str(params.get("Resource", "")).startswith("arn:"):  # ListTags, TagResource...
+        name = params["Resource"]
     if not name:
         return []
     if name.startswith("arn:"):
@@ -381,6 +385,8 @@ def _iam(call, account, region, params) -> list[str]:
             return [f"arn:aws:iam::{account}:{kind}{path}{name}"]
     if params.get("PolicyArn"):
         return [params["PolicyArn"]]
+    if params.get("PolicySourceArn"):  # SimulatePrincipalPolicy: authorised on the principal
+        return [params["PolicySourceArn"]]
     if call.operation == "CreatePolicy" and params.get("PolicyName"):
         return [f"arn:aws:iam::{account}:policy{params.get('Path', '/')}{params['PolicyName']}"]
     return []
