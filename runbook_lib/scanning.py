@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import os
 import re
 import zipfile
@@ -37,7 +36,6 @@ from .allowlist import Allowlist, allowlist_entry, has_inline_marker
 from .exceptions import InputError
 from .redaction import Fingerprinter, redact
 
-log = logging.getLogger(__name__)
 
 try:  # the compiled prefilter; the fallback is correct but slower
     import hyperscan
