@@ -236,3 +236,21 @@ def test_an_operation_moto_lacks_fails_fast_with_a_named_error(lab):
         "ValidatePolicy" in info.value.response["Error"]["Message"]
     assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 501
     assert time.monotonic() - started < 2.0, "the error was retried"
+
+
+def test_managed_policies_are_loaded_in_the_aws_partition_only(monkeypatch):
+    """moto builds every partition's IAM backend on a key lookup; the lab keeps that cheap."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.iam import models as iam_models
+
+    from runbook_lib.lab.server import load_managed_policies_in_aws_partition_only
+
+    monkeypatch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+    monkeypatch.setattr(iam_models.IAMBackend, "_init_aws_policies",
+                        iam_models.IAMBackend._init_aws_policies)
+    load_managed_policies_in_aws_partition_only()
+    load_managed_policies_in_aws_partition_only()  # idempotent
+    aws = iam_models.IAMBackend("aws", DEFAULT_ACCOUNT_ID)
+    china = iam_models.IAMBackend("aws-cn", DEFAULT_ACCOUNT_ID)
+    assert "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole" in aws.managed_policies
+    assert china.managed_policies == {}

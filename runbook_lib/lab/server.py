@@ -29,8 +29,30 @@ from ..exceptions import LabError
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
 ADMIN_USER = "lab-admin"
+#: Faults the lab can inject into AWS calls (``POST /_lab/faults``).
+FAULT_KINDS = ("throttle", "deny")
 _ADMIN_POLICY = json.dumps({"Version": "2012-10-17",
                             "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})
+
+
+def load_managed_policies_in_aws_partition_only() -> None:
+    """Load AWS managed policies only in the ``aws`` partition.
+
+    moto resolves every access key through the IAM backend of each of its five
+    partitions, and each one parses and builds ~1,600 managed policies (about 1.2 s on
+    the first request of the lab). The lab has one account in the ``aws`` partition.
+    """
+    from moto.iam import models as iam_models
+
+    original = iam_models.IAMBackend._init_aws_policies
+    if getattr(original, "_lab_patched", False):
+        return
+
+    def init_aws_policies(backend):
+        return original(backend) if backend.region_name == "aws" else []
+
+    init_aws_policies._lab_patched = True
+    iam_models.IAMBackend._init_aws_policies = init_aws_policies
 
 
 class LabServer:
@@ -60,6 +82,8 @@ class LabServer:
         self.runtime_error = "not started"
         self.partner: Any = None
         self.partner_error = "not started"
+        self.faults: dict[str, dict] = {}
+        self._fault_lock = threading.Lock()
         self._server: Any = None
         self._thread: threading.Thread | None = None
 
@@ -69,6 +93,7 @@ class LabServer:
         # AWS managed policies (AWSLambdaBasicExecutionRole...) exist in every account;
         # moto loads them only when asked (about 0.3 s).
         os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
+        load_managed_policies_in_aws_partition_only()
         from moto.moto_server.werkzeug_app import (DomainDispatcherApplication, MotoRequestHandler,
                                                    create_backend_app)
         from werkzeug.serving import make_server
@@ -138,6 +163,39 @@ class LabServer:
                 raise TypeError("enforce_iam must be true or false")
             self.enforce_iam = update["enforce_iam"]
         return self.config()
+
+    # ------------------------------------------------------------------ fault injection
+    def set_faults(self, update: dict) -> dict:
+        """Replace the injected faults: ``{"throttle": {"operation": "GetFunction", "every": 3},
+        "deny": {"operation": "AttachRolePolicy"}}``; ``{}`` clears them. Unknown kinds are refused."""
+        faults = {}
+        for kind, spec in (update or {}).items():
+            if kind not in FAULT_KINDS:
+                raise KeyError(f"unknown fault {kind!r}: use {', '.join(FAULT_KINDS)}")
+            if not isinstance(spec, dict) or not isinstance(spec.get("operation"), str) or not spec["operation"]:
+                raise TypeError(f"{kind} needs an operation name")
+            every = spec.get("every", 1)
+            if not isinstance(every, int) or isinstance(every, bool) or every < 1:
+                raise TypeError(f"{kind}.every must be a positive integer")
+            faults[kind] = {"operation": spec["operation"], "every": every, "seen": 0, "injected": 0}
+        with self._fault_lock:
+            self.faults = faults
+        return self.fault_report()
+
+    def fault_report(self) -> dict:
+        with self._fault_lock:
+            return {kind: dict(spec) for kind, spec in self.faults.items()}
+
+    def fault_for(self, operation: str) -> str | None:
+        """The fault kind to answer this call with, if one matches (counts every matching call)."""
+        with self._fault_lock:
+            for kind, spec in self.faults.items():
+                if spec["operation"] == operation:
+                    spec["seen"] += 1
+                    if spec["seen"] % spec["every"] == 0:
+                        spec["injected"] += 1
+                        return kind
+        return None
 
     def health(self) -> dict:
         return {"status": "ok", "endpoint_url": self.endpoint_url, "account_id": self.account_id,
@@ -383,6 +441,25 @@ class Lab:
         """Switch resource-level IAM enforcement on or off at run time."""
         self._request("POST", "/_lab/config", {"enforce_iam": bool(enabled)})
         self.enforce_iam = bool(enabled)
+
+    def inject_faults(self, **faults: dict) -> dict:
+        """Make the lab answer some calls with errors, until :meth:`clear_faults`.
+
+        ``throttle={"operation": "GetFunction", "every": 3}`` answers every third
+        GetFunction with the protocol's throttling error; ``deny={"operation": "AttachRolePolicy"}``
+        answers AccessDenied. Returns the faults with their ``seen``/``injected`` counters.
+        """
+        return self._request("POST", "/_lab/faults", faults)
+
+    def clear_faults(self) -> dict:
+        """Remove every injected fault; returns the counters they had."""
+        report = self.faults()
+        self._request("POST", "/_lab/faults", {})
+        return report
+
+    def faults(self) -> dict:
+        """The injected faults and how many calls each has seen and answered."""
+        return self._request("GET", "/_lab/faults")
 
     def _request(self, method: str, path: str, body: dict | None = None) -> dict:
         if not self.endpoint_url:
