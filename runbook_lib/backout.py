@@ -504,6 +504,10 @@ class Backout:
             raise InputError("run_dir", "this run's ledger names no function: pass function_name or the run folder "
                              "of the implementation")
         ledger.bind(function_name=function_name)
+        from .closeout import refusal_after_closeout  # closeout imports implementation, not backout
+        refused = refusal_after_closeout(ledger, function_name)
+        if refused:
+            raise ChangeRefused(function_name, "backout refused: " + refused)
         self.target, self.ledger, self.mode, self.change_ticket = target, ledger, mode, change_ticket
         self.undo = Undo(target, ledger, function_name, days, reactivate_access_keys)
         if ledger.find("snapshot", function_name):
