@@ -796,6 +796,37 @@ class Validation:
                                f"distribution {distribution}", ev, CONTROL_MAP[cid])
         return self._check(cid, TITLES[cid], PASS, "", ev, CONTROL_MAP[cid])
 
+    # -- residue and rotation (not in CHECK_IDS: they judge the close-out, see residue.py) ---------
+    def residue_checks(self) -> list[Check]:
+        """``no-secret-residue`` and ``exposed-credentials-rotated``, phase validation.
+
+        ``no-secret-residue`` scans every published version's environment (one paged
+        ListVersionsByFunction): WARN while only the backout snapshot holds the old values
+        (expected until close-out), FAIL when any other version does.
+        ``exposed-credentials-rotated`` WARNs with the list of exposed credentials until
+        each has been replaced at its source.
+        """
+        from . import residue
+
+        lam, sm = self._client("lambda"), self._client("secretsmanager")
+        snap = self.ledger.find("snapshot", self.function_name)
+        version = "" if not snap or snap.data.get("deleted_by_closeout") else str(snap.data["version"])
+        try:
+            migrated = residue.migrated_fingerprints(lam, sm, self.ledger, self.function_name, self.fingerprinter)
+            sweep = residue.sweep_function(lam, self.function_name, migrated, self.scanner, self.fingerprinter,
+                                           snapshot_version=version)
+            found = residue.residue_check(sweep, PHASE, NOTEBOOK)
+        except RunbookError as exc:
+            found = residue.residue_check(None, PHASE, NOTEBOOK, unavailable=f"could not be evaluated: {exc}")
+        try:
+            rows = residue.exposure(self.ledger, self.function_name, lam, sm, self._client("iam"), self.fingerprinter)
+            rotated = residue.rotation_check(rows, PHASE, NOTEBOOK)
+        except RunbookError as exc:
+            rotated = Check("exposed-credentials-rotated", residue.ROTATED_TITLE, PHASE, FAIL,
+                            reason=f"could not be evaluated: {exc}", controls=residue.ROTATED_CONTROLS,
+                            notebook=NOTEBOOK)
+        return [found, rotated]
+
     # -- 4. summary --------------------------------------------------------------------------------
     def summary(self) -> Summary:
         """Passed/failed/warned/skipped, the invocation window and the target, for the notebook's top."""
