@@ -573,6 +573,8 @@ def run_closeout_notebook(run_dir, options):
                          "state, or pass --endpoint-url of a running lab")
     notebooks = runner._notebook_paths(options.notebooks_dir, [NOTEBOOK])
     extra = dict(options.parameters)
+    if extra.get("rotate_from"):  # the kernel runs in the run folder: a relative path would miss
+        extra["rotate_from"] = str(Path(extra["rotate_from"]).resolve())
     apply = bool(options.apply)
     if apply and not str(extra.get("change_ticket", "")).strip():
         raise InputError("change_ticket", "--apply needs -p change_ticket <id>; nothing was run")
