@@ -289,6 +289,16 @@ _SHORT_PARTS_RE = re.compile(r"^[A-Za-z0-9]{1,12}(?:[-_./:][A-Za-z0-9]{1,12})+$"
 _EMAIL_RE = re.compile(r"^[\w.+-]+@[\w-]+(?:\.[\w-]+)+$")
 
 
+#: One part of a slug or dotted name: a word in one of the usual casings, or digits.
+_WORD_PART_RE = re.compile(r"^(?:[a-z0-9]+|[A-Z0-9]+|[A-Z][a-z0-9]+|[a-z]+(?:[A-Z][a-z0-9]+)+)$")
+
+
+def _word_parts(value: str) -> bool:
+    """``my-app-prod``, ``access_logs.s3.enabled``: every part word-shaped. A random
+    base64url token split by its own ``-``/``_`` has parts with scattered case."""
+    return all(_WORD_PART_RE.match(part) for part in re.split(r"[-_./:]", value) if part)
+
+
 def shannon_entropy(value: str) -> float:
     """Bits per character of ``value``'s own character distribution."""
     if not value:
@@ -346,17 +356,21 @@ def looks_generated(value: str, min_length: int = 8) -> bool:
     v = value
     if len(v) < min_length or " " in v:
         return False
-    if _IDENT_WORDS_RE.match(v):
+    if _IDENT_WORDS_RE.match(v) and _word_parts(v):
         return False
-    if _SHORT_PARTS_RE.match(v) and sum(c.isdigit() for c in v) <= len(v) // 4:
+    if _SHORT_PARTS_RE.match(v) and sum(c.isdigit() for c in v) <= len(v) // 4 and _word_parts(v):
         return False
     classes = char_classes(v)
     entropy = shannon_entropy(v)
     if _HEX_RE.match(v):
         return len(v) >= 16 and entropy >= 3.0
     has_digit = any(c.isdigit() for c in v)
+    # identifiers (camelCase, PascalCase) capitalise a few letters; random letters about half
+    upper = sum(c.isupper() for c in v)
+    case_mixed = min(upper, sum(c.islower() for c in v)) >= len(v) // 4
     if len(v) >= 20:
-        return entropy >= 3.5 and (classes >= 3 or (classes >= 2 and (has_digit or entropy >= 4.2)))
+        return entropy >= 3.5 and (classes >= 3 or (classes >= 2 and (
+            has_digit or entropy >= 4.2 or (case_mixed and entropy >= 3.8))))
     return entropy >= 2.8 and (has_digit or classes >= 3) and classes >= 2
 
 
@@ -368,7 +382,7 @@ def is_secret_value(value: str, strength: str) -> bool:
     if strength == PASSWORD:
         if len(v) < 6 and not any(not c.isalpha() for c in v):
             return False
-        if len(v) < 4 or (" " in v and len(v.split()) > 2) or _IDENT_WORDS_RE.match(v):
+        if len(v) < 4 or (" " in v and len(v.split()) > 2) or (_IDENT_WORDS_RE.match(v) and _word_parts(v)):
             return False
         if v.isalpha() and re.search(r"(?i)passw|secret", v):
             return False  # "mynewpassword": a description of a password, not one
@@ -383,7 +397,7 @@ def is_random_token(value: str) -> bool:
     v = value.strip()
     if len(v) < 20 or len(v) > 1024 or not_a_value_reason(v) or any(c.isspace() for c in v):
         return False
-    if _HEX_RE.match(v) or _IDENT_WORDS_RE.match(v):
+    if _HEX_RE.match(v) or (_IDENT_WORDS_RE.match(v) and _word_parts(v)):
         return False  # hex is what commit ids, digests and build hashes look like
     classes = char_classes(v)
     digits = sum(c.isdigit() for c in v)

@@ -25,6 +25,7 @@ import io
 import json
 import os
 import re
+import threading
 import zipfile
 import zlib
 from dataclasses import asdict, dataclass, field
@@ -150,6 +151,9 @@ class _Prefilter:
         patterns.append((R.CALL_PREFILTER, True, False))
         self.engine = "hyperscan" if hyperscan is not None else "re"
         self._dbs = {}
+        self._prototypes = {}
+        # a hyperscan scratch space serves one scan at a time: one per thread, cloned on demand
+        self._local = threading.local()
         for config in (False, True):
             chosen = [(i, p) for i, p in enumerate(patterns) if config or not p[2]]
             if hyperscan is not None:
@@ -158,9 +162,18 @@ class _Prefilter:
                            elements=len(chosen),
                            flags=[hyperscan.HS_FLAG_CASELESS if p[1] else 0 for _, p in chosen])
                 self._dbs[config] = db
+                self._prototypes[config] = hyperscan.Scratch(db)
             else:
                 self._dbs[config] = [(i, re.compile(p[0].encode(), re.IGNORECASE if p[1] else 0))
                                      for i, p in chosen]
+
+    def _scratch(self, config: bool):
+        spaces = getattr(self._local, "spaces", None)
+        if spaces is None:
+            spaces = self._local.spaces = {}
+        if config not in spaces:
+            spaces[config] = self._prototypes[config].clone()
+        return spaces[config]
 
     def hits(self, data: bytes, config: bool) -> list[tuple[int, int, int]]:
         """Sorted (end, pattern id, start); start is only meaningful with the ``re`` fallback."""
@@ -169,7 +182,7 @@ class _Prefilter:
         if hyperscan is not None:
             def on_match(pattern_id, start, end, flags, context):
                 found.append((end, pattern_id, start))
-            db.scan(data, match_event_handler=on_match)
+            db.scan(data, match_event_handler=on_match, scratch=self._scratch(config))
         else:
             for pattern_id, regex in db:
                 found.extend((m.end(), pattern_id, m.start()) for m in regex.finditer(data))

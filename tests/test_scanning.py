@@ -245,3 +245,47 @@ def test_random_generated_values_are_always_found(scanner):
         found = {f.variable for f in scanner.scan_environment({"PARTNER_API_KEY": token, "DB_PASSWORD": password})}
         missed += len({"PARTNER_API_KEY", "DB_PASSWORD"} - found)
     assert missed == 0
+
+
+def test_one_scanner_serves_many_threads():
+    """The audit scans packages from a thread pool: hyperscan scratch space is per thread."""
+    import threading
+
+    scanner = Scanner()
+    text = "password = 'Xk29vLq7Pw03Zr58'\n" * 20
+    counts, errors = [], []
+
+    def work():
+        try:
+            for _ in range(50):
+                counts.append(len(scanner.scan_text(text, "app.py")))
+        except Exception as exc:  # pragma: no cover - the failure this test guards against
+            errors.append(type(exc).__name__)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and counts == [20] * 200
+
+
+def test_random_url_safe_tokens_under_secret_names_are_found_and_slugs_are_not():
+    """base64url tokens contain - and _; split on them they must not pass for slugs."""
+    import random
+    import string
+
+    rng = random.Random(7)  # fixed seed: the test is repeatable, the values are still random-shaped
+    alphabet = string.ascii_letters + string.digits + "-_"
+    scanner = Scanner()
+    names = ("PARTNER_API_KEY", "DB_PASSWORD", "SERVICE_TOKEN", "CLIENT_SECRET")
+    missed = 0
+    for i in range(2000):
+        value = "".join(rng.choice(alphabet) for _ in range(rng.choice((16, 22, 27, 32))))
+        if not scanner.scan_environment({names[i % 4]: value}):
+            missed += 1
+    assert missed <= 10, f"{missed} of 2000 random tokens missed"
+    slugs = {"APP_NAME": "my-app-prod", "STAGE": "eu-west-1-blue", "SERVICE": "Orders-Service-Prod",
+             "HANDLER": "handleRequestForOrdersNow", "TOKEN_TYPE": "BearerTokenAuthentication",
+             "FLAGS": "access_logs.s3.enabled"}
+    assert [f.variable for f in scanner.scan_environment(slugs)] == []
