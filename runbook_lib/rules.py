@@ -296,7 +296,13 @@ _WORD_PART_RE = re.compile(r"^(?:[a-z0-9]+|[A-Z0-9]+|[A-Z][a-z0-9]+|[a-z]+(?:[A-
 def _word_parts(value: str) -> bool:
     """``my-app-prod``, ``access_logs.s3.enabled``: every part word-shaped. A random
     base64url token split by its own ``-``/``_`` has parts with scattered case."""
-    return all(_WORD_PART_RE.match(part) for part in re.split(r"[-_./:]", value) if part)
+    return all(_word_part(part) for part in re.split(r"[-_./:]", value) if part)
+
+
+def _word_part(part: str) -> bool:
+    # camelCase words capitalise one letter in several; random letters about one in two
+    return bool(_WORD_PART_RE.match(part)) and (
+        part.isupper() or part.islower() or sum(c.isupper() for c in part) <= max(1, len(part) // 4))
 
 
 def shannon_entropy(value: str) -> float:
@@ -371,7 +377,7 @@ def looks_generated(value: str, min_length: int = 8) -> bool:
     if len(v) >= 20:
         return entropy >= 3.5 and (classes >= 3 or (classes >= 2 and (
             has_digit or entropy >= 4.2 or (case_mixed and entropy >= 3.8))))
-    return entropy >= 2.8 and (has_digit or classes >= 3) and classes >= 2
+    return entropy >= 2.8 and classes >= 2 and (has_digit or classes >= 3 or (case_mixed and entropy >= 3.0))
 
 
 def is_secret_value(value: str, strength: str) -> bool:
