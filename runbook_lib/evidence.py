@@ -204,10 +204,19 @@ def fetch_log_events(logs, log_group: str, start: _dt.datetime, end: _dt.datetim
     return events[:limit], truncated
 
 
-def execution_environments(events: Iterable[dict]) -> list[str]:
-    """Log streams that served invocations: one stream per execution environment."""
-    return sorted({e["stream"] for e in events if e["message"].startswith("START RequestId:")}
-                  or {e["stream"] for e in events})
+def execution_environments(events: Iterable[dict], request_ids: Iterable[str] = ()) -> list[str]:
+    """Log streams that served invocations: one stream per execution environment.
+
+    With ``request_ids`` (the invocations' own), only the streams whose ``START RequestId:``
+    line names one of them: an earlier environment that logs inside the time window (a
+    baseline invocation seconds before) is not one that served these invocations.
+    """
+    events = list(events)
+    starts = [e for e in events if e["message"].startswith("START RequestId:")]
+    wanted = {r for r in request_ids if r}
+    if wanted:
+        starts = [e for e in starts if e["message"].split()[2:3] and e["message"].split()[2] in wanted]
+    return sorted({e["stream"] for e in starts} or {e["stream"] for e in events})
 
 
 def secret_leaves(secret_string: str | None, secret_binary: bytes | None = None) -> list[str]:

@@ -627,7 +627,8 @@ class Validation:
             return self._check(cid, TITLES[cid], SKIP, "no secret in the ledger or SECRET_ID",
                                controls=CONTROL_MAP[cid])
         window_events = self._window_events()
-        environments = evidence.execution_environments(window_events)
+        environments = evidence.execution_environments(
+            window_events, [i.get("request_id", "") for i in self.invocations])
         calls = [r for r in self.trail_rows if self._attributed(r) and self._in_window(r["eventTime"])]
         retrievals = [e for e in window_events if RETRIEVAL_LOG_LINE in e["message"]]
         limit = max(len(environments), 1)

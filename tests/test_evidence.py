@@ -226,3 +226,15 @@ def test_download_code_reads_bounded(tmp_path):
     assert evidence.download_code(package.as_uri()) == buf.getvalue()
     with pytest.raises(ValueError, match="larger than"):
         evidence.download_code(package.as_uri(), limit=10)
+
+
+def test_execution_environments_counts_only_streams_that_served_the_given_requests():
+    events = [
+        {"stream": "old", "message": "START RequestId: baseline-1 Version: $LATEST", "timestamp": 1},
+        {"stream": "new", "message": "START RequestId: req-1 Version: $LATEST", "timestamp": 2},
+        {"stream": "new", "message": "START RequestId: req-2 Version: $LATEST", "timestamp": 3},
+    ]
+    assert execution_environments(events) == ["new", "old"]
+    assert execution_environments(events, ["req-1", "req-2"]) == ["new"]
+    # request ids the logs do not name (another log format): fall back to every stream
+    assert execution_environments(events, ["elsewhere"]) == ["new", "old"]
