@@ -195,13 +195,31 @@ def execute(notebook: Path, run_dir: Path, parameters: dict, kernel_name: str,
                                          cell=exc.exec_count))
     except Exception as exc:  # a dead kernel, a timeout: keep going to archive what exists
         record.status = "failed"
-        record.error = str(NotebookError(notebook.stem, f"{type(exc).__name__}: {exc}"))
+        record.error = str(NotebookError(notebook.stem, f"{type(exc).__name__}: {exc}",
+                                         cell=running_cell(output)))
     record.seconds = round(time.monotonic() - started, 1)
     if output.exists():
         scrub_notebook_file(output, run_dir)
     _stderr(f"{notebook.stem}: {record.status} in {record.seconds:.1f}s"
             + (f" - {record.error}" if record.error else ""))
     return record
+
+
+def running_cell(output: Path) -> int | None:
+    """The execution count of the cell that was running when the kernel died or timed out.
+
+    papermill gives every cell it started a ``start_time``; code cells run in order, so the
+    last started one is the culprit and its position among code cells is its execution count.
+    """
+    import nbformat
+
+    try:
+        nb = nbformat.read(str(output), as_version=4)
+    except Exception:  # no output written yet: the notebook is named without a cell
+        return None
+    code_cells = [c for c in nb.cells if c.cell_type == "code"]
+    started = [n for n, c in enumerate(code_cells, start=1) if c.metadata.get("papermill", {}).get("start_time")]
+    return started[-1] if started else None
 
 
 # -- output hygiene -----------------------------------------------------------------
