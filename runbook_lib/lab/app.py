@@ -73,6 +73,11 @@ class LabApp:
         caller = resolve_caller(call.access_key_id) if call.access_key_id else unknown_caller()
         arns = iam_enforcement.resources_for(call, caller.account_id or self.lab.account_id)
         error: tuple[str, str] | None = None
+        fault = self.lab.fault_for(call.operation) if getattr(self.lab, "faults", None) else None
+        if fault:
+            status, headers, payload = injected_fault(call, caller, fault, arns)
+            self._record(call, caller, environ, when, status, headers, arns, parse_error(headers, payload))
+            return _respond(start_response, status, headers, payload)
         if self.lab.enforce_iam and caller.enforceable:
             decision = iam_enforcement.authorize(caller, call)
             if not decision.allowed:
@@ -245,6 +250,15 @@ class LabApp:
             return self._download(path)
         if path == "/_lab/health" and method == "GET":
             return _json(200, self.lab.health())
+        if path == "/_lab/faults":
+            if method == "GET":
+                return _json(200, self.lab.fault_report())
+            if method == "POST":
+                try:
+                    return _json(200, self.lab.set_faults(json.loads(_read_body(environ) or b"{}")))
+                except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                    return _json(400, {"message": str(exc)})
+            return _json(405, {"message": "use GET or POST"})
         if path == "/_lab/config":
             if method == "GET":
                 return _json(200, self.lab.config())
@@ -279,6 +293,20 @@ def _not_implemented(call: "operations.ApiCall | None") -> Response:
         return 501, [("Content-Type", "application/json"), ("x-amzn-ErrorType", "NotImplemented")], body
     return aws_error(call, "NotImplemented",
                      f"the embedded lab does not implement {call.service}:{call.operation}", 501)
+
+
+#: Throttling error per protocol family: the codes botocore's retry handler knows.
+_THROTTLE = {"rest-json": ("TooManyRequestsException", 429), "json": ("ThrottlingException", 400)}
+
+
+def injected_fault(call: operations.ApiCall, caller: Caller, kind: str, arns: list[str]) -> Response:
+    """The error an injected fault answers ``call`` with, in the caller's protocol."""
+    if kind == "throttle":
+        code, status = _THROTTLE.get(call.protocol or "json", ("Throttling", 400))
+        return aws_error(call, code, "Rate exceeded (injected by the lab)", status)
+    action = iam_enforcement.iam_action(call)
+    return aws_error(call, "AccessDenied", f"User: {caller.arn} is not authorized to perform: {action} on "
+                     f"resource: {arns[0] if arns else '*'} (denied by a lab fault)", 403)
 
 
 def _is_html(headers) -> bool:
