@@ -1,0 +1,252 @@
+"""Faults: throttling, AccessDenied in the middle of a change, a dying kernel, a stopping lab.
+
+Throttling and denials are injected by the lab (``Lab.inject_faults``), answered in the
+caller's protocol. The runner faults use tiny stand-in notebooks, as tests/test_runner.py does.
+"""
+
+import json
+import os
+import signal
+import socket
+import time
+
+import boto3
+import nbformat
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+from moto.server import ThreadedMotoServer
+
+from runbook_lib import runner
+from runbook_lib.exceptions import AwsCallError, LabError
+from runbook_lib.implementation import LOCK_TAG, Implementation
+from runbook_lib.ledger import Ledger
+from runbook_lib.session import Target
+
+NO_RETRY = Config(retries={"total_max_attempts": 1})
+
+
+def _target(lab):
+    return Target.from_parameters("lab", region=lab.region, endpoint_url=lab.endpoint_url, session=lab.session())
+
+
+# -- the lab's fault injection ----------------------------------------------------------------------
+def test_throttle_is_answered_in_each_protocol_and_counted(lab):
+    lab.inject_faults(throttle={"operation": "ListFunctions", "every": 1})
+    try:
+        lab.inject_faults(throttle={"operation": "ListFunctions", "every": 1},
+                          deny={"operation": "ListSecrets"})
+        with pytest.raises(ClientError) as lam:
+            lab.client("lambda", config=NO_RETRY).list_functions()
+        with pytest.raises(ClientError) as sm:
+            lab.client("secretsmanager", config=NO_RETRY).list_secrets()
+        lab.inject_faults(throttle={"operation": "ListUsers", "every": 2})
+        iam = lab.client("iam", config=NO_RETRY)
+        iam.list_users()  # the first of every two passes
+        with pytest.raises(ClientError) as query:
+            iam.list_users()
+        report = lab.faults()
+    finally:
+        lab.clear_faults()
+    assert (lam.value.response["Error"]["Code"], lam.value.response["ResponseMetadata"]["HTTPStatusCode"]) == \
+        ("TooManyRequestsException", 429)
+    assert sm.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert "ListSecrets" in sm.value.response["Error"]["Message"]
+    assert query.value.response["Error"]["Code"] == "Throttling"
+    assert report == {"throttle": {"operation": "ListUsers", "every": 2, "seen": 2, "injected": 1}}
+    assert lab.faults() == {}
+    lab.client("lambda", config=NO_RETRY).list_functions()  # cleared: answered again
+
+
+def test_bad_fault_requests_are_refused(lab):
+    for faults in ({"explode": {"operation": "GetFunction"}}, {"throttle": {"every": 2}},
+                   {"throttle": {"operation": "GetFunction", "every": 0}}):
+        with pytest.raises(LabError, match="HTTP 400"):
+            lab.inject_faults(**faults)
+    assert lab.faults() == {}
+
+
+def test_the_audit_slows_down_and_completes_under_throttling(seeded_lab):
+    from runbook_lib.audit import Audit
+
+    def audit():
+        result = Audit(_target(seeded_lab), regions=[seeded_lab.region]).run()
+        checks = {c.id: c.status for c in result.checks()}
+        found = sorted((f["rule"], str(f.get("function")), str(f.get("path")), str(f.get("line")),
+                        str(f.get("variable"))) for f in result.findings.to_dict("records"))
+        return checks, found
+
+    calm_checks, calm_findings = audit()
+    seeded_lab.inject_faults(throttle={"operation": "GetFunction", "every": 2})
+    try:
+        throttled_checks, throttled_findings = audit()
+    finally:
+        report = seeded_lab.clear_faults()
+    assert report["throttle"]["injected"] >= 2, report
+    assert throttled_checks["audit-coverage-complete"] == "PASS"
+    assert throttled_checks == calm_checks
+    assert bool(throttled_findings == calm_findings) is True
+
+
+# -- AccessDenied in the middle of the implementation --------------------------------------------------
+@pytest.fixture(scope="module")
+def own_lab():
+    from runbook_lib.lab import Lab
+
+    with Lab(seed=True) as running:
+        yield running
+
+
+def _kinds(ledger):
+    return sorted({e.kind for e in ledger.entries(active_only=True)})
+
+
+def _denied_midway(lab, run_dir):
+    """Apply with AttachRolePolicy denied: the secret and the policy exist, nothing is attached."""
+    target = _target(lab)
+    name = lab.seed_info["function_name"]
+    ledger = Ledger.open(run_dir)
+    lab.inject_faults(deny={"operation": "AttachRolePolicy"})
+    try:
+        with pytest.raises(AwsCallError) as caught:
+            Implementation(target, ledger, function_name=name, change_ticket="CHG-F", apply=True).apply()
+    finally:
+        lab.clear_faults()
+    return target, name, Ledger.open(run_dir), caught.value
+
+
+def test_access_denied_midway_leaves_an_exact_ledger_and_resume_completes(own_lab, tmp_path):
+    lam = own_lab.client("lambda")
+    name = own_lab.seed_info["function_name"]
+    seeded_env = lam.get_function_configuration(FunctionName=name)["Environment"]["Variables"]
+    target, name, ledger, error = _denied_midway(own_lab, tmp_path / "run")
+    assert (error.operation, error.permission, error.access_denied) == (
+        "AttachRolePolicy", "iam:AttachRolePolicy", True)
+    assert _kinds(ledger) == ["policy", "secret", "snapshot"]
+    # exactly what exists: the secret and policy of the ledger are live, the function is untouched
+    iam, sm = own_lab.client("iam"), own_lab.client("secretsmanager")
+    assert sm.describe_secret(SecretId=ledger.find("secret").resource)["ARN"] == ledger.find("secret").resource
+    assert iam.get_policy(PolicyArn=ledger.find("policy").resource)["Policy"]["AttachmentCount"] == 0
+    live = lam.get_function_configuration(FunctionName=name)
+    assert bool(live["Environment"]["Variables"] == seeded_env) is True
+    # the locks were released on the way out
+    assert ledger.lock_holder() is None
+    assert LOCK_TAG not in lam.list_tags(Resource=live["FunctionArn"]).get("Tags", {})
+    assert any("apply stopped: AttachRolePolicy" in e["message"] for e in ledger.doc["events"])
+
+    # the permission is granted: the same run folder resumes where it stopped
+    resumed = Implementation(target, ledger, function_name=name, change_ticket="CHG-F", apply=True)
+    actions = {r.step: r.action for r in resumed.plan()}
+    assert actions["snapshot"] == "none" and actions["secret"] == "none"
+    resumed.apply()
+    assert {c.status for c in resumed.checks()} == {"PASS"}
+    assert "policy_attachment" in _kinds(ledger) and "function_config" in _kinds(ledger)
+
+    from runbook_lib.backout import Backout
+    backout = Backout(target, ledger, change_ticket="CHG-F-B", apply=True)
+    backout.apply()
+    assert {c.status for c in backout.checks(invoke=False)} == {"PASS"}
+
+
+def test_backout_after_a_denied_implementation_cleans_up_what_exists(own_lab, tmp_path):
+    from runbook_lib.backout import Backout
+
+    target, name, ledger, _ = _denied_midway(own_lab, tmp_path / "run")
+    secret_arn, policy_arn = ledger.find("secret").resource, ledger.find("policy").resource
+    backout = Backout(target, ledger, change_ticket="CHG-F-B2", apply=True)
+    rows = {r.step: r.action for r in backout.plan()}
+    assert rows["secret"] == "delete" and rows["policy"] == "delete" and rows["function"] == "none"
+    backout.apply()
+    checks = {c.id: c.status for c in backout.checks(invoke=False)}
+    assert checks == {"backout-complete": "PASS", "function-restored": "PASS", "no-orphans": "PASS"}
+    assert own_lab.client("secretsmanager").describe_secret(SecretId=secret_arn).get("DeletedDate")
+    with pytest.raises(ClientError):
+        own_lab.client("iam").get_policy(PolicyArn=policy_arn)
+
+
+# -- the runner: a dying kernel, a stopping lab ----------------------------------------------------------
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _stand_ins(folder, second_cells):
+    """01_test_plan (one passing check) and 02_implementation (``second_cells`` after its parameters)."""
+    folder.mkdir()
+    params = "\n".join(['target: str = "lab"  # t', 'region: str = "us-east-1"  # r', 'profile: str = ""  # p',
+                        'endpoint_url: str = ""  # e', 'run_dir: str = "."  # d', 'function_name: str = ""  # f',
+                        'apply: bool = False  # a', 'change_ticket: str = ""  # c', 'lab_pid: int = 0  # pid'])
+    first = ("from runbook_lib.checks import CheckLog\n"
+             "CheckLog(run_dir, '01_test_plan', 'baseline').add('baseline-check', 'stand-in', 'PASS', "
+             "controls=['AU-2'])")
+    for name, cells in (("01_test_plan", [first]), ("02_implementation", second_cells)):
+        nb = nbformat.v4.new_notebook()
+        parameters = nbformat.v4.new_code_cell(params)
+        parameters.metadata["tags"] = ["parameters"]
+        nb.cells = [parameters] + [nbformat.v4.new_code_cell(c) for c in cells]
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nbformat.write(nb, str(folder / f"{name}.ipynb"))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint():
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+def _run(tmp_path, endpoint, notebooks, **parameters):
+    options = runner.RunOptions(target="lab", region="us-east-1", endpoint_url=endpoint, out=tmp_path / "runs",
+                                notebooks_dir=notebooks, backout=False, parameters=parameters)
+    return runner.run_runbook(options, names=[runner.TEST_PLAN, runner.IMPLEMENTATION])
+
+
+def test_a_kernel_dying_mid_notebook_exits_2_names_notebook_and_cell_and_keeps_the_output(
+        tmp_path, moto_endpoint, monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    notebooks = _stand_ins(tmp_path / "notebooks", ["print('before the crash')", "import os\nos._exit(1)",
+                                                    "print('never')"])
+    outcome = _run(tmp_path, moto_endpoint, notebooks)
+    assert outcome.exit_code == 2
+    assert outcome.reason.startswith("02_implementation cell 4"), outcome.reason
+    assert len(outcome.reason.splitlines()) == 1
+    assert {n.name: n.status for n in outcome.notebooks} == {"01_test_plan": "ok", "02_implementation": "failed"}
+    kept = outcome.run_dir / "02_implementation.ipynb"
+    assert kept.exists() and "before the crash" in kept.read_text()
+    summary = (outcome.run_dir / "summary.md").read_text()
+    assert "| 02_implementation | failed |" in summary and "02_implementation cell 4" in summary
+    assert json.loads((outcome.run_dir / "run.json").read_text())["exit_code"] == 2
+
+
+def test_the_lab_stopping_mid_run_is_a_one_line_error_and_exit_2(tmp_path, monkeypatch):
+    from runbook_lib.lab import Lab
+
+    stop_the_lab = ("import os, signal, time, urllib.request\n"
+                    "os.kill(lab_pid, signal.SIGTERM)\n"
+                    "for _ in range(200):\n"
+                    "    try:\n"
+                    "        urllib.request.urlopen(endpoint_url + '/_lab/health', timeout=1)\n"
+                    "        time.sleep(0.05)\n"
+                    "    except OSError:\n"
+                    "        break")
+    call_it = ("from runbook_lib.session import Target\n"
+               "Target.from_parameters(target, region, profile, endpoint_url).caller_identity()")
+    notebooks = _stand_ins(tmp_path / "notebooks", [stop_the_lab, call_it])
+    lab = Lab(seed=False).start()
+    try:
+        for key, value in lab.env.items():
+            monkeypatch.setenv(key, value)
+        started = time.monotonic()
+        outcome = _run(tmp_path, lab.endpoint_url, notebooks, lab_pid=str(lab._process.pid))
+    finally:
+        lab.stop()
+    assert outcome.exit_code == 2
+    assert outcome.reason.startswith("02_implementation cell 4: LabError: GetCallerIdentity on sts: cannot reach")
+    assert "is the lab still running?" in outcome.reason and len(outcome.reason.splitlines()) == 1
+    assert (outcome.run_dir / "02_implementation.ipynb").exists()
+    assert time.monotonic() - started < 240
