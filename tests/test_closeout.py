@@ -179,11 +179,16 @@ def test_hardcoded_key_owner_shown_and_deactivated_on_aws(world):
 
 
 # -- the seeded lab: the issue's done-when scenarios ------------------------------------------------
+LEGACY_COPY, NOTEBOOK_COPY = "orders-api-legacy", "orders-api-notebook"
+
+
 @pytest.fixture(scope="module")
 def closeout_lab():
     """A seeded lab of this module's own: these tests change the baseline."""
     from runbook_lib.lab import Lab
     with Lab(seed=True) as running:
+        for copy in (LEGACY_COPY, NOTEBOOK_COPY):  # made first, while the seeded function still holds its secrets
+            copy_function(running, running.seed_info["function_name"], copy)
         yield running
 
 
@@ -209,10 +214,9 @@ def test_lab_old_versions_listed_residue_alias_block_closeout_and_backout_refuse
     from runbook_lib.audit import Audit
     from runbook_lib.validation import Validation
 
-    lab, name = closeout_lab, "orders-api-legacy"
+    lab, name = closeout_lab, LEGACY_COPY
     target = lab_target(lab)
     lam = target.client("lambda")
-    copy_function(lab, lab.seed_info["function_name"], name)
     env = lam.get_function_configuration(FunctionName=name)["Environment"]["Variables"]
     values = [env[k] for k in lab.seed_info["secret_env_vars"]]
     old = []
@@ -322,3 +326,38 @@ def test_lab_rotation_keeps_the_function_working_with_one_refetch(closeout_lab, 
     text = (run_folder_text(run_dir) + "\n".join(messages) + repr(closing.plan()) + repr(checks)
             + json.dumps([r for r in before + after], default=str))
     assert contains_any(text, exposed + list(new.values())) is False
+
+
+def test_lab_closeout_notebook_headless_into_the_run_folder(closeout_lab, tmp_path, monkeypatch):
+    """``run_closeout_notebook`` (what ``runbook closeout RUN_DIR --apply`` runs): plan, then apply."""
+    from runbook_lib.closeout import run_closeout_notebook
+    from runbook_lib.runner import RunOptions
+
+    lab, name = closeout_lab, NOTEBOOK_COPY
+    for key, value in lab.env.items():
+        monkeypatch.setenv(key, value)
+    target = lab_target(lab)
+    env = target.client("lambda").get_function_configuration(FunctionName=name)["Environment"]["Variables"]
+    exposed = [env[k] for k in lab.seed_info["secret_env_vars"]]
+    run_dir = tmp_path / "run"
+    ledger = Ledger.open(run_dir)
+    ledger.bind(target="lab", account=lab.account_id, region=lab.region, function_name=name)
+    Implementation(target, ledger, name, change_ticket="CHG-LAB").apply()
+    new = {"DB_PASSWORD": secrets.token_urlsafe(18)}
+    values_file = tmp_path / "new-values.json"
+    values_file.write_text(json.dumps(new))
+    monkeypatch.chdir(tmp_path)  # a relative rotate_from is resolved before the kernel moves into the run folder
+
+    planned = run_closeout_notebook(run_dir, RunOptions(target="lab", endpoint_url=lab.endpoint_url))
+    assert planned.exit_code == 0, planned.reason
+    assert Ledger.open(run_dir).find("closeout", name) is None
+    applied = run_closeout_notebook(run_dir, RunOptions(
+        target="lab", endpoint_url=lab.endpoint_url, apply=True,
+        parameters={"change_ticket": "CHG-CLOSE", "rotate_from": "new-values.json"}))
+    assert applied.exit_code == 0, applied.reason
+    statuses = {c.id: c.status for c in applied.checks if c.notebook == "05_closeout"}
+    assert statuses == {"closeout-rotate": "PASS", "closeout-access-keys": "PASS", "closeout-versions": "PASS",
+                        "no-secret-residue": "PASS", "exposed-credentials-rotated": "WARN"}
+    assert {c.id: c.status for c in applied.checks}["no-secret-in-artifacts"] == "PASS"
+    assert (run_dir / "05_closeout.html").is_file() and (run_dir / "manifest.json").is_file()
+    assert contains_any(run_folder_text(run_dir), exposed + list(new.values())) is False

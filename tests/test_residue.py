@@ -134,7 +134,7 @@ def test_exposure_and_rotation_check(world):
     implement(world)
     lam, sm, iam = (world.client(s) for s in ("lambda", "secretsmanager", "iam"))
     rows = residue.exposure(world.ledger, FUNCTION, lam, sm, iam, world.fingerprinter)
-    assert [(r["credential"], r["rotated"]) for r in rows] == [
+    assert [(r["item"], r["rotated"]) for r in rows] == [
         ("DB_PASSWORD", False), ("PARTNER_API_KEY", False),
         (world.ledger.entries("access_key")[0].resource, True)]  # deactivated by the implementation (lab)
     check = residue.rotation_check(rows, "validation", "x")
@@ -145,7 +145,7 @@ def test_exposure_and_rotation_check(world):
     sm.put_secret_value(SecretId=arn, SecretString=json.dumps({"PARTNER_API_KEY": "n-" + secrets.token_hex(8),
                                                                "DB_PASSWORD": world.env["DB_PASSWORD"]}))
     rows = residue.exposure(world.ledger, FUNCTION, lam, sm, iam, world.fingerprinter)
-    assert {r["credential"]: r["rotated"] for r in rows}["PARTNER_API_KEY"] is True
+    assert {r["item"]: r["rotated"] for r in rows}["PARTNER_API_KEY"] is True
     world.ledger.record("rotation", arn, "changed", "rotate", {"variables": ["DB_PASSWORD"]})
     assert residue.rotation_check(residue.exposure(world.ledger, FUNCTION, lam, sm, iam, world.fingerprinter),
                                   "validation", "x").status == PASS
