@@ -290,7 +290,7 @@ _EMAIL_RE = re.compile(r"^[\w.+-]+@[\w-]+(?:\.[\w-]+)+$")
 
 
 #: One part of a slug or dotted name: a word in one of the usual casings, or digits.
-_WORD_PART_RE = re.compile(r"^(?:[a-z0-9]+|[A-Z0-9]+|[A-Z][a-z0-9]+|[a-z]+(?:[A-Z][a-z0-9]+)+)$")
+_WORD_PART_RE = re.compile(r"^(?:[a-z0-9]+|[A-Z0-9]+|[A-Za-z][a-z0-9]+(?:[A-Z][a-z0-9]+)*)$")
 
 
 def _word_parts(value: str) -> bool:

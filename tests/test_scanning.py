@@ -289,3 +289,12 @@ def test_random_url_safe_tokens_under_secret_names_are_found_and_slugs_are_not()
              "HANDLER": "handleRequestForOrdersNow", "TOKEN_TYPE": "BearerTokenAuthentication",
              "FLAGS": "access_logs.s3.enabled"}
     assert [f.variable for f in scanner.scan_environment(slugs)] == []
+
+
+def test_iam_action_names_are_not_secrets():
+    """Permission lists printed by the runbook itself: service:Action pairs, PascalCase."""
+    text = ("permissions: secretsmanager:GetSecretValue, secretsmanager:PutSecretValue, "
+            "secretsmanager:TagResource, kms:Decrypt\n"
+            "Action: secretsmanager:GetSecretValue\n"
+            '"secretsmanager": "GetSecretValue",\n')
+    assert [f.rule for f in Scanner().scan_text(text, "02_implementation.ipynb")] == []
