@@ -60,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     backout.add_argument("--apply", action="store_true", help="make the changes (needs -p change_ticket ID)")
     _parameter_option(backout)
 
+    closeout = sub.add_parser("closeout", help="after acceptance: delete secret residue, rotate exposed "
+                              "values, deactivate hardcoded keys (backout is refused afterwards)")
+    closeout.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    _target_options(closeout, default_target=None)
+    closeout.add_argument("--apply", action="store_true", help="make the changes (needs -p change_ticket ID)")
+    _parameter_option(closeout)
+
     verify = sub.add_parser("verify", help="re-hash a run folder against its manifest.json")
     verify.add_argument("run_dir", type=Path, metavar="RUN_DIR")
 
@@ -128,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
             return _report(runner.run_runbook(options, names=[runner.TEST_PLAN], include_baseline=True))
         if args.command == "backout":
             return _report(runner.run_backout(args.run_dir, _options(args)))
+        if args.command == "closeout":
+            return _report(runner.run_closeout(args.run_dir, _options(args)))
     except RunbookError as exc:
         print(f"runbook: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -15,7 +15,6 @@ import contextlib
 import datetime as _dt
 import json
 import os
-import re
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -36,6 +35,7 @@ TEST_PLAN = "01_test_plan"
 IMPLEMENTATION = "02_implementation"
 VALIDATION = "03_functional_validation"
 BACKOUT = "04_backout"
+CLOSEOUT = "05_closeout"  # never in the default cycle: backout is refused after close-out
 CHANGE_NOTEBOOKS = (TEST_PLAN, IMPLEMENTATION, VALIDATION)
 
 #: The lab applies by default under this ticket: nothing real can break there.
@@ -439,20 +439,27 @@ def run_runbook(options: RunOptions, names: Sequence[str] | None = None,
         return finish_run(run_dir, summary_options, results, include_baseline, started, key_hex)
 
 
-def run_backout(run_dir: Path, options: RunOptions) -> Outcome:
-    """Run the backout notebook later, into an archived run's folder, against its ledger."""
+def run_later(run_dir: Path, options: RunOptions, notebook: str, purpose: str) -> Outcome:
+    """Run one notebook later (backout, close-out) into an archived run's folder, on its ledger.
+
+    Same folder, same ledger; ``checks.json``, ``summary.md``, ``run.json`` and the manifest
+    are refreshed. ``purpose`` words the errors ("back out", "close out").
+    """
     run_dir = Path(run_dir)
     ledger_path = run_dir / "ledger.json"
     if not ledger_path.is_file():
-        raise InputError("RUN_DIR", f"no ledger.json in {run_dir}: pass the folder of the run to back out")
+        raise InputError("RUN_DIR", f"no ledger.json in {run_dir}: pass the folder of the run to {purpose}")
     context = json.loads(ledger_path.read_text()).get("context", {})
     options.target = options.target or context.get("target", "aws")
     options.region = options.region or context.get("region", "")
     if options.target == "lab" and not options.endpoint_url:
         raise InputError("endpoint_url", "the run's lab has stopped: start `runbook lab` with the same "
                          "state, or pass --endpoint-url of a running lab")
-    notebooks = _notebook_paths(options.notebooks_dir, [BACKOUT])
+    notebooks = _notebook_paths(options.notebooks_dir, [notebook])
     extra = dict(options.parameters)
+    for name in ("code_path", "rotate_from"):  # the kernel runs in the run folder
+        if extra.get(name):
+            extra[name] = str(Path(extra[name]).resolve())
     apply = bool(options.apply)
     if apply and not str(extra.get("change_ticket", "")).strip():
         raise InputError("change_ticket", "--apply needs -p change_ticket <id>; nothing was run")
@@ -465,18 +472,28 @@ def run_backout(run_dir: Path, options: RunOptions) -> Outcome:
     routed = route_parameters(notebooks, common, extra)
     key_hex = Fingerprinter.new_key_hex()
     with patched_environ({KEY_ENV: key_hex, "RUNBOOK_HEADLESS": "1", "MPLBACKEND": "Agg"}):
-        result = execute(notebooks[0], run_dir, routed[BACKOUT], options.kernel_name, options.cell_timeout)
+        result = execute(notebooks[0], run_dir, routed[notebook], options.kernel_name, options.cell_timeout)
     previous = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
-    earlier = [NotebookRun(**n) for n in previous.get("notebooks", []) if n["name"] != BACKOUT]
+    earlier = [NotebookRun(**n) for n in previous.get("notebooks", []) if n["name"] != notebook]
     summary_options = {**previous.get("options", {}), "target": options.target,
                        "region": identity["region"], "function_name": function_name}
     # the original run's key is gone (never stored): the guard falls back to the detection engine
     return finish_run(run_dir, summary_options, earlier + [result], False, started, None)
 
 
+def run_backout(run_dir: Path, options: RunOptions) -> Outcome:
+    """``runbook backout RUN_DIR``: the backout notebook against an archived run's ledger."""
+    return run_later(run_dir, options, BACKOUT, "back out")
+
+
+def run_closeout(run_dir: Path, options: RunOptions) -> Outcome:
+    """``runbook closeout RUN_DIR``: delete residue and rotate, once the change is accepted."""
+    return run_later(run_dir, options, CLOSEOUT, "close out")
+
+
 def outcome_of_error(exc: RunbookError) -> Outcome:
     return Outcome(exc.exit_code, str(exc), None)
 
 
-__all__ = ["RunOptions", "Outcome", "NotebookRun", "run_runbook", "run_backout", "new_run_dir",
+__all__ = ["RunOptions", "Outcome", "NotebookRun", "run_runbook", "run_backout", "run_closeout", "new_run_dir",
            "route_parameters", "finish_run", "LabError"]

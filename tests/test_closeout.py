@@ -329,8 +329,8 @@ def test_lab_rotation_keeps_the_function_working_with_one_refetch(closeout_lab, 
 
 
 def test_lab_closeout_notebook_headless_into_the_run_folder(closeout_lab, tmp_path, monkeypatch):
-    """``run_closeout_notebook`` (what ``runbook closeout RUN_DIR --apply`` runs): plan, then apply."""
-    from runbook_lib.closeout import run_closeout_notebook
+    """``runner.run_closeout`` (what ``runbook closeout RUN_DIR --apply`` runs): plan, then apply."""
+    from runbook_lib.runner import run_closeout as run_closeout_notebook
     from runbook_lib.runner import RunOptions
 
     lab, name = closeout_lab, NOTEBOOK_COPY
