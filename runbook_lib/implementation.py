@@ -40,6 +40,8 @@ ROLE_MODES = ("existing", "dedicated")
 MOVE = "move-to-secrets-manager"
 USE_ROLE = "remove-use-role"
 LOCK_TAG = "lambda-secrets-runbook-lock"
+#: Seconds between writing the lock tag and reading it back (see acquire_function_lock).
+LOCK_SETTLE_SECONDS = 1.0
 
 
 def _scanner_class():
@@ -63,6 +65,14 @@ def acquire_function_lock(lam, function_arn: str, owner: str) -> None:
                             f"this function; wait for it, or remove the tag {LOCK_TAG} if that run is dead")
     with aws_call("TagResource", function_arn, "lambda:TagResource"):
         lam.tag_resource(Resource=function_arn, Tags={LOCK_TAG: owner})
+    # Tags have no compare-and-set: two runs that both read "free" both write, and the last
+    # write wins. Reading back after the other run's write has landed makes the loser refuse.
+    time.sleep(LOCK_SETTLE_SECONDS)
+    holder = functions.function_tags(lam, function_arn).get(LOCK_TAG)
+    if holder != owner:
+        raise ChangeRefused(function_arn.rsplit(":", 1)[-1], f"another runbook run ({holder}) took the lock "
+                            f"on this function at the same time; wait for it, or remove the tag {LOCK_TAG} "
+                            "if that run is dead")
 
 
 def release_function_lock(lam, function_arn: str, owner: str) -> None:
