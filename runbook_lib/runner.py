@@ -15,7 +15,9 @@ import contextlib
 import datetime as _dt
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -172,6 +174,30 @@ def route_parameters(notebooks: Sequence[Path], common: dict, extra: dict) -> di
 
 
 # -- executing one notebook ----------------------------------------------------------
+class _PrivateKernel:
+    """A kernel reached over IPC sockets in a private (0700) temporary folder.
+
+    The default TCP transport opens loopback ports any local user can reach (and the kernel
+    warns about it on every start); sockets in a folder only the runner's user can open
+    keep the kernel, which handles the run's AWS credentials, to this user.
+    """
+
+    def __init__(self, kernel_name: str):
+        from jupyter_client.manager import KernelManager
+
+        self.folder = tempfile.mkdtemp(prefix="runbook-kernel-")
+        self.manager = KernelManager(kernel_name=kernel_name, transport="ipc",
+                                     ip=os.path.join(self.folder, "kernel"))
+
+    def close(self) -> None:
+        try:
+            if self.manager.has_kernel:
+                self.manager.shutdown_kernel(now=False)
+        except Exception:  # a dead kernel cannot be shut down: its folder still goes
+            pass
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
 def execute(notebook: Path, run_dir: Path, parameters: dict, kernel_name: str,
             cell_timeout: int) -> NotebookRun:
     """Run one notebook into the run folder; failures become a one-line error, output kept."""
@@ -182,9 +208,10 @@ def execute(notebook: Path, run_dir: Path, parameters: dict, kernel_name: str,
     output = run_dir / notebook.name
     started = time.monotonic()
     _stderr(f"{notebook.stem}: running")
+    kernel = _PrivateKernel(kernel_name)
     try:
         papermill.execute_notebook(
-            str(notebook), str(output), parameters=parameters, kernel_name=kernel_name,
+            str(notebook), str(output), parameters=parameters, kernel_name=kernel_name, km=kernel.manager,
             cwd=str(run_dir), execution_timeout=cell_timeout, progress_bar=False,
             request_save_on_cell_execute=True, log_output=False)
         record.status = "ok"
@@ -197,6 +224,8 @@ def execute(notebook: Path, run_dir: Path, parameters: dict, kernel_name: str,
         record.status = "failed"
         record.error = str(NotebookError(notebook.stem, f"{type(exc).__name__}: {exc}",
                                          cell=running_cell(output)))
+    finally:
+        kernel.close()
     record.seconds = round(time.monotonic() - started, 1)
     if output.exists():
         scrub_notebook_file(output, run_dir)
