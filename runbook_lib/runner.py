@@ -317,13 +317,13 @@ def write_summary(run_dir: Path, options: dict, notebooks: Sequence[NotebookRun]
         lines += ["", "## Before and after", "", "| check | before (test plan) | after (validation) |",
                   "|---|---|---|"]
         lines += [f"| {cid} | {before[cid].status} | {after[cid].status} |" for cid in shared]
-    lines += ["", "## Checks", "", "| check | phase | status | controls | evidence file | reason |",
-              "|---|---|---|---|---|---|"]
+    lines += ["", "## Checks", "", "| check | what it proves | phase | status | controls | evidence file | reason |",
+              "|---|---|---|---|---|---|---|"]
     for c in checks:
         evidence = c.evidence_file or f"{c.notebook}.ipynb"
         reason_text = c.reason.replace("|", "/").replace("\n", " ")
-        lines.append(f"| {c.id} | {c.phase} | {c.status} | {', '.join(c.controls)} | "
-                     f"{evidence} | {reason_text} |")
+        lines.append(f"| {c.id} | {c.title.replace('|', '/')} | {c.phase} | {c.status} | "
+                     f"{', '.join(c.controls)} | {evidence} | {reason_text} |")
     (run_dir / "summary.md").write_text("\n".join(lines) + "\n")
 
 

@@ -117,7 +117,7 @@ def test_failed_validation_check_exits_1_but_baseline_findings_do_not(tmp_path, 
     assert outcome.exit_code == 1
     assert "validation-check" in outcome.reason and "baseline-check" not in outcome.reason
     summary = (outcome.run_dir / "summary.md").read_text()
-    assert "| validation-check | validation | FAIL |" in summary
+    assert "| validation-check | stand-in | validation | FAIL |" in summary
 
 
 def test_audit_fails_on_a_baseline_finding(tmp_path, moto_endpoint, stand_in_notebooks):
