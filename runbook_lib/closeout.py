@@ -31,20 +31,18 @@ Examples
 from __future__ import annotations
 
 import json
-import os
 import secrets as _secrets
-import time
 from pathlib import Path
 
 from . import edge, functions, iam, residue, secrets_store
 from .checks import FAIL, PASS, SKIP, Check
 from .exceptions import AwsCallError, ChangeRefused, InputError, RunbookError
-from .implementation import (AccessKeyStep, Change, acquire_function_lock, release_function_lock)
+from .implementation import AccessKeyStep, Change, apply_under_lock
 from .ledger import Ledger
 from .redaction import Fingerprinter, redact
 from .session import Target, aws_call
 from .steps import (BLOCKED, DELETE, NONE, UPDATE, PlanRow, Step, StepResult, require_ticket,
-                    required_permissions, run_steps)
+                    required_permissions)
 
 NOTEBOOK = "05_closeout"
 PHASE = "closeout"
@@ -458,28 +456,10 @@ class Closeout:
 
     def apply(self, progress=None) -> list[StepResult]:
         """Apply every step in order, asserting each; refuse before any change if a step is blocked."""
-        require_ticket(True, self.change_ticket)
-        blocked = [r for r in self.plan() if r.action == BLOCKED]
-        if blocked:
-            raise ChangeRefused(blocked[0].resource, "; ".join(r.reason for r in blocked) + "; nothing was changed")
         lam = self.closing.lam
         arn = functions.get_configuration(lam, self.function_name)["FunctionArn"]
-        owner = f"closeout:{self.ledger.path.parent.name}:{os.getpid()}:{int(time.time())}"
-        self.ledger.acquire(owner)
-        try:
-            acquire_function_lock(lam, arn, owner)
-            try:
-                self.ledger.log(NOTEBOOK, f"close-out started (change ticket {self.change_ticket})")
-                self.results = run_steps(self.steps, apply=True, progress=progress)
-                self.ledger.log(NOTEBOOK, "close-out finished: " + ", ".join(
-                    f"{r.step}={r.status}" for r in self.results))
-            except RunbookError as exc:
-                self.ledger.log(NOTEBOOK, f"close-out stopped: {exc.message}")
-                raise
-            finally:
-                release_function_lock(lam, arn, owner)
-        finally:
-            self.ledger.release(owner)
+        self.results = apply_under_lock(self.steps, self.ledger, lam, arn, self.change_ticket, NOTEBOOK,
+                                        "close-out", progress=progress)
         return self.results
 
     # -- what the notebook shows -----------------------------------------------------------------

@@ -84,6 +84,35 @@ def release_function_lock(lam, function_arn: str, owner: str) -> None:
         pass  # a lock that cannot be released is reported by the next run that meets it
 
 
+def apply_under_lock(steps, ledger: Ledger, lam, function_arn: str, change_ticket: str, notebook: str,
+                     what: str, progress=None) -> list[StepResult]:
+    """Apply ``steps`` holding the ledger's lock and the function's lock tag.
+
+    Refuses before any change without a ticket or when any step's plan is blocked; the
+    ledger's journal says when the change started, how each step ended, or why it stopped.
+    """
+    require_ticket(True, change_ticket)
+    blocked = [r for step in steps for r in step.plan() if r.action == BLOCKED]
+    if blocked:
+        raise ChangeRefused(blocked[0].resource, "; ".join(r.reason for r in blocked) + "; nothing was changed")
+    owner = f"{what}:{ledger.path.parent.name}:{os.getpid()}:{int(time.time())}"
+    ledger.acquire(owner)
+    try:
+        acquire_function_lock(lam, function_arn, owner)
+        try:
+            ledger.log(notebook, f"{what} started (change ticket {change_ticket})")
+            results = run_steps(steps, apply=True, progress=progress)
+            ledger.log(notebook, f"{what} finished: " + ", ".join(f"{r.step}={r.status}" for r in results))
+        except RunbookError as exc:
+            ledger.log(notebook, f"{what} stopped: {exc.message}")
+            raise
+        finally:
+            release_function_lock(lam, function_arn, owner)
+    finally:
+        ledger.release(owner)
+    return results
+
+
 class Change:
     """What every step of one implementation shares: clients, names, the ledger, live lookups."""
 
@@ -863,27 +892,8 @@ class Implementation:
 
     def apply(self, progress=None) -> list[StepResult]:
         """Apply every step in order, asserting each; refuse before any change if a step is blocked."""
-        require_ticket(True, self.change_ticket)
-        blocked = [r for r in self.plan() if r.action == BLOCKED]
-        if blocked:
-            raise ChangeRefused(blocked[0].resource, "; ".join(r.reason for r in blocked) + "; nothing was changed")
-        c = self.change
-        owner = f"{self.ledger.path.parent.name}:{os.getpid()}:{int(time.time())}"
-        self.ledger.acquire(owner)
-        try:
-            acquire_function_lock(c.lam, c.function_arn, owner)
-            try:
-                self.ledger.log(NOTEBOOK, f"apply started (change ticket {self.change_ticket})")
-                self.results = run_steps(self.steps, apply=True, progress=progress)
-                self.ledger.log(NOTEBOOK, "apply finished: " + ", ".join(
-                    f"{r.step}={r.status}" for r in self.results))
-            except RunbookError as exc:
-                self.ledger.log(NOTEBOOK, f"apply stopped: {exc.message}")
-                raise
-            finally:
-                release_function_lock(c.lam, c.function_arn, owner)
-        finally:
-            self.ledger.release(owner)
+        self.results = apply_under_lock(self.steps, self.ledger, self.change.lam, self.change.function_arn,
+                                        self.change_ticket, NOTEBOOK, "apply", progress=progress)
         return self.results
 
     def owner_actions(self) -> list[str]:
