@@ -24,3 +24,24 @@ def seeded_lab():
 
     with Lab(seed=True) as running:
         yield running
+
+
+# --- world (moto in-process: implementation, backout, residue, close-out) ---------------
+@pytest.fixture()
+def world(tmp_path, monkeypatch):
+    """The moto world of ``moto_world.build_world``, inside ``mock_aws``.
+
+    moto's Code.Location cannot be downloaded in-process, so a version's package is read
+    from moto's backend instead.
+    """
+    from moto import mock_aws
+
+    from moto_world import build_world, moto_version_code
+    from runbook_lib import functions
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.setattr(functions, "version_code", lambda lam, name, version: moto_version_code(name, version))
+    with mock_aws():
+        yield build_world(tmp_path)

@@ -1,28 +1,14 @@
 """Backout against moto in-process: round trip, idempotence, drift, ownership, mode=remove."""
 
-import json
 
 import pytest
-from moto import mock_aws
 
-from runbook_lib import functions
 from runbook_lib.backout import Backout
 from runbook_lib.exceptions import ChangeRefused, InputError
 from runbook_lib.implementation import Implementation
-from test_implementation import FUNCTION, build_world, moto_version_code
+from moto_world import FUNCTION
 
 POLICY_ARN = f"arn:aws:iam::123456789012:policy/LambdaSecretsManagerPolicy-{FUNCTION}"
-
-
-@pytest.fixture()
-def world(tmp_path, monkeypatch):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    # moto's Code.Location cannot be downloaded in-process: read the package from its backend
-    monkeypatch.setattr(functions, "version_code", lambda lam, name, version: moto_version_code(name, version))
-    with mock_aws():
-        yield build_world(tmp_path)
 
 
 def implement(world, **kw):

@@ -6,7 +6,6 @@ import time
 import urllib.request
 
 import pytest
-from moto import mock_aws
 
 from runbook_lib import functions
 from runbook_lib.backout import Backout
@@ -15,7 +14,7 @@ from runbook_lib.exceptions import ChangeRefused, InputError
 from runbook_lib.implementation import Implementation
 from runbook_lib.ledger import Ledger
 from runbook_lib.session import Target
-from test_implementation import FUNCTION, build_world, moto_version_code
+from moto_world import FUNCTION
 
 
 def contains_any(text: str, values) -> bool:
@@ -28,16 +27,6 @@ def run_folder_text(folder) -> str:
 
 
 # -- moto in-process ------------------------------------------------------------------------------
-@pytest.fixture()
-def world(tmp_path, monkeypatch):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.setattr(functions, "version_code", lambda lam, name, version: moto_version_code(name, version))
-    with mock_aws():
-        yield build_world(tmp_path)
-
-
 def implement(world, target=None):
     Implementation(target or world.target, world.ledger, function_name=FUNCTION, change_ticket="CHG-1",
                    fingerprinter=world.fingerprinter).apply()

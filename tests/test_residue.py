@@ -3,24 +3,12 @@
 import json
 import secrets
 
-import pytest
-from moto import mock_aws
 
 from runbook_lib import functions, residue
 from runbook_lib.checks import FAIL, PASS, SKIP, WARN
 from runbook_lib.implementation import Implementation
 from runbook_lib.scanning import Scanner
-from test_implementation import FUNCTION, build_world, moto_version_code
-
-
-@pytest.fixture()
-def world(tmp_path, monkeypatch):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.setattr(functions, "version_code", lambda lam, name, version: moto_version_code(name, version))
-    with mock_aws():
-        yield build_world(tmp_path)
+from moto_world import FUNCTION
 
 
 def publish_old_versions(world, count=2):
