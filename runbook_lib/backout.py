@@ -22,14 +22,13 @@ import os
 import time
 
 from . import edge, functions, iam, secrets_store
-from .checks import FAIL, PASS, SKIP, WARN, Check
+from .checks import FAIL, PASS, SKIP, Check
 from .exceptions import AwsCallError, ChangeRefused, InputError, RunbookError
 from .implementation import acquire_function_lock, release_function_lock
 from .ledger import Entry, Ledger
 from .redaction import Fingerprinter
 from .session import Target, aws_call
-from .steps import (BLOCKED, DELETE, NONE, UPDATE, PlanRow, Step, StepResult, require_ticket,
-                    required_permissions)
+from .steps import BLOCKED, DELETE, NONE, UPDATE, PlanRow, Step, StepResult, StepSequence, require_ticket
 
 NOTEBOOK = "04_backout"
 MODES = ("restore", "remove")
@@ -480,7 +479,7 @@ class FunctionRemove(UndoStep):
         return f"deleted {', '.join(done)}" if done else "nothing to delete"
 
 
-class Backout:
+class Backout(StepSequence):
     """The backout notebook's object: validated inputs, steps, plan, apply, before/after, checks.
 
     Raises :class:`InputError` (nothing changed) for a bad ``mode``, a recovery window
@@ -520,16 +519,6 @@ class Backout:
         self.before = self.states()
         self.results: list[StepResult] = []
         self.refused: list[PlanRow] = []
-
-    def permissions(self) -> list[str]:
-        return required_permissions(self.steps)
-
-    def plan(self) -> list[PlanRow]:
-        """What would be undone, with the ledger entry each action comes from; changes nothing."""
-        rows: list[PlanRow] = []
-        for step in self.steps:
-            rows += step.plan()
-        return rows
 
     def apply(self, progress=None, raise_on_blocked: bool = False) -> list[StepResult]:
         """Undo step by step; a blocked resource is left alone, the other resources still run.

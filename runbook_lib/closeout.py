@@ -41,8 +41,7 @@ from .implementation import AccessKeyStep, Change, apply_under_lock
 from .ledger import Ledger
 from .redaction import Fingerprinter, redact
 from .session import Target, aws_call
-from .steps import (BLOCKED, DELETE, NONE, UPDATE, PlanRow, Step, StepResult, require_ticket,
-                    required_permissions)
+from .steps import BLOCKED, DELETE, NONE, UPDATE, PlanRow, Step, StepResult, StepSequence, require_ticket
 
 NOTEBOOK = "05_closeout"
 PHASE = "closeout"
@@ -399,7 +398,7 @@ class VersionsStep(Step):
 
 
 # -- entry point ----------------------------------------------------------------------------------
-class Closeout:
+class Closeout(StepSequence):
     """The close-out notebook's object: validated inputs, steps, plan, apply, checks.
 
     Raises :class:`InputError` (nothing changed) for a ledger without an implementation,
@@ -435,9 +434,6 @@ class Closeout:
         self.steps: list[Step] = [self.rotate, self.access_keys, self.versions]
         self.results: list[StepResult] = []
 
-    def permissions(self) -> list[str]:
-        return required_permissions(self.steps)
-
     def permissions_by_service(self) -> dict[str, list[str]]:
         """``{service: [actions]}``: printed this way, ``secretsmanager:GetSecretValue`` is not
         mistaken for a ``key: value`` assignment by the artifact leak guard."""
@@ -446,13 +442,6 @@ class Closeout:
             service, _, action = permission.partition(":")
             out.setdefault(service, []).append(action)
         return out
-
-    def plan(self) -> list[PlanRow]:
-        """What each step would do, from the live account and the ledger; changes nothing."""
-        rows: list[PlanRow] = []
-        for step in self.steps:
-            rows += step.plan()
-        return rows
 
     def apply(self, progress=None) -> list[StepResult]:
         """Apply every step in order, asserting each; refuse before any change if a step is blocked."""

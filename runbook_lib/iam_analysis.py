@@ -26,7 +26,7 @@ import secrets
 import string
 import urllib.parse
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from .session import aws_call, error_code
 

@@ -32,8 +32,8 @@ from .handlers import REFERENCE_HANDLER
 from .ledger import Ledger
 from .redaction import Fingerprinter, redact
 from .session import Target, aws_call
-from .steps import (BLOCKED, CREATE, NONE, UPDATE, PlanRow, Step, StepResult, require_ticket,
-                    required_permissions, run_steps)
+from .steps import (BLOCKED, CREATE, NONE, UPDATE, PlanRow, Step, StepResult, StepSequence, require_ticket,
+                    run_steps)
 
 NOTEBOOK = "02_implementation"
 ROLE_MODES = ("existing", "dedicated")
@@ -815,7 +815,7 @@ class EdgeStep(Step):
 
 
 # -- entry point --------------------------------------------------------------------------------
-class Implementation:
+class Implementation(StepSequence):
     """The implementation notebook's object: validated inputs, steps, plan, apply, checks.
 
     Parameters follow the notebook's parameters; see ``docs/implementation.md``.
@@ -879,17 +879,6 @@ class Implementation:
                 raise InputError("edge_distribution_id", "; ".join(problems))
 
     # -- the notebook's verbs ------------------------------------------------------------------
-    def permissions(self) -> list[str]:
-        """Every IAM action the steps of this change need."""
-        return required_permissions(self.steps)
-
-    def plan(self) -> list[PlanRow]:
-        """What each step would do, from the live account and the ledger; changes nothing."""
-        rows: list[PlanRow] = []
-        for step in self.steps:
-            rows += step.plan()
-        return rows
-
     def apply(self, progress=None) -> list[StepResult]:
         """Apply every step in order, asserting each; refuse before any change if a step is blocked."""
         self.results = apply_under_lock(self.steps, self.ledger, self.change.lam, self.change.function_arn,

@@ -60,6 +60,21 @@ class Step:
         raise NotImplementedError
 
 
+class StepSequence:
+    """A change made of ordered steps (implementation, backout, close-out): the two verbs
+    every such change answers the same way. Subclasses set ``self.steps``."""
+
+    steps: list
+
+    def permissions(self) -> list[str]:
+        """Every IAM action the steps need (the operator policies in ``policies/`` cover them)."""
+        return required_permissions(self.steps)
+
+    def plan(self) -> list[PlanRow]:
+        """What each step would do, from the live account and the ledger; changes nothing."""
+        return [row for step in self.steps for row in step.plan()]
+
+
 @dataclass
 class StepResult:
     step: str
