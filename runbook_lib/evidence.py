@@ -451,6 +451,8 @@ def cache_chart(invocations: list[dict], rows: list[dict], path: str | Path, tit
     environment) under a rising invocation line. Drawn on a bare ``Figure`` so the
     notebook's own matplotlib backend is left alone.
     """
+    from matplotlib import dates as mdates
+    from matplotlib import ticker as mticker
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -462,10 +464,16 @@ def cache_chart(invocations: list[dict], rows: list[dict], path: str | Path, tit
     if inv_times:
         ax.step(inv_times, range(1, len(inv_times) + 1), where="post", label="invocations", marker="o")
     if call_times:
-        ax.step(call_times, range(1, len(call_times) + 1), where="post",
-                label="GetSecretValue calls (CloudTrail)", marker="s")
+        counts = list(range(1, len(call_times) + 1))
+        ends = max(inv_times[-1:] + call_times[-1:])  # carry the last count to the window's end
+        ax.step(call_times + [ends], counts + counts[-1:], where="post",
+                label="GetSecretValue calls (CloudTrail)", marker="s", markevery=list(range(len(counts))))
     ax.set_ylabel("cumulative count")
-    ax.set_xlabel("time (UTC)")
+    # CloudTrail's eventTime has whole seconds, invocations milliseconds: a fetch inside an
+    # invocation's second can plot just before it
+    ax.set_xlabel("time (UTC; CloudTrail times are to the second)")
+    ax.xaxis.set_major_formatter(mticker.FuncFormatter(
+        lambda x, _: mdates.num2date(x).strftime("%H:%M:%S.%f")[:-3]))
     ax.set_title(title or "Invocations vs GetSecretValue calls")
     if inv_times or call_times:
         ax.legend(loc="upper left")
