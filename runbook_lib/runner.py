@@ -183,16 +183,20 @@ class _PrivateKernel:
     """
 
     def __init__(self, kernel_name: str):
-        from jupyter_client.manager import KernelManager
+        # The async manager gives nbclient async channels: with blocking ones it waits on
+        # IOPub forever when the kernel dies, instead of noticing the death.
+        from jupyter_client.manager import AsyncKernelManager
 
         self.folder = tempfile.mkdtemp(prefix="runbook-kernel-")
-        self.manager = KernelManager(kernel_name=kernel_name, transport="ipc",
-                                     ip=os.path.join(self.folder, "kernel"))
+        self.manager = AsyncKernelManager(kernel_name=kernel_name, transport="ipc",
+                                          ip=os.path.join(self.folder, "kernel"))
 
     def close(self) -> None:
+        from jupyter_core.utils import run_sync
+
         try:
             if self.manager.has_kernel:
-                self.manager.shutdown_kernel(now=False)
+                run_sync(self.manager.shutdown_kernel)(now=False)
         except Exception:  # a dead kernel cannot be shut down: its folder still goes
             pass
         shutil.rmtree(self.folder, ignore_errors=True)
