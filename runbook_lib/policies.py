@@ -38,7 +38,7 @@ PARTS = ("auditor", "implementer")
 
 #: Modules whose calls each part makes (besides the Steps' declared permissions).
 PART_MODULES = {
-    "auditor": ("context", "session", "audit", "inventory", "validation", "evidence", "iam_analysis"),
+    "auditor": ("context", "session", "audit", "inventory", "residue", "validation", "evidence", "iam_analysis"),
     "implementer": ("context", "session", "implementation", "backout", "functions", "secrets_store", "iam",
                     "edge"),
 }
