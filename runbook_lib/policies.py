@@ -39,8 +39,8 @@ PARTS = ("auditor", "implementer")
 #: Modules whose calls each part makes (besides the Steps' declared permissions).
 PART_MODULES = {
     "auditor": ("context", "session", "audit", "inventory", "residue", "validation", "evidence", "iam_analysis"),
-    "implementer": ("context", "session", "implementation", "backout", "functions", "secrets_store", "iam",
-                    "edge"),
+    "implementer": ("context", "session", "implementation", "backout", "closeout", "residue", "functions",
+                    "secrets_store", "iam", "edge"),
 }
 #: Calls the implementer makes outside its Steps: the run lock (tag on the function), the
 #: orphan search and the invocation of backout's checks.
@@ -112,12 +112,12 @@ def aws_call_permissions(module_name: str) -> set[str]:
 
 
 def step_permissions() -> set[str]:
-    """The ``permissions`` declared by every Step class of implementation and backout."""
-    from . import backout, implementation
+    """The ``permissions`` declared by every Step class of implementation, backout and close-out."""
+    from . import backout, closeout, implementation
     from .steps import Step
 
     found = set()
-    for module in (implementation, backout):
+    for module in (implementation, backout, closeout):
         for _, cls in inspect.getmembers(module, inspect.isclass):
             if issubclass(cls, Step) and cls.__module__ == module.__name__:
                 found |= set(cls.permissions)

@@ -238,8 +238,8 @@ def test_resources_resolve_to_real_arns(lab):
     assert resources("secretsmanager", "GetSecretValue", SecretId=arn) == [arn]
     assert resources("dynamodb", "Query", TableName="orders", IndexName="i") == [
         f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/orders/index/i"]
-    assert resources("lambda", "GetFunction", FunctionName="f:3") == [
-        f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:f"]
+    assert resources("lambda", "GetFunction", FunctionName="f:3") == [  # qualified, as on AWS
+        f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:f:3"]
     assert resources("logs", "PutLogEvents", logGroupName="/aws/lambda/f", logStreamName="s") == [
         f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:/aws/lambda/f:log-stream:s"]
     assert resources("sts", "GetCallerIdentity") == ["*"]

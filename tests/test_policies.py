@@ -11,6 +11,7 @@ import contextlib
 import json
 
 import boto3
+import botocore.exceptions
 import pytest
 
 from runbook_lib import policies
@@ -297,3 +298,31 @@ def test_lab_evaluates_iam_policy_arn_condition_on_attach():
         verdicts[policy] = iam_enforcement.evaluate([{"Statement": [statement]}], "iam:AttachRolePolicy", role,
                                                     context)
     assert verdicts == {"LambdaSecretsManagerPolicy-orders-api": "Allow", "AdministratorAccess": "Neutral"}
+
+
+def test_lab_authorises_qualified_lambda_calls_on_the_qualified_arn():
+    from runbook_lib.lab import iam_enforcement
+
+    arn = "arn:aws:lambda:us-east-1:123456789012:function:orders-api"
+    resolve = iam_enforcement.resources_for
+    assert resolve(_call("lambda", "DeleteFunction", {"FunctionName": "orders-api"}), "123456789012") == [arn]
+    assert resolve(_call("lambda", "DeleteFunction", {"FunctionName": "orders-api", "Qualifier": "3"}),
+                   "123456789012") == [f"{arn}:3"]
+    assert resolve(_call("lambda", "GetFunction", {"FunctionName": f"{arn}:live"}), "123456789012") == [f"{arn}:live"]
+    assert resolve(_call("lambda", "Invoke", {"FunctionName": "orders-api:2"}), "123456789012") == [f"{arn}:2"]
+
+
+def test_implementer_deletes_a_published_version_but_never_the_function(enforcing_lab):
+    """CloseOutDeletePublishedVersionsOnly: qualified ARNs only; the function stays."""
+    lab, operators = enforcing_lab
+    admin_lambda = lab.client("lambda")
+    function = "inventory-sync"  # a seeded decoy the other tests leave alone
+    version = admin_lambda.publish_version(FunctionName=function)["Version"]
+    lam = operators.target("implementer").client("lambda")
+    lam.delete_function(FunctionName=function, Qualifier=version)
+    with pytest.raises(botocore.exceptions.ClientError) as denied:
+        lam.delete_function(FunctionName=function)
+    assert denied.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert admin_lambda.get_function(FunctionName=function)["Configuration"]["FunctionName"] == function
+    versions = [v["Version"] for v in admin_lambda.list_versions_by_function(FunctionName=function)["Versions"]]
+    assert version not in versions

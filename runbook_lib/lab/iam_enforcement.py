@@ -353,13 +353,22 @@ def _lambda(call, account, region, params) -> list[str]:
         name = params["Resource"]
     if not name:
         return []
+    # As on AWS, a call with a qualifier (a version or alias) is authorised against the
+    # qualified ARN: a policy can allow deleting versions without allowing the function.
+    qualifier = params.get("Qualifier")
     if name.startswith("arn:"):
         parts = name.split(":")
-        return [":".join(parts[:7])]
-    if ":" in name:  # "account:function:name" partial ARN or "name:qualifier"
-        parts = name.split(":")
-        name = parts[2] if len(parts) >= 3 and parts[1] == "function" else parts[0]
-    return [f"arn:aws:lambda:{region}:{account}:function:{name}"]
+        qualifier = qualifier or (parts[7] if len(parts) > 7 else None)
+        base = ":".join(parts[:7])
+    else:
+        if ":" in name:  # "account:function:name" partial ARN or "name:qualifier"
+            parts = name.split(":")
+            if len(parts) >= 3 and parts[1] == "function":
+                name, qualifier = parts[2], qualifier or (parts[3] if len(parts) > 3 else None)
+            else:
+                name, qualifier = parts[0], qualifier or parts[1]
+        base = f"arn:aws:lambda:{region}:{account}:function:{name}"
+    return [f"{base}:{qualifier}" if qualifier else base]
 
 
 def _logs(call, account, region, params) -> list[str]:
