@@ -1,6 +1,27 @@
 """Shared pytest fixtures. Each section belongs to one module's owner; keep them small."""
 
+import socket
+
 import pytest
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (bound once, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --- moto_endpoint (runner tests: a real moto server for notebooks in another process) --
+@pytest.fixture(scope="module")
+def moto_endpoint():
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
 
 
 # --- lab (runbook_lib.lab core) -------------------------------------------------------

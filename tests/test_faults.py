@@ -5,17 +5,12 @@ caller's protocol. The runner faults use tiny stand-in notebooks, as tests/test_
 """
 
 import json
-import os
-import signal
-import socket
 import time
 
-import boto3
 import nbformat
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from moto.server import ThreadedMotoServer
 
 from runbook_lib import runner
 from runbook_lib.exceptions import AwsCallError, LabError
@@ -165,12 +160,6 @@ def test_backout_after_a_denied_implementation_cleans_up_what_exists(own_lab, tm
 
 
 # -- the runner: a dying kernel, a stopping lab ----------------------------------------------------------
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _stand_ins(folder, second_cells):
     """01_test_plan (one passing check) and 02_implementation (``second_cells`` after its parameters)."""
     folder.mkdir()
@@ -188,15 +177,6 @@ def _stand_ins(folder, second_cells):
         nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
         nbformat.write(nb, str(folder / f"{name}.ipynb"))
     return folder
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint():
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
 
 
 def _run(tmp_path, endpoint, notebooks, **parameters):

@@ -6,33 +6,17 @@ run against the lab in test_notebooks.py.
 """
 
 import json
-import socket
 
 import nbformat
 import pytest
-from moto.server import ThreadedMotoServer
 
+from conftest import free_port
 from runbook_lib import cli, runner
 from runbook_lib.exceptions import InputError
 from runbook_lib.manifest import verify_manifest
 
 PHASES = {"01_test_plan": "baseline", "02_implementation": "change",
           "03_functional_validation": "validation", "04_backout": "backout"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint():
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
 
 
 @pytest.fixture
@@ -159,7 +143,7 @@ def test_aws_apply_without_ticket_exits_2_before_running(tmp_path, stand_in_note
 def test_unreachable_endpoint_exits_2_with_one_line(tmp_path, stand_in_notebooks, capsys, monkeypatch):
     monkeypatch.setattr(runner, "NOTEBOOKS_DIR", stand_in_notebooks)
     code = cli.main(["audit", "--target", "aws", "--region", "us-east-1",
-                     "--endpoint-url", f"http://127.0.0.1:{_free_port()}", "--out", str(tmp_path)])
+                     "--endpoint-url", f"http://127.0.0.1:{free_port()}", "--out", str(tmp_path)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert len(err) == 1 and "cannot reach" in err[0]
