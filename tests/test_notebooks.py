@@ -5,9 +5,11 @@ One seeded lab for the module; the runner is pointed at it (as `runbook run
 lab first and then search every artifact of the run for them.
 """
 
+import getpass
 import io
 import json
 import zipfile
+from pathlib import Path
 from urllib.request import urlopen
 
 import pytest
@@ -76,3 +78,12 @@ def test_full_cycle_on_the_lab(lab, tmp_path, monkeypatch):
     assert checks[("backout", "function-restored")]["status"] == "PASS"
 
     assert leaks(run_dir, values) == [], "a planted secret value reached an artifact"
+    # papermill hygiene: no credentials anywhere, no absolute path or user name in the notebooks
+    credentials = [lab.env["AWS_SECRET_ACCESS_KEY"], lab.env["AWS_ACCESS_KEY_ID"]]
+    assert leaks(run_dir, credentials) == [], "the lab's credentials reached an artifact"
+    machine = [str(Path.home()), str(Path.cwd()), str(tmp_path), getpass.getuser() + "/"]
+    for notebook in run_dir.glob("*.ipynb"):
+        text = notebook.read_text()
+        assert [m for m in machine if m in text] == [], f"{notebook.name} names this machine"
+        papermill_meta = json.loads(text)["metadata"]["papermill"]
+        assert papermill_meta["input_path"] == notebook.name and papermill_meta["output_path"] == notebook.name
