@@ -87,3 +87,33 @@ def test_full_cycle_on_the_lab(lab, tmp_path, monkeypatch):
         assert [m for m in machine if m in text] == [], f"{notebook.name} names this machine"
         papermill_meta = json.loads(text)["metadata"]["papermill"]
         assert papermill_meta["input_path"] == notebook.name and papermill_meta["output_path"] == notebook.name
+
+
+def test_backout_later_from_the_archived_run_folder(tmp_path, monkeypatch):
+    """`runbook backout RUN_DIR` on a run that kept its change: same folder, refreshed artifacts."""
+    from runbook_lib import cli
+
+    with Lab(seed=True) as own:
+        for key, value in own.env.items():
+            monkeypatch.setenv(key, value)
+        options = runner.RunOptions(target="lab", endpoint_url=own.endpoint_url, region=own.region,
+                                    function_name="orders-api", out=tmp_path / "runs", backout=False)
+        kept = runner.run_runbook(options)
+        assert kept.exit_code == 0, kept.reason
+        run_dir = kept.run_dir
+        assert not (run_dir / "04_backout.ipynb").exists()
+        assert "SECRET_ID" in own.client("lambda").get_function_configuration(
+            FunctionName="orders-api")["Environment"]["Variables"]
+
+        code = cli.main(["backout", str(run_dir), "--endpoint-url", own.endpoint_url, "--apply",
+                         "-p", "change_ticket", "CHG-BACKOUT"])
+        assert code == 0
+        variables = own.client("lambda").get_function_configuration(FunctionName="orders-api")["Environment"]
+        assert sorted(variables["Variables"]) == ["DB_PASSWORD", "LOG_LEVEL", "PARTNER_API_KEY",
+                                                  "PARTNER_API_URL", "TABLE_NAME"]
+    checks = {(c["phase"], c["id"]): c["status"] for c in json.loads((run_dir / "checks.json").read_text())}
+    assert checks[("backout", "function-restored")] == "PASS"
+    assert checks[("validation", "cloudtrail-attribution")] == "PASS"  # the earlier checks are kept
+    assert "| 04_backout | ok |" in (run_dir / "summary.md").read_text()
+    assert (run_dir / "04_backout.html").is_file()
+    assert verify_manifest(run_dir) == []
