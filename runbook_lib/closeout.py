@@ -31,13 +31,12 @@ Examples
 from __future__ import annotations
 
 import json
-import secrets as _secrets
 from pathlib import Path
 
-from . import edge, functions, iam, residue, secrets_store
+from . import edge, functions, residue, secrets_store
 from .checks import FAIL, PASS, SKIP, Check
 from .exceptions import AwsCallError, ChangeRefused, InputError, RunbookError
-from .implementation import AccessKeyStep, Change, apply_under_lock
+from .implementation import AccessKeyStep, Change, apply_under_lock, deactivate_access_key
 from .ledger import Ledger
 from .redaction import Fingerprinter, redact
 from .session import Target, aws_call
@@ -287,12 +286,7 @@ class AccessKeyCloseStep(Step):
         for key in self._keys():
             if key["status"] != "Active":
                 continue
-            line = iam.set_access_key_status(self.c.iam, key["user"], key["key_id"], "Inactive")
-            salt = key.get("salt") or _secrets.token_bytes(16).hex()
-            self.c.ledger.record("access_key", f"{key['user']}/{redact(key['key_id'])}", "changed", self.name, {
-                "user": key["user"], "key_fingerprint": Fingerprinter(bytes.fromhex(salt))(key["key_id"]),
-                "salt": salt, "previous_status": "Active", "evidence": line})
-            self.evidence.append(line)
+            self.evidence.append(deactivate_access_key(self.c, key, self.name))
 
     def verify(self):
         keys = self._keys()

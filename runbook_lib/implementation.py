@@ -681,6 +681,23 @@ class FunctionStep(Step):
                 f"handler {live.get('Handler')}; CodeSha256 {live.get('CodeSha256', '')[:12]}…")
 
 
+def deactivate_access_key(shared, key: dict, step: str) -> str:
+    """Set a hardcoded key Inactive and record it for backout; return the evidence line.
+
+    ``shared`` is a step's shared state with ``iam`` and ``ledger`` (a :class:`Change`, or
+    close-out's ``Closing``).
+
+    The ledger keeps the key's owner and a salted fingerprint of its id (never the id), so a
+    later backout in another process can find the key again to re-activate it.
+    """
+    line = iam.set_access_key_status(shared.iam, key["user"], key["key_id"], "Inactive")
+    salt = key.get("salt") or _secrets.token_bytes(16).hex()
+    shared.ledger.record("access_key", f"{key['user']}/{redact(key['key_id'])}", "changed", step, {
+        "user": key["user"], "key_fingerprint": Fingerprinter(bytes.fromhex(salt))(key["key_id"]),
+        "salt": salt, "previous_status": "Active", "evidence": line})
+    return line
+
+
 class AccessKeyStep(Step):
     name, title = "access-keys", "Hardcoded AWS access keys: the function uses its role now"
     permissions = ("iam:ListUsers", "iam:ListAccessKeys", "iam:UpdateAccessKey", "lambda:GetFunction")
@@ -748,12 +765,7 @@ class AccessKeyStep(Step):
         for key in self.keys():
             if key["status"] != "Active" or self.c.target.name != "lab":
                 continue
-            line = iam.set_access_key_status(self.c.iam, key["user"], key["key_id"], "Inactive")
-            salt = key.get("salt") or _secrets.token_bytes(16).hex()
-            self.c.ledger.record("access_key", f"{key['user']}/{redact(key['key_id'])}", "changed", self.name, {
-                "user": key["user"], "key_fingerprint": Fingerprinter(bytes.fromhex(salt))(key["key_id"]),
-                "salt": salt, "previous_status": "Active", "evidence": line})
-            self.evidence.append(line)
+            self.evidence.append(deactivate_access_key(self.c, key, self.name))
         self._keys = None
 
     def verify(self):
