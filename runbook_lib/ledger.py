@@ -1,10 +1,12 @@
 """The ledger: what this runbook found, created and changed, shared by the notebooks of a run.
 
 ``ledger.json`` lives in the run folder. The test plan writes its findings (redacted)
-and the migration candidate; the implementation writes one :class:`Entry` per resource
-it created or changed, with what backout needs to undo it (ARNs, previous version,
-previous attachments), never a value; validation reads it to know what to check;
-backout reads it to know exactly what to undo, and marks entries undone.
+and the migration candidate; the implementation writes one typed record
+(:mod:`runbook_lib.records`) per resource it created or changed, with what backout needs
+to undo it (ARNs, previous version, previous attachments), never a value; validation
+reads it to know what to check; backout reads it to know exactly what to undo, and marks
+records undone. A ledger with an unknown or malformed record is refused when opened,
+with the file and the record named.
 
 Writes are atomic (temporary file + rename) and happen after every change, so a
 failure in the middle of an implementation leaves a ledger that says exactly what exists.
@@ -12,21 +14,27 @@ failure in the middle of an implementation leaves a ledger that says exactly wha
 Examples
 --------
 >>> ledger = Ledger.open(run_dir)                                          # doctest: +SKIP
->>> ledger.record("secret", arn, action="created", step="secret",
-...               data={"kms_key": "aws/secretsmanager"})                  # doctest: +SKIP
+>>> ledger.put(Secret(resource=arn, name="lambda/orders-api/config",
+...                   kms_key="aws/secretsmanager", step="secret"))       # doctest: +SKIP
+>>> ledger.snapshot("orders-api").moved_variables                         # doctest: +SKIP
+['DB_PASSWORD', 'PARTNER_API_KEY']
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, TypeVar
 
 from .exceptions import ChangeRefused, InputError
+from .records import Record, Snapshot, utc_now
+from .records import Secret as SecretRecord
+
+R = TypeVar("R", bound=Record)
+#: Until every caller reads typed records: the envelope of a record was called an entry.
+Entry = Record
 
 LEDGER_FILE = "ledger.json"
 FORMAT_VERSION = 1
@@ -35,35 +43,13 @@ FORMAT_VERSION = 1
 MANAGED_BY_TAG = ("managed-by", "lambda-secrets-runbook")
 
 
-def utc_now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass
-class Entry:
-    """One resource the runbook created or changed.
-
-    ``kind`` is the resource type (``snapshot``, ``kms_key``, ``secret``, ``policy``,
-    ``role``, ``policy_attachment``, ``function_config``, ``function_code``,
-    ``access_key``, ``edge_association``, ...). ``action`` is ``created`` or ``changed``.
-    ``data`` holds what undoing needs. ``undone`` is set by backout.
-    """
-
-    kind: str
-    resource: str
-    action: str
-    step: str
-    at: str = field(default_factory=utc_now)
-    data: dict = field(default_factory=dict)
-    undone: str | None = None
-
-
 class Ledger:
     """A run's ledger file, kept in memory and written through on every change."""
 
     def __init__(self, path: Path, doc: dict):
         self.path = Path(path)
         self.doc = doc
+        self._records: list[Record] = [Record.from_json(e, str(self.path)) for e in doc.get("entries", [])]
 
     # -- opening -----------------------------------------------------------------
     @classmethod
@@ -92,6 +78,7 @@ class Ledger:
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.doc["entries"] = [r.to_json() for r in self._records]
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".ledger-", suffix=".tmp")
         with os.fdopen(fd, "w") as fh:
             json.dump(self.doc, fh, indent=2, sort_keys=True, default=str)
@@ -128,43 +115,62 @@ class Ledger:
         self.baseline.update(values)
         self.save()
 
-    # -- entries (implementation / backout) ---------------------------------------
-    def entries(self, kind: str | None = None, active_only: bool = False) -> list[Entry]:
-        out = [Entry(**e) for e in self.doc.get("entries", [])]
-        if kind:
-            out = [e for e in out if e.kind == kind]
-        if active_only:
-            out = [e for e in out if not e.undone]
-        return out
+    # -- records (implementation, backout, close-out) --------------------------------
+    def records(self, kind: type[R] | str | None = None, active_only: bool = False) -> list[R]:
+        """Every record (of ``kind``: a record class or its kind name), oldest first."""
+        name = kind if isinstance(kind, str) or kind is None else kind.kind
+        out = [r for r in self._records if name is None or r.kind == name]
+        return [r for r in out if r.active] if active_only else out
 
-    def find(self, kind: str, resource: str | None = None) -> Entry | None:
-        """The newest active entry of ``kind`` (and ``resource`` when given)."""
-        for entry in reversed(self.entries(kind, active_only=True)):
-            if resource is None or entry.resource == resource:
-                return entry
+    def latest(self, kind: type[R] | str, resource: str | None = None) -> R | None:
+        """The newest active record of ``kind`` (and ``resource`` when given)."""
+        for record in reversed(self.records(kind, active_only=True)):
+            if resource is None or record.resource == resource:
+                return record
         return None
 
-    def record(self, kind: str, resource: str, action: str, step: str,
-               data: dict | None = None) -> Entry:
-        """Add (or refresh) the entry for one resource and write the ledger at once."""
-        entry = Entry(kind=kind, resource=resource, action=action, step=step, data=data or {})
-        entries = self.doc.setdefault("entries", [])
-        for i, existing in enumerate(entries):
-            if existing["kind"] == kind and existing["resource"] == resource and not existing.get("undone"):
-                merged = dict(existing["data"])
-                merged.update(entry.data)
-                entries[i] = {**existing, "data": merged}
-                self.save()
-                return Entry(**entries[i])
-        entries.append(asdict(entry))
+    def snapshot(self, function_name: str | None = None) -> Snapshot | None:
+        """The backout snapshot of ``function_name`` (default: the run's function)."""
+        return self.latest(Snapshot, function_name or self.context.get("function_name") or None)
+
+    def secret(self) -> SecretRecord | None:
+        return self.latest(SecretRecord)
+
+    def put(self, record: R) -> R:
+        """Store ``record``, replacing the active record of its kind and resource; write at once."""
+        for i, existing in enumerate(self._records):
+            if existing.kind == record.kind and existing.resource == record.resource and existing.active:
+                self._records[i] = record
+                break
+        else:
+            self._records.append(record)
         self.save()
-        return entry
+        return record
+
+    def undo(self, record: Record, how: str) -> None:
+        """Mark ``record`` undone (backout did ``how``): it is no longer active."""
+        self.put(record.replace(undone=f"{utc_now()} {how}"))
+
+    # -- until every caller reads typed records (kind names and data dicts) ------------
+    def entries(self, kind: str | None = None, active_only: bool = False) -> list[Record]:
+        return self.records(kind, active_only)
+
+    def find(self, kind: str, resource: str | None = None) -> Record | None:
+        return self.latest(kind, resource)
+
+    def record(self, kind: str, resource: str, action: str, step: str, data: dict | None = None) -> Record:
+        """Add the record, or merge ``data`` into the active record of this kind and resource."""
+        existing = self.latest(kind, resource)
+        if existing is not None:
+            doc = {**existing.to_json(), "data": {**existing.data, **(data or {})}}
+        else:
+            doc = {"kind": kind, "resource": resource, "action": action, "step": step, "data": data or {}}
+        return self.put(Record.from_json(doc, str(self.path)))
 
     def mark_undone(self, kind: str, resource: str, how: str) -> None:
-        for existing in self.doc.get("entries", []):
-            if existing["kind"] == kind and existing["resource"] == resource and not existing.get("undone"):
-                existing["undone"] = f"{utc_now()} {how}"
-        self.save()
+        existing = self.latest(kind, resource)
+        if existing is not None:
+            self.undo(existing, how)
 
     # -- events: a human-readable journal of what each notebook did -------------
     def log(self, notebook: str, message: str) -> None:

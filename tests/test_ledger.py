@@ -1,9 +1,12 @@
+import dataclasses
 import json
+import typing
 
 import pytest
 
 from runbook_lib.exceptions import ChangeRefused, InputError
 from runbook_lib.ledger import Ledger
+from runbook_lib.records import Policy, Record, Secret, Snapshot
 
 
 def test_new_ledger_is_written_at_once(tmp_path):
@@ -12,25 +15,90 @@ def test_new_ledger_is_written_at_once(tmp_path):
     assert doc["format"] == 1 and doc["entries"] == []
 
 
-def test_record_is_persisted_and_merged_per_resource(tmp_path):
+def test_records_are_typed_persisted_and_replaced_per_resource(tmp_path):
     ledger = Ledger.open(tmp_path)
-    ledger.record("secret", "arn:secret:1", "created", "secret", {"kms_key": "aws/secretsmanager"})
-    ledger.record("secret", "arn:secret:1", "created", "secret", {"version": "v1"})
+    ledger.put(Secret(resource="arn:secret:1", name="lambda/fn/config", kms_key="aws/secretsmanager"))
+    ledger.put(ledger.secret().replace(writes=2))
     reread = Ledger.open(tmp_path)
-    [entry] = reread.entries("secret")
-    assert entry.data == {"kms_key": "aws/secretsmanager", "version": "v1"}
-    assert reread.find("secret").resource == "arn:secret:1"
+    [secret] = reread.records(Secret)
+    assert isinstance(secret, Secret)
+    assert (secret.name, secret.kms_key, secret.writes) == ("lambda/fn/config", "aws/secretsmanager", 2)
+    assert reread.latest("secret").resource == "arn:secret:1"
 
 
-def test_undone_entries_are_not_active(tmp_path):
+def test_snapshot_accessor_defaults_to_the_runs_function(tmp_path):
     ledger = Ledger.open(tmp_path)
-    ledger.record("policy", "arn:policy", "created", "iam")
-    ledger.mark_undone("policy", "arn:policy", "deleted")
-    assert ledger.find("policy") is None
-    assert ledger.entries("policy")[0].undone.endswith("deleted")
-    # recording the same resource again after backout starts a new active entry
-    ledger.record("policy", "arn:policy", "created", "iam")
-    assert len(ledger.entries("policy", active_only=True)) == 1
+    ledger.bind(function_name="orders-api")
+    for name in ("other-fn", "orders-api"):
+        ledger.put(Snapshot(resource=name, version="3", version_arn=f"arn:{name}:3", code_sha256="h",
+                            role="arn:role", moved_variables=["DB_PASSWORD"]))
+    assert ledger.snapshot().resource == "orders-api"
+    assert ledger.snapshot("other-fn").version_arn == "arn:other-fn:3"
+    assert ledger.snapshot("absent") is None
+
+
+def test_undone_records_are_not_active(tmp_path):
+    ledger = Ledger.open(tmp_path)
+    policy = ledger.put(Policy(resource="arn:policy", step="iam"))
+    ledger.undo(policy, "deleted")
+    assert ledger.latest(Policy) is None
+    assert ledger.records(Policy)[0].undone.endswith("deleted")
+    # recording the same resource again after backout starts a new active record
+    ledger.put(Policy(resource="arn:policy", step="iam"))
+    assert len(ledger.records(Policy, active_only=True)) == 1 and len(ledger.records(Policy)) == 2
+
+
+def _write_entries(tmp_path, *entries):
+    (tmp_path / "ledger.json").write_text(json.dumps({"format": 1, "entries": list(entries)}))
+
+
+def test_unknown_record_kind_is_refused_naming_the_file(tmp_path):
+    _write_entries(tmp_path, {"kind": "mystery", "resource": "x", "action": "created", "data": {}})
+    with pytest.raises(InputError, match=r"ledger.json: unknown ledger record kind 'mystery'"):
+        Ledger.open(tmp_path)
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"alias": "alias/k", "colour": "red"}, "unknown field.*colour"),
+    ({}, r"missing field\(s\) alias"),
+    ({"alias": 7}, "field alias is int, expected str"),
+])
+def test_malformed_record_is_refused_naming_record_and_field(tmp_path, data, message):
+    _write_entries(tmp_path, {"kind": "kms_key", "resource": "arn:key", "action": "created", "data": data})
+    with pytest.raises(InputError, match=r"ledger.json: kms_key record 'arn:key': " + message):
+        Ledger.open(tmp_path)
+
+
+def test_bad_action_and_wrong_list_type_are_refused(tmp_path):
+    _write_entries(tmp_path, {"kind": "role", "resource": "arn:role", "action": "stolen", "data": {"name": "r"}})
+    with pytest.raises(InputError, match="action 'stolen' is not one of created, changed, adopted"):
+        Ledger.open(tmp_path)
+    _write_entries(tmp_path, {"kind": "snapshot", "resource": "fn", "action": "created", "data": {
+        "version": "1", "version_arn": "a", "code_sha256": "h", "role": "r", "moved_variables": "DB"}})
+    with pytest.raises(InputError, match="field moved_variables is str, expected list"):
+        Ledger.open(tmp_path)
+
+
+def test_a_boolean_is_not_accepted_for_an_integer_field(tmp_path):
+    _write_entries(tmp_path, {"kind": "secret", "resource": "arn:s", "action": "created",
+                              "data": {"name": "n", "writes": True}})
+    with pytest.raises(InputError, match="field writes is bool, expected int"):
+        Ledger.open(tmp_path)
+
+
+def test_every_kind_round_trips_through_the_file(tmp_path):
+    from runbook_lib import records
+
+    ledger = Ledger.open(tmp_path)
+    for kind, cls in records.KINDS.items():
+        hints = typing.get_type_hints(cls)
+        required = [f.name for f in dataclasses.fields(cls) if f.name not in Record.ENVELOPE
+                    and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+        assert all(hints[name] is str for name in required), f"{kind}: required fields are names and ARNs"
+        ledger.put(cls(resource=f"r-{kind}", **{name: f"{kind}-{name}" for name in required}))
+    reread = Ledger.open(tmp_path)
+    assert [r.to_json() for r in reread.records()] == [r.to_json() for r in ledger.records()]
+    assert {r.kind for r in reread.records()} == set(records.KINDS)
 
 
 def test_bind_refuses_another_account_or_function(tmp_path):

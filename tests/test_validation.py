@@ -11,6 +11,7 @@ from runbook_lib.checks import FAIL, PASS, SKIP, WARN
 from runbook_lib.evidence import event_row, iso
 from runbook_lib.exceptions import InputError
 from runbook_lib.ledger import Ledger
+from runbook_lib.records import FunctionCode, Policy, Secret, Snapshot
 from runbook_lib.redaction import Fingerprinter
 from runbook_lib.validation import CHECK_IDS, CONTROL_MAP, Validation
 
@@ -58,7 +59,7 @@ def make_validation(tmp_path, secret_arn="", target=None, **kw):
     ledger = Ledger.open(tmp_path)
     ledger.bind(account=ACCOUNT, region=REGION, function_name=FUNCTION)
     if secret_arn:
-        ledger.record("secret", secret_arn, "created", "secret", {"kms_key": "aws/secretsmanager"})
+        ledger.put(Secret(resource=secret_arn, name="lambda/fn/config", kms_key="aws/secretsmanager"))
     v = Validation(target or FakeTarget(), ledger, tmp_path, invocations=5, scanner=kw.pop("scanner", None),
                    fingerprinter=Fingerprinter(b"k" * 32), **kw)
     start = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
@@ -134,7 +135,8 @@ def test_function_invokes_and_parity(tmp_path):
 
 def test_variable_left_behind_fails_environment(tmp_path):
     v = make_validation(tmp_path)
-    v.ledger.record("snapshot", "1", "created", "snapshot", {"moved_variables": ["DB_PASSWORD"]})
+    v.ledger.put(Snapshot(resource=FUNCTION, version="1", version_arn=f"arn:{FUNCTION}:1", code_sha256="old",
+                          role="arn:aws:iam::123456789012:role/r", moved_variables=["DB_PASSWORD"]))
     v.scanner  # the real engine
     assert v.check_no_secrets_in_environment().status == PASS
     v.function["Configuration"]["Environment"]["Variables"]["DB_PASSWORD"] = "correct-horse-battery-staple"
@@ -346,11 +348,11 @@ def deploy(lab, tmp_path, name, variables=None, secret_policy=None, role=None, e
     ledger = Ledger.open(tmp_path)
     ledger.bind(target="lab", account=ACCOUNT, region=REGION, function_name=name)
     ledger.set_baseline(response_shape=BASELINE_SHAPE, baseline_status="ok")
-    ledger.record("snapshot", name, "created", "snapshot", {"version": "1", "code_sha256": "old",
-                                                            "moved_variables": ["PARTNER_API_KEY", "DB_PASSWORD"]})
-    ledger.record("secret", secret_arn, "created", "secret", {"kms_key": "aws/secretsmanager"})
-    ledger.record("policy", policy_arn, "created", "iam", {})
-    ledger.record("function_code", name, "changed", "function", {})
+    ledger.put(Snapshot(resource=name, version="1", version_arn=f"{name}:1", code_sha256="old", role=role_arn,
+                        moved_variables=["PARTNER_API_KEY", "DB_PASSWORD"]))
+    ledger.put(Secret(resource=secret_arn, name=f"lambda/{name}/config", kms_key="aws/secretsmanager"))
+    ledger.put(Policy(resource=policy_arn, step="iam"))
+    ledger.put(FunctionCode(resource=name, action="changed", step="function"))
     env = {"SECRET_ID": secret_arn, "TABLE_NAME": "orders", **(variables or {}), **(extra_env or {})}
     lam.create_function(FunctionName=name, Runtime="python3.12", Role=role_arn, Handler="app.handler",
                         Code={"ZipFile": _zip(LAB_HANDLER)}, Environment={"Variables": env}, Timeout=30)
