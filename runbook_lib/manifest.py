@@ -23,8 +23,8 @@ import datetime as _dt
 import hashlib
 import json
 import os
+import secrets
 import stat
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -140,7 +140,8 @@ def write_manifest(run_dir: str | Path, key: SigningKey | None = None) -> dict:
     if previous:
         doc["previous_manifest"] = previous
     doc["signature"] = base64.b64encode(key.sign(signed_bytes(doc))).decode()
-    fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=".manifest-", suffix=".tmp")
+    tmp = run_dir / f".manifest-{secrets.token_hex(8)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # readable like any artifact (umask)
     with os.fdopen(fd, "w") as fh:
         fh.write(json.dumps(doc, indent=2) + "\n")
     os.replace(tmp, run_dir / MANIFEST_FILE)  # replaces a planted link, never writes through it

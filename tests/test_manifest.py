@@ -160,3 +160,9 @@ def test_a_key_inside_the_folder_is_refused(run_folder):
     inside = load_signing_key(write_key(run_folder / "key.pem"))
     with pytest.raises(InputError, match="inside the run folder"):
         write_manifest(run_folder, inside)
+
+
+def test_the_manifest_is_readable_like_the_other_artifacts(run_folder):
+    assert oct((run_folder / "manifest.json").stat().st_mode & 0o777) == oct(
+        (run_folder / "summary.md").stat().st_mode & 0o777)
+    assert [p.name for p in run_folder.glob(".manifest-*")] == []
