@@ -57,6 +57,10 @@ def _stand_in(name: str, phase: str) -> nbformat.NotebookNode:
         f"log = CheckLog(run_dir, {name!r}, {phase!r})",
         f"if {phase}_outcome == 'raise':",
         "    raise RuntimeError('stand-in failure')",
+        f"if {phase}_outcome == 'interrupt':  # Ctrl-C on the runner while this cell runs",
+        "    import os, signal, time",
+        "    os.kill(os.getppid(), signal.SIGINT)",
+        "    time.sleep(60)",
         f"if {phase}_outcome == 'traceback':  # raised deep in runbook_lib, quoting an absolute path",
         "    Ledger.open(pathlib.Path(run_dir).resolve() / 'nowhere', create=False)",
         f"ok = {phase}_outcome == 'pass'",
@@ -172,6 +176,15 @@ def test_a_failed_runs_traceback_names_no_absolute_path_or_user(tmp_path, moto_e
     for text, name in ((notebook, "notebook"), (page, "HTML"), (outcome.reason, "reason"),
                        ((outcome.run_dir / "summary.md").read_text(), "summary")):
         assert [m for m in machine if m in text] == [], f"the {name} names this machine"
+
+
+def test_ctrl_c_still_finishes_and_signs_the_folder(tmp_path, moto_endpoint, stand_in_notebooks):
+    outcome = runner.run_runbook(_options(tmp_path, moto_endpoint, stand_in_notebooks,
+                                          parameters={"change_outcome": "interrupt"}))
+    assert outcome.exit_code == 2 and outcome.reason.startswith("02_implementation cell 3: interrupted")
+    assert {n.name: n.status for n in outcome.notebooks}["03_functional_validation"] == "skipped"
+    assert (outcome.run_dir / "02_implementation.html").is_file()
+    assert verify_manifest(outcome.run_dir) == []
 
 
 def test_unknown_parameter_is_an_error_before_anything_runs(tmp_path, moto_endpoint, stand_in_notebooks):
