@@ -29,3 +29,10 @@ def test_key_prints_the_fingerprint_and_the_public_pem(capsys):
     assert key.public.fingerprint in captured.err
     assert captured.out == key.public.pem() and captured.out.startswith("-----BEGIN PUBLIC KEY-----")
     assert "PRIVATE" not in captured.out + captured.err
+
+
+def test_an_unusable_signing_key_stops_a_run_before_anything_starts(tmp_path, capsys):
+    code = cli.main(["audit", "--signing-key", str(tmp_path / "nope.pem"), "--out", str(tmp_path / "runs")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("runbook: --signing-key: no key file at")
+    assert not (tmp_path / "runs").exists()
