@@ -36,9 +36,10 @@ from pathlib import Path
 #: C0 and C1 control characters, DEL, and the Unicode characters that reorder or break
 #: lines (bidirectional overrides, isolates and marks; line and paragraph separators).
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-#: Characters with a meaning in a Markdown table cell; CommonMark lets any of them be
-#: backslash-escaped, and GitHub's tables read ``\\|`` as a literal pipe.
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&!])")
+#: Characters that make structure, markup or links in a Markdown table cell; CommonMark lets
+#: any of them be backslash-escaped, and GitHub's tables read ``\\|`` as a literal pipe. ``_``
+#: stays as it is: it is in most names (``DB_PASSWORD``) and emphasises nothing inside a word.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*\[\]<>|~&])")
 #: Cell prefixes a spreadsheet reads as the start of a formula (OWASP CSV injection).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")

@@ -79,8 +79,8 @@ def test_md_cell_keeps_one_row_and_renders_the_text():
     cells = [c for c in _split_markdown_row(row)]
     assert len(cells) == 4
     assert "<" not in row.replace("\\<", "")
-    assert render.md_cell("`code` *b* _i_ [l](u) ~s~ &amp; !") == \
-        "\\`code\\` \\*b\\* \\_i\\_ \\[l\\](u) \\~s\\~ \\&amp; \\!"
+    assert render.md_cell("`code` *b* [l](u) ~s~ &amp; DB_PASSWORD") == \
+        "\\`code\\` \\*b\\* \\[l\\](u) \\~s\\~ \\&amp; DB_PASSWORD"
 
 
 def _split_markdown_row(row: str) -> list[str]:
