@@ -141,6 +141,9 @@ def test_an_unsigned_call_is_refused_and_the_control_plane_is_not(lab):
     assert json.loads(refused.value.read())["__type"] == "MissingAuthenticationTokenException"
     with urllib.request.urlopen(lab.endpoint_url + "/_lab/health", timeout=10) as answer:
         assert json.loads(answer.read())["status"] == "ok"
+    with pytest.raises(urllib.error.HTTPError) as hidden:  # moto's unsigned dashboard and data dump
+        urllib.request.urlopen(lab.endpoint_url + "/moto-api/data.json", timeout=10)
+    assert hidden.value.code == 404
 
 
 def test_presigned_urls_verify_and_a_tampered_or_version_2_one_does_not(lab):

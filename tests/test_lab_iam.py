@@ -582,3 +582,28 @@ def test_pass_role_is_checked_with_the_service_it_is_passed_to(enforcing):
             assert lam.create_function(**spec)["Role"] == target
         else:
             assert "iam:PassRole" in _denied(lam, "create_function", **spec)["Message"]
+
+
+def test_service_control_policies_bind_a_member_account_but_not_the_management_account(moto_iam):
+    org = boto3.client("organizations", region_name="us-east-1")
+    org.create_organization(FeatureSet="ALL")
+    member = org.create_account(AccountName="m", Email="m@example.com")["CreateAccountStatus"]["AccountId"]
+    deny = org.create_policy(Name="no-deletes", Type="SERVICE_CONTROL_POLICY", Description="", Content=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "secretsmanager:DeleteSecret",
+                                                 "Resource": "*"}]}))["Policy"]["PolicySummary"]["Id"]
+    org.attach_policy(PolicyId=deny, TargetId=member)
+    inside = moto_iam(ALLOW_ALL_SECRETS, account=member)
+    secret = f"arn:aws:secretsmanager:us-east-1:{member}:secret:app/key-AbCdEf"
+    assert _decide(inside, "secretsmanager:GetSecretValue", secret).allowed  # FullAWSAccess on the root
+    denied = _decide(inside, "secretsmanager:DeleteSecret", secret)
+    assert (denied.allowed, denied.explicit, denied.source) == (False, True, "scp")
+    assert "with an explicit deny in a service control policy" in denied.message(inside)
+    root = org.list_roots()["Roots"][0]["Id"]
+    full = next(p["Id"] for p in org.list_policies(Filter="SERVICE_CONTROL_POLICY")["Policies"]
+                if p["Name"] == "FullAWSAccess")
+    org.detach_policy(PolicyId=full, TargetId=root)
+    org.detach_policy(PolicyId=full, TargetId=member)
+    ceiling = _decide(inside, "secretsmanager:GetSecretValue", secret)
+    assert (ceiling.allowed, ceiling.source) == (False, "scp")  # a level that allows nothing
+    management = moto_iam(ALLOW_ALL_SECRETS)
+    assert _decide(management, "secretsmanager:DeleteSecret", SECRET).allowed

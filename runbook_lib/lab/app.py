@@ -3,7 +3,8 @@
 For each request :class:`LabApp` does, in order:
 
 1. ``/_lab/...`` control plane (:mod:`.control`): served there, never recorded in
-   CloudTrail, never passed to moto;
+   CloudTrail, never passed to moto; moto's own ``/moto-api`` (an unsigned reset and data
+   dump) is not served at all;
 2. resolve the AWS call (:mod:`.operations`) and the caller (:mod:`.identity`);
 3. authenticate it, always (:mod:`.credentials`): an unknown, inactive or deleted key, a
    session token that is not the key's or has expired, or a signature that does not verify
@@ -32,8 +33,8 @@ from urllib.parse import quote
 
 from . import cloudtrail, credentials, iam_enforcement, kms_enforcement, operations, trust
 from .control import control
-from .errors import (Response, aws_error, header, is_html, missing_authentication, not_implemented, parse_error,
-                     throttled, with_length)
+from .errors import (Response, aws_error, header, is_html, json_response, missing_authentication, not_implemented,
+                     parse_error, throttled, with_length)
 from .identity import Caller, resolve_caller, unknown_caller
 from .request_keys import Arrival
 from .resources import resources_for
@@ -70,8 +71,9 @@ class LabApp:
         path = environ.get("PATH_INFO", "")
         if path.startswith("/_lab/") or path == "/_lab":
             return _respond(start_response, *control(self.lab, environ, path, _read_body))
-        if path.startswith("/moto-api"):
-            return self.moto_app(environ, start_response)
+        if path.startswith("/moto-api"):  # moto's own unsigned dashboard, reset and data dump: not AWS
+            return _respond(start_response, *json_response(404, {
+                "message": "not an AWS API; the lab's control plane is /_lab/"}))
         body = _read_body(environ)
         head = environ.get("REQUEST_METHOD", "").upper() == "HEAD"
         call = operations.resolve(environ, body)

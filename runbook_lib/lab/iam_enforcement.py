@@ -20,7 +20,9 @@ Condition keys come from :mod:`.request_keys`, resource ARNs and policies from
 judged fails closed. Calls that need more than one permission on AWS are checked for all
 of them (``iam:PassRole`` with ``iam:PassedToService`` when a function is given a role,
 ``lambda:GetLayerVersion`` for its layers, the tagging permission when a resource is
-created with tags). SCPs and Lambda function policies are not evaluated.
+created with tags). A member account's principals are bound by the organisation's service
+control policies (:mod:`.service_control`). Lambda function and layer policies and resource
+control policies are not evaluated.
 
 The public entry points: :func:`authorize` (a call the lab received), :func:`decide`
 (one action on one resource for a known caller) and :func:`principal_may` (the same from a
@@ -67,9 +69,9 @@ ACTION_NAME = {
 #: Calls AWS never denies on identity policy.
 ALWAYS_ALLOWED = {"sts:GetCallerIdentity"}
 _WHERE = {"identity": "an identity-based policy", "resource": "a resource-based policy",
-          "boundary": "a permissions boundary", "session": "a session policy"}
+          "boundary": "a permissions boundary", "session": "a session policy", "scp": "a service control policy"}
 _NONE = {"identity": "identity-based policy", "resource": "resource-based policy",
-         "boundary": "permissions boundary", "session": "session policy"}
+         "boundary": "permissions boundary", "session": "session policy", "scp": "service control policy"}
 
 
 @dataclass(frozen=True)
@@ -156,6 +158,9 @@ def decide(caller: Caller, action: str, resource: str, context: RequestContext, 
     for source in ("identity", "boundary", "session"):
         if verdicts.get(source) is not None and verdicts[source].effect == DENY:
             return Decision(False, action, resource, True, source)
+    ceiling = _service_control(caller, action, resource, context) if identity_enforced else None
+    if ceiling is not None:
+        return ceiling
     principal = Principal(caller.arn, caller.account_id, caller.role_arn if caller.kind == ASSUMED_ROLE else "")
     on_resource = evaluate_policies(policies, action, resource, context.lookup, principal) if policies \
         else Verdict(NEUTRAL)
@@ -187,6 +192,19 @@ def _identity_verdicts(caller: Caller, action: str, resource: str, context: Requ
     sessions = session_policies(caller)
     out["session"] = evaluate_policies(sessions, action, resource, context.lookup) if sessions else None
     return out
+
+
+def _service_control(caller: Caller, action: str, resource: str, context: RequestContext) -> Decision | None:
+    """The organisation's SCPs: a denial when a level denies or allows nothing (``None``: passes)."""
+    from .service_control import scp_levels
+
+    levels = scp_levels(caller.account_id)
+    verdicts = [evaluate_policies(level, action, resource, context.lookup) for level in levels or []]
+    if any(v.effect == DENY for v in verdicts):
+        return Decision(False, action, resource, True, "scp")
+    if any(v.effect != ALLOW for v in verdicts):
+        return Decision(False, action, resource, False, "scp")
+    return None
 
 
 def _first_failing(verdicts: dict) -> str | None:
