@@ -433,47 +433,51 @@ def test_a_delivery_delay_holds_events_back(lab):
 
 def test_the_runbooks_polling_rides_out_the_delay_and_the_throttle():
     """A validation-style lookup (evidence.lookup_secret_events, the runbook's adaptive retries)
-    against a lab that delivers events 3 s late while another client uses LookupEvents too."""
-    import threading
+    against a lab that delivers events 4 s late while another reader of the same account's event
+    history fills a second's two LookupEvents just before the runbook's second poll.
 
+    Deterministic on a loaded machine: the first poll is sent right after the call (well inside
+    the delay), and the throttle is provoked on the second poll, not left to timing.
+    """
     from botocore.config import Config
 
     from runbook_lib import evidence
     from runbook_lib.lab import Lab
     from runbook_lib.session import Target
 
-    with Lab(seed=False, trail_delay=3) as lab:
+    with Lab(seed=False, trail_delay=4) as lab:
         target = Target.from_parameters("lab", region=lab.region, endpoint_url=lab.endpoint_url,
                                         session=lab.session())
         sm, cloudtrail_client = target.client("secretsmanager"), target.client("cloudtrail")
-        seen = []
-        cloudtrail_client.meta.events.register(
-            "needs-retry.cloudtrail.LookupEvents",
-            lambda response=None, **_: seen.append((response or (None, {}))[1].get("Error", {}).get("Code")))
+        neighbour = lab.client("cloudtrail", config=Config(retries={"total_max_attempts": 1}))
+        polls, retried_for, answered = [], [], []
+
+        def before_poll(**_):  # once per LookupEvents call, not per retry attempt
+            polls.append(time.monotonic())
+            if len(polls) == 2:  # the neighbour fills this second's two calls, until it is refused
+                for _ in range(5):
+                    try:
+                        neighbour.lookup_events(MaxResults=1)
+                    except neighbour.exceptions.ClientError:
+                        break
+
+        def after_attempt(response=None, **_):
+            retried_for.append((response or (None, {}))[1].get("Error", {}).get("Code"))
+
+        def after_poll(parsed=None, **_):
+            answered.append(len((parsed or {}).get("Events", [])))
+
+        cloudtrail_client.meta.events.register("before-call.cloudtrail.LookupEvents", before_poll)
+        cloudtrail_client.meta.events.register("needs-retry.cloudtrail.LookupEvents", after_attempt)
+        cloudtrail_client.meta.events.register("after-call.cloudtrail.LookupEvents", after_poll)
         start = datetime.now(timezone.utc) - timedelta(seconds=5)
         secret = sm.create_secret(Name="ct/polled", SecretString="v-polled-0001")
         sm.get_secret_value(SecretId=secret["ARN"])
-        noisy = lab.client("cloudtrail", config=Config(retries={"total_max_attempts": 1}))
-        stop = threading.Event()
-
-        def neighbour():  # another reader of the same account's event history, ~1.4 calls/s
-            while not stop.wait(0.7):
-                try:
-                    noisy.lookup_events(MaxResults=1)
-                except noisy.exceptions.ClientError:
-                    pass
-
-        for _ in range(2):  # the neighbour has just used this second's two calls
-            noisy.lookup_events(MaxResults=1)
-        thread = threading.Thread(target=neighbour)
-        thread.start()
-        try:
-            rows, polling = evidence.lookup_secret_events(
-                cloudtrail_client, secret["ARN"], "ct/polled", start,
-                datetime.now(timezone.utc) + timedelta(minutes=1), wait_seconds=30, poll_seconds=1)
-        finally:
-            stop.set()
-            thread.join()
+        rows, polling = evidence.lookup_secret_events(
+            cloudtrail_client, secret["ARN"], "ct/polled", start,
+            datetime.now(timezone.utc) + timedelta(minutes=1), wait_seconds=30, poll_seconds=1)
     assert [r["eventName"] for r in rows] == ["GetSecretValue"]
-    assert polling["satisfied"] is True and polling["attempts"] > 1 and polling["waited_seconds"] >= 2
-    assert "ThrottlingException" in seen  # throttled, retried by botocore, and still answered
+    assert answered[0] == 0 and answered[-1] == 1  # not delivered at first, then delivered
+    assert polling["satisfied"] is True and polling["attempts"] == len(answered) >= 2
+    assert polling["waited_seconds"] >= 3
+    assert "ThrottlingException" in retried_for  # throttled, retried by botocore, and still answered
