@@ -712,8 +712,6 @@ class Validation:
     def _probe_allowed(self) -> tuple[bool, str]:
         if self.live_probe is not None:
             return self.live_probe, "live_probe parameter"
-        if self.target.name == "lab":
-            return True, "the lab's administrator may assume any role"
         with aws_call("GetRole", self.role_name, "iam:GetRole"):
             trust = self._client("iam").get_role(RoleName=self.role_name)["Role"].get("AssumeRolePolicyDocument", {})
         if iam_analysis.trusts_aws_principal(trust):

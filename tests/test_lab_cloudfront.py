@@ -75,3 +75,42 @@ def test_update_is_recorded_with_the_association(lab):
     association = record["requestParameters"]["distributionConfig"]["defaultCacheBehavior"][
         "lambdaFunctionAssociations"]["items"][0]
     assert association["lambdaFunctionARN"] == EDGE_ARN.format(3)
+
+
+def test_moto_still_deploys_a_distribution_at_once():
+    assert cloudfront.moto_deploys_at_once() is True
+
+
+def test_a_distribution_is_in_progress_after_an_update_and_the_runbooks_wait_sees_it_deployed(lab):
+    import time
+
+    from runbook_lib import edge
+
+    cf = lab.client("cloudfront")
+    lab.configure(cloudfront_deploy_seconds=2)
+    try:
+        created = cf.create_distribution(DistributionConfig=_config(None))["Distribution"]
+        assert created["Status"] == "InProgress"
+        dist_id = created["Id"]
+        time.sleep(2.1)
+        assert cf.get_distribution(Id=dist_id)["Distribution"]["Status"] == "Deployed"
+        got = cf.get_distribution_config(Id=dist_id)
+        cf.update_distribution(Id=dist_id, IfMatch=got["ETag"], DistributionConfig=got["DistributionConfig"])
+        assert cf.get_distribution(Id=dist_id)["Distribution"]["Status"] == "InProgress"
+        listed = cf.list_distributions()["DistributionList"]["Items"]
+        assert {d["Id"]: d["Status"] for d in listed}[dist_id] == "InProgress"
+        began = time.monotonic()
+        edge.wait_deployed(cf, dist_id, delay=1, max_attempts=10)
+        waited = time.monotonic() - began
+    finally:
+        lab.configure(cloudfront_deploy_seconds=1)
+    assert 1.0 <= waited < 8 and cf.get_distribution(Id=dist_id)["Distribution"]["Status"] == "Deployed"
+
+
+def test_deploy_time_zero_means_deployed_at_once(lab):
+    cf = lab.client("cloudfront")
+    lab.configure(cloudfront_deploy_seconds=0)
+    try:
+        assert cf.create_distribution(DistributionConfig=_config(None))["Distribution"]["Status"] == "Deployed"
+    finally:
+        lab.configure(cloudfront_deploy_seconds=1)

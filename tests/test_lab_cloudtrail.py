@@ -15,6 +15,10 @@ from runbook_lib.lab.identity import resolve_caller
 
 TRUST = {"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+#: Lambda and the lab's own account may assume it: the tests assume these roles as lab-admin.
+TRUST_ACCOUNT = {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com", "AWS": "arn:aws:iam::123456789012:root"},
+     "Action": "sts:AssumeRole"}]}
 
 
 def _events(lab, **attributes):
@@ -24,7 +28,7 @@ def _events(lab, **attributes):
 
 def _session_client(lab, role_name, session_name, service):
     iam = lab.client("iam")
-    arn = iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=json.dumps(TRUST))["Role"]["Arn"]
+    arn = iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=json.dumps(TRUST_ACCOUNT))["Role"]["Arn"]
     creds = lab.client("sts").assume_role(RoleArn=arn, RoleSessionName=session_name)["Credentials"]
     return boto3.client(service, endpoint_url=lab.endpoint_url, region_name=lab.region,
                         aws_access_key_id=creds["AccessKeyId"],
@@ -88,7 +92,7 @@ def test_in_process_assumed_role_resolves_like_the_runtime_uses_it(lab):
     caller = resolve_caller(session.access_key_id)
     assert caller.kind == "AssumedRole" and caller.user_name == "orders-api"
     assert caller.arn == "arn:aws:sts::123456789012:assumed-role/inproc-role/orders-api"
-    assert resolve_caller("AKIAUNKNOWNKEY000000").kind == "Root"
+    assert resolve_caller("AKIAUNKNOWNKEY000000").kind == "Unknown"  # credentials refuse it before anyone reads it
 
 
 def test_get_secret_value_event_has_secret_id_and_no_secret(lab):
@@ -335,3 +339,145 @@ def test_function_calls_are_attributed_to_its_role_session_once_per_call(lab):
     assert record["userIdentity"]["sessionContext"]["sessionIssuer"]["arn"] == role
     assert "exec-env/AWS_Lambda_python3.12" in record["userAgent"]
     assert record["requestParameters"] == {"secretId": secret["ARN"]}
+
+
+# ------------------------------------------------------------------ event history as AWS keeps it
+def test_one_lookup_attribute_only(lab):
+    ct = lab.client("cloudtrail")
+    with pytest.raises(ct.exceptions.InvalidLookupAttributesException):
+        ct.lookup_events(LookupAttributes=[{"AttributeKey": "EventName", "AttributeValue": "GetSecretValue"},
+                                           {"AttributeKey": "Username", "AttributeValue": "lab-admin"}])
+
+
+def test_a_next_token_works_only_with_the_parameters_that_made_it(lab):
+    name = f"ct-token-{uuid.uuid4().hex[:6]}"
+    sm = lab.client("secretsmanager")
+    sm.create_secret(Name=name, SecretString="x" * 12)
+    for _ in range(3):
+        sm.describe_secret(SecretId=name)
+    ct = lab.client("cloudtrail")
+    by_name = [{"AttributeKey": "ResourceName", "AttributeValue": name}]
+    first = ct.lookup_events(LookupAttributes=by_name, MaxResults=2)
+    assert ct.lookup_events(LookupAttributes=by_name, MaxResults=2, NextToken=first["NextToken"])["Events"]
+    with pytest.raises(ct.exceptions.InvalidNextTokenException):
+        ct.lookup_events(LookupAttributes=[{"AttributeKey": "EventName", "AttributeValue": "DescribeSecret"}],
+                         MaxResults=2, NextToken=first["NextToken"])
+    with pytest.raises(ct.exceptions.InvalidNextTokenException):
+        ct.lookup_events(LookupAttributes=by_name, NextToken="bm90LWEtdG9rZW4=")
+
+
+def test_a_burst_of_lookups_is_throttled(lab):
+    from botocore.config import Config
+
+    ct = lab.client("cloudtrail", config=Config(retries={"total_max_attempts": 1}))
+    codes = []
+    for _ in range(6):
+        try:
+            ct.lookup_events(MaxResults=1)
+            codes.append("ok")
+        except ct.exceptions.ClientError as exc:
+            codes.append(exc.response["Error"]["Code"])
+    assert "ThrottlingException" in codes and codes.count("ok") <= 3
+    time.sleep(1.1)
+    ct.lookup_events(MaxResults=1)  # the next second has room again
+
+
+def test_lookup_throttle_window_per_account_and_region():
+    now = [100.0]
+    throttle = cloudtrail.LookupThrottle(clock=lambda: now[0])
+    assert [throttle.allow("1", "us-east-1") for _ in range(3)] == [True, True, False]
+    assert throttle.allow("1", "eu-west-1") and throttle.allow("2", "us-east-1")
+    now[0] += 1.0
+    assert throttle.allow("1", "us-east-1")
+
+
+def test_data_events_are_not_in_event_history(lab):
+    import io
+    import zipfile
+
+    suffix = uuid.uuid4().hex[:6]
+    ddb, s3 = lab.client("dynamodb"), lab.client("s3")
+    table, bucket = f"ct-data-{suffix}", f"ct-data-{suffix}"
+    ddb.create_table(TableName=table, KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+                     AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")
+    ddb.put_item(TableName=table, Item={"k": {"S": "1"}})
+    ddb.get_item(TableName=table, Key={"k": {"S": "1"}})
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="o", Body=b"x")
+    s3.get_object(Bucket=bucket, Key="o")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("app.py", "def handler(e, c):\n    return 1\n")
+    role = lab.client("iam").create_role(RoleName=f"ct-data-{suffix}",
+                                         AssumeRolePolicyDocument=json.dumps(TRUST))["Role"]["Arn"]
+    lam = lab.client("lambda")
+    lam.create_function(FunctionName=f"ct-data-{suffix}", Runtime="python3.12", Role=role, Handler="app.handler",
+                        Code={"ZipFile": buffer.getvalue()})
+    lam.invoke(FunctionName=f"ct-data-{suffix}")
+    names = [e["EventName"] for name in (table, bucket, f"ct-data-{suffix}") for e in _events(lab, ResourceName=name)]
+    assert {"CreateTable", "CreateBucket", "CreateFunction"} <= set(names)
+    assert not {"PutItem", "GetItem", "PutObject", "GetObject", "Invoke"} & set(names)
+
+
+def test_a_delivery_delay_holds_events_back(lab):
+    name = f"ct-delay-{uuid.uuid4().hex[:6]}"
+    lab.configure(trail_delay_seconds=2)
+    try:
+        lab.client("secretsmanager").create_secret(Name=name, SecretString="x" * 12)
+        assert _events(lab, ResourceName=name) == []
+        time.sleep(2.2)
+        assert [e["EventName"] for e in _events(lab, ResourceName=name)] == ["CreateSecret"]
+    finally:
+        lab.configure(trail_delay_seconds=0)
+
+
+def test_the_runbooks_polling_rides_out_the_delay_and_the_throttle():
+    """A validation-style lookup (evidence.lookup_secret_events, the runbook's adaptive retries)
+    against a lab that delivers events 4 s late while another reader of the same account's event
+    history fills a second's two LookupEvents just before the runbook's second poll.
+
+    Deterministic on a loaded machine: the first poll is sent right after the call (well inside
+    the delay), and the throttle is provoked on the second poll, not left to timing.
+    """
+    from botocore.config import Config
+
+    from runbook_lib import evidence
+    from runbook_lib.lab import Lab
+    from runbook_lib.session import Target
+
+    with Lab(seed=False, trail_delay=4) as lab:
+        target = Target.from_parameters("lab", region=lab.region, endpoint_url=lab.endpoint_url,
+                                        session=lab.session())
+        sm, cloudtrail_client = target.client("secretsmanager"), target.client("cloudtrail")
+        neighbour = lab.client("cloudtrail", config=Config(retries={"total_max_attempts": 1}))
+        polls, retried_for, answered = [], [], []
+
+        def before_poll(**_):  # once per LookupEvents call, not per retry attempt
+            polls.append(time.monotonic())
+            if len(polls) == 2:  # the neighbour fills this second's two calls, until it is refused
+                for _ in range(5):
+                    try:
+                        neighbour.lookup_events(MaxResults=1)
+                    except neighbour.exceptions.ClientError:
+                        break
+
+        def after_attempt(response=None, **_):
+            retried_for.append((response or (None, {}))[1].get("Error", {}).get("Code"))
+
+        def after_poll(parsed=None, **_):
+            answered.append(len((parsed or {}).get("Events", [])))
+
+        cloudtrail_client.meta.events.register("before-call.cloudtrail.LookupEvents", before_poll)
+        cloudtrail_client.meta.events.register("needs-retry.cloudtrail.LookupEvents", after_attempt)
+        cloudtrail_client.meta.events.register("after-call.cloudtrail.LookupEvents", after_poll)
+        start = datetime.now(timezone.utc) - timedelta(seconds=5)
+        secret = sm.create_secret(Name="ct/polled", SecretString="v-polled-0001")
+        sm.get_secret_value(SecretId=secret["ARN"])
+        rows, polling = evidence.lookup_secret_events(
+            cloudtrail_client, secret["ARN"], "ct/polled", start,
+            datetime.now(timezone.utc) + timedelta(minutes=1), wait_seconds=30, poll_seconds=1)
+    assert [r["eventName"] for r in rows] == ["GetSecretValue"]
+    assert answered[0] == 0 and answered[-1] == 1  # not delivered at first, then delivered
+    assert polling["satisfied"] is True and polling["attempts"] == len(answered) >= 2
+    assert polling["waited_seconds"] >= 3
+    assert "ThrottlingException" in retried_for  # throttled, retried by botocore, and still answered

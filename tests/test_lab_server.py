@@ -254,3 +254,47 @@ def test_managed_policies_are_loaded_in_the_aws_partition_only(monkeypatch):
     china = iam_models.IAMBackend("aws-cn", DEFAULT_ACCOUNT_ID)
     assert "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole" in aws.managed_policies
     assert china.managed_policies == {}
+
+
+def test_settings_are_validated_one_line_each_and_shown_in_health(lab):
+    for bad, word in (({"trail_delay_seconds": -1}, "trail_delay_seconds"),
+                      ({"trail_delay_seconds": "soon"}, "trail_delay_seconds"),
+                      ({"cloudfront_deploy_seconds": True}, "cloudfront_deploy_seconds"),
+                      ({"enforce_iam": "yes"}, "enforce_iam"), ({"colour": 1}, "colour")):
+        request = urllib.request.Request(lab.endpoint_url + "/_lab/config", data=json.dumps(bad).encode(),
+                                         method="POST")
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            urllib.request.urlopen(request, timeout=5)
+        message = json.loads(caught.value.read())["message"]
+        assert caught.value.code == 400 and word in message and "\n" not in message
+    before = lab.config()
+    try:
+        assert lab.configure(trail_delay_seconds=1.5)["trail_delay_seconds"] == 1.5
+        health = lab.health()
+        assert (health["trail_delay_seconds"], health["cloudfront_deploy_seconds"]) == (1.5, 1.0)
+    finally:
+        lab.configure(**before)
+    assert lab.config() == before
+
+
+def test_lab_settings_apply_all_or_nothing():
+    from runbook_lib.lab.settings import LabSettings
+
+    settings = LabSettings()
+    with pytest.raises(TypeError):
+        settings.update({"trail_delay_seconds": 5, "cloudfront_deploy_seconds": -2})
+    assert settings.to_dict() == {"enforce_iam": False, "trail_delay_seconds": 0.0, "cloudfront_deploy_seconds": 1.0}
+
+
+def test_command_line_options_for_the_delays():
+    import argparse
+
+    from runbook_lib.lab.server import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--trail-delay", "120", "--cloudfront-deploy-seconds", "0"])
+    assert (args.trail_delay, args.cloudfront_deploy_seconds) == (120.0, 0.0)
+    assert parser.parse_args([]).trail_delay == 0.0
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--trail-delay", "-3"])

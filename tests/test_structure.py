@@ -24,7 +24,6 @@ OVERSIZE = {
     ("implementation.py", "module", ""): 938,
     ("lab/runtime.py", "module", ""): 581,
     ("lab/seed.py", "function", "seed_lab"): 85,
-    ("lab/server.py", "module", ""): 507,
     ("scanning.py", "module", ""): 816,
     ("validation.py", "module", ""): 880,
     ("validation.py", "class", "Validation"): 746,

@@ -2,38 +2,51 @@
 
 For each request :class:`LabApp` does, in order:
 
-1. ``/_lab/...`` control plane (health, config, code download, partner API): served
-   here, never recorded in CloudTrail, never passed to moto;
+1. ``/_lab/...`` control plane (:mod:`.control`): served there, never recorded in
+   CloudTrail, never passed to moto; moto's own ``/moto-api`` (an unsigned reset and data
+   dump) is not served at all;
 2. resolve the AWS call (:mod:`.operations`) and the caller (:mod:`.identity`);
-3. IAM enforcement when switched on (:mod:`.iam_enforcement`): a denial is answered
-   with the protocol's AccessDenied error;
-4. ``cloudtrail:LookupEvents`` from the event store, ``lambda:Invoke`` by the Lambda
-   runtime, everything else by moto; GetFunction/GetLayerVersion code Locations are
-   rewritten to the lab's own download URL;
-5. record the call as a CloudTrail event (:mod:`.cloudtrail`).
+3. authenticate it, always (:mod:`.credentials`): an unknown, inactive or deleted key, a
+   session token that is not the key's or has expired, or a signature that does not verify
+   is answered with the service's own error; an unsigned call is refused unless AWS serves
+   it unsigned;
+4. injected faults; ``AssumeRole`` against the role's trust policy, always (:mod:`.trust`);
+   with IAM enforcement on, every policy type (:mod:`.iam_enforcement`) and the KMS use
+   Secrets Manager makes for the caller (:mod:`.kms_enforcement`);
+5. ``cloudtrail:LookupEvents`` from the event store (throttled as AWS does),
+   ``lambda:Invoke`` by the Lambda runtime, everything else by moto; GetFunction and
+   GetLayerVersion code Locations are rewritten to the lab's own download URL, and
+   environment variables under a customer managed key are hidden from a caller who may
+   not decrypt them;
+6. record the call as a CloudTrail event (:mod:`.cloudtrail`), refused calls too, data
+   events (Invoke, DynamoDB items, S3 objects) not, as AWS's event history.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import re
 import uuid
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
-from . import cloudtrail, iam_enforcement, operations
+from . import cloudtrail, credentials, iam_enforcement, kms_enforcement, operations, trust
+from .control import control
+from .errors import (Response, aws_error, header, is_html, json_response, missing_authentication, not_implemented,
+                     parse_error, throttled, with_length)
 from .identity import Caller, resolve_caller, unknown_caller
-
-Response = tuple[int, list[tuple[str, str]], bytes]
+from .request_keys import Arrival
+from .resources import resources_for
 
 _STATUS_TEXT = {200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 400: "Bad Request",
-                403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 500: "Internal Server Error",
+                401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+                429: "Too Many Requests", 500: "Internal Server Error", 501: "Not Implemented",
                 503: "Service Unavailable"}
-_CODE_RE = re.compile(r"^/_lab/code/([^/]+)/(function|layer)/([^/]+)/([^/]+)/([^/]+)/([^/]+)$")
 _LOCATION_OPS = {("lambda", "GetFunction"), ("lambda", "GetLayerVersion"),
                  ("lambda", "GetLayerVersionByArn"), ("lambda", "PublishLayerVersion")}
+#: Operations AWS serves without a signature.
+UNSIGNED_OPERATIONS = {("sts", "AssumeRoleWithWebIdentity"), ("sts", "AssumeRoleWithSAML")}
 
 
 class LabApp:
@@ -43,8 +56,8 @@ class LabApp:
     ----------
     lab:
         The owning :class:`~runbook_lib.lab.server.LabServer`; read for ``enforce_iam``,
-        ``events``, ``code_token``, ``endpoint_url``, ``account_id``, ``region``,
-        ``runtime``, ``runtime_error``, ``partner`` and ``health()``.
+        ``events``, ``lookup_throttle``, ``code_token``, ``endpoint_url``, ``account_id``,
+        ``region``, ``runtime``, ``runtime_error``, ``partner`` and ``health()``.
     moto_app:
         moto's WSGI application.
     """
@@ -57,55 +70,104 @@ class LabApp:
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path.startswith("/_lab/") or path == "/_lab":
-            status, headers, body = self._control(environ, path)
-            return _respond(start_response, status, headers, body)
-        if path.startswith("/moto-api"):
-            return self.moto_app(environ, start_response)
+            return _respond(start_response, *control(self.lab, environ, path, _read_body))
+        if path.startswith("/moto-api"):  # moto's own unsigned dashboard, reset and data dump: not AWS
+            return _respond(start_response, *json_response(404, {
+                "message": "not an AWS API; the lab's control plane is /_lab/"}))
         body = _read_body(environ)
-        when = datetime.now(timezone.utc)
-        call = operations.resolve(environ, body)
         head = environ.get("REQUEST_METHOD", "").upper() == "HEAD"
-        if call is None:
-            status, headers, payload = self._moto(environ, body)
-            if status == 500 and _is_html(headers):
-                status, headers, payload = _not_implemented(None)
-            return _respond(start_response, status, headers, payload, head)
-        caller = resolve_caller(call.access_key_id) if call.access_key_id else unknown_caller()
-        arns = iam_enforcement.resources_for(call, caller.account_id or self.lab.account_id)
-        error: tuple[str, str] | None = None
-        fault = self.lab.fault_for(call.operation) if getattr(self.lab, "faults", None) else None
-        if fault:
-            status, headers, payload = injected_fault(call, caller, fault, arns)
-            self._record(call, caller, environ, when, status, headers, arns, parse_error(headers, payload))
-            return _respond(start_response, status, headers, payload)
-        if self.lab.enforce_iam and caller.enforceable:
-            decision = iam_enforcement.authorize(caller, call)
-            if not decision.allowed:
-                message = decision.message(caller)
-                status, headers, payload = aws_error(call, "AccessDenied", message, 403)
-                self._record(call, caller, environ, when, status, headers, arns,
-                             ("AccessDenied", message))
-                return _respond(start_response, status, headers, payload)
-        if call.service == "cloudtrail" and call.operation == "LookupEvents":
-            status, headers, payload = self._lookup_events(call)
-        elif call.service == "lambda" and call.operation == "Invoke":
-            status, headers, payload = self._invoke(call, caller, body)
-        elif call.service == "lambda" and call.operation == "GetLayerVersionByArn":
-            status, headers, payload = self._layer_version_by_arn(call)
-        else:
-            status, headers, payload = self._moto(environ, body)
-            if status == 500 and _is_html(headers):
-                status, headers, payload = _not_implemented(call)
-        if status < 300 and (call.service, call.operation) in _LOCATION_OPS:
-            headers, payload = self._rewrite_location(call, headers, payload)
-        if status >= 400:
-            error = parse_error(headers, payload)
-        elif call.operation.startswith(("Create", "Publish")):  # the new resource's ARN exists now
-            arns = iam_enforcement.resources_for(call, caller.account_id or self.lab.account_id)
-        self._record(call, caller, environ, when, status, headers, arns, error)
+        call = operations.resolve(environ, body)
+        if call is None:  # no signature and nothing that names an AWS call
+            return _respond(start_response, *missing_authentication(None))
+        status, headers, payload = self._serve(environ, body, call)
         return _respond(start_response, status, headers, payload, head)
 
-    # ------------------------------------------------------------------ moto
+    def _serve(self, environ: dict, body: bytes, call: operations.ApiCall) -> Response:
+        when = datetime.now(timezone.utc)
+        caller = resolve_caller(call.access_key_id) if call.access_key_id else unknown_caller()
+        arrival = Arrival(source_ip=environ.get("REMOTE_ADDR") or "127.0.0.1",
+                          user_agent=environ.get("HTTP_USER_AGENT", ""), referer=environ.get("HTTP_REFERER", ""),
+                          secure=environ.get("wsgi.url_scheme") == "https", when=when)
+        arns = resources_for(call, caller.account_id or self.lab.account_id)
+        refused = self._refusal(environ, body, call, caller, arrival, arns)
+        if refused is not None:
+            self._record(call, caller, arrival, refused[0], refused[1], arns, parse_error(refused[1], refused[2]))
+            return refused
+        status, headers, payload = self._dispatch(environ, body, call, caller)
+        if status < 300:
+            headers, payload = self._after(call, caller, arrival, headers, payload)
+        error = parse_error(headers, payload) if status >= 400 else None
+        if status < 300 and call.operation.startswith(("Create", "Publish")):  # the new ARN exists now
+            arns = resources_for(call, caller.account_id or self.lab.account_id)
+        self._record(call, caller, arrival, status, headers, arns, error)
+        return status, headers, payload
+
+    # ------------------------------------------------------------------ refusals, in AWS's order
+    def _refusal(self, environ: dict, body: bytes, call: operations.ApiCall, caller: Caller,
+                 arrival: Arrival, arns: list[str]) -> Response | None:
+        if not call.access_key_id:
+            if (call.service, call.operation) in UNSIGNED_OPERATIONS:
+                return self._assume_role_refusal(call, caller, arrival)
+            return missing_authentication(call)
+        failure = credentials.authenticate(environ, body, arrival.when)
+        if failure is not None:
+            return aws_error(call, *credentials.failure_error(call, failure))
+        fault = self.lab.fault_for(call.operation) if getattr(self.lab, "faults", None) else None
+        if fault:
+            return injected_fault(call, caller, fault, arns)
+        if call.service == "sts" and call.operation in trust.ASSUME_OPERATIONS:
+            return self._assume_role_refusal(call, caller, arrival)
+        if self.lab.enforce_iam and caller.enforceable:
+            decision = iam_enforcement.authorize(caller, call, arrival)
+            if not decision.allowed:
+                return aws_error(call, "AccessDenied", decision.message(caller), 403)
+        if call.service == "secretsmanager":
+            return self._secrets_kms_refusal(call, caller, arrival)
+        return None
+
+    def _assume_role_refusal(self, call: operations.ApiCall, caller: Caller, arrival: Arrival) -> Response | None:
+        problem = trust.check_assume_role(caller, call, arrival, self.lab.enforce_iam)
+        return aws_error(call, *problem) if problem else None
+
+    def _secrets_kms_refusal(self, call: operations.ApiCall, caller: Caller, arrival: Arrival) -> Response | None:
+        use = kms_enforcement.secrets_manager_kms(caller, call, arrival)
+        if use is None:
+            return None
+        if not (self.lab.enforce_iam and caller.enforceable):  # only the key's state is judged
+            use = kms_enforcement.KmsUse(use.action, use.key_arn, use.service, use.encryption_context,
+                                         iam_enforcement.Decision(True, use.action, use.key_arn), use.key_state)
+        self._record_kms_use(use, caller, arrival, call.region)
+        refusal = kms_enforcement.secrets_manager_refusal(use)
+        return aws_error(call, refusal[0], refusal[1], 400) if refusal else None
+
+    # ------------------------------------------------------------------ serving
+    def _dispatch(self, environ: dict, body: bytes, call: operations.ApiCall, caller: Caller) -> Response:
+        if call.service == "cloudtrail" and call.operation == "LookupEvents":
+            return self._lookup_events(call, caller)
+        if call.service == "lambda" and call.operation == "Invoke":
+            return self._invoke(call, caller, body)
+        if call.service == "lambda" and call.operation == "GetLayerVersionByArn":
+            return self._layer_version_by_arn(call)
+        status, headers, payload = self._moto(environ, body)
+        if status == 500 and is_html(headers):
+            return not_implemented(call)
+        return status, headers, payload
+
+    def _after(self, call: operations.ApiCall, caller: Caller, arrival: Arrival, headers: list,
+               payload: bytes) -> tuple[list, bytes]:
+        """What the lab adds to a successful answer before the caller sees it."""
+        if (call.service, call.operation) in _LOCATION_OPS:
+            headers, payload = self._rewrite_location(call, headers, payload)
+        if call.service == "lambda" and call.operation in kms_enforcement.LAMBDA_CONFIG_OPERATIONS \
+                and self.lab.enforce_iam and caller.enforceable:
+            payload, uses = kms_enforcement.hide_environment(caller, call, payload, arrival)
+            for use in uses:
+                self._record_kms_use(use, caller, arrival, call.region)
+            headers = with_length(headers, len(payload))
+        if call.service == "sts" and call.operation == "AssumeRole":
+            trust.remember(call, payload)
+        return headers, payload
+
     def _moto(self, environ: dict, body: bytes) -> Response:
         environ = dict(environ)
         environ["wsgi.input"] = io.BytesIO(body)
@@ -130,19 +192,37 @@ class LabApp:
         return status, list(captured["headers"]), chunks
 
     # ------------------------------------------------------------------ CloudTrail
-    def _record(self, call: operations.ApiCall, caller: Caller, environ: dict, when: datetime,
-                status: int, headers: list, arns: list[str], error: tuple[str, str] | None) -> None:
-        request_id = _header(headers, "x-amzn-RequestId") or _header(headers, "x-amz-request-id") \
+    def _record(self, call: operations.ApiCall, caller: Caller, arrival: Arrival, status: int,
+                headers: list, arns: list[str], error: tuple[str, str] | None) -> None:
+        if cloudtrail.is_data_event(call):  # event history keeps management events only
+            return
+        request_id = header(headers, "x-amzn-RequestId") or header(headers, "x-amz-request-id") \
             or str(uuid.uuid4())
+        if error and error[0] == "AccessDeniedException":  # CloudTrail's word for a denial, in every protocol
+            error = ("AccessDenied", error[1])
         outcome = cloudtrail.Outcome(status, *(error or (None, None)))
         event = cloudtrail.build_event(
-            call, caller, outcome, when=when,
-            source_ip=environ.get("REMOTE_ADDR", "127.0.0.1"),
-            user_agent=environ.get("HTTP_USER_AGENT", ""), request_id=request_id,
-            resource_arns=arns, account_id=self.lab.account_id)
-        self.lab.events.add(event, caller, when)
+            call, caller, outcome, when=arrival.when or datetime.now(timezone.utc), source_ip=arrival.source_ip,
+            user_agent=arrival.user_agent, request_id=request_id, resource_arns=arns,
+            account_id=self.lab.account_id)
+        self.lab.events.add(event, caller, arrival.when)
 
-    def _lookup_events(self, call: operations.ApiCall) -> Response:
+    def _record_kms_use(self, use: "kms_enforcement.KmsUse", caller: Caller, arrival: Arrival, region: str) -> None:
+        """The KMS event AWS records when a service uses a key for the caller."""
+        call = operations.ApiCall("kms", use.action.split(":", 1)[1], {
+            "KeyId": use.key_arn, "EncryptionContext": use.encryption_context,
+            "EncryptionAlgorithm": "SYMMETRIC_DEFAULT"}, region, model=operations.MODELS.model("kms"))
+        error = None if use.decision.allowed else ("AccessDenied", use.decision.message(caller))
+        outcome = cloudtrail.Outcome(200 if error is None else 400, *(error or (None, None)))
+        event = cloudtrail.build_event(
+            call, caller, outcome, when=arrival.when or datetime.now(timezone.utc), source_ip=arrival.source_ip,
+            user_agent=arrival.user_agent, request_id=str(uuid.uuid4()), resource_arns=[use.key_arn],
+            account_id=self.lab.account_id, invoked_by=f"{use.service}.amazonaws.com")
+        self.lab.events.add(event, caller, arrival.when)
+
+    def _lookup_events(self, call: operations.ApiCall, caller: Caller) -> Response:
+        if not self.lab.lookup_throttle.allow(caller.account_id or self.lab.account_id, call.region):
+            return throttled(call, "Rate exceeded")
         try:
             answer = self.lab.events.lookup(call.params or {})
         except cloudtrail.LookupError_ as exc:
@@ -197,7 +277,6 @@ class LabApp:
         return 200, [("Content-Type", "application/json"), ("x-amzn-RequestId", str(uuid.uuid4()))], \
             json.dumps(layer.get_layer_version()).encode()
 
-    # ------------------------------------------------------------------ code download
     def _rewrite_location(self, call: operations.ApiCall, headers: list,
                           payload: bytes) -> tuple[list, bytes]:
         try:
@@ -224,148 +303,19 @@ class LabApp:
             content["Location"] = "/".join([base, "layer", parts[4], parts[3],
                                             quote(parts[6], safe=""), parts[7]])
         body = json.dumps(document).encode()
-        return _with_length(headers, len(body)), body
-
-    def _download(self, path: str) -> Response:
-        match = _CODE_RE.match(path)
-        if not match or match.group(1) != self.lab.code_token:
-            return _json(404, {"message": "no such code package"})
-        _, kind, account, region, name, version = (unquote(g) for g in match.groups())
-        from moto.awslambda.models import lambda_backends
-
-        backend = lambda_backends[account][region]
-        try:
-            if kind == "function":
-                data = backend.get_function(name, None if version == "$LATEST" else version).code_bytes
-            else:
-                data = backend.get_layer_version(name, version).code_bytes
-        except Exception:  # removed since the Location was handed out
-            return _json(404, {"message": f"{kind} {name}:{version} not found"})
-        return 200, [("Content-Type", "application/zip")], data
-
-    # ------------------------------------------------------------------ control plane
-    def _control(self, environ: dict, path: str) -> Response:
-        method = environ.get("REQUEST_METHOD", "GET").upper()
-        if path.startswith("/_lab/code/") and method in ("GET", "HEAD"):
-            return self._download(path)
-        if path == "/_lab/health" and method == "GET":
-            return _json(200, self.lab.health())
-        if path == "/_lab/faults":
-            if method == "GET":
-                return _json(200, self.lab.fault_report())
-            if method == "POST":
-                try:
-                    return _json(200, self.lab.set_faults(json.loads(_read_body(environ) or b"{}")))
-                except (ValueError, TypeError, KeyError, AttributeError) as exc:
-                    return _json(400, {"message": str(exc)})
-            return _json(405, {"message": "use GET or POST"})
-        if path == "/_lab/config":
-            if method == "GET":
-                return _json(200, self.lab.config())
-            if method == "POST":
-                try:
-                    update = json.loads(_read_body(environ) or b"{}")
-                    return _json(200, self.lab.configure(update))
-                except (ValueError, TypeError, KeyError) as exc:
-                    return _json(400, {"message": str(exc)})
-            return _json(405, {"message": "use GET or POST"})
-        if path.startswith("/_lab/partner/") or path == "/_lab/partner":
-            partner = self.lab.partner
-            if partner is None:
-                return _json(503, {"message": f"the lab's partner API is missing: {self.lab.partner_error}"})
-            headers = {k[5:].replace("_", "-").title(): v for k, v in environ.items()
-                       if k.startswith("HTTP_")}
-            if environ.get("CONTENT_TYPE"):
-                headers["Content-Type"] = environ["CONTENT_TYPE"]
-            status, out_headers, body = partner.handle(method, path, headers, _read_body(environ))
-            return int(status), list(dict(out_headers or {}).items()), body or b""
-        return _json(404, {"message": f"unknown lab path {path}"})
-
-
-# ---------------------------------------------------------------------- AWS-shaped errors
-
-def _not_implemented(call: "operations.ApiCall | None") -> Response:
-    """moto raised (typically NotImplementedError): answer as AWS answers an operation it does
-    not offer, with a 501 that botocore does not retry, instead of a bare 500 it retries."""
-    if call is None:
-        body = json.dumps({"__type": "NotImplemented",
-                           "message": "the embedded lab does not implement this operation"}).encode()
-        return 501, [("Content-Type", "application/json"), ("x-amzn-ErrorType", "NotImplemented")], body
-    return aws_error(call, "NotImplemented",
-                     f"the embedded lab does not implement {call.service}:{call.operation}", 501)
-
-
-#: Throttling error per protocol family: the codes botocore's retry handler knows.
-_THROTTLE = {"rest-json": ("TooManyRequestsException", 429), "json": ("ThrottlingException", 400)}
+        return with_length(headers, len(body)), body
 
 
 def injected_fault(call: operations.ApiCall, caller: Caller, kind: str, arns: list[str]) -> Response:
     """The error an injected fault answers ``call`` with, in the caller's protocol."""
     if kind == "throttle":
-        code, status = _THROTTLE.get(call.protocol or "json", ("Throttling", 400))
-        return aws_error(call, code, "Rate exceeded (injected by the lab)", status)
+        return throttled(call, "Rate exceeded (injected by the lab)")
     action = iam_enforcement.iam_action(call)
     return aws_error(call, "AccessDenied", f"User: {caller.arn} is not authorized to perform: {action} on "
                      f"resource: {arns[0] if arns else '*'} (denied by a lab fault)", 403)
 
 
-def _is_html(headers) -> bool:
-    items = headers.items() if isinstance(headers, dict) else headers
-    return any(k.lower() == "content-type" and "text/html" in v for k, v in items)
-
-
-def aws_error(call: operations.ApiCall, code: str, message: str, status: int) -> Response:
-    """An AWS error response in ``call``'s protocol (AccessDenied is named per protocol)."""
-    protocol = call.protocol or "json"
-    request_id = str(uuid.uuid4())
-    if protocol in ("json", "rest-json", "smithy-rpc-v2-cbor"):
-        if code == "AccessDenied":
-            code = "AccessDeniedException"
-            status = 400 if protocol == "json" else 403
-        error_type = code
-        if call.service == "dynamodb" and protocol == "json":
-            error_type = f"com.amazonaws.dynamodb.v20120810#{code}"
-        body = {"__type": error_type, "message": message, "Message": message}
-        if protocol == "rest-json":
-            body = {"Type": "User" if status < 500 else "Service", "message": message}
-        return status, [("Content-Type", "application/x-amz-json-1.1" if protocol == "json"
-                         else "application/json"), ("x-amzn-RequestId", request_id),
-                        ("x-amzn-ErrorType", code)], json.dumps(body).encode()
-    text = _xml_escape(message)
-    kind = "Sender" if status < 500 else "Receiver"
-    if call.service == "s3":
-        body = (f"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code>"
-                f"<Message>{text}</Message><RequestId>{request_id}</RequestId></Error>")
-    else:
-        body = (f"<ErrorResponse><Error><Type>{kind}</Type><Code>{code}</Code>"
-                f"<Message>{text}</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>")
-    return status, [("Content-Type", "text/xml"), ("x-amzn-RequestId", request_id)], body.encode()
-
-
-def parse_error(headers: list, payload: bytes) -> tuple[str, str]:
-    """``(code, message)`` of an AWS error response, whatever its protocol."""
-    code = (_header(headers, "x-amzn-ErrorType") or "").split(":", 1)[0]
-    message = ""
-    text = payload.decode("utf-8", "replace") if payload else ""
-    if text.lstrip().startswith("{"):
-        try:
-            document = json.loads(text)
-        except ValueError:
-            document = {}
-        if isinstance(document, dict):
-            code = code or str(document.get("__type") or document.get("code") or "")
-            message = str(document.get("message") or document.get("Message") or "")
-    elif "<" in text:
-        found = re.search(r"<Code>([^<]*)</Code>", text)
-        code = code or (found.group(1) if found else "")
-        found = re.search(r"<Message>([^<]*)</Message>", text)
-        message = found.group(1) if found else ""
-    code = code.rsplit("#", 1)[-1] or "InternalFailure"
-    return code, message
-
-
 # ---------------------------------------------------------------------- helpers
-
 def _read_body(environ: dict) -> bytes:
     stream = environ.get("wsgi.input")
     if stream is None:
@@ -381,31 +331,10 @@ def _read_body(environ: dict) -> bytes:
     return b""
 
 
-def _header(headers: list, name: str) -> str | None:
-    lowered = name.lower()
-    for key, value in headers:
-        if key.lower() == lowered:
-            return value
-    return None
-
-
-def _with_length(headers: list, length: int) -> list:
-    kept = [(k, v) for k, v in headers if k.lower() != "content-length"]
-    return kept + [("Content-Length", str(length))]
-
-
-def _json(status: int, document: Any) -> Response:
-    return status, [("Content-Type", "application/json")], json.dumps(document).encode()
-
-
-def _xml_escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def _respond(start_response: Callable, status: int, headers: list, body: bytes,
              head: bool = False) -> list[bytes]:
     headers = [(k, v) for k, v in headers if k.lower() != "transfer-encoding"]
     if not head:  # a HEAD answer's Content-Length describes the object, not this empty body
-        headers = _with_length(headers, len(body))
+        headers = with_length(headers, len(body))
     start_response(f"{status} {_STATUS_TEXT.get(status, 'Status')}", headers)
     return [body]

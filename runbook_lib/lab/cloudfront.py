@@ -1,17 +1,25 @@
-"""Keep CloudFront cache-behaviour fields that moto drops.
+"""CloudFront as the runbook meets it: Lambda@Edge associations kept, deployments that take time.
 
 moto's ``DefaultCacheBehaviour`` (and ``CacheBehaviour``, its subclass) always sets
 ``LambdaFunctionAssociations`` and ``FunctionAssociations`` to ``{"Quantity": 0}``,
 whatever CreateDistribution/UpdateDistribution sent, so a Lambda@Edge trigger never
 appears in GetDistribution/GetDistributionConfig. :func:`install` wraps the
 constructor so both fields keep what the request held; moto's own serializer then
-writes them back. The patch is applied in the lab process only, once, and
-:func:`moto_drops_associations` tells whether moto still needs it.
+writes them back.
+
+moto also reports a distribution ``Deployed`` the moment it is created or updated. On
+AWS it is ``InProgress`` for minutes while the change reaches the edge locations, and
+the runbook waits for it (``edge.wait_deployed``). :func:`install` makes a distribution
+``InProgress`` for :func:`deploy_seconds` after each create and update.
+
+The patches are applied in the lab process only, once; :func:`moto_drops_associations`
+and :func:`moto_deploys_at_once` tell whether moto still needs them.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 
 _KEPT_FIELDS = {
     "LambdaFunctionAssociations": "lambda_function_associations",
@@ -19,16 +27,33 @@ _KEPT_FIELDS = {
 }
 _lock = threading.Lock()
 _installed = False
+#: Seconds a distribution stays InProgress after a create or update (the lab's default).
+DEFAULT_DEPLOY_SECONDS = 1.0
+_deploy_seconds = DEFAULT_DEPLOY_SECONDS
+
+
+def set_deploy_seconds(seconds: float) -> None:
+    """How long a distribution is ``InProgress`` after a change (0: deployed at once)."""
+    global _deploy_seconds
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
+        raise TypeError("cloudfront_deploy_seconds must be a number of seconds, 0 or more")
+    _deploy_seconds = float(seconds)
+
+
+def deploy_seconds() -> float:
+    return _deploy_seconds
 
 
 def install() -> None:
-    """Make moto's cache behaviours keep the association fields (idempotent)."""
+    """Make moto's cache behaviours keep the association fields and distributions take time
+    to deploy (idempotent)."""
     global _installed
     from moto.cloudfront import models
 
     with _lock:
         if _installed:
             return
+        _install_deployment_time(models)
         original = models.DefaultCacheBehaviour.__init__
 
         def __init__(self, config: dict) -> None:
@@ -45,6 +70,40 @@ def install() -> None:
 
 def installed() -> bool:
     return _installed
+
+
+def _install_deployment_time(models) -> None:
+    """``Distribution.status`` is InProgress until the change has had its deployment time."""
+    def status(self) -> str:
+        return "InProgress" if time.monotonic() < getattr(self, "_lab_deployed_at", 0.0) else "Deployed"
+
+    def set_status(self, value: str) -> None:
+        self._lab_deployed_at = 0.0 if value == "Deployed" else time.monotonic() + _deploy_seconds
+
+    models.Distribution.status = property(status, set_status)
+    backend = models.CloudFrontBackend
+    for name in ("create_distribution_with_tags", "update_distribution"):
+        original = getattr(backend, name)
+
+        def changed(self, *args, __original=original, **kwargs):
+            result = __original(self, *args, **kwargs)
+            distribution = result[0] if isinstance(result, tuple) else result
+            distribution._lab_deployed_at = time.monotonic() + _deploy_seconds
+            return result
+
+        changed.__wrapped__ = original  # type: ignore[attr-defined]
+        setattr(backend, name, changed)
+
+
+def moto_deploys_at_once() -> bool:
+    """Whether moto's unpatched distribution reports ``Deployed`` right after an update."""
+    from moto.cloudfront import models
+
+    # moto's own ManagedState property, which the lab's patch overrides on Distribution only
+    probe = models.Distribution.__new__(models.Distribution)
+    models.ManagedState.__init__(probe, "cloudfront::distribution", transitions=[("InProgress", "Deployed")])
+    probe.advance()
+    return models.ManagedState.status.fget(probe) == "Deployed"
 
 
 def _normalised(value: dict) -> dict:

@@ -12,14 +12,23 @@ Request parameters never hold a secret value: members botocore marks ``sensitive
 (SecretString, SecretBinary, Environment variables, ZipFile, KMS Plaintext, passwords)
 and members with secret-like names become ``HIDDEN_DUE_TO_SECURITY_REASONS``; blobs are
 dropped. Keys are lowerCamelCase like AWS (``secretId``), map keys kept as sent.
+
+Event history behaves as AWS's: it holds management events only (a Lambda ``Invoke``, a
+DynamoDB item call, an S3 object call are data events: :func:`is_data_event`);
+``LookupEvents`` takes one lookup attribute, at most 50 results, a ``NextToken`` only
+with the parameters that produced it, and two calls per second per account and region
+(:class:`LookupThrottle`); and events can be held back for a delivery delay
+(``EventStore.delay_seconds``) to rehearse AWS's minutes of latency.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -31,6 +40,21 @@ from .operations import ApiCall
 HIDDEN = "HIDDEN_DUE_TO_SECURITY_REASONS"
 MAX_EVENTS = 50_000
 MAX_RESULTS = 50
+#: AWS's LookupEvents limit: two requests per second per account and region.
+LOOKUPS_PER_SECOND = 2
+#: Data events: logged by trails that select them, never in event history.
+DATA_EVENTS = {
+    "lambda": {"Invoke", "InvokeAsync", "InvokeWithResponseStream"},
+    "dynamodb": {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "BatchGetItem", "BatchWriteItem", "Query",
+                 "Scan", "TransactGetItems", "TransactWriteItems", "ExecuteStatement", "BatchExecuteStatement",
+                 "ExecuteTransaction", "GetRecords", "GetShardIterator", "DescribeStream", "ListStreams"},
+    "s3": {"GetObject", "PutObject", "DeleteObject", "DeleteObjects", "HeadObject", "CopyObject", "ListObjects",
+           "ListObjectsV2", "ListObjectVersions", "GetObjectAcl", "PutObjectAcl", "GetObjectTagging",
+           "PutObjectTagging", "DeleteObjectTagging", "CreateMultipartUpload", "UploadPart", "UploadPartCopy",
+           "CompleteMultipartUpload", "AbortMultipartUpload", "ListParts", "RestoreObject", "SelectObjectContent",
+           "GetObjectAttributes", "GetObjectRetention", "PutObjectRetention", "GetObjectLegalHold",
+           "PutObjectLegalHold", "GetObjectTorrent"},
+}
 #: Member names hidden whatever the model says (query-protocol params are untyped).
 _SENSITIVE_NAME = re.compile(
     r"(?i)^(secretstring|secretbinary|zipfile|plaintext|privatekey|secretaccesskey|"
@@ -58,6 +82,11 @@ _LOOKUP_KEYS = {
     "ResourceName": lambda e: [r["ResourceName"] for r in e["resources"]],
     "ResourceType": lambda e: [r["ResourceType"] for r in e["resources"] if r.get("ResourceType")],
 }
+
+
+def is_data_event(call: ApiCall) -> bool:
+    """Whether AWS counts ``call`` as a data event (never shown by event history)."""
+    return call.operation in DATA_EVENTS.get(call.service, ())
 
 
 def event_source(service: str) -> str:
@@ -181,8 +210,14 @@ class Outcome:
 
 def build_event(call: ApiCall, caller: Caller, outcome: Outcome, *, when: datetime,
                 source_ip: str, user_agent: str, request_id: str,
-                resource_arns: list[str] | None = None, account_id: str = "123456789012") -> dict:
-    """One CloudTrail record (the JSON AWS puts in ``CloudTrailEvent``)."""
+                resource_arns: list[str] | None = None, account_id: str = "123456789012",
+                invoked_by: str = "") -> dict:
+    """One CloudTrail record (the JSON AWS puts in ``CloudTrailEvent``).
+
+    ``invoked_by`` names the service that made the call for the caller (the ``kms:Decrypt``
+    Secrets Manager makes for ``GetSecretValue``): it becomes ``userIdentity.invokedBy``,
+    ``sourceIPAddress`` and ``userAgent``, as AWS records such calls.
+    """
     recipient = caller.account_id or account_id
     message = outcome.error_message
     if message:
@@ -208,6 +243,9 @@ def build_event(call: ApiCall, caller: Caller, outcome: Outcome, *, when: dateti
         "recipientAccountId": recipient,
         "eventCategory": "Management",
     }
+    if invoked_by:
+        event["userIdentity"]["invokedBy"] = invoked_by
+        event["sourceIPAddress"] = event["userAgent"] = invoked_by
     if outcome.error_code:
         event["errorCode"] = outcome.error_code
         event["errorMessage"] = message or ""
@@ -217,13 +255,18 @@ def build_event(call: ApiCall, caller: Caller, outcome: Outcome, *, when: dateti
 
 
 class EventStore:
-    """Thread-safe, bounded, newest-first CloudTrail event history."""
+    """Thread-safe, bounded, newest-first CloudTrail event history.
 
-    def __init__(self, max_events: int = MAX_EVENTS):
+    ``delay_seconds`` holds each event back from ``LookupEvents`` for that long after it
+    was recorded (AWS delivers in minutes; 0 shows it at once).
+    """
+
+    def __init__(self, max_events: int = MAX_EVENTS, delay_seconds: float = 0.0):
         self._lock = threading.Lock()
         self._events: list[dict] = []  # oldest first
         self._sequence = 0
         self._max = max_events
+        self.delay_seconds = float(delay_seconds)
 
     def __len__(self) -> int:
         with self._lock:
@@ -248,6 +291,7 @@ class EventStore:
             self._sequence += 1
             # only what LookupEvents filters on, plus the record as JSON (kept compact)
             self._events.append({"seq": self._sequence, "time": when.timestamp(),
+                                 "visible_at": time.time() + self.delay_seconds,
                                  "EventId": event["eventID"], "EventName": event["eventName"],
                                  "EventSource": event["eventSource"],
                                  "ReadOnly": str(event["readOnly"]).lower(),
@@ -264,11 +308,7 @@ class EventStore:
 
     def lookup(self, params: dict) -> dict:
         """Answer a ``LookupEvents`` request (parameters as sent by boto3)."""
-        attributes = params.get("LookupAttributes") or []
-        for attribute in attributes:
-            if attribute.get("AttributeKey") not in _LOOKUP_KEYS:
-                raise LookupError_("InvalidLookupAttributesException",
-                                   f"Invalid attribute key: {attribute.get('AttributeKey')}")
+        attributes = _attributes(params)
         start, end = _epoch(params.get("StartTime")), _epoch(params.get("EndTime"))
         if start is not None and end is not None and start > end:
             raise LookupError_("InvalidTimeRangeException", "Start time must be before end time")
@@ -276,17 +316,14 @@ class EventStore:
         if not isinstance(limit, int) or not 1 <= limit <= MAX_RESULTS:
             raise LookupError_("InvalidMaxResultsException",
                                f"MaxResults must be between 1 and {MAX_RESULTS}")
-        before = None
-        if params.get("NextToken"):
-            try:
-                before = int(base64.urlsafe_b64decode(params["NextToken"].encode()).decode())
-            except ValueError:
-                raise LookupError_("InvalidNextTokenException", "Invalid NextToken") from None
+        binding = _binding(params)
+        before = _token_position(params.get("NextToken"), binding)
+        now = time.time()
         with self._lock:
             snapshot = list(reversed(self._events))
         page, more = [], False
         for entry in snapshot:
-            if before is not None and entry["seq"] >= before:
+            if before is not None and entry["seq"] >= before or entry.get("visible_at", 0) > now:
                 continue
             if start is not None and entry["time"] < start or end is not None and entry["time"] > end:
                 continue
@@ -299,8 +336,63 @@ class EventStore:
             page.append(entry)
         answer: dict[str, Any] = {"Events": [_lookup_event(e) for e in page]}
         if more:
-            answer["NextToken"] = base64.urlsafe_b64encode(str(page[-1]["seq"]).encode()).decode()
+            token = json.dumps({"before": page[-1]["seq"], "for": binding}).encode()
+            answer["NextToken"] = base64.urlsafe_b64encode(token).decode()
         return answer
+
+
+def _attributes(params: dict) -> list[dict]:
+    attributes = params.get("LookupAttributes") or []
+    if len(attributes) > 1:
+        raise LookupError_("InvalidLookupAttributesException",
+                           "LookupAttributes can contain only one lookup attribute")
+    for attribute in attributes:
+        if attribute.get("AttributeKey") not in _LOOKUP_KEYS:
+            raise LookupError_("InvalidLookupAttributesException",
+                               f"Invalid attribute key: {attribute.get('AttributeKey')}")
+    return attributes
+
+
+def _binding(params: dict) -> str:
+    """What a NextToken is bound to: every parameter but the token and the page size."""
+    bound = {k: str(v) if k in ("StartTime", "EndTime") else v for k, v in params.items()
+             if k not in ("NextToken", "MaxResults")}
+    return hashlib.sha256(json.dumps(bound, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _token_position(token: Any, binding: str) -> int | None:
+    if not token:
+        return None
+    try:
+        document = json.loads(base64.urlsafe_b64decode(str(token).encode()).decode())
+        position, bound = int(document["before"]), document["for"]
+    except (ValueError, KeyError, TypeError):
+        raise LookupError_("InvalidNextTokenException", "Invalid NextToken") from None
+    if bound != binding:
+        raise LookupError_("InvalidNextTokenException",
+                           "The NextToken was issued for other parameters of this request")
+    return position
+
+
+class LookupThrottle:
+    """LookupEvents' rate limit: at most :data:`LOOKUPS_PER_SECOND` per account and region
+    in any one-second window (a refused call does not count)."""
+
+    def __init__(self, per_second: int = LOOKUPS_PER_SECOND, clock=time.monotonic):
+        self.per_second, self._clock = per_second, clock
+        self._lock = threading.Lock()
+        self._calls: dict[tuple[str, str], list[float]] = {}
+
+    def allow(self, account: str, region: str) -> bool:
+        now = self._clock()
+        with self._lock:
+            recent = [t for t in self._calls.get((account, region), []) if now - t < 1.0]
+            if len(recent) >= self.per_second:
+                self._calls[(account, region)] = recent
+                return False
+            recent.append(now)
+            self._calls[(account, region)] = recent
+            return True
 
 
 class LookupError_(Exception):

@@ -1,33 +1,57 @@
-"""Resource-level IAM authorisation for requests signed by IAM users and role sessions.
+"""May principal P do action A on resource R? IAM's answer, for the lab's calls.
 
-moto's own enforcement checks every non-S3/IAM/STS action against resource ``*``, so a
-policy scoped to one secret ARN denies everything. Here each call is authorised with
-its real resource ARN (Secrets Manager's full ARN with suffix, the KMS key ARN, the
-DynamoDB table ARN, the Lambda function ARN, the log group ARN...), against the
-caller's identity-based policies: inline, attached managed and group policies for a
-user; the role's policies (and the session policy, if any) for a role session.
+Every policy type AWS combines for a request in one account, with AWS's rules:
 
-Evaluation follows AWS's order: an explicit ``Deny`` wins, then an ``Allow``, else an
-implicit deny. ``Action``/``NotAction``, ``Resource``/``NotResource`` with ``*``/``?``
-wildcards and the condition operators ``String*``, ``Arn*``, ``Bool`` and ``Null``
-(with ``...IfExists`` and ``ForAnyValue:``/``ForAllValues:``) are supported on the
-keys the lab can know (``aws:PrincipalArn``, ``aws:PrincipalAccount``,
-``aws:RequestedRegion``, ``aws:username``, ``aws:userid``, ``aws:SourceIp``,
-``aws:SecureTransport``, and ``iam:PolicyARN`` on calls that name a managed policy). Keys set only by a service acting for the caller
-(``aws:SourceAccount``, ``kms:ViaService``) are absent, as on a direct call: the lab
-does not invent the KMS Decrypt that Secrets Manager would make on AWS.
+- identity-based policies (a user's inline, attached and group policies; a role's inline
+  and attached policies), the principal's **permissions boundary**, and the **session
+  policies** passed to ``AssumeRole`` (inline ``Policy`` and managed ``PolicyArns``);
+- the resource's own policy: a secret's resource policy (``PutResourcePolicy``), a KMS
+  key policy, an S3 bucket policy, a role's trust policy for ``AssumeRole``.
+
+An explicit ``Deny`` in any of them wins. In the resource's own account a resource-based
+policy that names the principal's ARN (or ``*``) allows on its own; one that names the
+role of a session allows within the session policies and boundary; one that names the
+account delegates to IAM, where the identity policies (within boundary and session
+policies) must allow. Across accounts both sides must allow. A KMS key is the exception
+AWS makes: its key policy must allow, directly or by delegating to the account.
+
+Condition keys come from :mod:`.request_keys`, resource ARNs and policies from
+:mod:`.resources`, the policy language from :mod:`.policy_language`; whatever cannot be
+judged fails closed. Calls that need more than one permission on AWS are checked for all
+of them (``iam:PassRole`` with ``iam:PassedToService`` when a function is given a role,
+``lambda:GetLayerVersion`` for its layers, the tagging permission when a resource is
+created with tags). A member account's principals are bound by the organisation's service
+control policies (:mod:`.service_control`). Lambda function and layer policies and resource
+control policies are not evaluated.
+
+The public entry points: :func:`authorize` (a call the lab received), :func:`decide`
+(one action on one resource for a known caller) and :func:`principal_may` (the same from a
+principal ARN, for the Lambda runtime's own checks).
+
+Examples
+--------
+>>> principal_may("arn:aws:iam::123456789012:role/orders-api-role", "logs:PutLogEvents",
+...               "arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/orders-api:log-stream:s"
+...               ).allowed                                              # doctest: +SKIP
+True
 """
 
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, Iterable
 
 from .identity import ASSUMED_ROLE, IAM_USER, Caller
 from .operations import ApiCall
+from .policy_language import (ACCOUNT, ALLOW, DENY, DIRECT, NEUTRAL, ROLE, Policy, Principal, Verdict,
+                              any_match, evaluate_policies, statement_applies)
+from .request_keys import Arrival, RequestContext
+from .request_keys import request_context as _full_context
+from .resources import load_document, resource_policies, resource_tags, resources_for, secret_arn
+
+__all__ = ["ACTION_PREFIX", "ACTION_NAME", "ALWAYS_ALLOWED", "ALLOW", "DENY", "NEUTRAL", "Decision",
+           "iam_action", "authorize", "decide", "principal_may", "evaluate", "request_context",
+           "policy_documents", "resources_for", "secret_arn", "trust_allows", "role_trusts_service"]
 
 #: IAM action prefix when it differs from the signing name.
 ACTION_PREFIX = {"monitoring": "cloudwatch", "email": "ses"}
@@ -44,8 +68,10 @@ ACTION_NAME = {
 }
 #: Calls AWS never denies on identity policy.
 ALWAYS_ALLOWED = {"sts:GetCallerIdentity"}
-
-ALLOW, DENY, NEUTRAL = "Allow", "Deny", "Neutral"
+_WHERE = {"identity": "an identity-based policy", "resource": "a resource-based policy",
+          "boundary": "a permissions boundary", "session": "a session policy", "scp": "a service control policy"}
+_NONE = {"identity": "identity-based policy", "resource": "resource-based policy",
+         "boundary": "permissions boundary", "session": "session policy", "scp": "service control policy"}
 
 
 @dataclass(frozen=True)
@@ -60,19 +86,25 @@ class Decision:
         The first action/resource pair that was denied (or the last one checked).
     explicit:
         ``True`` when an explicit ``Deny`` statement matched.
+    source:
+        Which policy type decided a denial: ``identity``, ``resource``, ``boundary``, ``session``.
     """
 
     allowed: bool
     action: str
     resource: str
     explicit: bool = False
+    source: str = "identity"
+    plain: bool = False
 
     def message(self, caller: Caller) -> str:
         """AWS's AccessDenied message for this decision."""
-        why = ("with an explicit deny in an identity-based policy" if self.explicit
-               else f"because no identity-based policy allows the {self.action} action")
-        return (f"User: {caller.arn} is not authorized to perform: {self.action} "
-                f"on resource: {self.resource} {why}")
+        head = f"User: {caller.arn} is not authorized to perform: {self.action} on resource: {self.resource}"
+        if self.plain:
+            return head
+        if self.explicit:
+            return f"{head} with an explicit deny in {_WHERE[self.source]}"
+        return f"{head} because no {_NONE[self.source]} allows the {self.action} action"
 
 
 def iam_action(call: ApiCall) -> str:
@@ -82,379 +114,280 @@ def iam_action(call: ApiCall) -> str:
     return f"{prefix}:{name}"
 
 
-def authorize(caller: Caller, call: ApiCall) -> Decision:
+# --------------------------------------------------------------------------- entry points
+def authorize(caller: Caller, call: ApiCall, arrival: Arrival | None = None) -> Decision:
     """Authorise ``call`` made by ``caller`` (IAM users and role sessions only)."""
     action = iam_action(call)
     if not caller.enforceable or action in ALWAYS_ALLOWED:
         return Decision(True, action, "*")
-    documents = policy_documents(caller)
-    session_documents = [_load(caller.session_policy)] if caller.session_policy else []
-    context = request_context(caller, call)
+    context = _full_context(caller, call, arrival, action.split(":", 1)[0])
     decision = Decision(True, action, "*")
     for resource in resources_for(call, caller.account_id):
-        verdict = evaluate(documents, action, resource, context)
-        if verdict == ALLOW and session_documents:
-            session = evaluate(session_documents, action, resource, context)
-            verdict = session if session != ALLOW else ALLOW
-        if verdict != ALLOW:
-            return Decision(False, action, resource, explicit=verdict == DENY)
-        decision = Decision(True, action, resource)
+        decision = decide(caller, action, resource, context)
+        if not decision.allowed:
+            return decision
+    for implied, resource, extra in implied_permissions(caller, call):
+        prefix = implied.split(":", 1)[0]
+        result = decide(caller, implied, resource, context.with_values(extra, (prefix,)))
+        if not result.allowed:
+            return result
     return decision
 
 
-def request_context(caller: Caller, call: ApiCall) -> dict[str, list[str]]:
-    """Condition keys the lab can evaluate for ``call`` (lower-cased names)."""
-    principal = caller.role_arn if caller.kind == ASSUMED_ROLE else caller.arn
-    context = {
-        "aws:principalarn": [principal],
-        "aws:principalaccount": [caller.account_id],
-        "aws:principaltype": [caller.kind],
-        "aws:requestedregion": [call.region],
-        "aws:userid": [caller.principal_id],
-        "aws:securetransport": ["false"],
-        "aws:sourceip": ["127.0.0.1"],
-    }
-    if caller.kind == IAM_USER:
-        context["aws:username"] = [caller.user_name]
-    if call.service == "iam" and (call.params or {}).get("PolicyArn"):  # Attach/DetachRolePolicy...
-        context["iam:policyarn"] = [call.params["PolicyArn"]]
-    return context
+def decide(caller: Caller, action: str, resource: str, context: RequestContext, *,
+           resource_policy: list[Policy] | None = None, resource_policy_required: bool = False,
+           identity_enforced: bool = True) -> Decision:
+    """Whether ``caller`` may do ``action`` on ``resource``, every policy type combined.
+
+    Parameters
+    ----------
+    resource_policy:
+        The resource-based policy to use (default: the resource's own, read from moto).
+    resource_policy_required:
+        The resource policy must allow (KMS keys, trust policies); otherwise it may add to
+        the identity policies.
+    identity_enforced:
+        ``False`` judges the resource-based policy alone (identity policies taken as allowing),
+        as the lab does for trust policies when IAM enforcement is off.
+    """
+    context = context.for_resource(resource, resource_tags(resource) if resource != "*" else {})
+    is_kms_key = resource.startswith("arn:aws:kms:") and ":key/" in resource and action.startswith("kms:")
+    policies = resource_policy if resource_policy is not None else (resource_policies(resource) or [])
+    required = resource_policy_required or is_kms_key
+    verdicts = _identity_verdicts(caller, action, resource, context) if identity_enforced else {}
+    for source in ("identity", "boundary", "session"):
+        if verdicts.get(source) is not None and verdicts[source].effect == DENY:
+            return Decision(False, action, resource, True, source)
+    ceiling = _service_control(caller, action, resource, context) if identity_enforced else None
+    if ceiling is not None:
+        return ceiling
+    principal = Principal(caller.arn, caller.account_id, caller.role_arn if caller.kind == ASSUMED_ROLE else "")
+    on_resource = evaluate_policies(policies, action, resource, context.lookup, principal) if policies \
+        else Verdict(NEUTRAL)
+    if on_resource.effect == DENY:
+        return Decision(False, action, resource, True, "resource")
+    grant = on_resource.grant if on_resource.effect == ALLOW else None
+    same_account = _account_of(resource, caller.account_id) == caller.account_id
+    failing = _first_failing(verdicts)  # identity path: identity, then boundary, then session
+    limits = next((s for s in ("boundary", "session") if verdicts.get(s) is not None
+                   and verdicts[s].effect != ALLOW), None)
+    if required and grant is None:
+        return Decision(False, action, resource, False, "resource")
+    if same_account and grant == DIRECT:
+        return Decision(True, action, resource)
+    if same_account and grant == ROLE:
+        return Decision(limits is None, action, resource, False, limits or "identity")
+    if failing is not None:
+        return Decision(False, action, resource, False, failing)
+    if not same_account and grant is None:
+        return Decision(False, action, resource, False, "resource")
+    return Decision(True, action, resource)
 
 
-# --------------------------------------------------------------------------- policies
+def _identity_verdicts(caller: Caller, action: str, resource: str, context: RequestContext) -> dict:
+    out: dict[str, Verdict | None] = {
+        "identity": evaluate_policies(identity_policies(caller), action, resource, context.lookup)}
+    boundary = boundary_policy(caller)
+    out["boundary"] = evaluate_policies([boundary], action, resource, context.lookup) if boundary else None
+    sessions = session_policies(caller)
+    out["session"] = evaluate_policies(sessions, action, resource, context.lookup) if sessions else None
+    return out
 
-def policy_documents(caller: Caller) -> list[dict]:
-    """Identity-based policy documents of ``caller`` read from moto's IAM backend."""
+
+def _service_control(caller: Caller, action: str, resource: str, context: RequestContext) -> Decision | None:
+    """The organisation's SCPs: a denial when a level denies or allows nothing (``None``: passes)."""
+    from .service_control import scp_levels
+
+    levels = scp_levels(caller.account_id)
+    verdicts = [evaluate_policies(level, action, resource, context.lookup) for level in levels or []]
+    if any(v.effect == DENY for v in verdicts):
+        return Decision(False, action, resource, True, "scp")
+    if any(v.effect != ALLOW for v in verdicts):
+        return Decision(False, action, resource, False, "scp")
+    return None
+
+
+def _first_failing(verdicts: dict) -> str | None:
+    for source in ("identity", "boundary", "session"):
+        verdict = verdicts.get(source)
+        if verdict is not None and verdict.effect != ALLOW:
+            return source
+    return None
+
+
+def _account_of(resource: str, default: str) -> str:
+    parts = resource.split(":")
+    return parts[4] if len(parts) > 4 and parts[4] and parts[4] != "*" and parts[0] == "arn" else default
+
+
+def principal_may(principal_arn: str, action: str, resource: str,
+                  context: dict[str, Any] | None = None) -> Decision:
+    """May the principal ``principal_arn`` do ``action`` on ``resource``?
+
+    ``principal_arn`` is an IAM user, a role (judged as a session of it with no session
+    policy), or an assumed-role session ARN; ``context`` adds condition keys (names as in
+    policies). A principal that does not exist may do nothing.
+    """
+    caller = caller_from_arn(principal_arn)
+    if caller is None:
+        return Decision(False, action, resource)
+    from .request_keys import principal_absent
+
+    base = RequestContext(principal_keys_for(caller), frozenset({action.split(":", 1)[0]}),
+                          frozenset(principal_absent(caller)))
+    return decide(caller, action, resource, base.with_values(context or {}))
+
+
+def caller_from_arn(arn: str) -> Caller | None:
+    """A :class:`Caller` for a user, role or assumed-role ARN of an existing principal."""
+    from .resources import iam_entity
+
+    parts = arn.split(":", 5)
+    if len(parts) != 6:
+        return None
+    account, resource = parts[4], parts[5]
+    if resource.startswith("user/"):
+        user = iam_entity("user", resource.rsplit("/", 1)[-1], account)
+        return Caller(IAM_USER, user.arn, account, "", user.id, user.name) if user is not None else None
+    if resource.startswith(("role/", "assumed-role/")):
+        role_name = resource.split("/")[1] if resource.startswith("assumed-role/") else resource.rsplit("/", 1)[-1]
+        session = resource.split("/")[2] if resource.startswith("assumed-role/") else "lab-check"
+        role = iam_entity("role", role_name, account)
+        if role is None:
+            return None
+        return Caller(ASSUMED_ROLE, f"arn:aws:sts::{account}:assumed-role/{role_name}/{session}", account, "",
+                      f"{role.id}:{session}", session, role_name=role_name, role_arn=role.arn, role_id=role.id,
+                      session_name=session)
+    return None
+
+
+def principal_keys_for(caller: Caller) -> dict[str, list[str]]:
+    from .request_keys import now_context_values, principal_keys
+
+    return {**principal_keys(caller), **now_context_values(), "aws:viaawsservice": ["false"]}
+
+
+# --------------------------------------------------------------------------- the principal's policies
+def identity_policies(caller: Caller) -> list[Policy]:
+    """Identity-based policies of ``caller`` read from moto's IAM backend, with their names."""
     from moto.iam.models import iam_backends
 
     backend = iam_backends[caller.account_id]["aws"]
-    raw: list[Any] = []
+    found: list[Policy] = []
     try:
         if caller.kind == IAM_USER:
             name = caller.user_name
-            raw += [backend.get_user_policy(name, p) for p in backend.list_user_policies(name)]
-            raw += backend.list_attached_user_policies(name)[0]
+            found += [Policy(f"inline policy {p} of user {name}", load_document(backend.get_user_policy(name, p)
+                                                                                 .get("policy_document", "")))
+                      for p in backend.list_user_policies(name)]
+            found += [_managed(p) for p in backend.list_attached_user_policies(name)[0]]
             for group in backend.get_groups_for_user(name):
-                raw += [backend.get_group_policy(group.name, p)
-                        for p in backend.list_group_policies(group.name)]
-                raw += backend.list_attached_group_policies(group.name)[0]
+                found += [Policy(f"inline policy {p} of group {group.name}",
+                                 load_document(backend.get_group_policy(group.name, p).get("policy_document", "")))
+                          for p in backend.list_group_policies(group.name)]
+                found += [_managed(p) for p in backend.list_attached_group_policies(group.name)[0]]
         elif caller.kind == ASSUMED_ROLE:
             name = caller.role_name
-            raw += [backend.get_role_policy(name, p)[1] for p in backend.list_role_policies(name)]
-            raw += backend.list_attached_role_policies(name)[0]
+            found += [Policy(f"inline policy {p} of role {name}", load_document(backend.get_role_policy(name, p)[1]))
+                      for p in backend.list_role_policies(name)]
+            found += [_managed(p) for p in backend.list_attached_role_policies(name)[0]]
     except Exception:  # the user or role is gone: no policy grants anything
         return []
-    return [d for d in (_document(p) for p in raw) if d]
+    return [p for p in found if p.document]
 
 
-def _document(policy: Any) -> dict | None:
-    if isinstance(policy, str):
-        return _load(policy)
-    if isinstance(policy, dict):
-        return _load(policy.get("policy_document") or policy.get("PolicyDocument") or "")
-    versions = getattr(policy, "versions", None)
-    if versions:  # a managed policy: its default version
-        for version in versions:
-            if version.is_default:
-                return _load(version.document)
-    document = getattr(policy, "document", None)
-    return _load(document) if document else None
+def _managed(policy: Any) -> Policy:
+    arn = getattr(policy, "arn", "a managed policy")
+    for version in getattr(policy, "versions", None) or []:
+        if version.is_default:
+            return Policy(f"managed policy {arn}", load_document(version.document))
+    return Policy(f"managed policy {arn}", load_document(getattr(policy, "document", "") or ""))
 
 
-def _load(document: Any) -> dict:
-    if isinstance(document, dict):
-        return document
-    try:
-        from urllib.parse import unquote
-
-        text = document if document.lstrip().startswith("{") else unquote(document)
-        value = json.loads(text)
-        return value if isinstance(value, dict) else {}
-    except (ValueError, AttributeError):
-        return {}
+def policy_documents(caller: Caller) -> list[dict]:
+    """The identity-based policy documents of ``caller`` (without their names)."""
+    return [p.document for p in identity_policies(caller)]
 
 
-def evaluate(documents: Iterable[dict], action: str, resource: str,
-             context: dict[str, list[str]] | None = None) -> str:
-    """``Allow``, ``Deny`` (explicit) or ``Neutral`` for ``action`` on ``resource``."""
-    allowed = False
-    for document in documents:
-        statements = document.get("Statement", [])
-        if isinstance(statements, dict):
-            statements = [statements]
-        for statement in statements:
-            if not _statement_applies(statement, action, resource, context or {}):
-                continue
-            if statement.get("Effect") == "Deny":
-                return DENY
-            if statement.get("Effect") == "Allow":
-                allowed = True
-    return ALLOW if allowed else NEUTRAL
+def boundary_policy(caller: Caller) -> Policy | None:
+    """The permissions boundary of the user or role (an empty policy when its ARN names none)."""
+    from .resources import iam_entity
+
+    kind, name = ("user", caller.user_name) if caller.kind == IAM_USER else ("role", caller.role_name)
+    entity = iam_entity(kind, name, caller.account_id)
+    arn = getattr(entity, "permissions_boundary_arn", None) if entity is not None else None
+    if not arn:
+        return None
+    return _managed_by_arn(caller.account_id, arn, "permissions boundary")
 
 
-def _statement_applies(statement: dict, action: str, resource: str,
-                       context: dict[str, list[str]]) -> bool:
-    if "NotAction" in statement:
-        if _any_match(statement["NotAction"], action, ignore_case=True):
-            return False
-    elif not _any_match(statement.get("Action", []), action, ignore_case=True):
-        return False
-    if "NotResource" in statement:
-        if _any_match(statement["NotResource"], resource):
-            return False
-    elif "Resource" in statement and not _any_match(statement["Resource"], resource):
-        return False
-    return conditions_hold(statement.get("Condition") or {}, context)
-
-
-def _any_match(patterns: Any, value: str, ignore_case: bool = False) -> bool:
-    if isinstance(patterns, str):
-        patterns = [patterns]
-    return any(_glob(p, ignore_case).match(value) for p in patterns)
-
-
-@lru_cache(maxsize=4096)
-def _glob(pattern: str, ignore_case: bool) -> re.Pattern:
-    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.compile(f"^{regex}$", re.IGNORECASE | re.DOTALL if ignore_case else re.DOTALL)
-
-
-# --------------------------------------------------------------------------- conditions
-
-def conditions_hold(conditions: dict, context: dict[str, list[str]]) -> bool:
-    """Whether every condition block holds for ``context`` (unknown operators: no)."""
-    for operator, block in conditions.items():
-        if not isinstance(block, dict):
-            return False
-        for key, expected in block.items():
-            expected = [str(v) for v in (expected if isinstance(expected, list) else [expected])]
-            if not _condition(operator, context.get(key.lower()), expected):
-                return False
-    return True
-
-
-def _condition(operator: str, actual: list[str] | None, expected: list[str]) -> bool:
-    quantifier = ""
-    if ":" in operator:
-        quantifier, operator = operator.split(":", 1)
-    if_exists = operator.endswith("IfExists")
-    base = operator[:-len("IfExists")] if if_exists else operator
-    if base == "Null":
-        return (actual is None) == (expected[0].lower() == "true")
-    negated = "Not" in base
-    if actual is None:
-        return if_exists or negated or quantifier == "ForAllValues"
-    test = _OPERATORS.get(base.replace("Not", ""))
-    if test is None:
-        return False
-
-    def one(value: str) -> bool:
-        hit = any(test(value, e) for e in expected)
-        return not hit if negated else hit
-
-    if quantifier == "ForAllValues":
-        return all(one(v) for v in actual)
-    return any(one(v) for v in actual)
-
-
-_OPERATORS = {
-    "StringEquals": lambda v, e: v == e,
-    "StringEqualsIgnoreCase": lambda v, e: v.lower() == e.lower(),
-    "StringLike": lambda v, e: bool(_glob(e, False).match(v)),
-    "ArnEquals": lambda v, e: v == e,
-    "ArnLike": lambda v, e: bool(_glob(e, False).match(v)),
-    "Bool": lambda v, e: v.lower() == e.lower(),
-}
-
-
-# --------------------------------------------------------------------------- resources
-
-def resources_for(call: ApiCall, account_id: str) -> list[str]:
-    """Resource ARNs AWS authorises ``call`` against (``["*"]`` where AWS uses ``*``)."""
-    resolver = _RESOLVERS.get(call.service)
-    arns: list[str] = []
-    if resolver is not None:
-        try:
-            arns = resolver(call, account_id, call.region, call.params or {})
-        except Exception:  # a malformed request: moto answers it with the right error
-            arns = []
-    return arns or ["*"]
-
-
-def _secretsmanager(call, account, region, params) -> list[str]:
-    secret_id = params.get("SecretId") or params.get("Name")
-    if not secret_id:
+def session_policies(caller: Caller) -> list[Policy]:
+    """The session policies of a role session: inline ``Policy`` and managed ``PolicyArns``."""
+    if caller.kind != ASSUMED_ROLE:
         return []
-    arn = secret_arn(account, region, secret_id)
-    if call.operation == "CreateSecret" and arn.endswith(f":secret:{secret_id}"):  # not made yet
-        return [f"arn:aws:secretsmanager:{region}:{account}:secret:{secret_id}-??????"]
-    return [arn]
+    found = [Policy(f"the session policy of {caller.arn}", load_document(caller.session_policy))] \
+        if caller.session_policy else []
+    found += [_managed_by_arn(caller.account_id, arn, "session policy") for arn in caller.session_policy_arns]
+    return found
 
 
-def secret_arn(account: str, region: str, secret_id: str) -> str:
-    """Full ARN (with the random suffix) of a secret given by name or ARN."""
-    from moto.secretsmanager.models import secretsmanager_backends
-
-    secret = secretsmanager_backends[account][region].secrets.get(secret_id)
-    if secret is not None:
-        return secret.arn
-    if secret_id.startswith("arn:"):
-        return secret_id
-    return f"arn:aws:secretsmanager:{region}:{account}:secret:{secret_id}"
-
-
-def _kms(call, account, region, params) -> list[str]:
-    key_id = params.get("KeyId") or params.get("TargetKeyId")
-    if not key_id:
-        alias = params.get("AliasName")
-        return [f"arn:aws:kms:{region}:{account}:{alias}"] if alias else []
-    from moto.kms.models import kms_backends
-
-    try:
-        key_id = kms_backends[account][region].any_id_to_key_id(key_id)
-    except Exception:  # unknown alias: authorise on the alias, moto reports NotFound
-        return [f"arn:aws:kms:{region}:{account}:{key_id}" if key_id.startswith("alias/")
-                else key_id]
-    return [f"arn:aws:kms:{region}:{account}:key/{key_id}"]
-
-
-def _dynamodb(call, account, region, params) -> list[str]:
-    def table(name: str) -> str:
-        return name if name.startswith("arn:") else f"arn:aws:dynamodb:{region}:{account}:table/{name}"
-
-    if isinstance(params.get("RequestItems"), dict):
-        return [table(name) for name in params["RequestItems"]]
-    if isinstance(params.get("TransactItems"), list):
-        names = []
-        for item in params["TransactItems"]:
-            for body in (item or {}).values():
-                if isinstance(body, dict) and body.get("TableName"):
-                    names.append(table(body["TableName"]))
-        return names
-    name = params.get("TableName") or params.get("ResourceArn")
-    if not name:
-        return []
-    arn = table(name)
-    if params.get("IndexName") and call.operation in ("Query", "Scan"):
-        arn += f"/index/{params['IndexName']}"
-    return [arn]
-
-
-def _lambda(call, account, region, params) -> list[str]:
-    layer = params.get("LayerName")
-    if layer:
-        base = layer if layer.startswith("arn:") else f"arn:aws:lambda:{region}:{account}:layer:{layer}"
-        version = params.get("VersionNumber")
-        return [f"{base}:{version}" if version and not base.count(":") > 6 else base]
-    if params.get("Arn") and ":layer:" in params["Arn"]:
-        return [params["Arn"]]
-    name = params.get("FunctionName")
-    if not name and str(params.get("Resource", "")).startswith("arn:"):  # ListTags, TagResource...
-        name = params["Resource"]
-    if not name:
-        return []
-    # As on AWS, a call with a qualifier (a version or alias) is authorised against the
-    # qualified ARN: a policy can allow deleting versions without allowing the function.
-    qualifier = params.get("Qualifier")
-    if name.startswith("arn:"):
-        parts = name.split(":")
-        qualifier = qualifier or (parts[7] if len(parts) > 7 else None)
-        base = ":".join(parts[:7])
-    else:
-        if ":" in name:  # "account:function:name" partial ARN or "name:qualifier"
-            parts = name.split(":")
-            if len(parts) >= 3 and parts[1] == "function":
-                name, qualifier = parts[2], qualifier or (parts[3] if len(parts) > 3 else None)
-            else:
-                name, qualifier = parts[0], qualifier or parts[1]
-        base = f"arn:aws:lambda:{region}:{account}:function:{name}"
-    return [f"{base}:{qualifier}" if qualifier else base]
-
-
-def _logs(call, account, region, params) -> list[str]:
-    group = params.get("logGroupName")
-    if not group and params.get("logGroupIdentifier"):
-        group = params["logGroupIdentifier"].split(":log-group:")[-1]
-    if not group:
-        return [f"arn:aws:logs:{region}:{account}:log-group:*"]
-    base = f"arn:aws:logs:{region}:{account}:log-group:{group}"
-    stream = params.get("logStreamName")
-    if stream and call.operation in ("PutLogEvents", "GetLogEvents"):
-        return [f"{base}:log-stream:{stream}"]
-    return [f"{base}:*"]
-
-
-def _iam(call, account, region, params) -> list[str]:
-    for key, kind in (("RoleName", "role"), ("UserName", "user"), ("GroupName", "group"),
-                      ("InstanceProfileName", "instance-profile")):
-        name = params.get(key)
-        if name:
-            path = (params.get("Path") or "/") if call.operation.startswith("Create") \
-                else _iam_path(kind, name, account)
-            return [f"arn:aws:iam::{account}:{kind}{path}{name}"]
-    if params.get("PolicyArn"):
-        return [params["PolicyArn"]]
-    if params.get("PolicySourceArn"):  # SimulatePrincipalPolicy: authorised on the principal
-        return [params["PolicySourceArn"]]
-    if call.operation == "CreatePolicy" and params.get("PolicyName"):
-        return [f"arn:aws:iam::{account}:policy{params.get('Path', '/')}{params['PolicyName']}"]
-    return []
-
-
-def _iam_path(kind: str, name: str, account: str) -> str:
+def _managed_by_arn(account: str, arn: str, role: str) -> Policy:
     from moto.iam.models import iam_backends
 
-    backend = iam_backends[account]["aws"]
     try:
-        if kind == "role":
-            return backend.get_role(name).path
-        if kind == "user":
-            return backend.get_user(name).path
-    except Exception:  # not there yet: AWS would authorise on the default path
-        pass
-    return "/"
+        return _managed(iam_backends[account]["aws"].get_policy(arn))
+    except Exception:  # a policy ARN that names nothing allows nothing
+        return Policy(f"the {role} {arn} (not found)", {"Version": "2012-10-17", "Statement": []})
 
 
-def _sts(call, account, region, params) -> list[str]:
-    return [params["RoleArn"]] if params.get("RoleArn") else []
+# --------------------------------------------------------------------------- more than one permission
+def implied_permissions(caller: Caller, call: ApiCall) -> list[tuple[str, str, dict]]:
+    """The other permissions AWS checks for ``call``: ``(action, resource, extra condition keys)``."""
+    from .resources import function_arn
+
+    params, account, region = call.params or {}, caller.account_id, call.region
+    out: list[tuple[str, str, dict]] = []
+    if call.service == "lambda" and call.operation in ("CreateFunction", "UpdateFunctionConfiguration"):
+        function = function_arn(account, region, str(params.get("FunctionName", "")))
+        if params.get("Role"):
+            out.append(("iam:PassRole", str(params["Role"]), {"iam:PassedToService": "lambda.amazonaws.com",
+                                                              "iam:AssociatedResourceArn": function}))
+        out += [("lambda:GetLayerVersion", str(layer), {}) for layer in params.get("Layers") or []]
+        if call.operation == "CreateFunction" and params.get("Tags"):
+            out.append(("lambda:TagResource", function, {}))
+    tagged = {("secretsmanager", "CreateSecret"): "secretsmanager:TagResource", ("kms", "CreateKey"): "kms:TagResource",
+              ("iam", "CreateRole"): "iam:TagRole", ("iam", "CreatePolicy"): "iam:TagPolicy",
+              ("iam", "CreateUser"): "iam:TagUser"}.get((call.service, call.operation))
+    if tagged and params.get("Tags"):
+        out += [(tagged, resource, {}) for resource in resources_for(call, account)]
+    return out
 
 
-def _cloudtrail(call, account, region, params) -> list[str]:
-    name = params.get("Name") or params.get("TrailName") or params.get("ResourceId")
-    if not name:
-        return []
-    return [name if name.startswith("arn:") else f"arn:aws:cloudtrail:{region}:{account}:trail/{name}"]
+# --------------------------------------------------------------------------- compatibility helpers
+def request_context(caller: Caller, call: ApiCall, arrival: Arrival | None = None) -> RequestContext:
+    """Condition keys of ``call`` made by ``caller`` (see :mod:`.request_keys`)."""
+    return _full_context(caller, call, arrival, iam_action(call).split(":", 1)[0])
 
 
-def _cloudfront(call, account, region, params) -> list[str]:
-    dist = params.get("Id") or params.get("DistributionId")
-    return [f"arn:aws:cloudfront::{account}:distribution/{dist}"] if dist else []
+def evaluate(documents: Iterable[dict | Policy], action: str, resource: str,
+             context: RequestContext | dict[str, list[str]] | None = None) -> str:
+    """``Allow``, ``Deny`` (explicit) or ``Neutral`` for ``action`` on ``resource``.
+
+    ``context`` is a :class:`~.request_keys.RequestContext` or a plain ``{key: values}``
+    (keys not in it are absent when AWS could leave them out, unknown otherwise).
+    """
+    if not isinstance(context, RequestContext):
+        context = RequestContext({k.lower(): v for k, v in (context or {}).items()})
+    return evaluate_policies(documents, action, resource, context.lookup).effect
 
 
-def _s3(call, account, region, params) -> list[str]:
-    bucket = params.get("Bucket")
-    if not bucket:
-        return []
-    key = params.get("Key")
-    return [f"arn:aws:s3:::{bucket}/{key}" if key else f"arn:aws:s3:::{bucket}"]
-
-
-_RESOLVERS = {
-    "secretsmanager": _secretsmanager, "kms": _kms, "dynamodb": _dynamodb,
-    "lambda": _lambda, "logs": _logs, "iam": _iam, "sts": _sts,
-    "cloudtrail": _cloudtrail, "cloudfront": _cloudfront, "s3": _s3,
-}
-
-
-# --------------------------------------------------------------------------- trust
-
-def role_trusts_service(role_arn_or_name: str, service: str,
-                        account_id: str = "123456789012") -> bool:
+# --------------------------------------------------------------------------- service trust
+def role_trusts_service(role_arn_or_name: str, service: str, account_id: str = "123456789012") -> bool:
     """Whether the role's trust policy lets ``service`` (``lambda.amazonaws.com``) assume it.
 
     moto's own trust check crashes (TypeError) on a ``Service`` principal; this one
     reads ``Principal.Service`` (string or list, ``*`` wildcards) and honours
-    ``Deny`` statements and the conditions above.
+    ``Deny`` statements.
     """
     from moto.iam.models import iam_backends
 
@@ -464,21 +397,30 @@ def role_trusts_service(role_arn_or_name: str, service: str,
                 else backend.get_role(role_arn_or_name))
     except Exception:  # no such role: nothing trusts anyone
         return False
-    return trust_allows(_load(role.assume_role_policy_document), service)
+    return trust_allows(load_document(role.assume_role_policy_document), service)
 
 
 def trust_allows(document: dict, service: str, action: str = "sts:AssumeRole") -> bool:
-    """Evaluate a trust policy ``document`` for a service principal."""
+    """Evaluate a trust policy ``document`` for a service principal (conditions fail closed)."""
     allowed = False
     statements = document.get("Statement", [])
+    context = RequestContext({"aws:principalservicename": [service]}, frozenset({"sts"}))
     for statement in [statements] if isinstance(statements, dict) else statements:
-        if not _any_match(statement.get("Action", []), action, ignore_case=True):
-            continue
         principal = statement.get("Principal", {})
         services = principal.get("Service", []) if isinstance(principal, dict) else principal
-        if not (principal == "*" or _any_match(services, service)):
+        if not (principal == "*" or any_match(services, service)):
+            continue
+        try:
+            applies = statement_applies(statement, action, "*", context.lookup)
+        except Exception:  # an unjudgeable condition: an Allow does not match, a Deny applies
+            applies = statement.get("Effect") == "Deny"
+        if not applies:
             continue
         if statement.get("Effect") == "Deny":
             return False
         allowed = allowed or statement.get("Effect") == "Allow"
     return allowed
+
+
+__all__ += ["ACCOUNT", "DIRECT", "ROLE", "identity_policies", "boundary_policy", "session_policies",
+            "implied_permissions", "caller_from_arn"]

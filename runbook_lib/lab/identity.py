@@ -6,13 +6,18 @@ process), and shaped as CloudTrail's ``userIdentity``:
 - an access key created by ``CreateAccessKey`` -> ``IAMUser``;
 - a session key from ``AssumeRole`` (over the API or in-process, as the Lambda
   runtime does) -> ``AssumedRole`` with ``sessionContext.sessionIssuer``;
-- anything else (moto's default ``testing`` keys, unknown keys) -> ``Root`` of the
-  default account, as moto itself treats them.
+- anything else (moto's default ``testing`` keys, unknown, deleted keys) -> ``Unknown``:
+  :mod:`.credentials` refuses such a request before anything else reads it.
+
+What ``AssumeRole`` was asked beyond what moto keeps (session tags, managed session
+policies, a source identity) is remembered here per access key
+(:func:`remember_session`), so the evaluator sees the session as AWS does.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 DEFAULT_ACCOUNT_ID = "123456789012"
@@ -35,6 +40,8 @@ class Caller:
         CloudTrail's ``Username``: the user name, the role session name, or ``root``.
     role_name, role_arn, role_id, session_name, session_created, session_policy:
         Set for ``AssumedRole`` only.
+    session_tags, session_policy_arns, source_identity:
+        What ``AssumeRole`` passed (tags, ``PolicyArns``, ``SourceIdentity``).
     """
 
     kind: str
@@ -49,6 +56,9 @@ class Caller:
     session_name: str = ""
     session_created: datetime | None = None
     session_policy: str | None = None
+    session_tags: dict = field(default_factory=dict, compare=False)
+    session_policy_arns: tuple = ()
+    source_identity: str = ""
 
     @property
     def enforceable(self) -> bool:
@@ -58,7 +68,8 @@ class Caller:
     def user_identity(self) -> dict:
         """CloudTrail ``userIdentity`` for this caller."""
         if self.kind == UNKNOWN:
-            return {"type": "Unknown"}
+            return {"type": "Unknown", "accessKeyId": self.access_key_id} if self.access_key_id \
+                else {"type": "Unknown"}
         identity = {"type": self.kind, "principalId": self.principal_id, "arn": self.arn,
                     "accountId": self.account_id, "accessKeyId": self.access_key_id}
         if self.kind == IAM_USER:
@@ -74,13 +85,37 @@ class Caller:
         return identity
 
 
-def unknown_caller() -> Caller:
-    return Caller(kind=UNKNOWN, arn="", account_id="", access_key_id="", principal_id="",
+@dataclass(frozen=True)
+class SessionExtras:
+    """What an ``AssumeRole`` call asked for that moto's session model does not keep."""
+
+    tags: dict = field(default_factory=dict)
+    policy_arns: tuple = ()
+    source_identity: str = ""
+
+
+_sessions: dict[str, SessionExtras] = {}
+_sessions_lock = threading.Lock()
+
+
+def remember_session(access_key_id: str, extras: SessionExtras) -> None:
+    """Keep ``AssumeRole``'s tags, policy ARNs and source identity for the session's key."""
+    with _sessions_lock:
+        _sessions[access_key_id] = extras
+
+
+def session_extras(access_key_id: str) -> SessionExtras:
+    with _sessions_lock:
+        return _sessions.get(access_key_id) or SessionExtras()
+
+
+def unknown_caller(access_key_id: str = "") -> Caller:
+    return Caller(kind=UNKNOWN, arn="", account_id="", access_key_id=access_key_id, principal_id="",
                   user_name="")
 
 
 def resolve_caller(access_key_id: str) -> Caller:
-    """Return the :class:`Caller` owning ``access_key_id`` (``Root`` when moto does not know it)."""
+    """Return the :class:`Caller` owning ``access_key_id`` (``Unknown`` when moto does not know it)."""
     if not access_key_id:
         return unknown_caller()
     session = _assumed_role(access_key_id)
@@ -89,9 +124,7 @@ def resolve_caller(access_key_id: str) -> Caller:
     user = _iam_user(access_key_id)
     if user is not None:
         return user
-    return Caller(kind=ROOT, arn=f"arn:aws:iam::{DEFAULT_ACCOUNT_ID}:root",
-                  account_id=DEFAULT_ACCOUNT_ID, access_key_id=access_key_id,
-                  principal_id=DEFAULT_ACCOUNT_ID, user_name="root")
+    return unknown_caller(access_key_id)
 
 
 def _assumed_role(access_key_id: str) -> Caller | None:
@@ -112,13 +145,16 @@ def _assumed_role(access_key_id: str) -> Caller | None:
             created = getattr(session.access_key, "create_date", None)
             if created is not None and created.tzinfo is None:
                 created = created.replace(tzinfo=timezone.utc)
+            extras = session_extras(access_key_id)
             return Caller(kind=ASSUMED_ROLE, arn=session.arn, account_id=session.account_id,
                           access_key_id=access_key_id,
                           principal_id=f"{role_id}:{session.session_name}",
                           user_name=session.session_name, role_name=role_name,
                           role_arn=session.role_arn, role_id=role_id,
                           session_name=session.session_name, session_created=created,
-                          session_policy=session.policy or None)
+                          session_policy=session.policy or None, session_tags=dict(extras.tags),
+                          session_policy_arns=tuple(extras.policy_arns),
+                          source_identity=extras.source_identity)
     return None
 
 

@@ -142,6 +142,11 @@ def resolve(environ: dict, body: bytes) -> ApiCall | None:
         parts = credential.split("/")
         if len(parts) == 5:
             access_key, region, service = parts[0], parts[2], parts[3]
+        elif values.get("AWSAccessKeyId") or environ.get("HTTP_AUTHORIZATION", "").startswith("AWS "):
+            # S3's legacy Signature Version 2 (the only service still taking it)
+            authorization = environ.get("HTTP_AUTHORIZATION", "")
+            access_key = (values.get("AWSAccessKeyId") or [authorization[4:].split(":", 1)[0]])[0]
+            service = "s3"
     target = environ.get("HTTP_X_AMZ_TARGET", "")
     content_type = environ.get("CONTENT_TYPE", "")
     form = _form(body, content_type, query)
@@ -180,7 +185,7 @@ def _resolve_with(model, call: ApiCall, environ: dict, body: bytes, form: dict,
         operation = form["Action"][0]
         if operation not in model.operation_names:
             return False
-        call.operation, call.protocol = operation, "query"
+        call.operation, call.protocol = operation, "ec2" if model.protocol == "ec2" else "query"
         call.params = nest_query({k: v[0] for k, v in form.items()
                                   if k not in ("Action", "Version")})
         return True

@@ -2,10 +2,9 @@
 
 - :class:`LabServer` runs in the lab process: moto wrapped by :class:`~.app.LabApp`,
   served by werkzeug's threaded server on 127.0.0.1, plus the CloudTrail event store,
-  the run-time config, the partner API and the Lambda runtime.
-- :class:`Lab` is what the runner, the notebooks' tests and people use: a context
-  manager that starts ``python -m runbook_lib.lab serve`` as a child process, waits
-  for its ready file and stops it on exit.
+  the run-time settings (:mod:`.settings`), the partner API and the Lambda runtime.
+- :class:`~.process.Lab` (re-exported here) is what the runner, the notebooks' tests and
+  people use: the lab in a child process.
 - :func:`serve` is ``runbook lab`` / ``python -m runbook_lib.lab serve``.
 """
 
@@ -15,20 +14,17 @@ import json
 import os
 import secrets
 import signal
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-from ..exceptions import LabError
+from .process import Lab
+from .settings import ACCOUNT_ID, ADMIN_USER, REGION, LabSettings
 
-ACCOUNT_ID = "123456789012"
-REGION = "us-east-1"
-ADMIN_USER = "lab-admin"
+__all__ = ["ACCOUNT_ID", "ADMIN_USER", "REGION", "FAULT_KINDS", "Lab", "LabServer", "serve", "add_arguments",
+           "main", "load_managed_policies_in_aws_partition_only"]
 #: Faults the lab can inject into AWS calls (``POST /_lab/faults``).
 FAULT_KINDS = ("throttle", "deny")
 _ADMIN_POLICY = json.dumps({"Version": "2012-10-17",
@@ -64,17 +60,25 @@ class LabServer:
         TCP port on ``host``; 0 picks a free one.
     enforce_iam:
         Start with resource-level IAM enforcement on (switchable later).
+    trail_delay, cloudfront_deploy_seconds:
+        Start values of those settings (:class:`~.settings.LabSettings`).
     """
 
     def __init__(self, port: int = 0, host: str = "127.0.0.1", enforce_iam: bool = False,
-                 account_id: str = ACCOUNT_ID, region: str = REGION, quiet: bool = True):
-        from .cloudtrail import EventStore
+                 account_id: str = ACCOUNT_ID, region: str = REGION, quiet: bool = True,
+                 trail_delay: float = 0.0, cloudfront_deploy_seconds: float | None = None):
+        from . import cloudfront
+        from .cloudtrail import EventStore, LookupThrottle
 
         self.host, self.port = host, port
         self.account_id, self.region = account_id, region
-        self.enforce_iam = bool(enforce_iam)
         self.quiet = quiet
+        self.settings = LabSettings()
         self.events = EventStore()
+        self.lookup_throttle = LookupThrottle()
+        self.configure({"enforce_iam": bool(enforce_iam), "trail_delay_seconds": float(trail_delay),
+                        "cloudfront_deploy_seconds": cloudfront.DEFAULT_DEPLOY_SECONDS
+                        if cloudfront_deploy_seconds is None else float(cloudfront_deploy_seconds)})
         self.code_token = secrets.token_urlsafe(12)
         self.endpoint_url = ""
         self.admin_env: dict[str, str] = {}
@@ -150,18 +154,20 @@ class LabServer:
                 "AWS_SECRET_ACCESS_KEY": key.secret_access_key,
                 "AWS_DEFAULT_REGION": self.region, "AWS_REGION": self.region}
 
+    @property
+    def enforce_iam(self) -> bool:
+        return self.settings.enforce_iam
+
     def config(self) -> dict:
-        return {"enforce_iam": self.enforce_iam}
+        return self.settings.to_dict()
 
     def configure(self, update: dict) -> dict:
-        """Apply ``{"enforce_iam": bool}``; unknown keys are refused."""
-        unknown = set(update) - {"enforce_iam"}
-        if unknown:
-            raise KeyError(f"unknown lab setting(s): {', '.join(sorted(unknown))}")
-        if "enforce_iam" in update:
-            if not isinstance(update["enforce_iam"], bool):
-                raise TypeError("enforce_iam must be true or false")
-            self.enforce_iam = update["enforce_iam"]
+        """Apply validated settings (:class:`~.settings.LabSettings`); unknown keys are refused."""
+        from . import cloudfront
+
+        self.settings.update(update)
+        self.events.delay_seconds = self.settings.trail_delay_seconds
+        cloudfront.set_deploy_seconds(self.settings.cloudfront_deploy_seconds)
         return self.config()
 
     # ------------------------------------------------------------------ fault injection
@@ -199,7 +205,7 @@ class LabServer:
 
     def health(self) -> dict:
         return {"status": "ok", "endpoint_url": self.endpoint_url, "account_id": self.account_id,
-                "region": self.region, "enforce_iam": self.enforce_iam, "events": len(self.events),
+                "region": self.region, **self.config(), "events": len(self.events),
                 "runtime": "ready" if self.runtime is not None else f"missing: {self.runtime_error}",
                 "partner": "ready" if self.partner is not None else f"missing: {self.partner_error}"}
 
@@ -233,7 +239,8 @@ def serve(args: Any) -> int:
     """Run the lab in the foreground until interrupted (``runbook lab``)."""
     started = time.monotonic()
     lab = LabServer(port=args.port, host=args.host, enforce_iam=args.enforce_iam,
-                    quiet=not getattr(args, "verbose", False))
+                    quiet=not getattr(args, "verbose", False), trail_delay=getattr(args, "trail_delay", 0.0),
+                    cloudfront_deploy_seconds=getattr(args, "cloudfront_deploy_seconds", None))
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         lab.start()
@@ -253,7 +260,7 @@ def serve(args: Any) -> int:
             seed_info = seed.seed_lab(lab.endpoint_url, dict(lab.admin_env), lab.partner) or {}
         ready = {"endpoint_url": lab.endpoint_url, "region": lab.region, "account_id": lab.account_id,
                  "env": lab.admin_env, "seed_info": seed_info, "pid": os.getpid(),
-                 "enforce_iam": lab.enforce_iam, "runtime": lab.health()["runtime"],
+                 "settings": lab.config(), "runtime": lab.health()["runtime"],
                  "start_seconds": round(time.monotonic() - started, 3)}
         if args.ready_file:
             _write_ready(Path(args.ready_file), ready)
@@ -305,187 +312,6 @@ def _exit_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="lab-parent-watch", daemon=True).start()
 
 
-# ---------------------------------------------------------------------- child-process lab
-
-class Lab:
-    """The embedded lab in a child process, as a context manager.
-
-    Parameters
-    ----------
-    seed:
-        Seed the insecure baseline (``runbook_lib.lab.seed``).
-    enforce_iam:
-        Start with resource-level IAM enforcement on.
-    port:
-        0 (default) picks a free loopback port.
-    startup_timeout:
-        Seconds to wait for the ready file.
-
-    Examples
-    --------
-    >>> with Lab(seed=False) as lab:                      # doctest: +SKIP
-    ...     lab.client("sts").get_caller_identity()["Arn"]
-    'arn:aws:iam::123456789012:user/lab-admin'
-    """
-
-    def __init__(self, seed: bool = True, enforce_iam: bool = False, port: int = 0,
-                 startup_timeout: float = 90.0):
-        self.seed, self.enforce_iam, self.port = seed, enforce_iam, port
-        self.startup_timeout = startup_timeout
-        self.endpoint_url = ""
-        self.region, self.account_id = REGION, ACCOUNT_ID
-        self.env: dict[str, str] = {}
-        self.seed_info: dict = {}
-        self.start_seconds: float | None = None
-        self._process: subprocess.Popen | None = None
-        self._workdir: tempfile.TemporaryDirectory | None = None
-        self._session: Any = None
-
-    def start(self) -> "Lab":
-        """Start the child and wait until it is ready; raise :class:`LabError` if it is not."""
-        if self._process is not None:
-            return self
-        self._workdir = tempfile.TemporaryDirectory(prefix="runbook-lab-")
-        ready_file = Path(self._workdir.name) / "ready.json"
-        log_path = Path(self._workdir.name) / "lab.log"
-        command = [sys.executable, "-m", "runbook_lib.lab", "serve", "--port", str(self.port),
-                   "--ready-file", str(ready_file), "--parent-pid", str(os.getpid()),
-                   "--seed" if self.seed else "--no-seed"]
-        if self.enforce_iam:
-            command.append("--enforce-iam")
-        env = dict(os.environ)
-        package_root = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-        for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):  # the lab must not follow a caller's target
-            env.pop(name, None)
-        started = time.monotonic()
-        self._log = open(log_path, "wb")
-        self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=self._log,
-                                         stderr=subprocess.STDOUT, env=env)
-        while not ready_file.exists():
-            if self._process.poll() is not None:
-                reason = _last_line(log_path) or f"exit code {self._process.returncode}"
-                self._cleanup()
-                raise LabError(f"the lab stopped while starting: {reason}")
-            if time.monotonic() - started > self.startup_timeout:
-                self.stop()
-                raise LabError(f"the lab was not ready after {self.startup_timeout:.0f} s "
-                               f"(log: {_last_line(log_path) or 'empty'})")
-            time.sleep(0.02)
-        ready = json.loads(ready_file.read_text())
-        ready_file.unlink()  # it holds the admin's secret key; the attributes keep it
-        self.start_seconds = time.monotonic() - started
-        self.endpoint_url = ready["endpoint_url"]
-        self.region, self.account_id = ready["region"], ready["account_id"]
-        self.env, self.seed_info = dict(ready["env"]), dict(ready.get("seed_info") or {})
-        return self
-
-    def stop(self) -> None:
-        """Stop the child (SIGTERM, then SIGKILL after 10 s)."""
-        process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        self._cleanup()
-
-    def _cleanup(self) -> None:
-        if getattr(self, "_log", None) is not None:
-            self._log.close()
-            self._log = None
-        if self._workdir is not None:
-            self._workdir.cleanup()
-            self._workdir = None
-        self._process = None
-
-    def __enter__(self) -> "Lab":
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
-
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
-    def check(self) -> None:
-        """Raise :class:`LabError` when the lab died or does not answer ``/_lab/health``."""
-        if not self.running:
-            raise LabError("the lab is not running (it stopped or was never started)")
-        try:
-            self._request("GET", "/_lab/health")
-        except OSError as exc:
-            raise LabError(f"the lab at {self.endpoint_url} does not answer: {exc}") from None
-
-    def session(self):
-        """boto3 Session with ``lab-admin``'s credentials."""
-        import boto3
-
-        if self._session is None:
-            self._session = boto3.Session(aws_access_key_id=self.env["AWS_ACCESS_KEY_ID"],
-                                          aws_secret_access_key=self.env["AWS_SECRET_ACCESS_KEY"],
-                                          region_name=self.region)
-        return self._session
-
-    def client(self, service: str, **kwargs: Any):
-        """boto3 client for ``service`` pointed at the lab, as ``lab-admin``."""
-        return self.session().client(service, endpoint_url=self.endpoint_url, **kwargs)
-
-    def health(self) -> dict:
-        return self._request("GET", "/_lab/health")
-
-    def set_enforce_iam(self, enabled: bool) -> None:
-        """Switch resource-level IAM enforcement on or off at run time."""
-        self._request("POST", "/_lab/config", {"enforce_iam": bool(enabled)})
-        self.enforce_iam = bool(enabled)
-
-    def inject_faults(self, **faults: dict) -> dict:
-        """Make the lab answer some calls with errors, until :meth:`clear_faults`.
-
-        ``throttle={"operation": "GetFunction", "every": 3}`` answers every third
-        GetFunction with the protocol's throttling error; ``deny={"operation": "AttachRolePolicy"}``
-        answers AccessDenied. Returns the faults with their ``seen``/``injected`` counters.
-        """
-        return self._request("POST", "/_lab/faults", faults)
-
-    def clear_faults(self) -> dict:
-        """Remove every injected fault; returns the counters they had."""
-        report = self.faults()
-        self._request("POST", "/_lab/faults", {})
-        return report
-
-    def faults(self) -> dict:
-        """The injected faults and how many calls each has seen and answered."""
-        return self._request("GET", "/_lab/faults")
-
-    def _request(self, method: str, path: str, body: dict | None = None) -> dict:
-        if not self.endpoint_url:
-            raise LabError("the lab is not started")
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.endpoint_url + path, data=data, method=method,
-                                         headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return json.loads(response.read() or b"{}")
-        except urllib.error.HTTPError as exc:
-            raise LabError(f"{method} {path} on the lab failed: HTTP {exc.code}") from None
-        except OSError as exc:
-            if not self.running:
-                raise LabError("the lab is not running (it stopped)") from None
-            raise LabError(f"the lab at {self.endpoint_url} does not answer: {exc}") from None
-
-
-def _last_line(path: Path) -> str:
-    try:
-        lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
-    except OSError:
-        return ""
-    return lines[-1].strip()[:300] if lines else ""
-
-
 def add_arguments(parser) -> None:
     """Options of ``runbook lab`` and ``python -m runbook_lib.lab serve``."""
     import argparse
@@ -496,10 +322,31 @@ def add_arguments(parser) -> None:
                         help="create the insecure baseline the runbook fixes (default)")
     parser.add_argument("--no-seed", dest="seed", action="store_false", help="start empty")
     parser.add_argument("--enforce-iam", action="store_true",
-                        help="authorise IAM users and role sessions with resource-level policies")
+                        help="evaluate identity, resource, boundary, session and KMS key policies")
+    parser.add_argument("--trail-delay", type=_seconds("--trail-delay"), default=0.0, metavar="SECONDS",
+                        help="hold CloudTrail events back from LookupEvents this long, as AWS's delivery "
+                             "delay (default 0)")
+    parser.add_argument("--cloudfront-deploy-seconds", type=_seconds("--cloudfront-deploy-seconds"),
+                        default=None, metavar="SECONDS",
+                        help="a CloudFront distribution is InProgress this long after a change (default 1)")
     parser.add_argument("--verbose", action="store_true", help="log every request")
     parser.add_argument("--ready-file", default="", help=argparse.SUPPRESS)
     parser.add_argument("--parent-pid", type=int, default=0, help=argparse.SUPPRESS)
+
+
+def _seconds(option: str):
+    import argparse
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{option} takes a number of seconds, not {text!r}") from None
+        if not 0 <= value <= 3600:
+            raise argparse.ArgumentTypeError(f"{option} takes 0 to 3600 seconds, not {text}")
+        return value
+
+    return parse
 
 
 def main(args) -> int:
