@@ -29,8 +29,8 @@ from .identity import Caller, resolve_caller, unknown_caller
 Response = tuple[int, list[tuple[str, str]], bytes]
 
 _STATUS_TEXT = {200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 400: "Bad Request",
-                403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 500: "Internal Server Error",
-                503: "Service Unavailable"}
+                403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 409: "Conflict",
+                500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
 _CODE_RE = re.compile(r"^/_lab/code/([^/]+)/(function|layer)/([^/]+)/([^/]+)/([^/]+)/([^/]+)$")
 _LOCATION_OPS = {("lambda", "GetFunction"), ("lambda", "GetLayerVersion"),
                  ("lambda", "GetLayerVersionByArn"), ("lambda", "PublishLayerVersion")}
@@ -92,6 +92,8 @@ class LabApp:
             status, headers, payload = self._invoke(call, caller, body)
         elif call.service == "lambda" and call.operation == "GetLayerVersionByArn":
             status, headers, payload = self._layer_version_by_arn(call)
+        elif call.service == "lambda" and self.lab.runtime is not None and self.lab.runtime.guards(call.operation):
+            status, headers, payload = self._judged_lambda_call(call, caller, environ, body)
         else:
             status, headers, payload = self._moto(environ, body)
             if status == 500 and _is_html(headers):
@@ -179,6 +181,18 @@ class LabApp:
             if result.log_result:
                 headers.append(("X-Amz-Log-Result", result.log_result))
         return int(result.status_code), headers, result.payload or b""
+
+    def _judged_lambda_call(self, call: operations.ApiCall, caller: Caller, environ: dict,
+                            body: bytes) -> Response:
+        """A call the runtime judges first (runtime identifier, Pending/InProgress), then moto."""
+        with self.lab.runtime.control_plane(account_id=caller.account_id or self.lab.account_id,
+                                            region=call.region, operation=call.operation,
+                                            params=call.params or {}) as gate:
+            if gate.refusal is not None:
+                return aws_error(call, *gate.refusal)
+            status, headers, payload = self._moto(environ, body)
+            gate.answered(status)
+        return status, headers, payload
 
     def _layer_version_by_arn(self, call: operations.ApiCall) -> Response:
         """GetLayerVersionByArn, which moto does not implement."""

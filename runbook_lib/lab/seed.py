@@ -174,10 +174,13 @@ def random_password(length: int = 20) -> str:
 
 
 def _zip(files: dict[str, str]) -> bytes:
+    """A package as a build tool makes it: files world-readable (Lambda's runtime user must read them)."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, text in files.items():
-            archive.writestr(name, text)
+            info = zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))
+            info.external_attr, info.compress_type = 0o644 << 16, zipfile.ZIP_DEFLATED
+            archive.writestr(info, text)
     return buffer.getvalue()
 
 

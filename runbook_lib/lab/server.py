@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import LabError
+from .function_states import validate_seconds
 
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
@@ -64,10 +65,13 @@ class LabServer:
         TCP port on ``host``; 0 picks a free one.
     enforce_iam:
         Start with resource-level IAM enforcement on (switchable later).
+    function_state_seconds:
+        How long functions stay Pending/InProgress after create/update (None: the default).
     """
 
     def __init__(self, port: int = 0, host: str = "127.0.0.1", enforce_iam: bool = False,
-                 account_id: str = ACCOUNT_ID, region: str = REGION, quiet: bool = True):
+                 account_id: str = ACCOUNT_ID, region: str = REGION, quiet: bool = True,
+                 function_state_seconds: float | None = None):
         from .cloudtrail import EventStore
 
         self.host, self.port = host, port
@@ -83,6 +87,7 @@ class LabServer:
         self.partner: Any = None
         self.partner_error = "not started"
         self.faults: dict[str, dict] = {}
+        self.function_state_seconds = function_state_seconds
         self._fault_lock = threading.Lock()
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -113,8 +118,8 @@ class LabServer:
         self._thread.start()
         self.admin_env = self.create_admin()
         self.partner, self.partner_error = _build("partner", lambda m: m.PartnerApi())
-        self.runtime, self.runtime_error = _build(
-            "runtime", lambda m: m.LambdaRuntime(endpoint_url=self.endpoint_url))
+        self.runtime, self.runtime_error = _build("runtime", lambda m: m.LambdaRuntime(
+            endpoint_url=self.endpoint_url, hook_moto=True, state_seconds=self.function_state_seconds))
         return self
 
     def stop(self) -> None:
@@ -151,17 +156,22 @@ class LabServer:
                 "AWS_DEFAULT_REGION": self.region, "AWS_REGION": self.region}
 
     def config(self) -> dict:
-        return {"enforce_iam": self.enforce_iam}
+        states = getattr(self.runtime, "states", None)
+        return {"enforce_iam": self.enforce_iam,
+                "function_state_seconds": states.seconds if states is not None else None}
 
     def configure(self, update: dict) -> dict:
-        """Apply ``{"enforce_iam": bool}``; unknown keys are refused."""
-        unknown = set(update) - {"enforce_iam"}
+        """Apply ``{"enforce_iam": bool, "function_state_seconds": s}``; unknown keys are refused."""
+        unknown = set(update) - {"enforce_iam", "function_state_seconds"}
         if unknown:
             raise KeyError(f"unknown lab setting(s): {', '.join(sorted(unknown))}")
-        if "enforce_iam" in update:
-            if not isinstance(update["enforce_iam"], bool):
-                raise TypeError("enforce_iam must be true or false")
-            self.enforce_iam = update["enforce_iam"]
+        if "enforce_iam" in update and not isinstance(update["enforce_iam"], bool):
+            raise TypeError("enforce_iam must be true or false")
+        if "function_state_seconds" in update:
+            seconds = validate_seconds(update["function_state_seconds"])
+            if self.runtime is not None:
+                self.runtime.states.seconds = seconds
+        self.enforce_iam = update.get("enforce_iam", self.enforce_iam)
         return self.config()
 
     # ------------------------------------------------------------------ fault injection
@@ -233,7 +243,8 @@ def serve(args: Any) -> int:
     """Run the lab in the foreground until interrupted (``runbook lab``)."""
     started = time.monotonic()
     lab = LabServer(port=args.port, host=args.host, enforce_iam=args.enforce_iam,
-                    quiet=not getattr(args, "verbose", False))
+                    quiet=not getattr(args, "verbose", False),
+                    function_state_seconds=getattr(args, "function_state_seconds", None))
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         lab.start()
@@ -320,6 +331,8 @@ class Lab:
         0 (default) picks a free loopback port.
     startup_timeout:
         Seconds to wait for the ready file.
+    function_state_seconds:
+        How long functions stay Pending/InProgress after create/update (None: the lab's default).
 
     Examples
     --------
@@ -329,8 +342,9 @@ class Lab:
     """
 
     def __init__(self, seed: bool = True, enforce_iam: bool = False, port: int = 0,
-                 startup_timeout: float = 90.0):
+                 startup_timeout: float = 90.0, function_state_seconds: float | None = None):
         self.seed, self.enforce_iam, self.port = seed, enforce_iam, port
+        self.function_state_seconds = function_state_seconds
         self.startup_timeout = startup_timeout
         self.endpoint_url = ""
         self.region, self.account_id = REGION, ACCOUNT_ID
@@ -351,8 +365,9 @@ class Lab:
         command = [sys.executable, "-m", "runbook_lib.lab", "serve", "--port", str(self.port),
                    "--ready-file", str(ready_file), "--parent-pid", str(os.getpid()),
                    "--seed" if self.seed else "--no-seed"]
-        if self.enforce_iam:
-            command.append("--enforce-iam")
+        command += ["--enforce-iam"] if self.enforce_iam else []
+        if self.function_state_seconds is not None:
+            command += ["--function-state-seconds", str(self.function_state_seconds)]
         env = dict(os.environ)
         package_root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
@@ -439,8 +454,12 @@ class Lab:
 
     def set_enforce_iam(self, enabled: bool) -> None:
         """Switch resource-level IAM enforcement on or off at run time."""
-        self._request("POST", "/_lab/config", {"enforce_iam": bool(enabled)})
+        self.configure(enforce_iam=bool(enabled))
         self.enforce_iam = bool(enabled)
+
+    def configure(self, **settings: Any) -> dict:
+        """Change run-time settings (``enforce_iam``, ``function_state_seconds``); returns them all."""
+        return self._request("POST", "/_lab/config", settings)
 
     def inject_faults(self, **faults: dict) -> dict:
         """Make the lab answer some calls with errors, until :meth:`clear_faults`.
@@ -485,23 +504,3 @@ def _last_line(path: Path) -> str:
         return ""
     return lines[-1].strip()[:300] if lines else ""
 
-
-def add_arguments(parser) -> None:
-    """Options of ``runbook lab`` and ``python -m runbook_lib.lab serve``."""
-    import argparse
-
-    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
-    parser.add_argument("--host", default="127.0.0.1", help=argparse.SUPPRESS)
-    parser.add_argument("--seed", dest="seed", action="store_true", default=True,
-                        help="create the insecure baseline the runbook fixes (default)")
-    parser.add_argument("--no-seed", dest="seed", action="store_false", help="start empty")
-    parser.add_argument("--enforce-iam", action="store_true",
-                        help="authorise IAM users and role sessions with resource-level policies")
-    parser.add_argument("--verbose", action="store_true", help="log every request")
-    parser.add_argument("--ready-file", default="", help=argparse.SUPPRESS)
-    parser.add_argument("--parent-pid", type=int, default=0, help=argparse.SUPPRESS)
-
-
-def main(args) -> int:
-    """Entry point for ``runbook lab``: serve in the foreground, return the exit code."""
-    return serve(args)
