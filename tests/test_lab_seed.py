@@ -197,6 +197,8 @@ def test_a_rotated_partner_key_breaks_the_function_until_it_is_updated(second_se
     env = lam.get_function_configuration(FunctionName="orders-api")["Environment"]["Variables"]
     lam.update_function_configuration(FunctionName="orders-api",
                                       Environment={"Variables": dict(env, PARTNER_API_KEY=new_key)})
+    # until the update finishes Lambda still runs the old configuration
+    lam.get_waiter("function_updated_v2").wait(FunctionName="orders-api", WaiterConfig={"Delay": 0.1})
     fixed = lam.invoke(FunctionName="orders-api")
     assert "FunctionError" not in fixed
     assert json.loads(fixed["Payload"].read())["body"] == DOCUMENTED_BODY
