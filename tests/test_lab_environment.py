@@ -217,7 +217,7 @@ def test_a_nodejs_exec_wrapper_changes_the_environment_the_handler_sees(lab):
                    modes={"wrapper": EXECUTABLE})
     code = ("const shared = require('shared');\nexports.handler = async () => "
             "[process.env.WRAPPED_BY, process.env.FROM_ENV_FILE, shared];\n")
-    name = deploy(lab, {"index.js": code}, Runtime="nodejs20.x", Handler="index.handler", Layers=[layer],
+    name = deploy(lab, {"index.js": code}, Runtime="nodejs22.x", Handler="index.handler", Layers=[layer],
                   Environment={"Variables": {"AWS_LAMBDA_EXEC_WRAPPER": "/opt/wrapper"}})
     response, seen = invoke(lab, name, LogType="Tail")
     assert seen == ["wrapper", "yes", "from the layer"]

@@ -123,7 +123,7 @@ def test_decoys_trail_and_distribution_exist(seeded_lab):
     runtimes = {name: lam.get_function_configuration(FunctionName=name)["Runtime"]
                 for name in info["decoy_functions"]}
     assert runtimes == {"inventory-sync": "python3.12", "thumbnail-resize": "python3.12",
-                        "web-edge-router": "nodejs20.x"}
+                        "web-edge-router": "nodejs22.x"}
     thumbnail = lam.get_function_configuration(FunctionName="thumbnail-resize")["Environment"]["Variables"]
     assert thumbnail == {"SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:app/api/key-AbCdEf",
                          "SECRET_NAME": "app/api/key"}

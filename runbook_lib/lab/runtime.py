@@ -201,8 +201,9 @@ class LambdaRuntime:
         self.endpoint_url = endpoint_url.rstrip("/")
         self.states = function_states.FunctionStates(
             function_states.DEFAULT_SECONDS if state_seconds is None else state_seconds)
-        if hook_moto:
-            function_states.install(self.states)
+        # moto's Lambda models cost 0.25 s to import: hooked at the first call that can
+        # start a transition, before which there is no state to show
+        self._hook_moto = hook_moto
         self._on_assume_role = on_assume_role
         self._environments: dict[tuple, ExecutionEnvironment] = {}
         self._lock = threading.Lock()
@@ -231,6 +232,9 @@ class LambdaRuntime:
         name = function_states.function_name_of(str(params.get("FunctionName", "")))
         gate = ControlGate(self, operation, (account_id, region, name))
         with self._control_lock:
+            if self._hook_moto:
+                function_states.install(self.states)
+                self._hook_moto = False
             gate.refusal = self._judge(gate, params)
             if gate.refusal is None:
                 gate.begin()

@@ -325,7 +325,7 @@ def _seed_decoys(iam, lam, region: str, account: str) -> str:
          {"LOG_LEVEL": "INFO", "TABLE_NAME": "inventory"}),
         ("thumbnail-resize", "python3.12", "app.handler", {"app.py": THUMBNAIL_PY},
          {"SECRET_ARN": secret_arn, "SECRET_NAME": DECOY_SECRET_NAME}),
-        ("web-edge-router", "nodejs20.x", "index.handler", {"index.js": EDGE_JS}, {}),
+        ("web-edge-router", "nodejs22.x", "index.handler", {"index.js": EDGE_JS}, {}),
     ]
     for name, runtime, handler, files, variables in decoys:
         spec = {"FunctionName": name, "Runtime": runtime, "Role": role_arn, "Handler": handler,
