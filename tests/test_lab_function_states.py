@@ -75,6 +75,19 @@ def test_an_update_is_in_progress_refuses_more_updates_while_invoke_runs_the_pre
     assert invoke(lab, name)[1] == "v2"
 
 
+def test_deleting_a_version_keeps_the_update_in_progress_deleting_the_function_ends_it(slow_states):
+    lab, lam = slow_states, slow_states.client("lambda")
+    name = deploy(lab, V1)
+    version = lam.publish_version(FunctionName=name)["Version"]
+    lam.update_function_code(FunctionName=name, ZipFile=package(V2))
+    lam.delete_function(FunctionName=name, Qualifier=version)
+    assert lam.get_function_configuration(FunctionName=name)["LastUpdateStatus"] == "InProgress"
+    lam.delete_function(FunctionName=name)
+    recreated = lam.create_function(FunctionName=name, Runtime="python3.12", Role=make_role(lab.client("iam")),
+                                    Handler="app.handler", Code={"ZipFile": package(V1)})
+    assert recreated["State"] == "Pending"
+
+
 def test_a_failed_update_leaves_no_transition_behind(slow_states):
     lab, lam = slow_states, slow_states.client("lambda")
     name = deploy(lab, V1)

@@ -375,6 +375,38 @@ def test_a_missing_runtime_sdk_fails_closed_naming_it_and_the_install_command(mo
     assert len(message.splitlines()) == 1
 
 
+def test_without_node_a_nodejs_function_fails_closed_saying_so(moto_lambda, monkeypatch):
+    from runbook_lib.lab import runtimes
+
+    session, runtime = moto_lambda
+    monkeypatch.setattr(runtimes, "_node_candidates", lambda: [])
+    name = unique("local-node")
+    session.client("lambda").create_function(
+        FunctionName=name, Runtime="nodejs22.x", Handler="index.handler",
+        Role=make_role(session.client("iam"), basic_logs=False, policy=BASIC_LOGS),
+        Code={"ZipFile": package({"index.js": "exports.handler = async () => 1;\n"})})
+    result = _local_invoke(runtime, name)
+    assert result.status_code == 502 and result.error_code == "InvalidRuntimeException"
+    assert json.loads(result.payload)["Message"] == \
+        "node is not installed on this machine: the lab cannot run Node.js functions"
+
+
+def test_an_init_that_never_finishes_is_a_timeout_and_the_environment_is_dropped(moto_lambda, monkeypatch):
+    from runbook_lib.lab import environment
+
+    session, runtime = moto_lambda
+    monkeypatch.setattr(environment, "INIT_TIMEOUT_S", 0.5)
+    layer = session.client("lambda").publish_layer_version(LayerName=unique("hang"), Content={"ZipFile": package(
+        {"wrapper": "#!/bin/sh\nsleep 30\n"}, mode=0o755)})["LayerVersionArn"]
+    name = _local_function(session, "def handler(e, c):\n    return 1\n", Layers=[layer],
+                           Environment={"Variables": {"AWS_LAMBDA_EXEC_WRAPPER": "/opt/wrapper"}})
+    result = _local_invoke(runtime, name)
+    error = json.loads(result.payload)
+    assert result.function_error == "Unhandled" and error["errorType"] == "Sandbox.Timedout"
+    assert error["errorMessage"] == f"RequestId: {result.request_id} Error: init did not finish within 0.5 s"
+    assert [e["pid"] for e in runtime.environments() if e["function_name"] == name] == [None]
+
+
 def test_refusals_carry_the_aws_error_code_and_headers(moto_lambda):
     _, runtime = moto_lambda
     result = _local_invoke(runtime, "no-such-function")

@@ -306,7 +306,7 @@ class ExecutionEnvironment:
         reply = self.worker.wait_ready(INIT_TIMEOUT_S, lines)
         self.init_ms = (time.monotonic() - started) * 1000
         if reply == TIMEOUT:
-            return _init_failure("Sandbox.Timedout", f"Error: init did not finish within {INIT_TIMEOUT_S:.0f} s")
+            return _init_failure("Sandbox.Timedout", f"Error: init did not finish within {INIT_TIMEOUT_S:g} s")
         if reply == EXITED:
             code = self.worker.exit_code()
             why = ("Runtime exited without providing a reason" if code == 0

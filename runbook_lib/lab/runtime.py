@@ -152,6 +152,7 @@ class ControlGate:
         self.runtime, self.operation, self.key = runtime, operation, key
         self.refusal: tuple[str, str, int] | None = None
         self.previous: FunctionSpec | None = None
+        self.qualified = False
         self._prior = None
         self._started = False
 
@@ -174,7 +175,7 @@ class ControlGate:
         if status >= 300:
             if self._started:
                 self.runtime.states.restore(self.key, self._prior)
-        elif self.operation == "DeleteFunction":
+        elif self.operation == "DeleteFunction" and not self.qualified:  # not just a version
             self.runtime.states.deleted(self.key)
 
 
@@ -231,6 +232,8 @@ class LambdaRuntime:
         """
         name = function_states.function_name_of(str(params.get("FunctionName", "")))
         gate = ControlGate(self, operation, (account_id, region, name))
+        unqualified = str(params.get("FunctionName", "")).split(":function:")[-1]
+        gate.qualified = bool(params.get("Qualifier")) or ":" in unqualified
         with self._control_lock:
             if self._hook_moto:
                 function_states.install(self.states)
