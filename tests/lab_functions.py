@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import shutil
 import uuid
 import zipfile
 
@@ -22,8 +21,15 @@ TRUST_LAMBDA = {"Version": "2012-10-17", "Statement": [
 BASIC_EXECUTION = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
 FAST_WAIT = {"Delay": 0.05, "MaxAttempts": 400}
 
-needs_node = pytest.mark.skipif(shutil.which("node") is None,
-                                reason="node is not installed: the lab cannot run Node.js functions here")
+
+def _node_problem() -> str:
+    from runbook_lib.lab import runtimes
+
+    return runtimes.launcher("nodejs").problem  # node or the SDK v3 folder missing (no npm)
+
+
+NODE_PROBLEM = _node_problem()
+needs_node = pytest.mark.skipif(bool(NODE_PROBLEM), reason=NODE_PROBLEM or "node runs here")
 
 
 def package(files: dict[str, str | bytes], mode: int = 0o644, modes: dict[str, int] | None = None) -> bytes:

@@ -3,6 +3,7 @@
 import io
 import json
 import os
+import re
 import zipfile
 from pathlib import Path
 
@@ -42,6 +43,21 @@ def handler(e, c):
     for value in (task_root, runtime_dir, env["PATH"], env["LD_LIBRARY_PATH"], *seen["path"]):
         assert not (value.startswith(PROJECT) and "/lambda-runtimes/" not in value), value
     assert seen["runtime_files"] == ["bootstrap.py", "lab-runtime.json"]
+
+
+TRACE = re.compile(r"^Root=1-[0-9a-f]{8}-[0-9a-f]{24};Parent=[0-9a-f]{16};Sampled=0$")
+
+
+@pytest.mark.parametrize("runtime, files", [
+    ("python3.12", {"app.py": "import os\ndef handler(e, c):\n    return os.environ.get('_X_AMZN_TRACE_ID')\n"}),
+    pytest.param("nodejs22.x", {"index.js": "exports.handler = async () => process.env._X_AMZN_TRACE_ID;\n"},
+                 marks=needs_node),
+], ids=["python", "nodejs"])
+def test_each_invocation_gets_its_own_x_ray_trace_header(lab, runtime, files):
+    name = deploy(lab, files, Runtime=runtime, Handler="app.handler" if runtime.startswith("python") else "index.handler")
+    first, second = invoke(lab, name)[1], invoke(lab, name)[1]
+    assert TRACE.match(first) and TRACE.match(second), (first, second)
+    assert first != second
 
 
 @needs_sandbox_user

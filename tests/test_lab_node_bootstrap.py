@@ -83,6 +83,47 @@ export const handler = async () => (await sts.send(new GetCallerIdentityCommand(
 """
 
 
+SECRETS_ESM = """
+import { SecretsManagerClient, GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
+const client = new SecretsManagerClient({});
+let invocations = 0;
+export const handler = async (event, context) => {
+  invocations += 1;
+  if (event.fail) throw new TypeError('no order id');
+  if (event.hang) await new Promise((resolve) => setTimeout(resolve, 30000));
+  const secret = await client.send(new GetSecretValueCommand({ SecretId: process.env.SECRET_ID }));
+  console.log('fetched secret of length', secret.SecretString.length);
+  return { invocations, length: secret.SecretString.length, runtime: process.env.AWS_EXECUTION_ENV };
+};
+"""
+
+
+@pytest.mark.parametrize("files", [
+    {"index.mjs": SECRETS_ESM},
+    {"index.js": SECRETS_ESM, "package.json": '{"type": "module"}'},
+], ids=["mjs", "js-type-module"])
+def test_es_module_handler_reads_its_environment_calls_secrets_manager_logs_times_out_and_errors(lab, files):
+    secret_id = unique("node/esm-secret")
+    secret_arn = lab.client("secretsmanager").create_secret(Name=secret_id, SecretString="e" * 16)["ARN"]
+    role = make_role(lab.client("iam"), policy={"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": secret_arn}]})
+    name = _node(lab, files, role=role, Timeout=1, Environment={"Variables": {"SECRET_ID": secret_id}})
+    answers = [invoke(lab, name)[1], invoke(lab, name)[1]]
+    assert [a["invocations"] for a in answers] == [1, 2], "the warm environment was not reused"
+    assert answers[0]["length"] == 16 and answers[0]["runtime"] == f"AWS_Lambda_{NEWEST}"
+    response, error = invoke(lab, name, {"fail": True})
+    assert response["FunctionError"] == "Unhandled"
+    assert (error["errorType"], error["errorMessage"]) == ("TypeError", "no order id")
+    assert error["trace"][0] == "TypeError: no order id"
+    assert invoke(lab, name)[1]["invocations"] == 4, "a handled error keeps the environment"
+    response, error = invoke(lab, name, {"hang": True})
+    assert response["FunctionError"] == "Unhandled" and error["errorType"] == "Sandbox.Timedout"
+    assert invoke(lab, name)[1]["invocations"] == 1, "a timed-out environment must start fresh"
+    messages = log_messages(lab, name)
+    assert sum("fetched secret of length 16" in m and bool(LINE.match(m)) for m in messages) == 4
+    assert any("Task timed out after 1.00 seconds" in m for m in messages)
+
+
 @pytest.mark.parametrize("files", [
     {"index.mjs": ESM},
     {"index.js": ESM, "package.json": '{"type": "module"}'},

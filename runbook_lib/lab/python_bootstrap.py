@@ -15,7 +15,7 @@ are mapped to this environment's folders.
 Protocol with the runtime (JSON, one object per line), set out in ``lab-runtime.json``
 next to this file (``reply_fd``, ``opt``, ``sdk``, ``runtime``):
 
-- stdin, from the runtime: ``{"op": "invoke", "rid", "event", "deadline_ms", "arn"}``;
+- stdin, from the runtime: ``{"op": "invoke", "rid", "event", "deadline_ms", "arn", "trace_id"}``;
 - the reply fd, to the runtime: first ``{"op": "ready", "init_ms"}`` or
   ``{"op": "init_error", "error"}``, then per invocation ``{"rid", "payload"}`` or
   ``{"rid", "error"}`` (Lambda's ``errorMessage/errorType/stackTrace``);
@@ -181,7 +181,10 @@ def serve(handler, formatter: LambdaLogFormatter, response) -> None:
             continue
         request_id = message["rid"]
         formatter.request_id = request_id
-        os.environ["_X_AMZN_TRACE_ID"] = message.get("trace_id", "")
+        if message.get("trace_id"):
+            os.environ["_X_AMZN_TRACE_ID"] = message["trace_id"]
+        else:
+            os.environ.pop("_X_AMZN_TRACE_ID", None)
         context = LambdaContext(request_id, message["deadline_ms"], message["arn"])
         reply = {"rid": request_id}
         try:

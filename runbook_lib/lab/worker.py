@@ -136,11 +136,12 @@ class WorkerProcess:
         return reply
 
     def invoke(self, request_id: str, event: str, invoked_arn: str, timeout_s: float,
-               lines: list) -> tuple[dict | str, float]:
-        """Run one invocation; returns (reply, TIMEOUT or EXITED; duration in ms)."""
+               lines: list, trace_id: str = "") -> tuple[dict | str, float]:
+        """Run one invocation (``trace_id``: its ``_X_AMZN_TRACE_ID``); returns (reply,
+        TIMEOUT or EXITED; duration in ms)."""
         started = time.monotonic()
         message = {"op": "invoke", "rid": request_id, "event": event, "arn": invoked_arn,
-                   "deadline_ms": now_ms() + int(timeout_s * 1000)}
+                   "deadline_ms": now_ms() + int(timeout_s * 1000), "trace_id": trace_id}
         try:
             self.process.stdin.write(json.dumps(message).encode() + b"\n")
             self.process.stdin.flush()
