@@ -250,3 +250,50 @@ exports.handler = async (event, context) => ({
                                 "/opt/nodejs/node_modules:")
     assert seen["cwd"] and 0 < seen["remaining"] <= 5000 and seen["memory"] == "256"
     assert seen["arn"].endswith(f":function:{name}") and seen["group"] == f"/aws/lambda/{name}"
+
+
+HANDLERS = """
+exports.circular = async () => { const loop = {}; loop.self = loop; return loop; };
+exports.callsBackWithError = (event, context, callback) => callback(new RangeError('quantity out of range'));
+exports.callsBackWithString = (event, context, callback) => callback('plain failure');
+exports.fails = (event, context) => context.fail(new Error('failed through the context'));
+exports.rejectsLater = async () => { Promise.reject(new Error('nobody awaited this')); await new Promise((r) => setTimeout(r, 200)); return 1; };
+exports.levels = async () => { console.debug('debug line'); console.info('info line'); console.warn('warn line'); return 1; };
+"""
+
+
+@pytest.mark.parametrize("handler, error_type, message", [
+    ("index.circular", "Error", "Unable to stringify response body"),
+    ("index.callsBackWithError", "RangeError", "quantity out of range"),
+    ("index.callsBackWithString", "string", "plain failure"),
+    ("index.fails", "Error", "failed through the context"),
+    ("index.rejectsLater", "Runtime.UnhandledPromiseRejection", "nobody awaited this"),
+])
+def test_failures_a_handler_reports_without_throwing(lab, handler, error_type, message):
+    name = _node(lab, {"index.js": HANDLERS}, handler=handler)
+    response, error = invoke(lab, name)
+    assert response["FunctionError"] == "Unhandled"
+    assert (error["errorType"], error["errorMessage"]) == (error_type, message)
+
+
+@pytest.mark.parametrize("files, handler, error_type, message", [
+    ({"index.js": HANDLERS}, "index", "Runtime.MalformedHandlerName", "Bad handler"),
+    ({"index.js": HANDLERS}, "../index.circular", "Runtime.MalformedHandlerName",
+     "'../index.circular' is not a valid handler name. Use absolute paths when specifying root "
+     "directories in handler names."),
+    ({"index.js": "exports.handler = async () => {\n"}, "index.handler", "Runtime.UserCodeSyntaxError",
+     "SyntaxError: Unexpected end of input"),
+], ids=["no-dot", "dot-dot", "syntax"])
+def test_handlers_that_cannot_load_are_init_errors(lab, files, handler, error_type, message):
+    name = _node(lab, files, handler=handler)
+    response, error = invoke(lab, name, LogType="Tail")
+    assert response["FunctionError"] == "Unhandled"
+    assert (error["errorType"], error["errorMessage"]) == (error_type, message)
+    assert f"Status: error\tError Type: {error_type}" in tail(response)
+
+
+def test_aws_lambda_log_level_drops_lower_levels(lab):
+    name = _node(lab, {"index.js": HANDLERS}, handler="index.levels",
+                 Environment={"Variables": {"AWS_LAMBDA_LOG_LEVEL": "WARN"}})
+    log = tail(invoke(lab, name, LogType="Tail")[0])
+    assert "\tWARN\twarn line" in log and "info line" not in log and "debug line" not in log

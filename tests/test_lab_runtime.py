@@ -310,6 +310,15 @@ def test_import_error_and_exit_are_reported_as_lambda_does(lab):
     assert error["errorMessage"] == "Handler 'missing' missing on module 'app'"
 
 
+def test_a_result_json_cannot_carry_is_a_marshal_error_and_decimals_are_numbers(lab):
+    name = _deploy(lab, "import decimal\ndef handler(e, c):\n"
+                        "    return decimal.Decimal('2.5') if e.get('decimal') else object()\n")
+    response, error = invoke(lab, name)
+    assert response["FunctionError"] == "Unhandled" and error["errorType"] == "Runtime.MarshalError"
+    assert error["errorMessage"] == "Unable to marshal response: Object of type object is not JSON serializable"
+    assert invoke(lab, name, {"decimal": True})[1] == 2.5
+
+
 def test_non_json_payload_is_refused_without_echoing_it(lab):
     name = _deploy(lab, "def handler(e, c):\n    return e\n")
     with pytest.raises(ClientError) as caught:
