@@ -1,13 +1,21 @@
 # The README's two commands: `make run` and `make test`.
 # Each bootstraps .venv (python3 -m venv + pip install -e .[test]) when it is missing
-# or older than pyproject.toml, then does its job.
+# or older than pyproject.toml, and the SDKs of the lab's Lambda runtimes (below), then
+# does its job.
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# What the lab's Lambda runtimes offer functions besides their own package and layers:
+# boto3 (pip --target) and the AWS SDK for JavaScript v3 clients (npm ci). The lab finds
+# them at <its interpreter's sys.prefix>/lambda-runtimes, or $RUNBOOK_LAB_RUNTIMES.
+LAB_RUNTIMES := $(VENV)/lambda-runtimes
+SDK          := runbook_lib/lab/sdk
+PY_SDK       := $(LAB_RUNTIMES)/python/.installed
+NODE_SDK     := $(LAB_RUNTIMES)/nodejs/.installed
 
-.PHONY: run test venv clean
+.PHONY: run test venv lab-runtimes clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,14 +23,29 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
-venv: $(STAMP)
+$(PY_SDK): $(SDK)/python-requirements.txt $(STAMP)
+	rm -rf $(LAB_RUNTIMES)/python
+	$(BIN)/python -m pip install --quiet --no-deps --target $(LAB_RUNTIMES)/python -r $(SDK)/python-requirements.txt
+	touch $@
+
+# Without npm the Node.js runtime stays missing: Node.js invocations fail closed saying so.
+$(NODE_SDK): $(SDK)/package.json $(SDK)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		rm -rf $(LAB_RUNTIMES)/nodejs && mkdir -p $(LAB_RUNTIMES)/nodejs && \
+		cp $(SDK)/package.json $(SDK)/package-lock.json $(LAB_RUNTIMES)/nodejs/ && \
+		cd $(LAB_RUNTIMES)/nodejs && npm ci --silent --omit=dev --no-audit --no-fund && touch .installed; \
+	else echo "npm not found: the lab will not run Node.js functions (install Node.js, then make lab-runtimes)"; fi
+
+lab-runtimes: $(PY_SDK) $(NODE_SDK)
+
+venv: $(STAMP) lab-runtimes
 
 ## make run: the whole runbook against the embedded lab, into runs/<timestamp>-lab/
-run: $(STAMP)
+run: venv
 	$(BIN)/runbook run --target lab
 
 ## make test: the test suite, including all four notebooks through papermill on the lab
-test: $(STAMP)
+test: venv
 	$(BIN)/python -m pytest
 
 clean:

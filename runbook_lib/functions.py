@@ -21,6 +21,8 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
+from botocore.exceptions import WaiterError
+
 from .exceptions import AwsCallError, ChangeRefused, InputError
 from .handlers import HANDLERS_DIR, PACKAGE_CONFIG_FILE, REFERENCE_HANDLER, REFERENCE_MODULE  # noqa: F401
 from .session import aws_call, error_code
@@ -94,12 +96,24 @@ def config_differences(live: dict, wanted: dict) -> list[str]:
 
 
 # -- waiting and changing ----------------------------------------------------------------
-def wait_updated(lam, function_name: str, delay: int = 2, max_attempts: int = 150) -> None:
-    """Block until the last update finished (``function_updated`` waiter)."""
+def wait_updated(lam, function_name: str, delay: int = 2, max_attempts: int = 150,
+                 first_delay: float = 0.25, first_attempts: int = 8) -> None:
+    """Block until the last update finished (``function_updated`` waiter).
+
+    Polls every ``first_delay`` seconds for the first ``first_attempts`` polls (most zip
+    updates finish within a second), then every ``delay`` seconds.
+    """
     with aws_call("GetFunctionConfiguration (waiter function_updated)", function_name,
                   "lambda:GetFunctionConfiguration"):
-        lam.get_waiter("function_updated").wait(
-            FunctionName=function_name, WaiterConfig={"Delay": delay, "MaxAttempts": max_attempts})
+        waiter = lam.get_waiter("function_updated")
+        try:
+            waiter.wait(FunctionName=function_name,
+                        WaiterConfig={"Delay": first_delay, "MaxAttempts": first_attempts})
+            return
+        except WaiterError as exc:
+            if "Max attempts exceeded" not in str(exc):
+                raise
+        waiter.wait(FunctionName=function_name, WaiterConfig={"Delay": delay, "MaxAttempts": max_attempts})
 
 
 def publish_version(lam, function_name: str, description: str) -> dict:

@@ -129,8 +129,9 @@ def test_lambda_events_hide_code_and_environment_values(lab):
     lam = lab.client("lambda")
     lam.create_function(FunctionName=name, Runtime="python3.12", Role=role, Handler="app.handler",
                         Code={"ZipFile": buffer.getvalue()}, Environment={"Variables": {"DB_PASSWORD": value}})
+    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 0.1})  # Pending first
     lam.update_function_configuration(FunctionName=name, Environment={"Variables": {"DB_PASSWORD": value}})
-    events = _events(lab, ResourceName=name)
+    events = [e for e in _events(lab, ResourceName=name) if e["EventName"] != "GetFunction"]  # the waiter's
     assert [e["EventName"] for e in events] == ["UpdateFunctionConfiguration", "CreateFunction"]
     assert all(bool(value in e["CloudTrailEvent"]) is False for e in events)
     create = json.loads(events[1]["CloudTrailEvent"])
@@ -323,11 +324,13 @@ def test_function_calls_are_attributed_to_its_role_session_once_per_call(lab):
             "    boto3.client('secretsmanager').get_secret_value(SecretId=event['id'])\n"
             "    return {'ok': True}\n")
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("app.py", code)
+    with zipfile.ZipFile(buffer, "w") as archive:  # world-readable, as Lambda's runtime user needs
+        archive.writestr(zipfile.ZipInfo("app.py", date_time=(2024, 1, 1, 0, 0, 0)), code)
+        archive.infolist()[0].external_attr = 0o644 << 16
     lam = lab.client("lambda")
     lam.create_function(FunctionName=name, Runtime="python3.12", Role=role, Handler="app.handler",
                         Code={"ZipFile": buffer.getvalue()}, Timeout=30)
+    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 0.1})  # Pending first
     for _ in range(2):
         answer = lam.invoke(FunctionName=name, Payload=json.dumps({"id": secret["ARN"]}).encode())
         assert answer.get("FunctionError") is None, answer["Payload"].read()[:300]
@@ -413,6 +416,7 @@ def test_data_events_are_not_in_event_history(lab):
     lam = lab.client("lambda")
     lam.create_function(FunctionName=f"ct-data-{suffix}", Runtime="python3.12", Role=role, Handler="app.handler",
                         Code={"ZipFile": buffer.getvalue()})
+    lam.get_waiter("function_active_v2").wait(FunctionName=f"ct-data-{suffix}", WaiterConfig={"Delay": 1})
     lam.invoke(FunctionName=f"ct-data-{suffix}")
     names = [e["EventName"] for name in (table, bucket, f"ct-data-{suffix}") for e in _events(lab, ResourceName=name)]
     assert {"CreateTable", "CreateBucket", "CreateFunction"} <= set(names)

@@ -128,7 +128,7 @@ def test_decoys_trail_and_distribution_exist(seeded_lab):
     runtimes = {name: lam.get_function_configuration(FunctionName=name)["Runtime"]
                 for name in info["decoy_functions"]}
     assert runtimes == {"inventory-sync": "python3.12", "thumbnail-resize": "python3.12",
-                        "web-edge-router": "nodejs20.x"}
+                        "web-edge-router": "nodejs22.x"}
     thumbnail = lam.get_function_configuration(FunctionName="thumbnail-resize")["Environment"]["Variables"]
     assert thumbnail == {"SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:app/api/key-AbCdEf",
                          "SECRET_NAME": "app/api/key"}
@@ -202,6 +202,8 @@ def test_a_rotated_partner_key_breaks_the_function_until_it_is_updated(second_se
     env = lam.get_function_configuration(FunctionName="orders-api")["Environment"]["Variables"]
     lam.update_function_configuration(FunctionName="orders-api",
                                       Environment={"Variables": dict(env, PARTNER_API_KEY=new_key)})
+    # until the update finishes Lambda still runs the old configuration
+    lam.get_waiter("function_updated_v2").wait(FunctionName="orders-api", WaiterConfig={"Delay": 0.1})
     fixed = lam.invoke(FunctionName="orders-api")
     assert "FunctionError" not in fixed
     assert json.loads(fixed["Payload"].read())["body"] == DOCUMENTED_BODY

@@ -27,8 +27,14 @@ def _zip(files: dict) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for name, text in files.items():
-            archive.writestr(name, text)
+            info = zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16  # world-readable, as Lambda's runtime user needs
+            archive.writestr(info, text)
     return buffer.getvalue()
+
+
+def _wait_active(lam, name):
+    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 0.1})
 
 
 def _role(lab, name):
@@ -89,6 +95,7 @@ def test_code_download_returns_exact_bytes_for_latest_version_and_layer(lab):
     second = _zip({"app.py": "def handler(e, c):\n    return 2\n"})
     lam.create_function(FunctionName="code-dl", Runtime="python3.12", Role=role,
                         Handler="app.handler", Code={"ZipFile": first})
+    _wait_active(lam, "code-dl")  # a new function is Pending: PublishVersion would conflict
     version = lam.publish_version(FunctionName="code-dl")["Version"]
     lam.update_function_code(FunctionName="code-dl", ZipFile=second)
 
@@ -134,6 +141,7 @@ def test_invoke_goes_to_the_runtime_hook(lab):
     lam.create_function(FunctionName="invoke-hook", Runtime="python3.12", Role=_role(lab, "invoke-hook-role"),
                         Handler="app.handler",
                         Code={"ZipFile": _zip({"app.py": "def handler(e, c):\n    return {'ok': e}\n"})})
+    _wait_active(lam, "invoke-hook")
     health = lab.health()
     if health["runtime"] != "ready":
         with pytest.raises(lam.exceptions.ServiceException) as caught:
@@ -283,7 +291,8 @@ def test_lab_settings_apply_all_or_nothing():
     settings = LabSettings()
     with pytest.raises(TypeError):
         settings.update({"trail_delay_seconds": 5, "cloudfront_deploy_seconds": -2})
-    assert settings.to_dict() == {"enforce_iam": False, "trail_delay_seconds": 0.0, "cloudfront_deploy_seconds": 1.0}
+    assert settings.to_dict() == {"enforce_iam": False, "trail_delay_seconds": 0.0, "cloudfront_deploy_seconds": 1.0,
+                                  "function_state_seconds": 0.2}
 
 
 def test_command_line_options_for_the_delays():

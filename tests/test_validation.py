@@ -315,7 +315,9 @@ BASELINE_SHAPE = {"statusCode": "int", "body": {"orders": "int", "partner": "str
 def _zip(source):
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
-        zf.writestr("app.py", source)
+        info = zipfile.ZipInfo("app.py", date_time=(2024, 1, 1, 0, 0, 0))
+        info.external_attr = 0o644 << 16  # world-readable, as Lambda's runtime user needs
+        zf.writestr(info, source)
     return buf.getvalue()
 
 
@@ -501,6 +503,7 @@ def test_lab_edge_association_points_to_the_published_version(lab_env, tmp_path)
     assert check.evidence["associations"] == [{"behaviour": "default", "event_type": "viewer-request",
                                                "function_arn": first}]
     lam.update_function_configuration(FunctionName="edge-api", Description="v2")
+    lam.get_waiter("function_updated_v2").wait(FunctionName="edge-api", WaiterConfig={"Delay": 0.1})
     second = lam.publish_version(FunctionName="edge-api")["FunctionArn"]
     ledger.record("edge_association", distribution, "changed", "edge", {"version_arn": second})
     check = v.check_edge_association()

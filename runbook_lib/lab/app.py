@@ -41,8 +41,8 @@ from .resources import resources_for
 
 _STATUS_TEXT = {200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 400: "Bad Request",
                 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-                429: "Too Many Requests", 500: "Internal Server Error", 501: "Not Implemented",
-                503: "Service Unavailable"}
+                409: "Conflict", 429: "Too Many Requests", 500: "Internal Server Error", 501: "Not Implemented",
+                502: "Bad Gateway", 503: "Service Unavailable"}
 _LOCATION_OPS = {("lambda", "GetFunction"), ("lambda", "GetLayerVersion"),
                  ("lambda", "GetLayerVersionByArn"), ("lambda", "PublishLayerVersion")}
 #: Operations AWS serves without a signature.
@@ -148,6 +148,8 @@ class LabApp:
             return self._invoke(call, caller, body)
         if call.service == "lambda" and call.operation == "GetLayerVersionByArn":
             return self._layer_version_by_arn(call)
+        if call.service == "lambda" and self.lab.runtime is not None and self.lab.runtime.guards(call.operation):
+            return self._judged_lambda_call(call, caller, environ, body)
         status, headers, payload = self._moto(environ, body)
         if status == 500 and is_html(headers):
             return not_implemented(call)
@@ -259,6 +261,18 @@ class LabApp:
             if result.log_result:
                 headers.append(("X-Amz-Log-Result", result.log_result))
         return int(result.status_code), headers, result.payload or b""
+
+    def _judged_lambda_call(self, call: operations.ApiCall, caller: Caller, environ: dict,
+                            body: bytes) -> Response:
+        """A call the runtime judges first (runtime identifier, Pending/InProgress), then moto."""
+        with self.lab.runtime.control_plane(account_id=caller.account_id or self.lab.account_id,
+                                            region=call.region, operation=call.operation,
+                                            params=call.params or {}) as gate:
+            if gate.refusal is not None:
+                return aws_error(call, *gate.refusal)
+            status, headers, payload = self._moto(environ, body)
+            gate.answered(status)
+        return status, headers, payload
 
     def _layer_version_by_arn(self, call: operations.ApiCall) -> Response:
         """GetLayerVersionByArn, which moto does not implement."""

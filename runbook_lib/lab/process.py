@@ -36,6 +36,9 @@ class Lab:
     cloudfront_deploy_seconds:
         Seconds a CloudFront distribution stays ``InProgress`` after a change
         (``None``: the lab's default).
+    function_state_seconds:
+        Seconds a function stays ``Pending`` after create and ``InProgress`` after an update
+        (``None``: the lab's default).
     port:
         0 (default) picks a free loopback port.
     startup_timeout:
@@ -50,9 +53,10 @@ class Lab:
 
     def __init__(self, seed: bool = True, enforce_iam: bool = False, port: int = 0,
                  startup_timeout: float = 90.0, trail_delay: float = 0.0,
-                 cloudfront_deploy_seconds: float | None = None):
+                 cloudfront_deploy_seconds: float | None = None, function_state_seconds: float | None = None):
         self.seed, self.enforce_iam, self.port = seed, enforce_iam, port
         self.trail_delay, self.cloudfront_deploy_seconds = trail_delay, cloudfront_deploy_seconds
+        self.function_state_seconds = function_state_seconds
         self.startup_timeout = startup_timeout
         self.endpoint_url = ""
         self.region, self.account_id = REGION, ACCOUNT_ID
@@ -79,6 +83,8 @@ class Lab:
             command += ["--trail-delay", str(self.trail_delay)]
         if self.cloudfront_deploy_seconds is not None:
             command += ["--cloudfront-deploy-seconds", str(self.cloudfront_deploy_seconds)]
+        if self.function_state_seconds is not None:
+            command += ["--function-state-seconds", str(self.function_state_seconds)]
         env = dict(os.environ)
         package_root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
@@ -179,7 +185,7 @@ class Lab:
 
     def configure(self, **settings: Any) -> dict:
         """Change settings of the running lab (``enforce_iam``, ``trail_delay_seconds``,
-        ``cloudfront_deploy_seconds``); returns all of them."""
+        ``cloudfront_deploy_seconds``, ``function_state_seconds``); returns all of them."""
         answer = self._request("POST", "/_lab/config", settings)
         self.enforce_iam = bool(answer.get("enforce_iam", self.enforce_iam))
         self.trail_delay = float(answer.get("trail_delay_seconds", self.trail_delay))

@@ -1,50 +1,59 @@
-"""Lambda Invoke for the lab: runs a deployed Python zip package in a warm worker process.
+"""Lambda for the lab: Invoke runs the deployed code, the control plane behaves as Lambda's.
 
 moto stores functions but cannot run them without Docker. The lab core calls
-:meth:`LambdaRuntime.invoke` for every ``Invoke``; this module reads the function from
-moto's Lambda backend in the same process, assumes its execution role through moto's
-STS backend (session name = function name, after the trust check Lambda itself does),
-runs the handler in :mod:`runbook_lib.lab.worker` with Lambda's environment, and writes
-START/END/REPORT and the handler's output to moto's CloudWatch Logs backend.
+:meth:`LambdaRuntime.invoke` for every ``Invoke``: the function is read from moto's
+Lambda backend in this process, its execution role assumed through moto's STS backend
+(session name = function name, after the trust check Lambda itself does), and its code
+run in an :class:`~.environment.ExecutionEnvironment`: Python (``python3.8`` to
+``python3.14``) and Node.js (``nodejs18.x``, ``nodejs20.x``, ``nodejs22.x``) zip packages,
+with only their package, their layers and the runtime's SDK importable. START/END/REPORT
+and the function's output go to CloudWatch Logs when its role may write them
+(:mod:`.function_logs`).
 
-One execution environment (worker) per function version, reused while the function's
-code and configuration are unchanged, so module-level state survives between
-invocations as in a warm Lambda environment. Concurrent invocations of one version
-wait for each other.
+One execution environment per function version, reused while the function's code and
+configuration are unchanged, so module-level state survives between invocations as in a
+warm Lambda environment. Concurrent invocations of one version wait for each other.
+
+:meth:`LambdaRuntime.control_plane` wraps the Lambda calls the runtime judges before moto
+answers them: the runtime identifier against AWS's schedule (:mod:`.runtimes`), and the
+``Pending``/``InProgress`` states (:mod:`.function_states`).
 
 Errors that happen before the code runs (function not found, a role Lambda cannot
-assume, a runtime the lab cannot run, a payload that is not JSON) come back as an
-:class:`InvokeResult` with the AWS status code and ``error_code`` set, never as an
-exception; :meth:`InvokeResult.headers` gives the response headers for either case.
+assume, a runtime the lab cannot run, a payload that is not JSON, a function still
+Pending) come back as an :class:`InvokeResult` with the AWS status code and
+``error_code`` set, never as an exception.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import math
-import os
-import shutil
-import tempfile
 import threading
 import time
 import uuid
-import zipfile
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
-from runbook_lib.lab import worker as _worker
+from . import function_logs, function_states, runtimes
+from .environment import (ExecutionEnvironment, FunctionSpec, Refusal, check_trust, load_spec,
+                          trust_allows_lambda)
+from .worker import EXITED, TIMEOUT, now_ms
 
-TRUSTED_SERVICES = ("lambda.amazonaws.com", "edgelambda.amazonaws.com")
-INIT_TIMEOUT_S = 10.0
+__all__ = ["InvokeResult", "LambdaRuntime", "trust_allows_lambda"]
+
 TAIL_BYTES = 4096
 MAX_LOG_BYTES_PER_INVOKE = 1 << 20
 MAX_ENVIRONMENTS = 12
-SESSION_SECONDS = 12 * 3600
-WORKER_PATH = Path(_worker.__file__).resolve()
+#: Lambda calls :meth:`LambdaRuntime.control_plane` judges before moto answers them.
+CONTROL_OPERATIONS = ("CreateFunction", "UpdateFunctionCode", "UpdateFunctionConfiguration",
+                      "PublishVersion", "DeleteFunction")
+#: Init failures Lambda itself reports (their message starts "RequestId: <id> Error: ...").
+_LAMBDA_INIT_ERRORS = ("Runtime.ExitError", "Runtime.InvalidEntrypoint", "Sandbox.Timedout")
 
 
 @dataclass
@@ -92,294 +101,16 @@ class InvokeResult:
         return headers
 
 
-class _Refusal(Exception):
-    """An AWS error answered before any code runs."""
-
-    def __init__(self, status: int, code: str, message: str):
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-    def result(self, request_id: str) -> InvokeResult:
-        # "__type" as moto's own errors carry it, so botocore finds the code even when
-        # the x-amzn-ErrorType header (InvokeResult.headers) is not forwarded
-        body = json.dumps({"Type": "User", "Message": self.message,
-                           "__type": self.code}).encode()
-        return InvokeResult(self.status, body, error_code=self.code, request_id=request_id)
+def _refused(refusal: Refusal, request_id: str) -> InvokeResult:
+    return InvokeResult(refusal.status, refusal.body(), error_code=refusal.code, request_id=request_id)
 
 
-@dataclass(frozen=True)
-class _FunctionSpec:
-    """What one invocation needs from moto's function model (read once per invoke)."""
-
-    account_id: str
-    region: str
-    name: str
-    version: str
-    invoked_arn: str
-    handler: str
-    runtime: str
-    package_type: str
-    role: str
-    timeout: int
-    memory: int
-    env: tuple
-    code_sha: str
-    last_modified: str
-    layers: tuple  # ((arn, sha256), ...)
-    code: bytes = field(repr=False, compare=False)
-    layer_code: tuple = field(repr=False, compare=False)
-
-    @property
-    def key(self) -> tuple:
-        return (self.account_id, self.region, self.name, self.version)
-
-    @property
-    def fingerprint(self) -> tuple:
-        return (self.code_sha, self.last_modified, self.env, self.handler, self.runtime,
-                self.role, self.timeout, self.memory, self.layers)
-
-    @property
-    def log_group(self) -> str:
-        return f"/aws/lambda/{self.name}"
-
-
-def _load_spec(account_id: str, region: str, function_name: str,
-               qualifier: str | None) -> _FunctionSpec:
-    from moto.awslambda.utils import get_backend
-    from moto.core.exceptions import JsonRESTError
-
-    backend = get_backend(account_id, region)
-    try:
-        fn = backend.get_function(function_name, qualifier or None)
-    except JsonRESTError as exc:  # moto's ResourceNotFoundException and friends
-        raise _Refusal(exc.code, exc.error_type, exc.message) from None
-    layers, layer_code = [], []
-    for layer in fn.layers or []:
-        version = backend.layers_versions_by_arn(layer["Arn"])
-        if version is None:
-            raise _Refusal(404, "ResourceNotFoundException",
-                           f"Layer version {layer['Arn']} does not exist.")
-        layers.append((version.arn, version.code_sha_256))
-        layer_code.append(version.code_bytes)
-    name = fn.function_name
-    base_arn = f"arn:aws:lambda:{region}:{account_id}:function:{name}"
-    if ":" in function_name.split(":function:")[-1]:
-        qualifier = function_name.rsplit(":", 1)[1]
-    return _FunctionSpec(
-        account_id=account_id, region=region, name=name, version=str(fn.version),
-        invoked_arn=f"{base_arn}:{qualifier}" if qualifier else base_arn,
-        handler=fn.handler or "", runtime=fn.run_time or "",
-        package_type=fn.package_type or "Zip", role=fn.role, timeout=int(fn.timeout),
-        memory=int(fn.memory_size), env=tuple(sorted((fn.environment_vars or {}).items())),
-        code_sha=fn.code_sha_256, last_modified=str(fn.last_modified),
-        layers=tuple(layers), code=getattr(fn, "code_bytes", b""), layer_code=tuple(layer_code))
-
-
-def _check_runnable(spec: _FunctionSpec) -> None:
-    if spec.package_type != "Zip" or not spec.runtime.startswith("python3"):
-        raise _Refusal(502, "InvalidRuntimeException",
-                       f"The lab runs python3.x zip packages only; {spec.name} is "
-                       f"{spec.runtime or spec.package_type} and cannot be invoked here.")
-
-
-def trust_allows_lambda(policy_document: str | dict) -> bool:
-    """Whether a role trust policy lets Lambda (or Lambda@Edge) call sts:AssumeRole."""
-    doc = policy_document
-    if isinstance(doc, str):
-        try:
-            doc = json.loads(doc)
-        except ValueError:
-            from urllib.parse import unquote
-            doc = json.loads(unquote(doc))
-    statements = doc.get("Statement", [])
-    allowed = False
-    for statement in statements if isinstance(statements, list) else [statements]:
-        actions = _as_list(statement.get("Action"))
-        if not any(a.lower() in ("sts:assumerole", "sts:*", "*") for a in actions):
-            continue
-        principal = statement.get("Principal", {})
-        services = ["*"] if principal == "*" else _as_list(
-            principal.get("Service") if isinstance(principal, dict) else None)
-        if not any(s == "*" or s in TRUSTED_SERVICES for s in services):
-            continue
-        if statement.get("Effect") == "Deny":
-            return False
-        allowed = allowed or statement.get("Effect") == "Allow"
-    return allowed
-
-
-def _as_list(value) -> list:
-    return [] if value is None else value if isinstance(value, list) else [value]
-
-
-def _check_trust(spec: _FunctionSpec) -> None:
-    """Refuse as Lambda does when the execution role is gone or does not trust Lambda."""
-    from moto.iam.models import iam_backends
-    from moto.utilities.utils import get_partition
-
-    refused = _Refusal(400, "InvalidParameterValueException",
-                       "The role defined for the function cannot be assumed by Lambda.")
-    try:
-        role = iam_backends[spec.account_id][get_partition(spec.region)].get_role_by_arn(spec.role)
-    except Exception:
-        raise refused from None
-    if not trust_allows_lambda(role.assume_role_policy_document):
-        raise refused
-
-
-def _assume_execution_role(spec: _FunctionSpec):
-    """Temporary credentials of the execution role, session name = function name."""
-    from moto.sts.models import sts_backends
-    from moto.utilities.utils import get_partition
-
-    _check_trust(spec)
-    return sts_backends[spec.account_id][get_partition(spec.region)].assume_role(
-        region_name=spec.region, role_session_name=spec.name, role_arn=spec.role,
-        policy=None, duration=SESSION_SECONDS, external_id=None)
-
-
-_logs_lock = threading.Lock()
-
-
-def _write_logs(spec: _FunctionSpec, stream: str, events: list[tuple[int, str]]) -> None:
-    from moto.logs.models import logs_backends
-
-    if not events:
-        return
-    backend = logs_backends[spec.account_id][spec.region]
-    ordered, last = [], 0
-    for stamp, message in events:
-        last = max(last, stamp)
-        ordered.append({"timestamp": last, "message": message})
-    with _logs_lock:
-        backend.ensure_log_group(spec.log_group)
-        if stream not in backend.groups[spec.log_group].streams:
-            backend.create_log_stream(spec.log_group, stream)
-        backend.put_log_events(spec.log_group, stream, ordered)
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def _stamp(ms: int) -> str:
-    moment = datetime.fromtimestamp(ms / 1000, timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
-
-
-def _extract(data: bytes, target: Path) -> None:
-    import io
-
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            root = target.resolve()
-            for member in archive.namelist():
-                if not (root / member).resolve().is_relative_to(root):
-                    raise zipfile.BadZipFile("member outside the package root")
-            archive.extractall(target)
-    except zipfile.BadZipFile:
-        raise _Refusal(502, "InvalidZipFileException",
-                       "Lambda was unable to unzip the deployment package.") from None
-
-
-class _Environment:
-    """One execution environment: a worker for one function version, its role session."""
-
-    def __init__(self, spec: _FunctionSpec, endpoint_url: str,
-                 on_assume_role: Callable | None):
-        self.spec = spec
-        self.endpoint_url = endpoint_url
-        self.on_assume_role = on_assume_role
-        self.lock = threading.Lock()
-        self.worker: _worker.WorkerProcess | None = None
-        self.workdir: Path | None = None
-        self.stream = ""
-        self.expires = 0.0
-        self.invocations = 0
-        self.init_ms = 0.0
-        self.retired = False
-        self.last_used = time.monotonic()
-
-    @property
-    def alive(self) -> bool:
-        return self.worker is not None and self.worker.alive
-
-    def current(self, spec: _FunctionSpec) -> bool:
-        fresh = self.expires == 0 or time.time() < self.expires - 300
-        return fresh and spec.fingerprint == self.spec.fingerprint
-
-    def start(self, lines: list) -> dict | None:
-        """Assume the role, unpack code and layers, start the worker; returns an init error."""
-        spec = self.spec
-        session = _assume_execution_role(spec)
-        self.expires = time.time() + SESSION_SECONDS
-        if self.on_assume_role is not None:
-            self.on_assume_role(account_id=spec.account_id, region=spec.region,
-                                role_arn=spec.role, session_name=spec.name,
-                                access_key_id=session.access_key_id)
-        self.workdir = Path(tempfile.mkdtemp(prefix=f"lab-lambda-{spec.name}-"))
-        task, opt = self.workdir / "task", self.workdir / "opt"
-        task.mkdir()
-        opt.mkdir()
-        _extract(spec.code, task)
-        for layer in spec.layer_code:  # later layers override earlier ones, as in /opt
-            _extract(layer, opt)
-        day = datetime.now(timezone.utc).strftime("%Y/%m/%d")
-        self.stream = f"{day}/[{spec.version}]{uuid.uuid4().hex}"
-        self.worker = _worker.WorkerProcess(self._environ(session, task), str(task), str(opt))
-        short = spec.runtime.removeprefix("python")
-        lines.append((_now_ms(), f"INIT_START Runtime Version: python:{short}.lab".encode()))
-        reply = self.worker.wait_ready(INIT_TIMEOUT_S, lines)
-        if not isinstance(reply, dict):
-            return {"errorType": "Runtime.ExitError", "stackTrace": [],
-                    "errorMessage": "Error: Runtime exited before the handler was ready"}
-        self.init_ms = reply.get("init_ms", 0.0)
-        return reply.get("error") if reply.get("op") == "init_error" else None
-
-    def _environ(self, session, task: Path) -> dict[str, str]:
-        spec = self.spec
-        env = {"PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
-               "LANG": "C.UTF-8", "TZ": ":UTC",
-               # keep the operator's ~/.aws out of the function, as on Lambda
-               "AWS_CONFIG_FILE": str(self.workdir / "no-aws-config"),
-               "AWS_SHARED_CREDENTIALS_FILE": str(self.workdir / "no-aws-credentials")}
-        env.update(dict(spec.env))
-        env.update({
-            "_HANDLER": spec.handler,
-            "AWS_EXECUTION_ENV": f"AWS_Lambda_{spec.runtime}",
-            "AWS_LAMBDA_FUNCTION_NAME": spec.name,
-            "AWS_LAMBDA_FUNCTION_VERSION": spec.version,
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory),
-            "AWS_LAMBDA_LOG_GROUP_NAME": spec.log_group,
-            "AWS_LAMBDA_LOG_STREAM_NAME": self.stream,
-            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
-            "AWS_REGION": spec.region, "AWS_DEFAULT_REGION": spec.region,
-            "AWS_ACCESS_KEY_ID": session.access_key_id,
-            "AWS_SECRET_ACCESS_KEY": session.secret_access_key,
-            "AWS_SESSION_TOKEN": session.session_token,
-            # the function's calls must reach the lab whatever its own variables say
-            "AWS_ENDPOINT_URL": self.endpoint_url,
-            "LAMBDA_TASK_ROOT": str(task), "LAMBDA_RUNTIME_DIR": str(WORKER_PATH.parent),
-        })
-        return env
-
-    def run(self, request_id: str, event: str, invoked_arn: str,
-            lines: list) -> tuple[dict | str, float]:
-        """One invocation on the warm worker: (reply, TIMEOUT or EXITED; duration in ms)."""
-        self.invocations += 1
-        self.last_used = time.monotonic()
-        return self.worker.invoke(request_id, event, invoked_arn, self.spec.timeout, lines)
-
-    def max_memory_mb(self) -> int:
-        return self.worker.max_memory_mb() if self.worker is not None else 0
-
-    def stop(self) -> None:
-        worker, self.worker = self.worker, None
-        if worker is not None:
-            worker.close()
-        if self.workdir is not None:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-            self.workdir = None
+def _check_runnable(spec: FunctionSpec) -> None:
+    if spec.package_type != "Zip" or runtimes.family(spec.runtime) is None:
+        raise Refusal(502, "InvalidRuntimeException",
+                      f"The lab runs {runtimes.PYTHON_RUNTIMES[0]} to {runtimes.PYTHON_RUNTIMES[-1]} and "
+                      f"{', '.join(runtimes.NODEJS_RUNTIMES)} zip packages; {spec.name} is "
+                      f"{spec.runtime or spec.package_type} and cannot be invoked here.")
 
 
 def _event_text(payload: bytes | str | None) -> str:
@@ -389,8 +120,7 @@ def _event_text(payload: bytes | str | None) -> str:
             json.loads(text)
         except ValueError:
             # the payload is never echoed: it may carry a secret
-            raise _Refusal(400, "InvalidRequestContentException",
-                           "Could not parse request body into json") from None
+            raise Refusal(400, "InvalidRequestContentException", "Could not parse request body into json") from None
     return text
 
 
@@ -405,12 +135,52 @@ def _decode(lines: list[tuple[int, bytes]]) -> list[tuple[int, str]]:
     return events
 
 
+def _stamp(ms: int) -> str:
+    moment = datetime.fromtimestamp(ms / 1000, timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
 def _error_payload(error_type: str, message: str) -> bytes:
     return json.dumps({"errorType": error_type, "errorMessage": message}).encode()
 
 
+class ControlGate:
+    """One judged Lambda call: ``refusal`` (``(code, message, status)``), else moto answers
+    and :meth:`answered` is told its status."""
+
+    def __init__(self, runtime: "LambdaRuntime", operation: str, key: tuple):
+        self.runtime, self.operation, self.key = runtime, operation, key
+        self.refusal: tuple[str, str, int] | None = None
+        self.previous: FunctionSpec | None = None
+        self.qualified = False
+        self._prior = None
+        self._started = False
+
+    @property
+    def arn(self) -> str:
+        account, region, name = self.key
+        return f"arn:aws:lambda:{region}:{account}:function:{name}"
+
+    def begin(self) -> None:
+        """A create or update starts its transition before moto answers, so that the
+        answer itself shows ``Pending``/``InProgress`` as Lambda's does."""
+        states = self.runtime.states
+        if self.operation == "CreateFunction":
+            self._prior, self._started = states.created(self.key, self.arn), True
+        elif self.operation in ("UpdateFunctionCode", "UpdateFunctionConfiguration") and self.previous:
+            self._prior, self._started = states.updated(self.key, self.arn, self.previous), True
+
+    def answered(self, status: int) -> None:
+        """moto answered with ``status``: a failed create or update leaves no transition."""
+        if status >= 300:
+            if self._started:
+                self.runtime.states.restore(self.key, self._prior)
+        elif self.operation == "DeleteFunction" and not self.qualified:  # not just a version
+            self.runtime.states.deleted(self.key)
+
+
 class LambdaRuntime:
-    """Runs Invoke for the lab; one instance per lab process.
+    """Runs Invoke for the lab and judges its Lambda control calls; one instance per lab process.
 
     Parameters
     ----------
@@ -420,16 +190,81 @@ class LambdaRuntime:
         Optional ``callback(account_id=, region=, role_arn=, session_name=,
         access_key_id=)`` called when the runtime assumes an execution role (cold
         start), so the lab can record Lambda's ``AssumeRole`` in CloudTrail.
+    state_seconds:
+        How long a function stays ``Pending`` after create and ``InProgress`` after an
+        update (:attr:`states`; changeable at run time); None: the default.
+    hook_moto:
+        Make moto's configuration answers show those states (the lab process only).
     """
 
-    def __init__(self, endpoint_url: str, *, on_assume_role: Callable | None = None):
+    def __init__(self, endpoint_url: str, *, on_assume_role: Callable | None = None,
+                 state_seconds: float | None = None, hook_moto: bool = False):
         self.endpoint_url = endpoint_url.rstrip("/")
+        self.states = function_states.FunctionStates(
+            function_states.DEFAULT_SECONDS if state_seconds is None else state_seconds)
+        # moto's Lambda models cost 0.25 s to import: hooked at the first call that can
+        # start a transition, before which there is no state to show
+        self._hook_moto = hook_moto
         self._on_assume_role = on_assume_role
-        self._environments: dict[tuple, _Environment] = {}
+        self._environments: dict[tuple, ExecutionEnvironment] = {}
         self._lock = threading.Lock()
+        self._control_lock = threading.Lock()
         self._events = ThreadPoolExecutor(max_workers=2, thread_name_prefix="lab-lambda-event")
         self._closed = False
 
+    # ------------------------------------------------------------------ control plane
+    @staticmethod
+    def guards(operation: str) -> bool:
+        """Whether :meth:`control_plane` judges this Lambda operation."""
+        return operation in CONTROL_OPERATIONS
+
+    @contextmanager
+    def control_plane(self, *, account_id: str, region: str, operation: str,
+                      params: dict) -> Iterator[ControlGate]:
+        """Judge a Lambda control call before moto answers it; guarded calls of the lab run
+        one at a time, so of two updates sent at once the second sees the first.
+
+        Examples
+        --------
+        >>> with runtime.control_plane(account_id=a, region=r, operation=op, params=p) as gate:  # doctest: +SKIP
+        ...     if gate.refusal is None:
+        ...         gate.answered(moto_status)
+        """
+        name = function_states.function_name_of(str(params.get("FunctionName", "")))
+        gate = ControlGate(self, operation, (account_id, region, name))
+        unqualified = str(params.get("FunctionName", "")).split(":function:")[-1]
+        gate.qualified = bool(params.get("Qualifier")) or ":" in unqualified
+        with self._control_lock:
+            if self._hook_moto:
+                function_states.install(self.states)
+                self._hook_moto = False
+            gate.refusal = self._judge(gate, params)
+            if gate.refusal is None:
+                gate.begin()
+            yield gate
+
+    def _judge(self, gate: ControlGate, params: dict) -> tuple[str, str, int] | None:
+        operation = gate.operation
+        if operation == "CreateFunction":
+            if (params.get("PackageType") or "Zip") == "Zip" and not (params.get("Runtime") and params.get("Handler")):
+                return ("InvalidParameterValueException", "Runtime and Handler are mandatory parameters "
+                        "for functions created with deployment packages.", 400)
+            return runtimes.lifecycle_refusal(params["Runtime"], creating=True) if params.get("Runtime") else None
+        if operation == "DeleteFunction":
+            return None
+        conflict = self.states.conflict(gate.key, operation)
+        if conflict:
+            return ("ResourceConflictException", conflict, 409)
+        if operation == "PublishVersion":
+            return None
+        try:
+            gate.previous = load_spec(*gate.key, None)
+        except Refusal:  # no such function: moto answers that
+            return None
+        runtime = params.get("Runtime") or gate.previous.runtime
+        return runtimes.lifecycle_refusal(runtime, creating=False) if runtime else None
+
+    # ------------------------------------------------------------------ invoke
     def invoke(self, *, account_id: str, region: str, function_name: str,
                qualifier: str | None = None, payload: bytes = b"",
                invocation_type: str = "RequestResponse", log_type: str = "None") -> InvokeResult:
@@ -437,22 +272,33 @@ class LambdaRuntime:
         request_id = str(uuid.uuid4())
         try:
             if self._closed:
-                raise _Refusal(503, "ServiceException", "The lab is stopping.")
+                raise Refusal(503, "ServiceException", "The lab is stopping.")
             if invocation_type not in ("RequestResponse", "Event", "DryRun"):
-                raise _Refusal(400, "InvalidParameterValueException",
-                               f"Unsupported InvocationType: {invocation_type}")
-            spec = _load_spec(account_id, region, function_name, qualifier)
+                raise Refusal(400, "InvalidParameterValueException", f"Unsupported InvocationType: {invocation_type}")
+            spec = self._spec_to_run(account_id, region, function_name, qualifier)
             event = _event_text(payload)
             if invocation_type == "DryRun":
                 return InvokeResult(204, executed_version=spec.version, request_id=request_id)
             _check_runnable(spec)
-            _check_trust(spec)
+            check_trust(spec)
             if invocation_type == "Event":
                 self._events.submit(self._invoke_quietly, spec, request_id, event)
                 return InvokeResult(202, executed_version=spec.version, request_id=request_id)
             return self._invoke(spec, request_id, event, tail=log_type == "Tail")
-        except _Refusal as refusal:
-            return refusal.result(request_id)
+        except Refusal as refusal:
+            return _refused(refusal, request_id)
+
+    def _spec_to_run(self, account_id: str, region: str, function_name: str,
+                     qualifier: str | None) -> FunctionSpec:
+        spec = load_spec(account_id, region, function_name, qualifier)
+        if spec.version != "$LATEST":
+            return spec
+        key = (account_id, region, spec.name)
+        conflict = self.states.conflict(key, "Invoke")
+        if conflict:
+            raise Refusal(409, "ResourceConflictException", conflict)
+        previous = self.states.serving(key)  # an update in progress: the previous code runs
+        return dataclasses.replace(previous, invoked_arn=spec.invoked_arn) if previous else spec
 
     def environments(self) -> list[dict]:
         """The warm environments: function, version, worker pid, invocations, log stream."""
@@ -460,7 +306,8 @@ class LambdaRuntime:
             envs = list(self._environments.values())
         return [{"function_name": e.spec.name, "version": e.spec.version,
                  "pid": e.worker.pid if e.alive else None, "invocations": e.invocations,
-                 "log_stream": e.stream} for e in envs]
+                 "log_stream": e.stream, "task_root": str(e.task_root) if e.root else None}
+                for e in envs]
 
     def shutdown(self) -> None:
         """Stop every worker; later invocations are refused."""
@@ -480,7 +327,7 @@ class LambdaRuntime:
                 finally:
                     env.lock.release()
 
-    def _environment_for(self, spec: _FunctionSpec) -> _Environment:
+    def _environment_for(self, spec: FunctionSpec) -> ExecutionEnvironment:
         stale = []
         with self._lock:
             env = self._environments.get(spec.key)
@@ -488,7 +335,7 @@ class LambdaRuntime:
                 stale.append(self._environments.pop(spec.key))
                 env = None
             if env is None:
-                env = _Environment(spec, self.endpoint_url, self._on_assume_role)
+                env = ExecutionEnvironment(spec, self.endpoint_url, self._on_assume_role)
                 self._environments[spec.key] = env
                 if len(self._environments) > MAX_ENVIRONMENTS:
                     oldest = min(self._environments.values(), key=lambda e: e.last_used)
@@ -498,14 +345,13 @@ class LambdaRuntime:
             threading.Thread(target=_stop_when_free, args=(old,), daemon=True).start()
         return env
 
-    def _invoke_quietly(self, spec: _FunctionSpec, request_id: str, event: str) -> None:
+    def _invoke_quietly(self, spec: FunctionSpec, request_id: str, event: str) -> None:
         try:
             self._invoke(spec, request_id, event, tail=False)
         except Exception:  # an async invocation has nobody to answer; its log says enough
             pass
 
-    def _invoke(self, spec: _FunctionSpec, request_id: str, event: str,
-                tail: bool) -> InvokeResult:
+    def _invoke(self, spec: FunctionSpec, request_id: str, event: str, tail: bool) -> InvokeResult:
         while True:
             env = self._environment_for(spec)
             with env.lock:
@@ -513,69 +359,76 @@ class LambdaRuntime:
                     continue
                 return self._invoke_locked(env, spec, request_id, event, tail)
 
-    def _invoke_locked(self, env: _Environment, spec: _FunctionSpec, request_id: str,
+    def _invoke_locked(self, env: ExecutionEnvironment, spec: FunctionSpec, request_id: str,
                        event: str, tail: bool) -> InvokeResult:
         lines: list[tuple[int, bytes]] = []
         cold = not env.alive
-        error = None
-        if cold:
-            env.stop()
-            try:
-                error = env.start(lines)
-            except _Refusal:
-                env.stop()
-                raise
-        lines.append((_now_ms(), f"START RequestId: {request_id} Version: {spec.version}".encode()))
+        init_error = self._cold_start(env, lines) if cold else None
+        lines.append((now_ms(), f"START RequestId: {request_id} Version: {spec.version}".encode()))
         duration, status = 0.0, ""
-        if error is not None:
-            payload, function_error = json.dumps(error).encode(), "Unhandled"
-            lines.append((_now_ms(), f"[ERROR] {error['errorType']}: {error['errorMessage']}".encode()))
+        if init_error is not None:
+            if init_error["errorType"] in _LAMBDA_INIT_ERRORS:
+                init_error = dict(init_error, errorMessage=f"RequestId: {request_id} {init_error['errorMessage']}")
+                lines.append((now_ms(), f"{init_error['errorMessage']}\n{init_error['errorType']}".encode()))
+            payload, function_error = json.dumps(init_error).encode(), "Unhandled"
             memory = env.max_memory_mb()
             env.stop()
-            status = f"\tStatus: error\tError Type: {error['errorType']}"
+            status = f"\tStatus: error\tError Type: {init_error['errorType']}"
         else:
             reply, duration = env.run(request_id, event, spec.invoked_arn, lines)
             memory = env.max_memory_mb()
             payload, function_error = self._outcome(env, spec, request_id, reply, lines)
-            if reply == _worker.TIMEOUT:
+            if reply == TIMEOUT:
                 status = "\tStatus: timeout"
-        lines.append((_now_ms(), f"END RequestId: {request_id}".encode()))
+        lines.append((now_ms(), f"END RequestId: {request_id}".encode()))
         report = (f"REPORT RequestId: {request_id}\tDuration: {duration:.2f} ms\t"
                   f"Billed Duration: {max(1, math.ceil(duration))} ms\t"
                   f"Memory Size: {spec.memory} MB\tMax Memory Used: {memory} MB")
-        if cold:
+        if cold and init_error is None:
             report += f"\tInit Duration: {env.init_ms:.2f} ms"
-        lines.append((_now_ms(), (report + status).encode()))
+        lines.append((now_ms(), (report + status).encode()))
         events = _decode(lines)
-        _write_logs(spec, env.stream, events)
+        function_logs.deliver(account_id=spec.account_id, region=spec.region, group=spec.log_group,
+                              stream=env.stream, access_key_id=env.session.access_key_id, events=events)
         log_result = None
-        if tail:
+        if tail:  # the Invoke answer's own copy: Lambda returns it whatever the role may log
             text = "".join(message + "\n" for _, message in events).encode()
             log_result = base64.b64encode(text[-TAIL_BYTES:]).decode()
         return InvokeResult(200, payload, function_error=function_error, log_result=log_result,
                             executed_version=spec.version, request_id=request_id)
 
     @staticmethod
-    def _outcome(env: _Environment, spec: _FunctionSpec, request_id: str, reply,
+    def _cold_start(env: ExecutionEnvironment, lines: list) -> dict | None:
+        env.stop()
+        try:
+            init_error = env.start(lines)
+        except Refusal:
+            env.stop()
+            raise
+        if init_error is not None:
+            lines.append((now_ms(), (f"INIT_REPORT Init Duration: {env.init_ms:.2f} ms\tPhase: init\t"
+                                     f"Status: error\tError Type: {init_error['errorType']}").encode()))
+        return init_error
+
+    @staticmethod
+    def _outcome(env: ExecutionEnvironment, spec: FunctionSpec, request_id: str, reply,
                  lines: list) -> tuple[bytes, str | None]:
-        if reply == _worker.TIMEOUT:
+        if reply == TIMEOUT:
             env.stop()
             message = f"Task timed out after {spec.timeout:.2f} seconds"
-            lines.append((_now_ms(), f"{_stamp(_now_ms())} {request_id} {message}".encode()))
-            return _error_payload("Sandbox.Timedout",
-                                  f"RequestId: {request_id} Error: {message}"), "Unhandled"
-        if reply == _worker.EXITED:
-            code = env.worker.exit_code() if env.worker is not None else None
+            lines.append((now_ms(), f"{_stamp(now_ms())} {request_id} {message}".encode()))
+            return _error_payload("Sandbox.Timedout", f"RequestId: {request_id} Error: {message}"), "Unhandled"
+        if reply == EXITED:
+            why = env.exit_reason()
             env.stop()
-            why = f"signal: {-code}" if code is not None and code < 0 else f"exit status {code}"
             message = f"RequestId: {request_id} Error: Runtime exited with error: {why}"
-            lines.append((_now_ms(), f"{message}\nRuntime.ExitError".encode()))
+            lines.append((now_ms(), f"{message}\nRuntime.ExitError".encode()))
             return _error_payload("Runtime.ExitError", message), "Unhandled"
         if "error" in reply:
             return json.dumps(reply["error"]).encode(), "Unhandled"
         return reply["payload"].encode(), None
 
 
-def _stop_when_free(env: _Environment) -> None:
+def _stop_when_free(env: ExecutionEnvironment) -> None:
     with env.lock:
         env.stop()

@@ -174,10 +174,13 @@ def random_password(length: int = 20) -> str:
 
 
 def _zip(files: dict[str, str]) -> bytes:
+    """A package as a build tool makes it: files world-readable (Lambda's runtime user must read them)."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, text in files.items():
-            archive.writestr(name, text)
+            info = zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))
+            info.external_attr, info.compress_type = 0o644 << 16, zipfile.ZIP_DEFLATED
+            archive.writestr(info, text)
     return buffer.getvalue()
 
 
@@ -322,7 +325,7 @@ def _seed_decoys(iam, lam, region: str, account: str) -> str:
          {"LOG_LEVEL": "INFO", "TABLE_NAME": "inventory"}),
         ("thumbnail-resize", "python3.12", "app.handler", {"app.py": THUMBNAIL_PY},
          {"SECRET_ARN": secret_arn, "SECRET_NAME": DECOY_SECRET_NAME}),
-        ("web-edge-router", "nodejs20.x", "index.handler", {"index.js": EDGE_JS}, {}),
+        ("web-edge-router", "nodejs22.x", "index.handler", {"index.js": EDGE_JS}, {}),
     ]
     for name, runtime, handler, files, variables in decoys:
         spec = {"FunctionName": name, "Runtime": runtime, "Role": role_arn, "Handler": handler,

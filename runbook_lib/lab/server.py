@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .function_states import DEFAULT_SECONDS as FUNCTION_STATE_SECONDS
+from .function_states import seconds_argument
 from .process import Lab
 from .settings import ACCOUNT_ID, ADMIN_USER, REGION, LabSettings
 
@@ -60,13 +62,14 @@ class LabServer:
         TCP port on ``host``; 0 picks a free one.
     enforce_iam:
         Start with resource-level IAM enforcement on (switchable later).
-    trail_delay, cloudfront_deploy_seconds:
-        Start values of those settings (:class:`~.settings.LabSettings`).
+    trail_delay, cloudfront_deploy_seconds, function_state_seconds:
+        Start values of those settings (:class:`~.settings.LabSettings`); None: the default.
     """
 
     def __init__(self, port: int = 0, host: str = "127.0.0.1", enforce_iam: bool = False,
                  account_id: str = ACCOUNT_ID, region: str = REGION, quiet: bool = True,
-                 trail_delay: float = 0.0, cloudfront_deploy_seconds: float | None = None):
+                 trail_delay: float = 0.0, cloudfront_deploy_seconds: float | None = None,
+                 function_state_seconds: float | None = None):
         from . import cloudfront
         from .cloudtrail import EventStore, LookupThrottle
 
@@ -76,13 +79,15 @@ class LabServer:
         self.settings = LabSettings()
         self.events = EventStore()
         self.lookup_throttle = LookupThrottle()
+        self.runtime: Any = None
         self.configure({"enforce_iam": bool(enforce_iam), "trail_delay_seconds": float(trail_delay),
                         "cloudfront_deploy_seconds": cloudfront.DEFAULT_DEPLOY_SECONDS
-                        if cloudfront_deploy_seconds is None else float(cloudfront_deploy_seconds)})
+                        if cloudfront_deploy_seconds is None else float(cloudfront_deploy_seconds),
+                        **({} if function_state_seconds is None
+                           else {"function_state_seconds": float(function_state_seconds)})})
         self.code_token = secrets.token_urlsafe(12)
         self.endpoint_url = ""
         self.admin_env: dict[str, str] = {}
-        self.runtime: Any = None
         self.runtime_error = "not started"
         self.partner: Any = None
         self.partner_error = "not started"
@@ -117,8 +122,8 @@ class LabServer:
         self._thread.start()
         self.admin_env = self.create_admin()
         self.partner, self.partner_error = _build("partner", lambda m: m.PartnerApi())
-        self.runtime, self.runtime_error = _build(
-            "runtime", lambda m: m.LambdaRuntime(endpoint_url=self.endpoint_url))
+        self.runtime, self.runtime_error = _build("runtime", lambda m: m.LambdaRuntime(
+            endpoint_url=self.endpoint_url, hook_moto=True, state_seconds=self.settings.function_state_seconds))
         return self
 
     def stop(self) -> None:
@@ -168,6 +173,8 @@ class LabServer:
         self.settings.update(update)
         self.events.delay_seconds = self.settings.trail_delay_seconds
         cloudfront.set_deploy_seconds(self.settings.cloudfront_deploy_seconds)
+        if self.runtime is not None:
+            self.runtime.states.seconds = self.settings.function_state_seconds
         return self.config()
 
     # ------------------------------------------------------------------ fault injection
@@ -240,7 +247,8 @@ def serve(args: Any) -> int:
     started = time.monotonic()
     lab = LabServer(port=args.port, host=args.host, enforce_iam=args.enforce_iam,
                     quiet=not getattr(args, "verbose", False), trail_delay=getattr(args, "trail_delay", 0.0),
-                    cloudfront_deploy_seconds=getattr(args, "cloudfront_deploy_seconds", None))
+                    cloudfront_deploy_seconds=getattr(args, "cloudfront_deploy_seconds", None),
+                    function_state_seconds=getattr(args, "function_state_seconds", None))
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         lab.start()
@@ -329,6 +337,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--cloudfront-deploy-seconds", type=_seconds("--cloudfront-deploy-seconds"),
                         default=None, metavar="SECONDS",
                         help="a CloudFront distribution is InProgress this long after a change (default 1)")
+    parser.add_argument("--function-state-seconds", type=seconds_argument, default=None, metavar="SECONDS",
+                        help="a function is Pending after CreateFunction and InProgress after an update this "
+                             f"long (0-60, default {FUNCTION_STATE_SECONDS})")
     parser.add_argument("--verbose", action="store_true", help="log every request")
     parser.add_argument("--ready-file", default="", help=argparse.SUPPRESS)
     parser.add_argument("--parent-pid", type=int, default=0, help=argparse.SUPPRESS)

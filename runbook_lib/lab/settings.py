@@ -5,6 +5,7 @@
 | ``enforce_iam`` | ``False`` | evaluate identity, resource-based, boundary, session and KMS key policies |
 | ``trail_delay_seconds`` | ``0`` | hold each CloudTrail event back from ``LookupEvents`` this long |
 | ``cloudfront_deploy_seconds`` | ``1`` | a distribution is ``InProgress`` this long after a change |
+| ``function_state_seconds`` | ``0.2`` | a function is ``Pending`` after create, ``InProgress`` after an update, this long |
 
 Credentials and trust policies are always checked; they are not settings.
 """
@@ -12,6 +13,9 @@ Credentials and trust policies are always checked; they are not settings.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+
+from .function_states import DEFAULT_SECONDS as FUNCTION_STATE_SECONDS
+from .function_states import MAX_SECONDS as MAX_FUNCTION_STATE_SECONDS
 
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
@@ -27,6 +31,7 @@ class LabSettings:
     enforce_iam: bool = False
     trail_delay_seconds: float = 0.0
     cloudfront_deploy_seconds: float = 1.0
+    function_state_seconds: float = FUNCTION_STATE_SECONDS
 
     def update(self, changes: dict) -> "LabSettings":
         """Apply ``changes`` after checking every one of them; unknown names are refused."""
@@ -40,7 +45,8 @@ class LabSettings:
             if not isinstance(changes["enforce_iam"], bool):
                 raise TypeError("enforce_iam must be true or false")
             checked["enforce_iam"] = changes["enforce_iam"]
-        for name, ceiling in (("trail_delay_seconds", MAX_TRAIL_DELAY), ("cloudfront_deploy_seconds", 3600.0)):
+        for name, ceiling in (("trail_delay_seconds", MAX_TRAIL_DELAY), ("cloudfront_deploy_seconds", 3600.0),
+                              ("function_state_seconds", MAX_FUNCTION_STATE_SECONDS)):
             if name in changes:
                 checked[name] = seconds(name, changes[name], ceiling)
         for name, value in checked.items():
