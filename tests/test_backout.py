@@ -6,18 +6,20 @@ import pytest
 from runbook_lib.backout import Backout
 from runbook_lib.exceptions import ChangeRefused, InputError
 from runbook_lib.implementation import Implementation
+from runbook_lib.records import FunctionCreated, KmsKey, Secret
 from moto_world import FUNCTION
 
 POLICY_ARN = f"arn:aws:iam::123456789012:policy/LambdaSecretsManagerPolicy-{FUNCTION}"
 
 
 def implement(world, **kw):
-    Implementation(world.target, world.ledger, function_name=FUNCTION, change_ticket="CHG-1",
+    Implementation(world.target, world.ledger, function_name=FUNCTION, change_ticket="CHG-1", apply=True,
                    fingerprinter=world.fingerprinter, **kw).apply()
 
 
 def backout(world, **kw):
     kw.setdefault("change_ticket", "CHG-2")
+    kw.setdefault("apply", bool(kw["change_ticket"]))
     return Backout(world.target, world.ledger, **kw)
 
 
@@ -40,11 +42,11 @@ def test_round_trip_restores_function_and_removes_what_was_created(world):
     names = [p["PolicyName"] for p in iam.list_policies(Scope="Local")["Policies"]]
     assert f"LambdaSecretsManagerPolicy-{FUNCTION}" not in names
     assert f"LambdaSecretsRunbook-{FUNCTION}" not in [r["RoleName"] for r in iam.list_roles()["Roles"]]
-    secret = sm.describe_secret(SecretId=world.ledger.entries("secret")[0].resource)
+    secret = sm.describe_secret(SecretId=world.ledger.records(Secret)[0].resource)
     assert secret.get("DeletedDate"), "secret scheduled for deletion, restorable in the window"
     sm.restore_secret(SecretId=secret["ARN"])  # restorable indeed
     sm.delete_secret(SecretId=secret["ARN"], RecoveryWindowInDays=7)
-    key = kms.describe_key(KeyId=world.ledger.entries("kms_key")[0].resource)["KeyMetadata"]
+    key = kms.describe_key(KeyId=world.ledger.records(KmsKey)[0].resource)["KeyMetadata"]
     assert key["KeyState"] == "PendingDeletion"
     # the access key stays inactive unless asked
     assert iam.list_access_keys(UserName="orders-legacy-ci")["AccessKeyMetadata"][0]["Status"] == "Inactive"
@@ -95,7 +97,7 @@ def test_function_changed_outside_the_runbook_is_left_alone_with_a_reason(world)
 def test_untagged_resources_are_never_deleted(world):
     implement(world)
     sm, iam = world.client("secretsmanager"), world.client("iam")
-    arn = world.ledger.find("secret").resource
+    arn = world.ledger.secret().resource
     sm.untag_resource(SecretId=arn, TagKeys=["managed-by"])
     iam.untag_policy(PolicyArn=POLICY_ARN, TagKeys=["managed-by"])
     b = backout(world)
@@ -118,8 +120,8 @@ def test_mode_remove_deletes_only_functions_the_runbook_created(world):
     untagged = lam.create_function(FunctionName="not-ours", Runtime="python3.12", Role=role,
                                    Handler="app.handler", Code={"ZipFile": world.code})
     implement(world)
-    world.ledger.record("function", created["FunctionArn"], "created", "test", {"name": "runbook-made"})
-    world.ledger.record("function", untagged["FunctionArn"], "created", "test", {"name": "not-ours"})
+    world.ledger.put(FunctionCreated(resource=created["FunctionArn"], step="test", name="runbook-made"))
+    world.ledger.put(FunctionCreated(resource=untagged["FunctionArn"], step="test", name="not-ours"))
     b = backout(world, mode="remove")
     rows = {r.resource: r for r in b.plan() if r.step == "remove"}
     assert rows[created["FunctionArn"]].action == "delete"

@@ -14,8 +14,10 @@ from botocore.exceptions import ClientError
 
 from runbook_lib import runner
 from runbook_lib.exceptions import AwsCallError, LabError
-from runbook_lib.implementation import LOCK_TAG, Implementation
+from runbook_lib.change.locks import LOCK_TAG
+from runbook_lib.implementation import Implementation
 from runbook_lib.ledger import Ledger
+from runbook_lib.records import Policy
 from runbook_lib.session import Target
 
 NO_RETRY = Config(retries={"total_max_attempts": 1})
@@ -93,7 +95,7 @@ def own_lab():
 
 
 def _kinds(ledger):
-    return sorted({e.kind for e in ledger.entries(active_only=True)})
+    return sorted({r.kind for r in ledger.records(active_only=True)})
 
 
 def _denied_midway(lab, run_dir):
@@ -120,8 +122,8 @@ def test_access_denied_midway_leaves_an_exact_ledger_and_resume_completes(own_la
     assert _kinds(ledger) == ["policy", "secret", "snapshot"]
     # exactly what exists: the secret and policy of the ledger are live, the function is untouched
     iam, sm = own_lab.client("iam"), own_lab.client("secretsmanager")
-    assert sm.describe_secret(SecretId=ledger.find("secret").resource)["ARN"] == ledger.find("secret").resource
-    assert iam.get_policy(PolicyArn=ledger.find("policy").resource)["Policy"]["AttachmentCount"] == 0
+    assert sm.describe_secret(SecretId=ledger.secret().resource)["ARN"] == ledger.secret().resource
+    assert iam.get_policy(PolicyArn=ledger.latest(Policy).resource)["Policy"]["AttachmentCount"] == 0
     live = lam.get_function_configuration(FunctionName=name)
     assert bool(live["Environment"]["Variables"] == seeded_env) is True
     # the locks were released on the way out
@@ -147,7 +149,7 @@ def test_backout_after_a_denied_implementation_cleans_up_what_exists(own_lab, tm
     from runbook_lib.backout import Backout
 
     target, name, ledger, _ = _denied_midway(own_lab, tmp_path / "run")
-    secret_arn, policy_arn = ledger.find("secret").resource, ledger.find("policy").resource
+    secret_arn, policy_arn = ledger.secret().resource, ledger.latest(Policy).resource
     backout = Backout(target, ledger, change_ticket="CHG-F-B2", apply=True)
     rows = {r.step: r.action for r in backout.plan()}
     assert rows["secret"] == "delete" and rows["policy"] == "delete" and rows["function"] == "none"

@@ -19,6 +19,7 @@ from runbook_lib.exceptions import AwsCallError, ChangeRefused, InputError
 from runbook_lib.handlers import REFERENCE_HANDLER
 from runbook_lib.implementation import Implementation
 from runbook_lib.ledger import Ledger
+from runbook_lib.records import AccessKey, EdgeAssociation, KmsKey, Snapshot
 from runbook_lib.session import Target
 
 from moto_world import FUNCTION, REGION, build_world
@@ -38,6 +39,7 @@ def world(tmp_path, monkeypatch):
 
 def make(world, **kw):
     kw.setdefault("change_ticket", "CHG-1")
+    kw.setdefault("apply", bool(kw["change_ticket"]))
     return Implementation(world.target, world.ledger, function_name=FUNCTION,
                           fingerprinter=world.fingerprinter, **kw)
 
@@ -85,14 +87,14 @@ def test_apply_moves_secrets_scopes_policy_deploys_handler_and_deactivates_key(w
     assert [k["Status"] for k in iam.list_access_keys(UserName="orders-legacy-ci")["AccessKeyMetadata"]] == ["Inactive"]
     assert [k["Status"] for k in iam.list_access_keys(UserName="someone-else")["AccessKeyMetadata"]] == ["Active"]
     # ledger: snapshot with names only, never a value
-    snap = world.ledger.find("snapshot", FUNCTION)
-    assert sorted(snap.data["moved_variables"]) == sorted(SECRET_VARS)
+    snap = world.ledger.snapshot(FUNCTION)
+    assert sorted(snap.moved_variables) == sorted(SECRET_VARS)
     text = world.ledger.path.read_text()
     assert bool(any(world.env[k] in text for k in SECRET_VARS) or world.key_id in text) is False
     kinds = {e.kind for e in world.ledger.entries()}
     assert {"snapshot", "secret", "policy", "policy_attachment", "function_config", "function_code",
             "function_state", "access_key"} <= kinds
-    evidence = world.ledger.find("access_key").data["evidence"]
+    evidence = world.ledger.latest(AccessKey).evidence
     assert "--status Inactive" in evidence and world.key_id not in evidence
     checks = impl.checks()
     assert {c.status for c in checks} == {"PASS"}, [(c.id, c.reason) for c in checks]
@@ -114,7 +116,7 @@ def test_apply_without_ticket_stops_before_any_change(world):
     with pytest.raises(InputError, match="change ticket"):
         make(world, change_ticket="", apply=True)
     impl = make(world, change_ticket="")
-    with pytest.raises(InputError, match="change ticket"):
+    with pytest.raises(InputError, match="built with apply=False"):
         impl.apply()
     assert world.state() == before and world.ledger.entries() == []
 
@@ -130,8 +132,9 @@ def test_access_denied_at_create_policy_leaves_an_exact_ledger_and_rerun_complet
         make(world).apply()
     assert info.value.code == "AccessDenied" and "iam:CreatePolicy" in str(info.value)
     ledger = Ledger.open(world.run_dir)  # re-read from disk: what another process would see
-    assert {e.kind for e in ledger.entries()} == {"snapshot", "secret"}
-    assert world.client("secretsmanager").describe_secret(SecretId=ledger.find("secret").resource)
+    assert {r.kind for r in ledger.records(active_only=True)} == {"snapshot", "secret"}
+    assert ledger.pending_intents() == [], "AWS refused CreatePolicy: nothing to reconcile"
+    assert world.client("secretsmanager").describe_secret(SecretId=ledger.secret().resource)
     assert any("apply stopped: CreatePolicy" in e["message"] for e in ledger.doc["events"])
     assert "lambda-secrets-runbook-lock" not in world.client("lambda").list_tags(
         Resource=world.client("lambda").get_function(FunctionName=FUNCTION)["Configuration"]["FunctionArn"])["Tags"]
@@ -141,7 +144,7 @@ def test_access_denied_at_create_policy_leaves_an_exact_ledger_and_rerun_complet
     results = impl.apply()
     assert [r.status for r in results][:2] == ["unchanged", "unchanged"]
     assert {r.action for r in make(world).plan()} == {"none"}
-    assert len(world.ledger.entries("snapshot")) == 1
+    assert len(world.ledger.records(Snapshot)) == 1
 
 
 def test_unknown_function_bad_kms_bad_code_and_foreign_ledger_are_input_errors(world, tmp_path):
@@ -198,7 +201,7 @@ def test_dedicated_role_and_created_kms_key(world):
     assert set(inline) == {"basic-logging", "copied-orders-read"}
     # the old role is left as it was: no secret policy attached to it
     assert iam.list_attached_role_policies(RoleName="orders-api-role")["AttachedPolicies"] == []
-    key_arn = world.ledger.find("kms_key").resource
+    key_arn = world.ledger.latest(KmsKey).resource
     policy = json.loads(kms.get_key_policy(KeyId=key_arn, PolicyName="default")["Policy"])
     decrypt = policy["Statement"][1]
     assert decrypt["Principal"] == {"AWS": role["Arn"]} and decrypt["Action"] == "kms:Decrypt"
@@ -256,7 +259,7 @@ def test_lab_round_trip_implement_invoke_backout_and_edge(own_lab, tmp_path):
     seeded_env = seeded["Environment"]["Variables"]
     ledger = Ledger.open(tmp_path / "run")  # no test plan findings: the scanner works them out
 
-    impl = Implementation(target, ledger, function_name=name, change_ticket="CHG-LAB")
+    impl = Implementation(target, ledger, function_name=name, change_ticket="CHG-LAB", apply=True)
     impl.apply()
     config = lam.get_function_configuration(FunctionName=name)
     env = config["Environment"]["Variables"]
@@ -269,7 +272,7 @@ def test_lab_round_trip_implement_invoke_backout_and_edge(own_lab, tmp_path):
     assert result["status_code"] == 200 and not result["function_error"] and result["http_status"] == 200
     assert {r.action for r in Implementation(target, ledger, function_name=name).plan()} == {"none"}
 
-    backout = Backout(target, ledger, change_ticket="CHG-LAB-B")
+    backout = Backout(target, ledger, change_ticket="CHG-LAB-B", apply=True)
     backout.apply()
     restored = lam.get_function_configuration(FunctionName=name)
     assert restored["CodeSha256"] == seeded["CodeSha256"] and restored["Handler"] == seeded["Handler"]
@@ -280,7 +283,7 @@ def test_lab_round_trip_implement_invoke_backout_and_edge(own_lab, tmp_path):
     distribution = own_lab.seed_info["distribution_id"]
     edge_ledger = Ledger.open(tmp_path / "edge-run")
     edge_impl = Implementation(target, edge_ledger, function_name=name, role_mode="dedicated",
-                               edge_distribution_id=distribution, change_ticket="CHG-EDGE")
+                               edge_distribution_id=distribution, change_ticket="CHG-EDGE", apply=True)
     edge_impl.change.wait_delay = 1
     edge_impl.apply()
     assert "Environment" not in lam.get_function_configuration(FunctionName=name) or not \
@@ -288,9 +291,9 @@ def test_lab_round_trip_implement_invoke_backout_and_edge(own_lab, tmp_path):
     cf = target.client("cloudfront")
     behaviour = cf.get_distribution_config(Id=distribution)["DistributionConfig"]["DefaultCacheBehavior"]
     items = behaviour["LambdaFunctionAssociations"].get("Items", [])
-    version_arn = edge_ledger.find("edge_association", distribution).data["version_arn"]
+    version_arn = edge_ledger.latest(EdgeAssociation, distribution).version_arn
     assert [(i["EventType"], i["LambdaFunctionARN"]) for i in items] == [("viewer-request", version_arn)]
-    edge_backout = Backout(target, edge_ledger, change_ticket="CHG-EDGE-B")
+    edge_backout = Backout(target, edge_ledger, change_ticket="CHG-EDGE-B", apply=True)
     edge_backout.apply()
     behaviour = cf.get_distribution_config(Id=distribution)["DistributionConfig"]["DefaultCacheBehavior"]
     assert not behaviour["LambdaFunctionAssociations"].get("Items")
