@@ -1,7 +1,7 @@
 """``runbook``: the command line of the Lambda secrets runbook.
 
 Subcommands: ``run`` (the whole cycle), ``audit`` (test plan alone, findings fail),
-``backout RUN_DIR``, ``verify RUN_DIR``, ``scan PATH...`` and ``lab``.
+``backout RUN_DIR``, ``closeout RUN_DIR``, ``unlock RUN_DIR``, ``verify RUN_DIR``, ``scan PATH...`` and ``lab``.
 Exit codes: 0 goal reached, 1 a check failed (or findings, for ``audit``/``scan``),
 2 the run could not proceed, with a one-line reason on stderr.
 """
@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     _target_options(closeout, default_target=None)
     closeout.add_argument("--apply", action="store_true", help="make the changes (needs -p change_ticket ID)")
     _parameter_option(closeout)
+
+    unlock = sub.add_parser("unlock", help="release the locks of a run whose process died (checked first)")
+    _optional_module("runbook_lib.change.unlock", unlock)
 
     verify = sub.add_parser("verify", help="re-hash a run folder against its manifest.json")
     verify.add_argument("run_dir", type=Path, metavar="RUN_DIR")

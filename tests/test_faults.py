@@ -6,6 +6,7 @@ caller's protocol. The runner faults use tiny stand-in notebooks, as tests/test_
 
 import json
 import time
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -13,7 +14,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from runbook_lib import runner
-from runbook_lib.exceptions import AwsCallError, LabError
+from runbook_lib.exceptions import AwsCallError, ChangeRefused, LabError
 from runbook_lib.change.locks import LOCK_TAG
 from runbook_lib.implementation import Implementation
 from runbook_lib.ledger import Ledger
@@ -232,3 +233,159 @@ def test_the_lab_stopping_mid_run_is_a_one_line_error_and_exit_2(tmp_path, monke
     assert "is the lab still running?" in outcome.reason and len(outcome.reason.splitlines()) == 1
     assert (outcome.run_dir / "02_implementation.ipynb").exists()
     assert time.monotonic() - started < 240
+
+
+# -- crash windows: a process killed between an AWS call and its ledger write --------------------------
+CRASH_AFTER_CREATE_SECRET = """
+import os, sys
+from runbook_lib import secrets_store
+from runbook_lib.implementation import Implementation
+from runbook_lib.ledger import Ledger
+from runbook_lib.session import Target
+
+real_create = secrets_store.create_secret
+
+
+def create_then_die(*args, **kwargs):
+    real_create(*args, **kwargs)
+    os._exit(9)  # the process dies after CreateSecret answered, before the ledger write
+
+
+secrets_store.create_secret = create_then_die
+run_dir, name, secret_name = sys.argv[1:4]
+target = Target.from_parameters("lab", region=os.environ["AWS_DEFAULT_REGION"],
+                                endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+ledger = Ledger.open(run_dir)
+ledger.bind(target="lab", function_name=name)
+Implementation(target, ledger, name, secret_name=secret_name, change_ticket="CHG-CRASH", apply=True).apply()
+"""
+
+
+@pytest.fixture(scope="module")
+def crash_lab():
+    """A seeded lab of these tests' own; each test ends with the function backed out."""
+    from runbook_lib.lab import Lab
+
+    with Lab(seed=True) as running:
+        yield running
+
+
+def _function_state(lab):
+    lam = lab.client("lambda")
+    config = lam.get_function_configuration(FunctionName=lab.seed_info["function_name"])
+    tags = lam.list_tags(Resource=config["FunctionArn"]).get("Tags", {})
+    return {"code": config["CodeSha256"], "handler": config["Handler"], "role": config["Role"],
+            "env": config["Environment"]["Variables"], "lock": tags.get(LOCK_TAG)}
+
+
+def _live_secrets(lab):
+    """Secrets tagged for the function that are not in a deletion window."""
+    listed = lab.client("secretsmanager").list_secrets(IncludePlannedDeletion=True)["SecretList"]
+    return sorted(s["Name"] for s in listed if not s.get("DeletedDate")
+                  and {t["Key"]: t["Value"] for t in s.get("Tags", [])}.get("function") == lab.seed_info["function_name"])
+
+
+def test_killed_right_after_create_secret_backout_reconciles_and_leaves_nothing(crash_lab, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from runbook_lib.backout import Backout
+    from runbook_lib.change.unlock import release
+    from runbook_lib.steps import ADOPT
+
+    name, run_dir, secret_name = crash_lab.seed_info["function_name"], tmp_path / "run", "lambda/orders-api/crash"
+    before = _function_state(crash_lab)
+    died = subprocess.run([sys.executable, "-c", CRASH_AFTER_CREATE_SECRET, str(run_dir), name, secret_name],
+                          env={**os.environ, **crash_lab.env}, capture_output=True, timeout=180)
+    assert died.returncode == 9, died.stderr.decode()[-2000:]
+    ledger = Ledger.open(run_dir)
+    [pending] = ledger.pending_intents()
+    assert (pending.creates, pending.name) == ("secret", secret_name) and ledger.secret() is None
+    orphan = crash_lab.client("secretsmanager").describe_secret(SecretId=secret_name)
+    assert pending.token in orphan["VersionIdsToStages"], "the secret exists, made with the intent's token"
+
+    target = _target(crash_lab)
+    with pytest.raises(ChangeRefused) as locked:
+        Backout(target, ledger, change_ticket="CHG-B", apply=True).apply()
+    assert "whose process is gone: release it with `runbook unlock RUN_DIR`" in str(locked.value)
+    assert release(run_dir, target)[0].startswith("released the ledger lock of apply of run run (pid ")
+    assert _function_state(crash_lab)["lock"] is None, "the dead run's lock tag went too"
+
+    backout = Backout(target, Ledger.open(run_dir), change_ticket="CHG-B", apply=True)
+    [reconcile] = [r for r in backout.plan() if r.step == "reconcile"]
+    assert (reconcile.action, reconcile.resource) == (ADOPT, orphan["ARN"])
+    backout.apply()
+    checks = {c.id: c for c in backout.checks(invoke=False)}
+    assert {cid: c.status for cid, c in checks.items()} == {
+        "backout-complete": "PASS", "function-restored": "PASS", "no-orphans": "PASS"}, checks
+    assert any(orphan["ARN"] in line for line in checks["no-orphans"].evidence["in_deletion_window"])
+    assert secret_name not in _live_secrets(crash_lab) and Ledger.open(run_dir).pending_intents() == []
+    assert bool(_function_state(crash_lab) == before) is True
+
+
+def test_a_kernel_killed_mid_apply_is_unlocked_and_backed_out_headless(crash_lab, tmp_path, monkeypatch, capsys):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from runbook_lib import cli
+    from runbook_lib.change.locks import LockOwner
+
+    for key, value in crash_lab.env.items():
+        monkeypatch.setenv(key, value)
+    name, url = crash_lab.seed_info["function_name"], crash_lab.endpoint_url
+    before = _function_state(crash_lab)
+    # UpdateFunctionConfiguration throttled: the kernel sits mid-apply (code deployed, configuration
+    # not yet) long enough to be killed there
+    crash_lab.inject_faults(throttle={"operation": "UpdateFunctionConfiguration", "every": 1})
+    try:
+        run = subprocess.Popen([sys.executable, "-m", "runbook_lib.cli", "run", "--endpoint-url", url, "--function",
+                                name, "--no-backout", "--out", str(tmp_path / "runs")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        kernel = _kill_when_changing_the_function(tmp_path / "runs", signal.SIGKILL, timeout=240)
+        out, err = run.communicate(timeout=300)
+    finally:
+        crash_lab.clear_faults()
+    run_dir = Path(out.strip().splitlines()[0])
+    assert run.returncode == 2 and "02_implementation" in err, err[-2000:]
+    held = LockOwner.parse(Ledger.open(run_dir).lock_holder())
+    assert held.pid == kernel and held.alive() is False and _function_state(crash_lab)["lock"] == held.token()
+    [pending] = Ledger.open(run_dir).pending_intents()
+    assert pending.creates == "function_state", "killed while a change of the function was under way"
+
+    backout = ["backout", str(run_dir), "--endpoint-url", url, "--apply", "-p", "change_ticket", "CHG-B"]
+    assert cli.main(backout) == 2
+    assert "release it with `runbook unlock RUN_DIR`" in capsys.readouterr().err
+    assert cli.main(["unlock", str(run_dir), "--endpoint-url", url]) == 0
+    released = capsys.readouterr().out
+    assert "released the ledger lock" in released and f"released the lock tag {LOCK_TAG}" in released
+    cli.main(backout)  # its exit code is the run's: the implementation notebook died in this run
+    notebooks = {n["name"]: n["status"] for n in json.loads((run_dir / "run.json").read_text())["notebooks"]}
+    assert notebooks["04_backout"] == "ok", capsys.readouterr().err
+    checks = {c["id"]: c["status"] for c in json.loads((run_dir / "checks.json").read_text()) if c["phase"] == "backout"}
+    assert checks == {"backout-complete": "PASS", "function-restored": "PASS", "no-orphans": "PASS"}
+    assert _live_secrets(crash_lab) == [] and Ledger.open(run_dir).pending_intents() == []
+    assert bool(_function_state(crash_lab) == before) is True
+
+
+def _kill_when_changing_the_function(runs: Path, sig, timeout: float) -> int:
+    """Wait until a run's implementation holds its lock and has started on the function; kill its kernel."""
+    import os
+
+    from runbook_lib.change.locks import LockOwner
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for path in runs.glob("*/ledger.json"):
+            try:
+                doc = json.loads(path.read_text())
+            except ValueError:
+                continue
+            if doc.get("lock") and "function_code" in {e["kind"] for e in doc.get("entries", [])}:
+                pid = LockOwner.parse(doc["lock"]).pid
+                os.kill(pid, sig)
+                return pid
+        time.sleep(0.05)
+    raise AssertionError("the implementation never reached the function")

@@ -179,9 +179,10 @@ def unlock(ledger, lam=None, function_name: str = "", force: bool = False) -> li
     tag_owner = LockOwner.parse(tag_token)
     if tag_token and tag_token != token and not (tag_owner and tag_owner.run == run):
         tag_token = None  # another run folder's lock: not this run's to release
-    for held, what in ((token, "the run's ledger lock"), (tag_token, f"the lock tag {LOCK_TAG}")):
+    for held, what, resource in ((token, "the run's ledger lock", str(ledger.path)),
+                                 (tag_token, f"the lock tag {LOCK_TAG}", function_name)):
         if held:
-            _refuse_unless_dead(held, what, force)
+            _refuse_unless_dead(held, what, resource, force)
     done = []
     if token:
         ledger.release(token)
@@ -191,11 +192,12 @@ def unlock(ledger, lam=None, function_name: str = "", force: bool = False) -> li
     return done or ["no lock held by this run: nothing to release"]
 
 
-def _refuse_unless_dead(token: str, what: str, force: bool) -> None:
+def _refuse_unless_dead(token: str, what: str, resource: str, force: bool) -> None:
+    """A live holder is never released; one that cannot be checked only with ``force``."""
     owner = LockOwner.parse(token)
     state = owner.alive() if owner else None
     if state or (state is None and not force):
-        raise ChangeRefused(what, holder_note(token, what) + "; nothing was released")
+        raise ChangeRefused(resource, holder_note(token, what) + "; nothing was released")
 
 
 def _who(token: str) -> str:
