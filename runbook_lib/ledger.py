@@ -219,7 +219,7 @@ class Ledger:
         self.save()
 
     def release(self, owner: str) -> None:
-        if self.doc.get("lock") == owner:
+        if owner and self.doc.get("lock") == owner:
             self.doc.pop("lock")
             self.save()
 

@@ -178,3 +178,72 @@ def test_input_errors(world):
     implement(world)
     with pytest.raises(InputError, match="ledger is for function_name"):
         backout(world, function_name="inventory-sync")
+
+
+def test_apply_is_refused_unless_built_with_apply_true_and_nothing_changes(world):
+    implement(world)
+    b = backout(world, apply=False)
+    before, ledger_before = world.state(), world.ledger.path.read_text()
+    with pytest.raises(InputError, match=r"^apply: this Backout was built with apply=False \(plan only\)"):
+        b.apply()
+    assert world.state() == before and world.ledger.path.read_text() == ledger_before
+
+
+def test_function_restored_compares_only_what_the_runbook_changed(world):
+    """A run stopped after its snapshot never touched the function: the version's Description is not a difference."""
+    import botocore.exceptions
+
+    sm = world.client("secretsmanager")
+
+    def deny(**kwargs):
+        raise botocore.exceptions.ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "CreateSecret")
+    sm.meta.events.register("before-call.secrets-manager.CreateSecret", deny)
+    with pytest.raises(Exception, match="CreateSecret"):
+        implement(world)
+    sm.meta.events.unregister("before-call.secrets-manager.CreateSecret", deny)
+    lam = world.client("lambda")
+    snapshot = world.ledger.snapshot(FUNCTION)
+    version = lam.get_function_configuration(FunctionName=FUNCTION, Qualifier=snapshot.version)
+    assert version["Description"] != lam.get_function_configuration(FunctionName=FUNCTION).get("Description", "")
+    b = backout(world)
+    b.apply()
+    restored = {c.id: c for c in b.checks(invoke=False)}["function-restored"]
+    assert restored.status == "PASS" and restored.evidence["compared"] == ["Environment", "code"]
+
+
+def test_a_round_trip_leaves_the_functions_own_description_alone(world):
+    lam = world.client("lambda")
+    lam.update_function_configuration(FunctionName=FUNCTION, Description="orders API, team payments")
+    implement(world)
+    b = backout(world)
+    b.apply()
+    assert lam.get_function_configuration(FunctionName=FUNCTION)["Description"] == "orders API, team payments"
+    restored = {c.id: c for c in b.checks(invoke=False)}["function-restored"]
+    assert restored.status == "PASS" and restored.evidence["compared"] == ["Environment", "Handler", "code"]
+
+
+def test_an_unreconciled_interrupted_create_fails_the_checks(world):
+    from runbook_lib.records import Intent
+    implement(world)
+    world.ledger.put(Intent(resource="secret:t", step="secret", creates="secret", name="lambda/orders-api/other",
+                            token="t"))
+    checks = {c.id: c for c in backout(world, apply=False).checks(invoke=False)}
+    assert checks["backout-complete"].status == "FAIL" and "intent secret:t" in checks["backout-complete"].reason
+    assert "interrupted secret of lambda/orders-api/other: not reconciled" in checks["no-orphans"].reason
+
+
+def test_a_dead_runs_lock_is_refused_with_the_way_out(world):
+    import subprocess
+    import sys
+
+    from runbook_lib.change.locks import LockOwner
+    implement(world)
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    dead = LockOwner.this_process("apply", world.run_dir.name).__dict__ | {"pid": child.pid}
+    world.ledger.acquire(LockOwner(**dead).token())
+    before = world.state()
+    with pytest.raises(ChangeRefused) as refused:
+        backout(world).apply()
+    assert "whose process is gone: release it with `runbook unlock RUN_DIR`, then try again" in str(refused.value)
+    assert world.state() == before

@@ -352,3 +352,12 @@ def test_lab_closeout_notebook_headless_into_the_run_folder(closeout_lab, tmp_pa
     assert {c.id: c.status for c in applied.checks}["no-secret-in-artifacts"] == "PASS"
     assert (run_dir / "05_closeout.html").is_file() and (run_dir / "manifest.json").is_file()
     assert contains_any(run_folder_text(run_dir), exposed + list(new.values())) is False
+
+
+def test_apply_is_refused_unless_built_with_apply_true_and_nothing_changes(world):
+    implement(world)
+    closing = closeout(world)  # a ticket, but a plan-only object
+    before, ledger_before, kept = world.state(), world.ledger.path.read_text(), versions(world)
+    with pytest.raises(InputError, match=r"^apply: this Closeout was built with apply=False \(plan only\)"):
+        closing.apply()
+    assert world.state() == before and world.ledger.path.read_text() == ledger_before and versions(world) == kept

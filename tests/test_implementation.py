@@ -1,18 +1,18 @@
 """Implementation steps against moto in-process: plan, apply, re-run, failure and resume, bad input.
 
-The moto world built here (``build_world``: table ``orders``, legacy IAM user with an access
+The moto world (the ``world`` fixture of ``conftest.py``, ``build_world``: table ``orders``, legacy IAM user with an access
 key, role ``orders-api-role``, function ``orders-api`` with two secrets in its environment
 and the legacy key in its code, a ledger whose baseline holds the test plan's findings
 fingerprinted with a fixed key) lives in ``moto_world.py``.
 """
 
+import contextlib
 import io
 import json
 import zipfile
 
 import botocore.exceptions
 import pytest
-from moto import mock_aws
 
 from runbook_lib import functions
 from runbook_lib.exceptions import AwsCallError, ChangeRefused, InputError
@@ -22,19 +22,10 @@ from runbook_lib.ledger import Ledger
 from runbook_lib.records import AccessKey, EdgeAssociation, KmsKey, Snapshot
 from runbook_lib.session import Target
 
-from moto_world import FUNCTION, REGION, build_world
+from moto_world import FUNCTION, REGION
 
 
 SECRET_VARS = ("PARTNER_API_KEY", "DB_PASSWORD")
-
-
-@pytest.fixture()
-def world(tmp_path, monkeypatch):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        yield build_world(tmp_path)
 
 
 def make(world, **kw):
@@ -298,3 +289,89 @@ def test_lab_round_trip_implement_invoke_backout_and_edge(own_lab, tmp_path):
     behaviour = cf.get_distribution_config(Id=distribution)["DistributionConfig"]["DefaultCacheBehavior"]
     assert not behaviour["LambdaFunctionAssociations"].get("Items")
     assert bool(lam.get_function_configuration(FunctionName=name)["Environment"]["Variables"] == seeded_env) is True
+
+
+# -- the library is the gate ---------------------------------------------------------------------------
+def test_apply_is_refused_unless_built_with_apply_true_and_nothing_changes(world):
+    impl = make(world, apply=False)  # a ticket, but a plan-only object
+    before, ledger_before = world.state(), world.ledger.path.read_text()
+    with pytest.raises(InputError) as refused:
+        impl.apply()
+    message = str(refused.value)
+    assert message.startswith("apply: this Implementation was built with apply=False (plan only)")
+    assert "nothing was changed" in message and len(message.splitlines()) == 1
+    assert world.state() == before and world.ledger.path.read_text() == ledger_before
+
+
+# -- crash windows and adoption --------------------------------------------------------------------------
+@contextlib.contextmanager
+def crash_after(module, name):
+    """Inside the block, ``module.name`` does its AWS call, then dies before its caller writes the ledger."""
+    real = getattr(module, name)
+
+    def call_then_die(*args, **kwargs):
+        real(*args, **kwargs)
+        raise SystemExit("killed between the AWS call and the ledger write")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(module, name, call_then_die)
+        yield
+
+
+def tagged_secrets(world):
+    listed = world.client("secretsmanager").list_secrets(IncludePlannedDeletion=True)["SecretList"]
+    return [s["ARN"] for s in listed if {t["Key"]: t["Value"] for t in s.get("Tags", [])}.get("function") == FUNCTION]
+
+
+def test_a_rerun_after_a_crash_after_create_secret_records_that_secret_and_makes_no_second(world):
+    from runbook_lib import secrets_store
+    with crash_after(secrets_store, "create_secret"), pytest.raises(SystemExit):
+        make(world).apply()
+    [orphan] = tagged_secrets(world)
+    ledger = Ledger.open(world.run_dir)
+    assert ledger.secret() is None and [i.creates for i in ledger.pending_intents()] == ["secret"]
+    assert ledger.lock_holder() is None, "an exception unwinds the locks (only a kill leaves them)"
+    impl = make(world)
+    assert [(r.step, r.action, r.resource) for r in impl.plan() if r.step == "reconcile"] == [
+        ("reconcile", "adopt", orphan)]
+    impl.apply()
+    assert tagged_secrets(world) == [orphan], "reconciled by its token, not made again"
+    assert world.ledger.secret().resource == orphan and world.ledger.secret().action == "created"
+    assert world.ledger.pending_intents() == [] and {c.status for c in impl.checks()} == {"PASS"}
+
+
+def test_a_fresh_run_adopts_what_an_earlier_run_left_with_what_backout_needs(world, tmp_path):
+    from runbook_lib import iam as iam_lib
+    from runbook_lib.backout import Backout
+    from runbook_lib.records import Policy, PolicyAttachment, Secret
+    # the earlier run made the secret, the policy and its attachment, then died
+    with crash_after(iam_lib, "attach"), pytest.raises(SystemExit):
+        make(world).apply()
+    fresh = Ledger.open(tmp_path / "fresh-run")  # its run folder is lost: a new run starts from nothing
+    fresh.set_baseline(findings=world.ledger.baseline["findings"])
+    impl = Implementation(world.target, fresh, function_name=FUNCTION, change_ticket="CHG-2", apply=True,
+                          fingerprinter=world.fingerprinter)
+    adopted = {(r.step, r.resource.rsplit(":", 1)[-1].split("|")[0]) for r in impl.plan() if r.action == "adopt"}
+    assert adopted == {("secret", world.ledger.secret().resource.rsplit(":", 1)[-1]),
+                       ("policy", "policy/LambdaSecretsManagerPolicy-orders-api"), ("policy", "orders-api-role")}
+    impl.apply()
+    secret, policy = fresh.secret(), fresh.latest(Policy)
+    assert (secret.action, secret.name, sorted(secret.variables), secret.kms_key) == (
+        "adopted", "lambda/orders-api/config", sorted(SECRET_VARS), "aws/secretsmanager")
+    assert (policy.action, policy.secret) == ("adopted", secret.resource)
+    assert fresh.latest(PolicyAttachment).action == "adopted"
+    backout = Backout(world.target, fresh, change_ticket="CHG-3", apply=True)
+    backout.apply()
+    assert {c.id: c.status for c in backout.checks(invoke=False)} == {
+        "backout-complete": "PASS", "function-restored": "PASS", "no-orphans": "PASS"}
+    assert world.client("secretsmanager").describe_secret(SecretId=secret.resource).get("DeletedDate")
+    assert not [p for p in world.client("iam").list_policies(Scope="Local")["Policies"]
+                if p["PolicyName"] == "LambdaSecretsManagerPolicy-orders-api"]
+    assert len(fresh.records(Secret)) == 1
+
+
+def test_the_ledger_records_which_fields_the_change_sets(world):
+    from runbook_lib.records import FunctionConfig
+    make(world).apply()
+    assert world.ledger.latest(FunctionConfig, FUNCTION).changed_fields == ["Environment", "Handler", "code"]
+    make(world, role_mode="dedicated", change_ticket="CHG-2").apply()
+    assert world.ledger.latest(FunctionConfig, FUNCTION).changed_fields == ["Environment", "Handler", "Role", "code"]
