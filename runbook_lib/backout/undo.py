@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..exceptions import ChangeRefused
 from ..records import Record
-from ..steps import DELETE, NONE, UPDATE, Step
+from ..steps import BLOCKED, DELETE, NONE, UPDATE, Step
 
 
 @dataclass(frozen=True)
@@ -68,3 +69,43 @@ class RecordUndo(Step):
                 self.c.ledger.undo(record, how)
             lines.append(f"{record.resource}: {how}")
         return "; ".join(lines) or "nothing to undo"
+
+
+class ScheduledDeletion(RecordUndo):
+    """An undo that schedules the resource's deletion with a recovery window (secrets, keys).
+
+    Subclasses say how to read the resource (:meth:`live`), when it is scheduled to go
+    (:meth:`scheduled`), whether the runbook may prove it owns it (:meth:`owned`), and how to
+    schedule it (:meth:`undo`).
+    """
+
+    what = "resource"
+
+    def live(self, record: Record) -> dict | None:
+        raise NotImplementedError
+
+    def scheduled(self, live: dict) -> str:
+        """When the resource goes ("" while it is not scheduled)."""
+        raise NotImplementedError
+
+    def owned(self, record: Record, live: dict) -> bool:
+        raise NotImplementedError
+
+    def delete_reason(self) -> str:
+        raise NotImplementedError
+
+    def check(self, record):
+        live = self.live(record)
+        if live is None:
+            return NONE, "already deleted"
+        if self.scheduled(live):
+            return NONE, f"already scheduled for deletion ({self.scheduled(live)})"
+        if not self.owned(record, live):
+            return BLOCKED, f"{self.what} lacks the runbook's tags for this function: not deleting it"
+        return DELETE, self.delete_reason()
+
+    def confirm(self, record):
+        live = self.live(record)
+        if live is not None and not self.scheduled(live):
+            raise ChangeRefused(record.resource, f"{self.what} not scheduled for deletion")
+        return f"deletion scheduled ({self.scheduled(live) if live else 'deleted'})", True

@@ -48,26 +48,12 @@ class ChangeContext:
         self.fingerprinter = fingerprinter or Fingerprinter()
         self._scanner = scanner
 
-    # -- clients -------------------------------------------------------------------------------
-    @property
-    def lam(self):
-        return self.target.client("lambda")
-
-    @property
-    def sm(self):
-        return self.target.client("secretsmanager")
-
-    @property
-    def kms(self):
-        return self.target.client("kms")
-
-    @property
-    def iam(self):
-        return self.target.client("iam")
-
-    @property
-    def cf(self):
-        return self.target.client("cloudfront", region="us-east-1")
+    # -- clients (created on first use by the target, which caches them) --------------------------
+    lam = property(lambda self: self.target.client("lambda"))
+    sm = property(lambda self: self.target.client("secretsmanager"))
+    kms = property(lambda self: self.target.client("kms"))
+    iam = property(lambda self: self.target.client("iam"))
+    cf = property(lambda self: self.target.client("cloudfront", region="us-east-1"))
 
     @property
     def scanner(self):

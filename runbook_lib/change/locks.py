@@ -41,10 +41,6 @@ LOCK_TAG = "lambda-secrets-runbook-lock"
 #: Seconds between writing the lock tag and reading it back (see :func:`acquire_function_lock`).
 LOCK_SETTLE_SECONDS = 1.0
 PERMISSIONS = ("lambda:ListTags", "lambda:TagResource", "lambda:UntagResource")
-#: Characters a Lambda tag value may hold besides letters and digits (space and ``=`` separate fields).
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.:/+\-@]")
-#: Process start times are compared to this precision (seconds).
-_START_TOLERANCE = 1.0
 
 
 @dataclass(frozen=True)
@@ -83,13 +79,18 @@ class LockOwner:
             process = psutil.Process(self.pid)
             if process.status() == psutil.STATUS_ZOMBIE:
                 return False
-            return abs(process.create_time() - self.started) <= _START_TOLERANCE
+            # the start time tells the holder from a later process that reuses its pid
+            return abs(process.create_time() - self.started) <= 1.0
         except psutil.NoSuchProcess:
             return False
 
     def describe(self) -> str:
         started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started))
         return f"{self.what} of run {self.run} (pid {self.pid} on host {self.host}, started {started})"
+
+
+#: Characters a Lambda tag value may hold besides letters and digits (space and ``=`` separate fields).
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.:/+\-@]")
 
 
 def _safe(text: str) -> str:
