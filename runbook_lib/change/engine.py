@@ -19,7 +19,7 @@ answers the notebook's verbs the same way for all three:
 
 Examples
 --------
->>> impl = Implementation(target, ledger, "orders-api")          # plan only
+>>> impl = Implementation(target, ledger, "orders-api")          # doctest: +SKIP
 >>> impl.apply()                                                   # doctest: +SKIP
 Traceback (most recent call last):
 InputError: apply: this Implementation was built with apply=False (plan only): ...
@@ -81,7 +81,8 @@ class ChangeSequence(StepSequence):
                                     + "; nothing was changed")
         ledger = self.ctx.ledger
         with locks.holding(self.ctx, self.what):
-            ledger.log(self.notebook, f"{self.what} started (change ticket {self.change_ticket})" + self._journal_note())
+            ledger.log(self.notebook, f"{self.what} started (change ticket {self.change_ticket}"
+                       f"{self._journal_note()})")
             try:
                 if self.reconcile.pending():
                     run_steps([self.reconcile], apply=True, progress=progress)
@@ -94,6 +95,7 @@ class ChangeSequence(StepSequence):
         return self.results
 
     def _journal_note(self) -> str:
+        """More for the journal's start line (backout: its mode)."""
         return ""
 
     def _gate(self) -> None:
