@@ -247,3 +247,23 @@ def test_a_dead_runs_lock_is_refused_with_the_way_out(world):
         backout(world).apply()
     assert "whose process is gone: release it with `runbook unlock RUN_DIR`, then try again" in str(refused.value)
     assert world.state() == before
+
+
+def test_backout_closes_an_interrupted_change_that_made_nothing(world):
+    """A kill before UpdateFunctionConfiguration went through: its intent made nothing, backout still closes it.
+
+    The reconcile plan row is ``none`` (only the ledger changes): the engine must apply it anyway,
+    or the backout stops on "interrupted create(s) still unresolved".
+    """
+    from runbook_lib.records import Intent
+    implement(world)
+    world.ledger.put(Intent(resource="function_state:t", step="function", creates="function_state", name=FUNCTION,
+                            token="t", details={"handler": "never.reached"}))
+    b = backout(world)
+    assert [(r.step, r.action) for r in b.plan() if r.step == "reconcile"] == [("reconcile", "none")]
+    b.apply()
+    assert world.ledger.pending_intents() == []
+    [closed] = [i for i in world.ledger.records(Intent) if i.token == "t"]
+    assert closed.undone.endswith("reconciled: nothing was made")
+    assert {c.id: c.status for c in b.checks(invoke=False)} == {
+        "backout-complete": "PASS", "function-restored": "PASS", "no-orphans": "PASS"}

@@ -85,7 +85,7 @@ class ChangeSequence(StepSequence):
                        f"{self._journal_note()})")
             try:
                 if self.reconcile.pending():
-                    run_steps([self.reconcile], apply=True, progress=progress)
+                    self._reconcile(progress)
                 self.results = run_steps(self.steps, apply=True, progress=progress, policy=self.policy)
             except RunbookError as exc:
                 ledger.log(self.notebook, f"{self.what} stopped: {exc.message}")
@@ -93,6 +93,17 @@ class ChangeSequence(StepSequence):
             ledger.log(self.notebook, f"{self.what} finished: "
                        + ", ".join(f"{r.step}={r.status}" for r in self.results))
         return self.results
+
+    def _reconcile(self, progress: Callable[[str], None] | None) -> None:
+        """Resolve every pending intent, also those whose create made nothing.
+
+        Not through :func:`run_steps`: closing an intent changes only the ledger, so its plan row
+        says ``none``, and ``run_steps`` applies a step only when its plan changes something.
+        """
+        self.reconcile.apply()
+        detail = self.reconcile.verify()
+        if progress:
+            progress(f"{self.reconcile.name}: {detail}")
 
     def _journal_note(self) -> str:
         """More for the journal's start line (backout: its mode)."""
