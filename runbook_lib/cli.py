@@ -88,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     unlock = sub.add_parser("unlock", help="release the locks of a run whose process died (checked first)")
     _optional_module("runbook_lib.change.unlock", unlock)
+    _signing_option(unlock, role="signs the folder again after the release")
+    _trusted_option(unlock)
 
     verify = sub.add_parser("verify", help="check a run folder's signature and hashes against its manifest.json")
     verify.add_argument("run_dir", type=Path, metavar="RUN_DIR")

@@ -1,11 +1,13 @@
 """Locks: the owner token, telling a live holder from a dead one, and `runbook unlock RUN_DIR`."""
 
+import json
 import os
 import socket
 import subprocess
 import sys
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from moto_world import FUNCTION
 from runbook_lib import cli
@@ -15,7 +17,8 @@ from runbook_lib.change.locks import LOCK_TAG, LockOwner
 from runbook_lib.change.unlock import release
 from runbook_lib.exceptions import ChangeRefused
 from runbook_lib.ledger import Ledger
-from runbook_lib.manifest import verify_manifest, write_manifest
+from runbook_lib.manifest import verify_manifest, verify_run, write_manifest
+from runbook_lib.signing import SigningKey, load_signing_key
 
 
 def dead_pid() -> int:
@@ -126,3 +129,96 @@ def test_runbook_unlock_on_a_stopped_lab_run_releases_the_ledger_lock_and_refres
     assert "still running" in capsys.readouterr().err
     with pytest.raises(ChangeRefused, match="still running"):
         release(tmp_path / "run", None, force=True)  # force never releases a live holder
+
+
+# -- unlock and the folder's signature -----------------------------------------------------------
+def dead_run(folder, signed=True):
+    """A run folder whose ledger lock is held by a process that is gone; signed like `runbook run` leaves it."""
+    ledger = Ledger.open(folder)
+    ledger.bind(target="lab", region="us-east-1", function_name=FUNCTION)
+    ledger.acquire(owner(pid=dead_pid(), run=folder.name).token())
+    (folder / "02_implementation.ipynb").write_text("{}\n")
+    if signed:
+        write_manifest(folder)
+    return folder
+
+
+def files_of(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_unlock_signs_a_signed_folder_again_with_the_given_key(tmp_path):
+    ci = SigningKey(ed25519.Ed25519PrivateKey.generate(), tmp_path / "ci.pem")
+    folder = tmp_path / "run"
+    dead_run(folder, signed=False)
+    write_manifest(folder, ci)
+    with pytest.raises(ChangeRefused, match="untrusted signer") as refused:
+        release(folder, None, sign=True)
+    assert "nothing was released" in str(refused.value) and Ledger.open(folder).lock_holder()
+    mine = tmp_path / "mine.pem"
+    mine.write_bytes(load_signing_key().path.read_bytes())
+    mine.chmod(0o600)
+    lines = release(folder, None, signing_key=mine, trusted_keys=[ci.public.fingerprint])
+    assert lines[0].startswith("released the ledger lock") and not any("--sign" in line for line in lines)
+    result = verify_run(folder)
+    assert result.ok and result.signer == load_signing_key().public.fingerprint
+    assert json.loads((folder / "manifest.json").read_text())["previous_manifest"]["signer"] == ci.public.fingerprint
+
+
+def test_an_unsigned_folder_is_released_but_signed_only_with_sign(tmp_path):
+    """A runner killed before it finished left no manifest: `runbook backout` refuses until the operator vouches."""
+    folder = dead_run(tmp_path / "run", signed=False)
+    lines = release(folder, None)
+    assert lines[0].startswith("released the ledger lock") and Ledger.open(folder).lock_holder() is None
+    assert "is never signed (no manifest.json: its runner stopped before finishing it)" in lines[1]
+    assert "`runbook unlock RUN_DIR --sign`" in lines[1] and "04_backout.ipynb" in lines[1]
+    assert lines[2] == "its ledger records nothing for backout to undo"
+    assert not (folder / "manifest.json").exists(), "nobody vouched for the folder: it stays unsigned"
+    assert release(folder, None, sign=True)[:2] == [
+        "no lock held by this run: nothing to release",
+        f"signed {folder} as it stands with {load_signing_key().public.fingerprint}: it was never signed "
+        "(no manifest.json: its runner stopped before finishing it)"]
+    assert verify_run(folder).ok
+    assert "signed" in Ledger.open(folder).doc["events"][-1]["message"], "the journal says who vouched, when"
+    signed = files_of(folder)
+    assert release(folder, None, sign=True)[0] == "no lock held by this run: nothing to release"
+    assert files_of(folder) == signed, "a folder that verifies is not signed again for nothing"
+
+
+def test_a_folder_changed_after_its_signature_is_signed_over_only_with_sign(tmp_path):
+    """A `runbook backout` killed half-way: the ledger changed after the run's signature."""
+    folder = dead_run(tmp_path / "run")
+    (folder / "04_backout.ipynb").write_text("{}\n")
+    lines = release(folder, None)
+    assert "is not as signed (unexpected: 04_backout.ipynb" in lines[1] and not verify_run(folder).ok
+    Ledger.open(folder).acquire(owner(pid=dead_pid(), run="run").token())
+    lines = release(folder, None, sign=True)
+    assert lines[0].startswith("released the ledger lock") and lines[1].startswith(f"signed {folder} as it stands")
+    assert verify_run(folder).ok
+
+
+@pytest.mark.parametrize("forgery", ["re-hashed", "symlink"])
+def test_sign_never_signs_over_a_forged_manifest_or_a_symlink(tmp_path, forgery):
+    folder = dead_run(tmp_path / "run", signed=forgery == "re-hashed")
+    if forgery == "re-hashed":
+        doc = json.loads((folder / "manifest.json").read_text())
+        doc["files"] = doc["files"][1:]
+        (folder / "manifest.json").write_text(json.dumps(doc))
+    else:
+        (folder / "04_backout.ipynb").symlink_to(tmp_path / "outside")
+    before = files_of(folder)
+    with pytest.raises(ChangeRefused, match="not signed over: .*(bad signature|symlink).*nothing was released"):
+        release(folder, None, sign=True)
+    assert files_of(folder) == before
+    lines = release(folder, None)  # the dead holder's lock still goes; the folder is not signed over
+    assert lines[0].startswith("released the ledger lock") and "--sign" not in lines[1]
+    assert "`runbook verify RUN_DIR` lists every difference; a folder a colleague signed runs with" in lines[1]
+    assert files_of(folder).get("manifest.json") == before.get("manifest.json"), "not signed over"
+
+
+def test_an_unusable_signing_key_stops_unlock_before_anything_is_released(tmp_path, capsys):
+    folder = dead_run(tmp_path / "run")
+    before = files_of(folder)
+    assert cli.main(["unlock", str(folder), "--signing-key", str(tmp_path / "nope.pem")]) == 2
+    assert capsys.readouterr().err.startswith("runbook: --signing-key: no key file at")
+    assert files_of(folder) == before

@@ -374,6 +374,13 @@ def _kill_when_changing_the_function(runs: Path, sig, timeout: float) -> int:
     """Wait until a run's implementation holds its lock and has started on the function; kill its kernel."""
     import os
 
+    pid = _kernel_changing_the_function(runs, timeout)
+    os.kill(pid, sig)
+    return pid
+
+
+def _kernel_changing_the_function(runs: Path, timeout: float) -> int:
+    """The pid of the kernel whose implementation holds its lock and has started on the function."""
     from runbook_lib.change.locks import LockOwner
 
     deadline = time.monotonic() + timeout
@@ -384,8 +391,74 @@ def _kill_when_changing_the_function(runs: Path, sig, timeout: float) -> int:
             except ValueError:
                 continue
             if doc.get("lock") and "function_code" in {e["kind"] for e in doc.get("entries", [])}:
-                pid = LockOwner.parse(doc["lock"]).pid
-                os.kill(pid, sig)
-                return pid
+                return LockOwner.parse(doc["lock"]).pid
         time.sleep(0.05)
     raise AssertionError("the implementation never reached the function")
+
+
+def _files_of(folder: Path) -> dict:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_killed_runner_leaves_an_unsigned_folder_that_unlock_sign_makes_backoutable(
+        crash_lab, tmp_path, monkeypatch, capsys):
+    """kill -9 of `runbook run` and its kernel mid-apply: no manifest, both locks held, the function half changed.
+
+    `runbook backout` refuses the unsigned folder and names the way on; `runbook unlock` releases
+    the locks but signs nothing; `runbook unlock --sign` is the operator's word; then backout
+    restores the function and removes everything, and the folder verifies.
+    """
+    import contextlib
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from runbook_lib import cli
+    from runbook_lib.manifest import verify_run
+
+    for key, value in crash_lab.env.items():
+        monkeypatch.setenv(key, value)
+    name, url = crash_lab.seed_info["function_name"], crash_lab.endpoint_url
+    before = _function_state(crash_lab)
+    crash_lab.inject_faults(throttle={"operation": "UpdateFunctionConfiguration", "every": 1})
+    try:
+        run = subprocess.Popen([sys.executable, "-m", "runbook_lib.cli", "run", "--endpoint-url", url, "--function",
+                                name, "--no-backout", "--out", str(tmp_path / "runs")],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        kernel = _kernel_changing_the_function(tmp_path / "runs", timeout=240)
+        run.kill()  # the runner first, so nothing is left to finish and sign the folder
+        run.wait(timeout=60)
+        with contextlib.suppress(ProcessLookupError):  # it may have seen its parent go and left already
+            os.kill(kernel, signal.SIGKILL)
+    finally:
+        crash_lab.clear_faults()
+    [run_dir] = (tmp_path / "runs").iterdir()
+    assert not (run_dir / "manifest.json").exists() and Ledger.open(run_dir).lock_holder()
+    assert _function_state(crash_lab)["lock"] == Ledger.open(run_dir).lock_holder()
+
+    backout = ["backout", str(run_dir), "--endpoint-url", url, "--apply", "-p", "change_ticket", "CHG-B"]
+    left = _files_of(run_dir)
+    assert cli.main(backout) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "refusing to back out: the folder was never signed (no manifest.json" in err[0]
+    assert "`runbook unlock RUN_DIR --sign`" in err[0] and "nothing was run" in err[0]
+    assert _files_of(run_dir) == left, "the refused backout wrote into the folder"
+
+    assert cli.main(["unlock", str(run_dir), "--endpoint-url", url]) == 0
+    said = capsys.readouterr().out
+    assert "released the ledger lock" in said and f"released the lock tag {LOCK_TAG}" in said
+    assert "`runbook unlock RUN_DIR --sign`" in said and not (run_dir / "manifest.json").exists()
+    assert f"its ledger records, for backout to undo: snapshot {name}; " in said and f"function_code {name}" in said
+    assert cli.main(["unlock", str(run_dir), "--endpoint-url", url, "--sign"]) == 0
+    assert f"signed {run_dir} as it stands with ed25519:" in capsys.readouterr().out
+    assert verify_run(run_dir).ok
+
+    assert cli.main(backout) == 0, capsys.readouterr().err
+    checks = {c["id"]: c["status"] for c in json.loads((run_dir / "checks.json").read_text()) if c["phase"] == "backout"}
+    assert checks == {"backout-complete": "PASS", "function-restored": "PASS", "no-orphans": "PASS"}
+    assert _live_secrets(crash_lab) == [] and Ledger.open(run_dir).pending_intents() == []
+    assert bool(_function_state(crash_lab) == before) is True
+    assert verify_run(run_dir).ok, "the backout signed the folder again"
+    journal = [e["message"] for e in Ledger.open(run_dir).doc["events"] if e["notebook"] == "unlock"]
+    assert any("as it stands" in line for line in journal), "the folder says who vouched for it"
