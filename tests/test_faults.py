@@ -4,6 +4,7 @@ Throttling and denials are injected by the lab (``Lab.inject_faults``), answered
 caller's protocol. The runner faults use tiny stand-in notebooks, as tests/test_runner.py does.
 """
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -324,30 +325,45 @@ def test_killed_right_after_create_secret_backout_reconciles_and_leaves_nothing(
     assert bool(_function_state(crash_lab) == before) is True
 
 
+@contextlib.contextmanager
+def _runbook_run_mid_apply(lab, runs: Path, monkeypatch):
+    """``runbook run`` against ``lab`` in a subprocess; yields it and its kernel's pid once that kernel changes the function.
+
+    UpdateFunctionConfiguration is throttled meanwhile, so the kernel sits mid-apply (code
+    deployed or being deployed, configuration not yet) long enough to be killed there.
+    """
+    import subprocess
+    import sys
+
+    for key, value in lab.env.items():
+        monkeypatch.setenv(key, value)
+    lab.inject_faults(throttle={"operation": "UpdateFunctionConfiguration", "every": 1})
+    try:
+        run = subprocess.Popen([sys.executable, "-m", "runbook_lib.cli", "run", "--endpoint-url", lab.endpoint_url,
+                                "--function", lab.seed_info["function_name"], "--no-backout", "--out", str(runs)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            yield run, _kernel_changing_the_function(runs, timeout=240)
+        finally:
+            if run.poll() is None:
+                run.kill()
+            run.communicate(timeout=300)
+    finally:
+        lab.clear_faults()
+
+
 def test_a_kernel_killed_mid_apply_is_unlocked_and_backed_out_headless(crash_lab, tmp_path, monkeypatch, capsys):
     import os
     import signal
-    import subprocess
-    import sys
 
     from runbook_lib import cli
     from runbook_lib.change.locks import LockOwner
 
-    for key, value in crash_lab.env.items():
-        monkeypatch.setenv(key, value)
-    name, url = crash_lab.seed_info["function_name"], crash_lab.endpoint_url
+    url = crash_lab.endpoint_url
     before = _function_state(crash_lab)
-    # UpdateFunctionConfiguration throttled: the kernel sits mid-apply (code deployed, configuration
-    # not yet) long enough to be killed there
-    crash_lab.inject_faults(throttle={"operation": "UpdateFunctionConfiguration", "every": 1})
-    try:
-        run = subprocess.Popen([sys.executable, "-m", "runbook_lib.cli", "run", "--endpoint-url", url, "--function",
-                                name, "--no-backout", "--out", str(tmp_path / "runs")],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        kernel = _kill_when_changing_the_function(tmp_path / "runs", signal.SIGKILL, timeout=240)
+    with _runbook_run_mid_apply(crash_lab, tmp_path / "runs", monkeypatch) as (run, kernel):
+        os.kill(kernel, signal.SIGKILL)
         out, err = run.communicate(timeout=300)
-    finally:
-        crash_lab.clear_faults()
     run_dir = Path(out.strip().splitlines()[0])
     assert run.returncode == 2 and "02_implementation" in err, err[-2000:]
     held = LockOwner.parse(Ledger.open(run_dir).lock_holder())
@@ -368,15 +384,6 @@ def test_a_kernel_killed_mid_apply_is_unlocked_and_backed_out_headless(crash_lab
     assert checks == {"backout-complete": "PASS", "function-restored": "PASS", "no-orphans": "PASS"}
     assert _live_secrets(crash_lab) == [] and Ledger.open(run_dir).pending_intents() == []
     assert bool(_function_state(crash_lab) == before) is True
-
-
-def _kill_when_changing_the_function(runs: Path, sig, timeout: float) -> int:
-    """Wait until a run's implementation holds its lock and has started on the function; kill its kernel."""
-    import os
-
-    pid = _kernel_changing_the_function(runs, timeout)
-    os.kill(pid, sig)
-    return pid
 
 
 def _kernel_changing_the_function(runs: Path, timeout: float) -> int:
@@ -408,31 +415,19 @@ def test_a_killed_runner_leaves_an_unsigned_folder_that_unlock_sign_makes_backou
     the locks but signs nothing; `runbook unlock --sign` is the operator's word; then backout
     restores the function and removes everything, and the folder verifies.
     """
-    import contextlib
     import os
     import signal
-    import subprocess
-    import sys
 
     from runbook_lib import cli
     from runbook_lib.manifest import verify_run
 
-    for key, value in crash_lab.env.items():
-        monkeypatch.setenv(key, value)
     name, url = crash_lab.seed_info["function_name"], crash_lab.endpoint_url
     before = _function_state(crash_lab)
-    crash_lab.inject_faults(throttle={"operation": "UpdateFunctionConfiguration", "every": 1})
-    try:
-        run = subprocess.Popen([sys.executable, "-m", "runbook_lib.cli", "run", "--endpoint-url", url, "--function",
-                                name, "--no-backout", "--out", str(tmp_path / "runs")],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        kernel = _kernel_changing_the_function(tmp_path / "runs", timeout=240)
+    with _runbook_run_mid_apply(crash_lab, tmp_path / "runs", monkeypatch) as (run, kernel):
         run.kill()  # the runner first, so nothing is left to finish and sign the folder
         run.wait(timeout=60)
         with contextlib.suppress(ProcessLookupError):  # it may have seen its parent go and left already
             os.kill(kernel, signal.SIGKILL)
-    finally:
-        crash_lab.clear_faults()
     [run_dir] = (tmp_path / "runs").iterdir()
     assert not (run_dir / "manifest.json").exists() and Ledger.open(run_dir).lock_holder()
     assert _function_state(crash_lab)["lock"] == Ledger.open(run_dir).lock_holder()
