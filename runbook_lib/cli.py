@@ -1,8 +1,8 @@
 """``runbook``: the command line of the Lambda secrets runbook.
 
 Subcommands: ``run`` (the whole cycle), ``audit`` (test plan alone, findings fail),
-``backout RUN_DIR``, ``closeout RUN_DIR``, ``verify RUN_DIR``, ``key``, ``scan PATH...``
-and ``lab``. Exit codes: 0 goal reached, 1 a check failed (or findings, for
+``backout RUN_DIR``, ``closeout RUN_DIR``, ``unlock RUN_DIR``, ``verify RUN_DIR``, ``key``,
+``scan PATH...`` and ``lab``. Exit codes: 0 goal reached, 1 a check failed (or findings, for
 ``audit``/``scan``; or differences, for ``verify``), 2 the run could not proceed, with a
 one-line reason on stderr. Every line printed passes :func:`runbook_lib.render.terminal`:
 names from AWS or from a run folder cannot send escape sequences to the terminal.
@@ -85,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     closeout.add_argument("--apply", action="store_true", help="make the changes (needs -p change_ticket ID)")
     _parameter_option(closeout)
     _trusted_option(closeout)
+
+    unlock = sub.add_parser("unlock", help="release the locks of a run whose process died (checked first)")
+    _optional_module("runbook_lib.change.unlock", unlock)
+    _signing_option(unlock, role="signs the folder again after the release")
+    _trusted_option(unlock)
 
     verify = sub.add_parser("verify", help="check a run folder's signature and hashes against its manifest.json")
     verify.add_argument("run_dir", type=Path, metavar="RUN_DIR")

@@ -27,8 +27,12 @@ from .exceptions import AwsCallError, ChangeRefused, InputError
 from .handlers import HANDLERS_DIR, PACKAGE_CONFIG_FILE, REFERENCE_HANDLER, REFERENCE_MODULE  # noqa: F401
 from .session import aws_call, error_code
 
-#: Configuration fields a snapshot restores (besides code); the rest Lambda manages itself.
+#: Configuration fields a snapshot can restore (besides code); the rest Lambda manages itself.
 RESTORED_FIELDS = ("Handler", "Role", "Runtime", "Timeout", "MemorySize", "Description")
+#: The fields the runbook's change may set (``code``: the deployment package). A published
+#: version's Description is the one given to PublishVersion, not the function's: never restored
+#: from a version, never compared with one.
+CHANGEABLE_FIELDS = ("Environment", "Handler", "Role", "Layers", "Timeout", "MemorySize", "code")
 MAX_DIRECT_UPLOAD = 50 * 1024 * 1024
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
@@ -84,14 +88,18 @@ def restorable_config(config: dict) -> dict:
     return out
 
 
-def config_differences(live: dict, wanted: dict) -> list[str]:
-    """Names of the restorable fields that differ (``Environment`` compared exactly, by name only in output)."""
+def config_differences(live: dict, wanted: dict, fields: tuple[str, ...] | list[str] | None = None) -> list[str]:
+    """Names of the restorable fields that differ (``Environment`` compared exactly, by name only in output).
+
+    ``fields`` limits the comparison (names of :data:`CHANGEABLE_FIELDS`; ``code`` compares
+    the CodeSha256); default: every restorable field, code aside.
+    """
     live_r, wanted_r = restorable_config(live), restorable_config(wanted)
-    diffs = [k for k in RESTORED_FIELDS if wanted_r.get(k) is not None and live_r.get(k) != wanted_r.get(k)]
-    if live_r["Layers"] != wanted_r["Layers"]:
-        diffs.append("Layers")
-    if live_r["Environment"] != wanted_r["Environment"]:
-        diffs.append("Environment")
+    names = RESTORED_FIELDS + ("Layers", "Environment") if fields is None else tuple(fields)
+    diffs = [k for k in RESTORED_FIELDS + ("Layers", "Environment") if k in names
+             and (k in ("Layers", "Environment") or wanted_r.get(k) is not None) and live_r.get(k) != wanted_r.get(k)]
+    if "code" in names and live.get("CodeSha256") != wanted.get("CodeSha256"):
+        diffs.append("code")
     return diffs
 
 
@@ -243,17 +251,38 @@ def version_code(lam, function_name: str, version: str) -> bytes:
     return data
 
 
-def restore_version(lam, function_name: str, version: str) -> None:
-    """Put ``$LATEST`` back to a published version: its code, then its configuration."""
+def restore_version(lam, function_name: str, version: str,
+                    fields: tuple[str, ...] | list[str] = CHANGEABLE_FIELDS) -> None:
+    """Put ``fields`` of ``$LATEST`` back to a published version's: its code, then its configuration.
+
+    Only the fields named are written (the ones the change set), so a field the runbook never
+    touched keeps whatever the function's owner gave it.
+    """
     snapshot = get_configuration(lam, function_name, version)
     live = get_configuration(lam, function_name)
-    if live.get("CodeSha256") != snapshot.get("CodeSha256"):
+    if "code" in fields and live.get("CodeSha256") != snapshot.get("CodeSha256"):
         deploy_zip(lam, function_name, version_code(lam, function_name, version))
     wanted = restorable_config(snapshot)
-    update_configuration(lam, function_name, variables=wanted["Environment"], role=wanted.get("Role"),
-                         handler=wanted.get("Handler"), layers=wanted["Layers"],
-                         timeout=wanted.get("Timeout"), memory=wanted.get("MemorySize"),
-                         runtime=wanted.get("Runtime"), description=wanted.get("Description", ""))
+    chosen = {key: value for key, value in (("variables", wanted["Environment"]), ("role", wanted.get("Role")),
+                                            ("handler", wanted.get("Handler")), ("layers", wanted["Layers"]),
+                                            ("timeout", wanted.get("Timeout")), ("memory", wanted.get("MemorySize")))
+              if _FIELD_OF[key] in fields}
+    if chosen:
+        update_configuration(lam, function_name, **chosen)
+
+
+_FIELD_OF = {"variables": "Environment", "role": "Role", "handler": "Handler", "layers": "Layers",
+             "timeout": "Timeout", "memory": "MemorySize"}
+
+
+def find_version(lam, function_name: str, marker: str) -> dict | None:
+    """The published version whose description holds ``marker`` (a runbook token), or None."""
+    with aws_call("ListVersionsByFunction", function_name, "lambda:ListVersionsByFunction"):
+        for page in lam.get_paginator("list_versions_by_function").paginate(FunctionName=function_name):
+            for version in page.get("Versions", []):
+                if version.get("Version") != "$LATEST" and marker in (version.get("Description") or ""):
+                    return version
+    return None
 
 
 def function_tags(lam, function_arn: str) -> dict:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Iterable, TypeVar
 
 from .exceptions import ChangeRefused, InputError
-from .records import Record, Snapshot, utc_now
+from .records import Intent, Record, Snapshot, utc_now
 from .records import Secret as SecretRecord
 
 R = TypeVar("R", bound=Record)
@@ -151,6 +151,14 @@ class Ledger:
         """Mark ``record`` undone (backout did ``how``): it is no longer active."""
         self.put(record.replace(undone=f"{utc_now()} {how}"))
 
+    def pending_intents(self) -> list[Intent]:
+        """Creates written down before their AWS call and not resolved since, oldest first."""
+        return self.records(Intent, active_only=True)
+
+    def resolve(self, intent: Intent, how: str) -> None:
+        """Close a pending intent (``how``: what was found or made); it is no longer active."""
+        self.undo(intent, how)
+
     # -- until every caller reads typed records (kind names and data dicts) ------------
     def entries(self, kind: str | None = None, active_only: bool = False) -> list[Record]:
         return self.records(kind, active_only)
@@ -180,18 +188,38 @@ class Ledger:
 
     # -- locks: one change at a time per function -----------------------------------
     def lock_holder(self) -> str | None:
-        return self.doc.get("lock")
+        """Who holds the lock, as the file says now (another process may have taken it)."""
+        return self._on_disk().get("lock", self.doc.get("lock"))
+
+    def _on_disk(self) -> dict:
+        try:
+            return json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def reload(self) -> None:
+        """Read the file again: another process (an earlier, killed run) may have written it."""
+        doc = self._on_disk()
+        if doc.get("format") == FORMAT_VERSION:
+            self.doc = doc
+            self._records = [Record.from_json(e, str(self.path)) for e in doc.get("entries", [])]
 
     def acquire(self, owner: str) -> None:
+        """Take the lock for ``owner``, working from the file as it is now; refuse another holder.
+
+        :mod:`runbook_lib.change.locks` explains a refusal (is the holder still running?);
+        this check is the backstop.
+        """
+        self.reload()
         holder = self.doc.get("lock")
         if holder and holder != owner:
-            raise ChangeRefused(str(self.path), f"locked by {holder}; wait for it or remove "
-                                "the lock if that run is dead")
+            raise ChangeRefused(str(self.path), f"locked by {holder}; wait for it, or release "
+                                "a dead run's lock with `runbook unlock RUN_DIR`")
         self.doc["lock"] = owner
         self.save()
 
     def release(self, owner: str) -> None:
-        if self.doc.get("lock") == owner:
+        if owner and self.doc.get("lock") == owner:
             self.doc.pop("lock")
             self.save()
 

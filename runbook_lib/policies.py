@@ -28,6 +28,7 @@ import ast
 import importlib
 import inspect
 import json
+import pkgutil
 import re
 from pathlib import Path
 
@@ -39,7 +40,7 @@ PARTS = ("auditor", "implementer")
 #: Modules whose calls each part makes (besides the Steps' declared permissions).
 PART_MODULES = {
     "auditor": ("context", "session", "audit", "inventory", "residue", "validation", "evidence", "iam_analysis"),
-    "implementer": ("context", "session", "implementation", "backout", "closeout", "residue", "functions",
+    "implementer": ("context", "session", "change", "implementation", "backout", "closeout", "residue", "functions",
                     "secrets_store", "iam", "edge"),
 }
 #: Calls the implementer makes outside its Steps: the run lock (tag on the function), the
@@ -96,10 +97,20 @@ def without_statement(document: dict, sid: str) -> dict:
 
 
 # -- what the code needs -----------------------------------------------------------------------
-def aws_call_permissions(module_name: str) -> set[str]:
-    """Every permission string given to ``aws_call(...)`` in ``runbook_lib.<module_name>``."""
+def _modules(module_name: str) -> list:
+    """``runbook_lib.<module_name>`` and, for a package, every module in it."""
     module = importlib.import_module(f"runbook_lib.{module_name}")
-    tree = ast.parse(inspect.getsource(module))
+    found = [module]
+    if hasattr(module, "__path__"):
+        found += [importlib.import_module(info.name)
+                  for info in pkgutil.walk_packages(module.__path__, prefix=f"{module.__name__}.")]
+    return found
+
+
+def aws_call_permissions(module_name: str) -> set[str]:
+    """Every permission string given to ``aws_call(...)`` in ``runbook_lib.<module_name>`` (a package: all of it)."""
+    tree = ast.Module(body=[node for module in _modules(module_name)
+                            for node in ast.parse(inspect.getsource(module)).body], type_ignores=[])
     found = set()
     for node in ast.walk(tree):
         if not (isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) == "aws_call"):
@@ -112,12 +123,11 @@ def aws_call_permissions(module_name: str) -> set[str]:
 
 
 def step_permissions() -> set[str]:
-    """The ``permissions`` declared by every Step class of implementation, backout and close-out."""
-    from . import backout, closeout, implementation
+    """The ``permissions`` declared by every Step class of the change engine, implementation, backout and close-out."""
     from .steps import Step
 
     found = set()
-    for module in (implementation, backout, closeout):
+    for module in [m for name in ("change", "implementation", "backout", "closeout") for m in _modules(name)]:
         for _, cls in inspect.getmembers(module, inspect.isclass):
             if issubclass(cls, Step) and cls.__module__ == module.__name__:
                 found |= set(cls.permissions)

@@ -72,7 +72,8 @@ class Record:
     at:
         When it was first written (UTC, ISO 8601).
     undone:
-        Set by backout: when and how it was undone. An undone record is not active.
+        When and how the record stopped being active: backout undid the resource, or an
+        :class:`Intent` was resolved. An undone record is not active.
     """
 
     kind: ClassVar[str] = ""
@@ -230,6 +231,9 @@ class FunctionConfig(Record):
     removed_variables: list[str] = field(default_factory=list)
     previous_role: str = ""
     previous_handler: str = ""
+    #: The restorable configuration fields the change sets (``Environment``, ``Handler``, ...):
+    #: what backout restores and ``function-restored`` compares, nothing else.
+    changed_fields: list[str] = field(default_factory=list)
 
 
 @record_kind
@@ -298,6 +302,28 @@ class FunctionCreated(Record):
 
     kind: ClassVar[str] = "function"
     name: str = ""
+
+
+@record_kind
+@dataclass(frozen=True, kw_only=True)
+class Intent(Record):
+    """A create (or function change) the runbook is about to make, written *before* the AWS call.
+
+    An active intent is pending: the process may have died between the call and the ledger
+    write. Backout and the next apply reconcile it (:mod:`runbook_lib.change.intents`): they
+    look the resource up by ``token`` (Secrets Manager's ``ClientRequestToken``, or the value
+    of the runbook's token tag or version description) and by the deterministic ``name`` and
+    the runbook's tags, record what exists, and resolve the intent (``undone`` says how).
+
+    ``resource`` is ``<creates>:<token>``; ``details`` holds what the record will need that
+    AWS cannot tell (names of the moved variables, the expected function state): never a value.
+    """
+
+    kind: ClassVar[str] = "intent"
+    creates: str
+    name: str
+    token: str
+    details: dict = field(default_factory=dict)
 
 
 # -- what close-out writes -------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from typing import Callable, Iterator, Sequence
 from .archive import Outcome, finish_run
 from .exceptions import ChangeRefused, InputError, LabError, RunbookError
 from .execution import KERNEL_ENV, NotebookRun, execute, kernel_run_dir, progress_line
-from .manifest import verify_run
+from .manifest import MANIFEST_FILE, verify_run
 from .parameters import coerce_parameter, refuse_runner_owned, resolve_path_parameters, route_parameters
 from .redaction import KEY_ENV, Fingerprinter
 from .signing import ensure_outside, load_signing_key, trusted_fingerprints
@@ -195,6 +195,10 @@ def verify_before_running(run_dir: Path, options: RunOptions, purpose: str):
     Nothing runs and nothing is written in a folder that differs in any way: its files are
     data, and a planted or edited one must not decide what a backout or close-out does.
     """
+    if not (run_dir / MANIFEST_FILE).is_file() and (run_dir / "ledger.json").is_file():
+        raise ChangeRefused(str(run_dir), f"refusing to {purpose}: the folder was never signed (no {MANIFEST_FILE}: "
+                            "its runner was stopped before finishing it); check it, then `runbook unlock RUN_DIR "
+                            "--sign` releases its locks and signs it as it stands; nothing was run")
     key = load_signing_key(options.signing_key)
     ensure_outside(key, run_dir)
     trusted = trusted_fingerprints(options.trusted_keys, options.signing_key)

@@ -123,7 +123,6 @@ def set_kms_key(sm, secret_arn: str, kms_key_id: str | None) -> None:
         sm.update_secret(SecretId=secret_arn, KmsKeyId=kms_key_id or AWS_MANAGED_KEY_ALIAS)
 
 
-
 def schedule_secret_deletion(sm, secret_arn: str, recovery_days: int) -> dict:
     """DeleteSecret with a recovery window (7-30 days), or at once when ``recovery_days`` is 0."""
     kwargs = {"SecretId": secret_arn}
@@ -176,18 +175,20 @@ def key_policy(account: str, partition: str, region: str, role_arn: str) -> dict
     }
 
 
-def find_key_by_alias(kms, alias: str) -> dict | None:
-    return describe_key(kms, alias)
-
-
 def create_key(kms, alias: str, policy: dict, tags: dict, description: str) -> str:
-    """CreateKey with the policy and tags, then CreateAlias; returns the key ARN."""
+    """CreateKey with the policy and tags (``alias`` names it in errors); returns the key ARN.
+
+    The alias is a second call (:func:`create_alias`), so the caller can record the key between
+    the two: a key without its alias is still found by its tags.
+    """
     with aws_call("CreateKey", alias, "kms:CreateKey + kms:TagResource"):
-        meta = kms.create_key(Policy=json.dumps(policy), Description=description,
-                              KeyUsage="ENCRYPT_DECRYPT", Tags=tag_list(tags, "TagKey", "TagValue"))["KeyMetadata"]
+        return kms.create_key(Policy=json.dumps(policy), Description=description,
+                              KeyUsage="ENCRYPT_DECRYPT", Tags=tag_list(tags, "TagKey", "TagValue"))["KeyMetadata"]["Arn"]
+
+
+def create_alias(kms, alias: str, key_arn: str) -> None:
     with aws_call("CreateAlias", alias, "kms:CreateAlias"):
-        kms.create_alias(AliasName=alias, TargetKeyId=meta["KeyId"])
-    return meta["Arn"]
+        kms.create_alias(AliasName=alias, TargetKeyId=key_arn.split(":key/", 1)[-1])
 
 
 def key_tags(kms, key_id: str) -> dict:

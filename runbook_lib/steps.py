@@ -4,23 +4,29 @@ Each :class:`Step` declares the IAM permissions it needs next to its code (so th
 operator policies in ``policies/`` can be checked against them), computes a plan from
 the live account and the ledger without changing anything, applies only when asked,
 and then asserts the resulting state before the next step runs, like the assert step
-of an AWS Systems Manager runbook.
+of an AWS Systems Manager runbook (or a cloud-custodian dry run: everything runs but the
+mutation).
 
 :func:`run_steps` plans every step, and with ``apply=True`` applies them in order,
 re-planning each one just before applying it so a re-run after success is a no-op and
-a re-run after a failure resumes where it stopped.
+a re-run after a failure resumes. Its :class:`RunPolicy` says what a blocked resource
+does: :data:`STOP` (implementation, close-out) refuses the change, :data:`CONTINUE`
+(backout) leaves that resource alone and carries on with the others.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable, Sequence
 
 from .exceptions import ChangeRefused, InputError
 
 CREATE, UPDATE, DELETE, NONE, BLOCKED = "create", "update", "delete", "none", "blocked"
-ACTIONS = (CREATE, UPDATE, DELETE, NONE, BLOCKED)
+#: Record in this run's ledger a resource the runbook made (an earlier run, or a create a crash
+#: interrupted before its ledger write): no AWS change, but backout then knows to remove it.
+ADOPT = "adopt"
+ACTIONS = (CREATE, UPDATE, DELETE, ADOPT, NONE, BLOCKED)
 
 
 @dataclass
@@ -39,11 +45,16 @@ class PlanRow:
 
 
 class Step:
-    """Base class: subclasses set ``name``, ``title``, ``permissions`` and implement the three verbs."""
+    """Base class: subclasses set ``name``, ``title``, ``permissions`` and implement the three verbs.
+
+    ``skip`` holds the resources the runner found blocked in this run (backout's policy):
+    apply and verify leave them alone.
+    """
 
     name: str = ""
     title: str = ""
     permissions: tuple[str, ...] = ()
+    skip: frozenset = frozenset()
 
     def plan(self) -> list[PlanRow]:
         raise NotImplementedError
@@ -82,6 +93,19 @@ class StepResult:
     status: str  # applied / unchanged / blocked / failed / planned
     detail: str
     seconds: float
+    refused: list = field(default_factory=list)  # PlanRows left alone (backout's policy)
+
+
+@dataclass(frozen=True)
+class RunPolicy:
+    """What :func:`run_steps` does with a step whose plan has a blocked row."""
+
+    name: str
+    continue_past_blocked: bool
+
+
+STOP = RunPolicy("stop at the first failure", continue_past_blocked=False)
+CONTINUE = RunPolicy("leave blocked resources alone, continue with the rest", continue_past_blocked=True)
 
 
 def plan_frame(rows: Iterable[PlanRow]):
@@ -100,40 +124,51 @@ def required_permissions(steps: Sequence[Step]) -> list[str]:
     return sorted({p for s in steps for p in s.permissions})
 
 
-def run_steps(steps: Sequence[Step], apply: bool,
-              progress: Callable[[str], None] | None = None) -> list[StepResult]:
+def blocked_rows(steps: Sequence[Step]) -> list[PlanRow]:
+    return [row for step in steps for row in step.plan() if row.action == BLOCKED]
+
+
+def run_steps(steps: Sequence[Step], apply: bool, progress: Callable[[str], None] | None = None,
+              policy: RunPolicy = STOP) -> list[StepResult]:
     """Plan (and with ``apply`` apply and verify) each step in order.
 
-    Stops at the first failure by re-raising it: the ledger already says what exists,
-    and a later re-run resumes because each step re-plans against the live account.
+    Under :data:`STOP` a blocked step raises :class:`ChangeRefused` and the first failure is
+    re-raised: the ledger already says what exists, and a re-run resumes because each step
+    re-plans against the live account. Under :data:`CONTINUE` a blocked resource is left
+    alone (the step's ``skip``) and reported in its result; a step blocked entirely is skipped.
     """
     results = []
     for step in steps:
         started = time.monotonic()
         rows = step.plan()
-        actions = {r.action for r in rows}
-        if BLOCKED in actions:
-            reasons = "; ".join(r.reason for r in rows if r.action == BLOCKED)
-            if apply:
+        blocked = [r for r in rows if r.action == BLOCKED]
+        changed = sorted({r.action for r in rows} - {NONE, BLOCKED})
+        reasons = "; ".join(f"{r.resource}: {r.reason}" if policy.continue_past_blocked else r.reason for r in blocked)
+        if blocked and (not apply or not policy.continue_past_blocked or not changed):
+            if apply and not policy.continue_past_blocked:
                 raise ChangeRefused(step.name, reasons)
-            results.append(StepResult(step.name, BLOCKED, "blocked", reasons, 0.0))
+            results.append(StepResult(step.name, BLOCKED, "blocked", reasons, 0.0, blocked))
+            _say(progress, apply, f"{step.name}: blocked - {reasons}")
             continue
         if not apply:
-            results.append(StepResult(step.name, ",".join(sorted(actions)) or NONE, "planned",
+            results.append(StepResult(step.name, ",".join(sorted({r.action for r in rows})) or NONE, "planned",
                                       "; ".join(r.reason for r in rows), 0.0))
             continue
-        changed = actions - {NONE}
+        step.skip = frozenset(r.resource for r in blocked)
         if changed:
-            if progress:
-                progress(f"{step.name}: applying ({', '.join(sorted(changed))})")
+            _say(progress, True, f"{step.name}: applying ({', '.join(changed)})")
             step.apply()
-        detail = step.verify()
-        results.append(StepResult(step.name, ",".join(sorted(changed)) or NONE,
-                                  "applied" if changed else "unchanged", detail,
-                                  round(time.monotonic() - started, 3)))
-        if progress:
-            progress(f"{step.name}: {'applied' if changed else 'unchanged'} - {detail}")
+        detail = step.verify() + (f"; left alone: {reasons}" if blocked else "")
+        status = "applied" if changed else "unchanged"
+        results.append(StepResult(step.name, ",".join(changed) or NONE, status, detail,
+                                  round(time.monotonic() - started, 3), blocked))
+        _say(progress, True, f"{step.name}: {status} - {detail}")
     return results
+
+
+def _say(progress: Callable[[str], None] | None, apply: bool, line: str) -> None:
+    if progress and apply:
+        progress(line)
 
 
 def require_ticket(apply: bool, change_ticket: str) -> None:

@@ -6,18 +6,20 @@ import pytest
 from runbook_lib.backout import Backout
 from runbook_lib.exceptions import ChangeRefused, InputError
 from runbook_lib.implementation import Implementation
+from runbook_lib.records import FunctionCreated, KmsKey, Secret
 from moto_world import FUNCTION
 
 POLICY_ARN = f"arn:aws:iam::123456789012:policy/LambdaSecretsManagerPolicy-{FUNCTION}"
 
 
 def implement(world, **kw):
-    Implementation(world.target, world.ledger, function_name=FUNCTION, change_ticket="CHG-1",
+    Implementation(world.target, world.ledger, function_name=FUNCTION, change_ticket="CHG-1", apply=True,
                    fingerprinter=world.fingerprinter, **kw).apply()
 
 
 def backout(world, **kw):
     kw.setdefault("change_ticket", "CHG-2")
+    kw.setdefault("apply", bool(kw["change_ticket"]))
     return Backout(world.target, world.ledger, **kw)
 
 
@@ -40,11 +42,11 @@ def test_round_trip_restores_function_and_removes_what_was_created(world):
     names = [p["PolicyName"] for p in iam.list_policies(Scope="Local")["Policies"]]
     assert f"LambdaSecretsManagerPolicy-{FUNCTION}" not in names
     assert f"LambdaSecretsRunbook-{FUNCTION}" not in [r["RoleName"] for r in iam.list_roles()["Roles"]]
-    secret = sm.describe_secret(SecretId=world.ledger.entries("secret")[0].resource)
+    secret = sm.describe_secret(SecretId=world.ledger.records(Secret)[0].resource)
     assert secret.get("DeletedDate"), "secret scheduled for deletion, restorable in the window"
     sm.restore_secret(SecretId=secret["ARN"])  # restorable indeed
     sm.delete_secret(SecretId=secret["ARN"], RecoveryWindowInDays=7)
-    key = kms.describe_key(KeyId=world.ledger.entries("kms_key")[0].resource)["KeyMetadata"]
+    key = kms.describe_key(KeyId=world.ledger.records(KmsKey)[0].resource)["KeyMetadata"]
     assert key["KeyState"] == "PendingDeletion"
     # the access key stays inactive unless asked
     assert iam.list_access_keys(UserName="orders-legacy-ci")["AccessKeyMetadata"][0]["Status"] == "Inactive"
@@ -95,7 +97,7 @@ def test_function_changed_outside_the_runbook_is_left_alone_with_a_reason(world)
 def test_untagged_resources_are_never_deleted(world):
     implement(world)
     sm, iam = world.client("secretsmanager"), world.client("iam")
-    arn = world.ledger.find("secret").resource
+    arn = world.ledger.secret().resource
     sm.untag_resource(SecretId=arn, TagKeys=["managed-by"])
     iam.untag_policy(PolicyArn=POLICY_ARN, TagKeys=["managed-by"])
     b = backout(world)
@@ -118,8 +120,8 @@ def test_mode_remove_deletes_only_functions_the_runbook_created(world):
     untagged = lam.create_function(FunctionName="not-ours", Runtime="python3.12", Role=role,
                                    Handler="app.handler", Code={"ZipFile": world.code})
     implement(world)
-    world.ledger.record("function", created["FunctionArn"], "created", "test", {"name": "runbook-made"})
-    world.ledger.record("function", untagged["FunctionArn"], "created", "test", {"name": "not-ours"})
+    world.ledger.put(FunctionCreated(resource=created["FunctionArn"], step="test", name="runbook-made"))
+    world.ledger.put(FunctionCreated(resource=untagged["FunctionArn"], step="test", name="not-ours"))
     b = backout(world, mode="remove")
     rows = {r.resource: r for r in b.plan() if r.step == "remove"}
     assert rows[created["FunctionArn"]].action == "delete"
@@ -176,3 +178,92 @@ def test_input_errors(world):
     implement(world)
     with pytest.raises(InputError, match="ledger is for function_name"):
         backout(world, function_name="inventory-sync")
+
+
+def test_apply_is_refused_unless_built_with_apply_true_and_nothing_changes(world):
+    implement(world)
+    b = backout(world, apply=False)
+    before, ledger_before = world.state(), world.ledger.path.read_text()
+    with pytest.raises(InputError, match=r"^apply: this Backout was built with apply=False \(plan only\)"):
+        b.apply()
+    assert world.state() == before and world.ledger.path.read_text() == ledger_before
+
+
+def test_function_restored_compares_only_what_the_runbook_changed(world):
+    """A run stopped after its snapshot never touched the function: the version's Description is not a difference."""
+    import botocore.exceptions
+
+    sm = world.client("secretsmanager")
+
+    def deny(**kwargs):
+        raise botocore.exceptions.ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "CreateSecret")
+    sm.meta.events.register("before-call.secrets-manager.CreateSecret", deny)
+    with pytest.raises(Exception, match="CreateSecret"):
+        implement(world)
+    sm.meta.events.unregister("before-call.secrets-manager.CreateSecret", deny)
+    lam = world.client("lambda")
+    snapshot = world.ledger.snapshot(FUNCTION)
+    version = lam.get_function_configuration(FunctionName=FUNCTION, Qualifier=snapshot.version)
+    assert version["Description"] != lam.get_function_configuration(FunctionName=FUNCTION).get("Description", "")
+    b = backout(world)
+    b.apply()
+    restored = {c.id: c for c in b.checks(invoke=False)}["function-restored"]
+    assert restored.status == "PASS" and restored.evidence["compared"] == ["Environment", "code"]
+
+
+def test_a_round_trip_leaves_the_functions_own_description_alone(world):
+    lam = world.client("lambda")
+    lam.update_function_configuration(FunctionName=FUNCTION, Description="orders API, team payments")
+    implement(world)
+    b = backout(world)
+    b.apply()
+    assert lam.get_function_configuration(FunctionName=FUNCTION)["Description"] == "orders API, team payments"
+    restored = {c.id: c for c in b.checks(invoke=False)}["function-restored"]
+    assert restored.status == "PASS" and restored.evidence["compared"] == ["Environment", "Handler", "code"]
+
+
+def test_an_unreconciled_interrupted_create_fails_the_checks(world):
+    from runbook_lib.records import Intent
+    implement(world)
+    world.ledger.put(Intent(resource="secret:t", step="secret", creates="secret", name="lambda/orders-api/other",
+                            token="t"))
+    checks = {c.id: c for c in backout(world, apply=False).checks(invoke=False)}
+    assert checks["backout-complete"].status == "FAIL" and "intent secret:t" in checks["backout-complete"].reason
+    assert "interrupted secret of lambda/orders-api/other: not reconciled" in checks["no-orphans"].reason
+
+
+def test_a_dead_runs_lock_is_refused_with_the_way_out(world):
+    import subprocess
+    import sys
+
+    from runbook_lib.change.locks import LockOwner
+    implement(world)
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    dead = LockOwner.this_process("apply", world.run_dir.name).__dict__ | {"pid": child.pid}
+    world.ledger.acquire(LockOwner(**dead).token())
+    before = world.state()
+    with pytest.raises(ChangeRefused) as refused:
+        backout(world).apply()
+    assert "whose process is gone: release it with `runbook unlock RUN_DIR`, then try again" in str(refused.value)
+    assert world.state() == before
+
+
+def test_backout_closes_an_interrupted_change_that_made_nothing(world):
+    """A kill before UpdateFunctionConfiguration went through: its intent made nothing, backout still closes it.
+
+    The reconcile plan row is ``none`` (only the ledger changes): the engine must apply it anyway,
+    or the backout stops on "interrupted create(s) still unresolved".
+    """
+    from runbook_lib.records import Intent
+    implement(world)
+    world.ledger.put(Intent(resource="function_state:t", step="function", creates="function_state", name=FUNCTION,
+                            token="t", details={"handler": "never.reached"}))
+    b = backout(world)
+    assert [(r.step, r.action) for r in b.plan() if r.step == "reconcile"] == [("reconcile", "none")]
+    b.apply()
+    assert world.ledger.pending_intents() == []
+    [closed] = [i for i in world.ledger.records(Intent) if i.token == "t"]
+    assert closed.undone.endswith("reconciled: nothing was made")
+    assert {c.id: c.status for c in b.checks(invoke=False)} == {
+        "backout-complete": "PASS", "function-restored": "PASS", "no-orphans": "PASS"}

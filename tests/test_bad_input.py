@@ -7,6 +7,7 @@ through ``runbook_lib.cli.main``.
 
 import io
 import json
+import os
 import threading
 import zipfile
 
@@ -16,7 +17,8 @@ from runbook_lib import cli, runner
 from runbook_lib.backout import Backout
 from runbook_lib.context import start_notebook
 from runbook_lib.exceptions import ChangeRefused, InputError, RunbookError
-from runbook_lib.implementation import LOCK_TAG, Implementation, acquire_function_lock, release_function_lock
+from runbook_lib.change.locks import LOCK_TAG, LockOwner, acquire_function_lock, release_function_lock
+from runbook_lib.implementation import Implementation
 from runbook_lib.ledger import Ledger
 from runbook_lib.session import Target
 from runbook_lib.validation import Validation
@@ -161,17 +163,20 @@ def test_second_run_refuses_while_another_holds_the_function(own_lab, tmp_path):
     lam = own_lab.client("lambda")
     name = own_lab.seed_info["function_name"]
     arn = lam.get_function_configuration(FunctionName=name)["FunctionArn"]
-    acquire_function_lock(lam, arn, "run-a:123:1")
+    holder = LockOwner.this_process("apply", "run-a").token()  # alive: this very process
+    acquire_function_lock(lam, arn, holder)
     try:
         before = _state(own_lab)
         second = _implementation(own_lab, tmp_path / "run-b", change_ticket="CHG-B", apply=True)
         with pytest.raises(ChangeRefused) as caught:
             second.apply()
-        assert "another runbook run (run-a:123:1)" in str(caught.value) and LOCK_TAG in str(caught.value)
+        message = str(caught.value)
+        assert f"the lock tag {LOCK_TAG} is held by apply of run run-a (pid {os.getpid()}" in message
+        assert "which is still running: wait for it to finish" in message and len(message.splitlines()) == 1
         assert _state(own_lab) == before
         assert second.ledger.entries() == [] and second.ledger.lock_holder() is None
     finally:
-        release_function_lock(lam, arn, "run-a:123:1")
+        release_function_lock(lam, arn, holder)
     assert LOCK_TAG not in lam.list_tags(Resource=arn).get("Tags", {})
 
 

@@ -13,6 +13,8 @@ from runbook_lib.closeout import Closeout, read_rotation_file
 from runbook_lib.exceptions import ChangeRefused, InputError
 from runbook_lib.implementation import Implementation
 from runbook_lib.ledger import Ledger
+from runbook_lib.records import Closeout as CloseoutRecord
+from runbook_lib.records import Rotation
 from runbook_lib.session import Target
 from moto_world import FUNCTION
 
@@ -29,7 +31,7 @@ def run_folder_text(folder) -> str:
 # -- moto in-process ------------------------------------------------------------------------------
 def implement(world, target=None):
     Implementation(target or world.target, world.ledger, function_name=FUNCTION, change_ticket="CHG-1",
-                   fingerprinter=world.fingerprinter).apply()
+                   apply=True, fingerprinter=world.fingerprinter).apply()
 
 
 def closeout(world, target=None, **kw):
@@ -72,7 +74,7 @@ def test_refusals_before_any_change(world):
     implement(world)
     with pytest.raises(InputError, match="change_ticket"):
         Closeout(world.target, world.ledger, apply=True)
-    Backout(world.target, world.ledger, change_ticket="CHG-B").apply()
+    Backout(world.target, world.ledger, change_ticket="CHG-B", apply=True).apply()
     with pytest.raises(InputError, match="backed out"):
         closeout(world)
 
@@ -83,7 +85,7 @@ def test_closeout_deletes_snapshot_and_old_versions_then_backout_refuses(world):
     old = lam.publish_version(FunctionName=FUNCTION)["Version"]
     functions.update_configuration(lam, FUNCTION, variables=world.env)
     implement(world)
-    snapshot = str(world.ledger.find("snapshot", FUNCTION).data["version"])
+    snapshot = world.ledger.snapshot(FUNCTION).version
     clean = lam.publish_version(FunctionName=FUNCTION)["Version"]  # after the change: no value in it
     plan = closeout(world).plan()
     deletes = sorted(r.resource for r in plan if r.action == "delete")
@@ -94,8 +96,8 @@ def test_closeout_deletes_snapshot_and_old_versions_then_backout_refuses(world):
     results = closing.apply()
     assert [r.status for r in results] == ["unchanged", "unchanged", "applied"]
     assert versions(world) == [clean]
-    entry = world.ledger.find("closeout", FUNCTION)
-    assert entry.data["status"] == "complete" and entry.data["deleted_versions"] == sorted([old, snapshot])
+    record = world.ledger.latest(CloseoutRecord, FUNCTION)
+    assert record.status == "complete" and record.deleted_versions == sorted([old, snapshot])
     checks = {c.id: c for c in closing.checks()}
     assert checks["no-secret-residue"].status == "PASS" and checks["closeout-versions"].status == "PASS"
     assert checks["exposed-credentials-rotated"].status == "WARN"
@@ -123,14 +125,14 @@ def test_alias_on_an_old_version_blocks_with_an_explanation(world):
     assert "alias(es) prod point to version" in blocked.reason and "update-alias" in blocked.reason
     with pytest.raises(ChangeRefused, match="nothing was changed"):
         closeout(world, apply=True).apply()
-    assert old in versions(world) and world.ledger.find("closeout", FUNCTION) is None
+    assert old in versions(world) and world.ledger.latest(CloseoutRecord, FUNCTION) is None
     Backout(world.target, world.ledger)  # the snapshot is still there: backout stays possible
 
 
 def test_rotation_puts_a_new_secret_version_without_writing_a_value(world, tmp_path):
     implement(world)
     sm = world.client("secretsmanager")
-    arn = world.ledger.find("secret").resource
+    arn = world.ledger.secret().resource
     new = {"PARTNER_API_KEY": "pk_" + secrets.token_urlsafe(24), "DB_PASSWORD": secrets.token_urlsafe(18)}
     values_file = tmp_path / "new-values.json"
     values_file.write_text(json.dumps(new))
@@ -142,7 +144,7 @@ def test_rotation_puts_a_new_secret_version_without_writing_a_value(world, tmp_p
     previous = json.loads(sm.get_secret_value(SecretId=arn, VersionStage="AWSPREVIOUS")["SecretString"])
     assert bool(current == new) is True
     assert bool(previous == {k: world.env[k] for k in new}) is True
-    assert world.ledger.find("rotation", arn).data["variables"] == ["DB_PASSWORD", "PARTNER_API_KEY"]
+    assert world.ledger.latest(Rotation, arn).variables == ["DB_PASSWORD", "PARTNER_API_KEY"]
     assert {c.id: c.status for c in closing.checks()}["exposed-credentials-rotated"] == "PASS"
     text = run_folder_text(world.run_dir) + repr(closing.plan()) + repr(closing.checks())
     assert contains_any(text, list(new.values()) + list(world.env.values())[:2]) is False
@@ -223,8 +225,8 @@ def test_lab_old_versions_listed_residue_alias_block_closeout_and_backout_refuse
     assert listed == [(v, var) for v in old for var in ("DB_PASSWORD", "PARTNER_API_KEY")]
     assert ledger.baseline["target_function"]["old_versions_with_findings"] == old
 
-    Implementation(target, ledger, name, change_ticket="CHG-LAB").apply()
-    snapshot = str(ledger.find("snapshot", name).data["version"])
+    Implementation(target, ledger, name, change_ticket="CHG-LAB", apply=True).apply()
+    snapshot = ledger.snapshot(name).version
     validation = Validation(target, ledger, tmp_path / "run", name)
     residue_check, rotated_check = validation.residue_checks()
     assert residue_check.status == "FAIL" and all(f"version {v}:" in residue_check.reason for v in old)
@@ -275,7 +277,7 @@ def test_lab_rotation_keeps_the_function_working_with_one_refetch(closeout_lab, 
     exposed = [env[k] for k in lab.seed_info["secret_env_vars"]]
     run_dir = tmp_path / "run"
     ledger = Ledger.open(run_dir)
-    Implementation(target, ledger, name, change_ticket="CHG-LAB").apply()
+    Implementation(target, ledger, name, change_ticket="CHG-LAB", apply=True).apply()
     before = invoke_function(lam, name, {}, 2)
     assert [(r["status_code"], r["http_status"], r["function_error"]) for r in before] == [(200, 200, "")] * 2
     residue_check, _ = __import__("runbook_lib.validation", fromlist=["Validation"]).Validation(
@@ -332,7 +334,7 @@ def test_lab_closeout_notebook_headless_into_the_run_folder(closeout_lab, tmp_pa
     run_dir = tmp_path / "run"
     ledger = Ledger.open(run_dir)
     ledger.bind(target="lab", account=lab.account_id, region=lab.region, function_name=name)
-    Implementation(target, ledger, name, change_ticket="CHG-LAB").apply()
+    Implementation(target, ledger, name, change_ticket="CHG-LAB", apply=True).apply()
     write_manifest(run_dir)  # as `runbook run` leaves it: a later close-out runs only in a signed folder
     new = {"DB_PASSWORD": secrets.token_urlsafe(18)}
     values_file = tmp_path / "new-values.json"
@@ -341,7 +343,7 @@ def test_lab_closeout_notebook_headless_into_the_run_folder(closeout_lab, tmp_pa
 
     planned = run_closeout_notebook(run_dir, RunOptions(target="lab", endpoint_url=lab.endpoint_url))
     assert planned.exit_code == 0, planned.reason
-    assert Ledger.open(run_dir).find("closeout", name) is None
+    assert Ledger.open(run_dir).latest(CloseoutRecord, name) is None
     applied = run_closeout_notebook(run_dir, RunOptions(
         target="lab", endpoint_url=lab.endpoint_url, apply=True,
         parameters={"change_ticket": "CHG-CLOSE", "rotate_from": "new-values.json"}))
@@ -352,3 +354,12 @@ def test_lab_closeout_notebook_headless_into_the_run_folder(closeout_lab, tmp_pa
     assert {c.id: c.status for c in applied.checks}["no-secret-in-artifacts"] == "PASS"
     assert (run_dir / "05_closeout.html").is_file() and (run_dir / "manifest.json").is_file()
     assert contains_any(run_folder_text(run_dir), exposed + list(new.values())) is False
+
+
+def test_apply_is_refused_unless_built_with_apply_true_and_nothing_changes(world):
+    implement(world)
+    closing = closeout(world)  # a ticket, but a plan-only object
+    before, ledger_before, kept = world.state(), world.ledger.path.read_text(), versions(world)
+    with pytest.raises(InputError, match=r"^apply: this Closeout was built with apply=False \(plan only\)"):
+        closing.apply()
+    assert world.state() == before and world.ledger.path.read_text() == ledger_before and versions(world) == kept

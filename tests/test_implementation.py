@@ -1,43 +1,36 @@
 """Implementation steps against moto in-process: plan, apply, re-run, failure and resume, bad input.
 
-The moto world built here (``build_world``: table ``orders``, legacy IAM user with an access
+The moto world (the ``world`` fixture of ``conftest.py``, ``build_world``: table ``orders``, legacy IAM user with an access
 key, role ``orders-api-role``, function ``orders-api`` with two secrets in its environment
 and the legacy key in its code, a ledger whose baseline holds the test plan's findings
 fingerprinted with a fixed key) lives in ``moto_world.py``.
 """
 
+import contextlib
 import io
 import json
 import zipfile
 
 import botocore.exceptions
 import pytest
-from moto import mock_aws
 
 from runbook_lib import functions
 from runbook_lib.exceptions import AwsCallError, ChangeRefused, InputError
 from runbook_lib.handlers import REFERENCE_HANDLER
 from runbook_lib.implementation import Implementation
 from runbook_lib.ledger import Ledger
+from runbook_lib.records import AccessKey, EdgeAssociation, KmsKey, Snapshot
 from runbook_lib.session import Target
 
-from moto_world import FUNCTION, REGION, build_world
+from moto_world import FUNCTION, REGION
 
 
 SECRET_VARS = ("PARTNER_API_KEY", "DB_PASSWORD")
 
 
-@pytest.fixture()
-def world(tmp_path, monkeypatch):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        yield build_world(tmp_path)
-
-
 def make(world, **kw):
     kw.setdefault("change_ticket", "CHG-1")
+    kw.setdefault("apply", bool(kw["change_ticket"]))
     return Implementation(world.target, world.ledger, function_name=FUNCTION,
                           fingerprinter=world.fingerprinter, **kw)
 
@@ -85,14 +78,14 @@ def test_apply_moves_secrets_scopes_policy_deploys_handler_and_deactivates_key(w
     assert [k["Status"] for k in iam.list_access_keys(UserName="orders-legacy-ci")["AccessKeyMetadata"]] == ["Inactive"]
     assert [k["Status"] for k in iam.list_access_keys(UserName="someone-else")["AccessKeyMetadata"]] == ["Active"]
     # ledger: snapshot with names only, never a value
-    snap = world.ledger.find("snapshot", FUNCTION)
-    assert sorted(snap.data["moved_variables"]) == sorted(SECRET_VARS)
+    snap = world.ledger.snapshot(FUNCTION)
+    assert sorted(snap.moved_variables) == sorted(SECRET_VARS)
     text = world.ledger.path.read_text()
     assert bool(any(world.env[k] in text for k in SECRET_VARS) or world.key_id in text) is False
     kinds = {e.kind for e in world.ledger.entries()}
     assert {"snapshot", "secret", "policy", "policy_attachment", "function_config", "function_code",
             "function_state", "access_key"} <= kinds
-    evidence = world.ledger.find("access_key").data["evidence"]
+    evidence = world.ledger.latest(AccessKey).evidence
     assert "--status Inactive" in evidence and world.key_id not in evidence
     checks = impl.checks()
     assert {c.status for c in checks} == {"PASS"}, [(c.id, c.reason) for c in checks]
@@ -114,7 +107,7 @@ def test_apply_without_ticket_stops_before_any_change(world):
     with pytest.raises(InputError, match="change ticket"):
         make(world, change_ticket="", apply=True)
     impl = make(world, change_ticket="")
-    with pytest.raises(InputError, match="change ticket"):
+    with pytest.raises(InputError, match="built with apply=False"):
         impl.apply()
     assert world.state() == before and world.ledger.entries() == []
 
@@ -130,8 +123,9 @@ def test_access_denied_at_create_policy_leaves_an_exact_ledger_and_rerun_complet
         make(world).apply()
     assert info.value.code == "AccessDenied" and "iam:CreatePolicy" in str(info.value)
     ledger = Ledger.open(world.run_dir)  # re-read from disk: what another process would see
-    assert {e.kind for e in ledger.entries()} == {"snapshot", "secret"}
-    assert world.client("secretsmanager").describe_secret(SecretId=ledger.find("secret").resource)
+    assert {r.kind for r in ledger.records(active_only=True)} == {"snapshot", "secret"}
+    assert ledger.pending_intents() == [], "AWS refused CreatePolicy: nothing to reconcile"
+    assert world.client("secretsmanager").describe_secret(SecretId=ledger.secret().resource)
     assert any("apply stopped: CreatePolicy" in e["message"] for e in ledger.doc["events"])
     assert "lambda-secrets-runbook-lock" not in world.client("lambda").list_tags(
         Resource=world.client("lambda").get_function(FunctionName=FUNCTION)["Configuration"]["FunctionArn"])["Tags"]
@@ -141,7 +135,7 @@ def test_access_denied_at_create_policy_leaves_an_exact_ledger_and_rerun_complet
     results = impl.apply()
     assert [r.status for r in results][:2] == ["unchanged", "unchanged"]
     assert {r.action for r in make(world).plan()} == {"none"}
-    assert len(world.ledger.entries("snapshot")) == 1
+    assert len(world.ledger.records(Snapshot)) == 1
 
 
 def test_unknown_function_bad_kms_bad_code_and_foreign_ledger_are_input_errors(world, tmp_path):
@@ -198,7 +192,7 @@ def test_dedicated_role_and_created_kms_key(world):
     assert set(inline) == {"basic-logging", "copied-orders-read"}
     # the old role is left as it was: no secret policy attached to it
     assert iam.list_attached_role_policies(RoleName="orders-api-role")["AttachedPolicies"] == []
-    key_arn = world.ledger.find("kms_key").resource
+    key_arn = world.ledger.latest(KmsKey).resource
     policy = json.loads(kms.get_key_policy(KeyId=key_arn, PolicyName="default")["Policy"])
     decrypt = policy["Statement"][1]
     assert decrypt["Principal"] == {"AWS": role["Arn"]} and decrypt["Action"] == "kms:Decrypt"
@@ -256,7 +250,7 @@ def test_lab_round_trip_implement_invoke_backout_and_edge(own_lab, tmp_path):
     seeded_env = seeded["Environment"]["Variables"]
     ledger = Ledger.open(tmp_path / "run")  # no test plan findings: the scanner works them out
 
-    impl = Implementation(target, ledger, function_name=name, change_ticket="CHG-LAB")
+    impl = Implementation(target, ledger, function_name=name, change_ticket="CHG-LAB", apply=True)
     impl.apply()
     config = lam.get_function_configuration(FunctionName=name)
     env = config["Environment"]["Variables"]
@@ -269,7 +263,7 @@ def test_lab_round_trip_implement_invoke_backout_and_edge(own_lab, tmp_path):
     assert result["status_code"] == 200 and not result["function_error"] and result["http_status"] == 200
     assert {r.action for r in Implementation(target, ledger, function_name=name).plan()} == {"none"}
 
-    backout = Backout(target, ledger, change_ticket="CHG-LAB-B")
+    backout = Backout(target, ledger, change_ticket="CHG-LAB-B", apply=True)
     backout.apply()
     restored = lam.get_function_configuration(FunctionName=name)
     assert restored["CodeSha256"] == seeded["CodeSha256"] and restored["Handler"] == seeded["Handler"]
@@ -280,7 +274,7 @@ def test_lab_round_trip_implement_invoke_backout_and_edge(own_lab, tmp_path):
     distribution = own_lab.seed_info["distribution_id"]
     edge_ledger = Ledger.open(tmp_path / "edge-run")
     edge_impl = Implementation(target, edge_ledger, function_name=name, role_mode="dedicated",
-                               edge_distribution_id=distribution, change_ticket="CHG-EDGE")
+                               edge_distribution_id=distribution, change_ticket="CHG-EDGE", apply=True)
     edge_impl.change.wait_delay = 1
     edge_impl.apply()
     assert "Environment" not in lam.get_function_configuration(FunctionName=name) or not \
@@ -288,10 +282,96 @@ def test_lab_round_trip_implement_invoke_backout_and_edge(own_lab, tmp_path):
     cf = target.client("cloudfront")
     behaviour = cf.get_distribution_config(Id=distribution)["DistributionConfig"]["DefaultCacheBehavior"]
     items = behaviour["LambdaFunctionAssociations"].get("Items", [])
-    version_arn = edge_ledger.find("edge_association", distribution).data["version_arn"]
+    version_arn = edge_ledger.latest(EdgeAssociation, distribution).version_arn
     assert [(i["EventType"], i["LambdaFunctionARN"]) for i in items] == [("viewer-request", version_arn)]
-    edge_backout = Backout(target, edge_ledger, change_ticket="CHG-EDGE-B")
+    edge_backout = Backout(target, edge_ledger, change_ticket="CHG-EDGE-B", apply=True)
     edge_backout.apply()
     behaviour = cf.get_distribution_config(Id=distribution)["DistributionConfig"]["DefaultCacheBehavior"]
     assert not behaviour["LambdaFunctionAssociations"].get("Items")
     assert bool(lam.get_function_configuration(FunctionName=name)["Environment"]["Variables"] == seeded_env) is True
+
+
+# -- the library is the gate ---------------------------------------------------------------------------
+def test_apply_is_refused_unless_built_with_apply_true_and_nothing_changes(world):
+    impl = make(world, apply=False)  # a ticket, but a plan-only object
+    before, ledger_before = world.state(), world.ledger.path.read_text()
+    with pytest.raises(InputError) as refused:
+        impl.apply()
+    message = str(refused.value)
+    assert message.startswith("apply: this Implementation was built with apply=False (plan only)")
+    assert "nothing was changed" in message and len(message.splitlines()) == 1
+    assert world.state() == before and world.ledger.path.read_text() == ledger_before
+
+
+# -- crash windows and adoption --------------------------------------------------------------------------
+@contextlib.contextmanager
+def crash_after(module, name):
+    """Inside the block, ``module.name`` does its AWS call, then dies before its caller writes the ledger."""
+    real = getattr(module, name)
+
+    def call_then_die(*args, **kwargs):
+        real(*args, **kwargs)
+        raise SystemExit("killed between the AWS call and the ledger write")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(module, name, call_then_die)
+        yield
+
+
+def tagged_secrets(world):
+    listed = world.client("secretsmanager").list_secrets(IncludePlannedDeletion=True)["SecretList"]
+    return [s["ARN"] for s in listed if {t["Key"]: t["Value"] for t in s.get("Tags", [])}.get("function") == FUNCTION]
+
+
+def test_a_rerun_after_a_crash_after_create_secret_records_that_secret_and_makes_no_second(world):
+    from runbook_lib import secrets_store
+    with crash_after(secrets_store, "create_secret"), pytest.raises(SystemExit):
+        make(world).apply()
+    [orphan] = tagged_secrets(world)
+    ledger = Ledger.open(world.run_dir)
+    assert ledger.secret() is None and [i.creates for i in ledger.pending_intents()] == ["secret"]
+    assert ledger.lock_holder() is None, "an exception unwinds the locks (only a kill leaves them)"
+    impl = make(world)
+    assert [(r.step, r.action, r.resource) for r in impl.plan() if r.step == "reconcile"] == [
+        ("reconcile", "adopt", orphan)]
+    impl.apply()
+    assert tagged_secrets(world) == [orphan], "reconciled by its token, not made again"
+    assert world.ledger.secret().resource == orphan and world.ledger.secret().action == "created"
+    assert world.ledger.pending_intents() == [] and {c.status for c in impl.checks()} == {"PASS"}
+
+
+def test_a_fresh_run_adopts_what_an_earlier_run_left_with_what_backout_needs(world, tmp_path):
+    from runbook_lib import iam as iam_lib
+    from runbook_lib.backout import Backout
+    from runbook_lib.records import Policy, PolicyAttachment, Secret
+    # the earlier run made the secret, the policy and its attachment, then died
+    with crash_after(iam_lib, "attach"), pytest.raises(SystemExit):
+        make(world).apply()
+    fresh = Ledger.open(tmp_path / "fresh-run")  # its run folder is lost: a new run starts from nothing
+    fresh.set_baseline(findings=world.ledger.baseline["findings"])
+    impl = Implementation(world.target, fresh, function_name=FUNCTION, change_ticket="CHG-2", apply=True,
+                          fingerprinter=world.fingerprinter)
+    adopted = {(r.step, r.resource.rsplit(":", 1)[-1].split("|")[0]) for r in impl.plan() if r.action == "adopt"}
+    assert adopted == {("secret", world.ledger.secret().resource.rsplit(":", 1)[-1]),
+                       ("policy", "policy/LambdaSecretsManagerPolicy-orders-api"), ("policy", "orders-api-role")}
+    impl.apply()
+    secret, policy = fresh.secret(), fresh.latest(Policy)
+    assert (secret.action, secret.name, sorted(secret.variables), secret.kms_key) == (
+        "adopted", "lambda/orders-api/config", sorted(SECRET_VARS), "aws/secretsmanager")
+    assert (policy.action, policy.secret) == ("adopted", secret.resource)
+    assert fresh.latest(PolicyAttachment).action == "adopted"
+    backout = Backout(world.target, fresh, change_ticket="CHG-3", apply=True)
+    backout.apply()
+    assert {c.id: c.status for c in backout.checks(invoke=False)} == {
+        "backout-complete": "PASS", "function-restored": "PASS", "no-orphans": "PASS"}
+    assert world.client("secretsmanager").describe_secret(SecretId=secret.resource).get("DeletedDate")
+    assert not [p for p in world.client("iam").list_policies(Scope="Local")["Policies"]
+                if p["PolicyName"] == "LambdaSecretsManagerPolicy-orders-api"]
+    assert len(fresh.records(Secret)) == 1
+
+
+def test_the_ledger_records_which_fields_the_change_sets(world):
+    from runbook_lib.records import FunctionConfig
+    make(world).apply()
+    assert world.ledger.latest(FunctionConfig, FUNCTION).changed_fields == ["Environment", "Handler", "code"]
+    make(world, role_mode="dedicated", change_ticket="CHG-2").apply()
+    assert world.ledger.latest(FunctionConfig, FUNCTION).changed_fields == ["Environment", "Handler", "Role", "code"]

@@ -130,3 +130,42 @@ def test_lock_refuses_a_second_owner(tmp_path):
         Ledger.open(tmp_path).acquire("run-b")
     ledger.release("run-a")
     Ledger.open(tmp_path).acquire("run-b")
+
+
+def test_intents_are_pending_until_resolved_and_survive_a_reopen(tmp_path):
+    from runbook_lib.records import Intent
+    ledger = Ledger.open(tmp_path)
+    pending = ledger.put(Intent(resource="secret:tok", step="secret", creates="secret", name="lambda/f/config",
+                                token="tok", details={"variables": ["DB_PASSWORD"]}))
+    [again] = Ledger.open(tmp_path).pending_intents()
+    assert again == pending and again.details == {"variables": ["DB_PASSWORD"]}
+    ledger.resolve(pending, "reconciled: nothing was made")
+    assert Ledger.open(tmp_path).pending_intents() == []
+    assert Ledger.open(tmp_path).records(Intent)[0].undone.endswith("reconciled: nothing was made")
+
+
+@pytest.mark.parametrize("kind, data, message", [
+    ("intent", {"creates": "secret", "name": "n", "token": "t", "details": []}, "field details is list, expected dict"),
+    ("intent", {"creates": "secret", "name": "n"}, r"missing field\(s\) token"),
+    ("function_config", {"snapshot_version": "1", "changed_fields": "Environment"},
+     "field changed_fields is str, expected list"),
+])
+def test_intent_and_changed_fields_are_read_strictly(tmp_path, kind, data, message):
+    _write_entries(tmp_path, {"kind": kind, "resource": "r", "action": "created", "data": data})
+    with pytest.raises(InputError, match=message):
+        Ledger.open(tmp_path)
+
+
+def test_the_lock_is_taken_from_the_file_as_another_process_left_it(tmp_path):
+    mine = Ledger.open(tmp_path)
+    other = Ledger.open(tmp_path)  # opened before the first one took the lock
+    mine.acquire("run-a")
+    assert other.lock_holder() == "run-a", "read from the file, not from memory"
+    with pytest.raises(ChangeRefused, match="runbook unlock RUN_DIR"):
+        other.acquire("run-b")
+    mine.put(Policy(resource="arn:policy", step="iam"))
+    mine.release("run-a")
+    other.acquire("run-b")
+    assert other.latest(Policy) is not None, "taking the lock reloads what the other process wrote"
+    other.release(None)  # no owner: nothing happens
+    assert Ledger.open(tmp_path).lock_holder() == "run-b"

@@ -25,7 +25,7 @@ def publish_old_versions(world, count=2):
 
 
 def implement(world):
-    Implementation(world.target, world.ledger, function_name=FUNCTION, change_ticket="CHG-1",
+    Implementation(world.target, world.ledger, function_name=FUNCTION, change_ticket="CHG-1", apply=True,
                    fingerprinter=world.fingerprinter).apply()
     return str(world.ledger.find("snapshot", FUNCTION).data["version"])
 

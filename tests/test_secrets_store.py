@@ -50,6 +50,8 @@ def test_created_key_policy_limits_the_role_to_decrypt_via_secrets_manager(clien
     role = "arn:aws:iam::123456789012:role/r"
     policy = ss.key_policy("123456789012", "aws", "us-east-1", role)
     arn = ss.create_key(kms, ss.key_alias("f"), policy, ss.runbook_tags("f", "CHG-1"), "d")
+    assert ss.describe_key(kms, ss.key_alias("f")) is None, "the alias is a call of its own"
+    ss.create_alias(kms, ss.key_alias("f"), arn)
     stored = json.loads(kms.get_key_policy(KeyId=arn, PolicyName="default")["Policy"])
     role_stmt = [s for s in stored["Statement"] if s["Principal"] == {"AWS": role}]
     assert role_stmt[0]["Action"] == "kms:Decrypt"
