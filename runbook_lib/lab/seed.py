@@ -274,6 +274,7 @@ def seed_lab(endpoint_url: str, admin_env: dict, partner=None) -> dict:
     s3 = client("s3")
     trail_arn, trail_bucket = _seed_trail(s3, client("cloudtrail"), account)
     distribution_id = _seed_distribution(s3, client("cloudfront"), region, account)
+    boundary_arn = _seed_role_boundary(iam)
 
     return {
         "function_name": FUNCTION_NAME, "function_arn": function_arn,
@@ -286,8 +287,18 @@ def seed_lab(endpoint_url: str, admin_env: dict, partner=None) -> dict:
         "decoy_role_arn": decoy_role_arn,
         "trail_name": TRAIL_NAME, "trail_arn": trail_arn, "trail_bucket": trail_bucket,
         "distribution_id": distribution_id, "partner_url": partner_url,
-        "region": region, "account_id": account,
+        "region": region, "account_id": account, "role_boundary_arn": boundary_arn,
     }
+
+
+def _seed_role_boundary(iam) -> str:
+    """The permissions boundary of the runbook's roles, as an administrator creates it (docs/permissions.md)."""
+    from runbook_lib import policies
+
+    return iam.create_policy(PolicyName=policies.BOUNDARY_POLICY_NAME,
+                             PolicyDocument=json.dumps(policies.load_document(policies.BOUNDARY)),
+                             Description="Permissions boundary of the roles lambda-secrets-runbook creates"
+                             )["Policy"]["Arn"]
 
 
 def _seed_table(dynamodb) -> str:
