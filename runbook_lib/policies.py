@@ -290,7 +290,7 @@ LINT_RULES = {
 }
 #: Name parts of what only the runbook creates: an unconditioned delete may name them.
 RUNBOOK_NAMES = ("lambda-secrets-runbook", "LambdaSecretsRunbook-", "LambdaSecretsManagerPolicy-")
-_TAGGING = re.compile(r"^(Un)?Tag(Resource|Role|Policy|User|Key)?$")
+_TAGGING = re.compile(r"^(Un)?tag(Resource|Role|Policy|User|Key)?$", re.IGNORECASE)
 _DELETING = ("Delete", "Detach", "Remove", "ScheduleKeyDeletion")
 
 
@@ -301,8 +301,9 @@ def _listed(value) -> list:
 def lint(document: dict) -> list[str]:
     """Why ``document`` could be abused: one line per problem, ``rule: Sid: what`` (empty: none found).
 
-    The rules (:data:`LINT_RULES`) look at the Allow statements only; a Deny can narrow them,
-    never widen them, so a clean document stays clean whatever Denies it holds.
+    The rules (:data:`LINT_RULES`) judge the Allow statements: a Deny narrows, never widens,
+    so it is never a problem itself. An unconditioned delete is accepted on the runbook's own
+    names, or where a Deny of the same document refuses it unless the resource's tags say so.
     """
     problems = []
     for statement in statements(document):
@@ -321,11 +322,21 @@ def lint(document: dict) -> list[str]:
         if any(_matches(a, "iam:CreateRole") for a in actions) and \
                 not _condition_keys(condition, "iam:PermissionsBoundary"):
             problems.append(f"unbounded-role: {sid}: creates roles without a permissions boundary")
-        resources = _listed(statement.get("Resource"))
-        if any(v.startswith(_DELETING) or v == "*" for v in verbs) and not condition \
-                and not all(any(name in r for name in RUNBOOK_NAMES) for r in resources):
-            problems.append(f"delete: {sid}: deletes on {', '.join(resources)} without a condition")
+        deleting = [a for a in actions if a.split(":", 1)[-1].startswith(_DELETING) or a.endswith(":*")]
+        open_ended = [r for r in _listed(statement.get("Resource")) if not any(n in r for n in RUNBOOK_NAMES)
+                      and not all(_guarded(document, a, r) for a in deleting)]
+        if deleting and not condition and open_ended:
+            problems.append(f"delete: {sid}: deletes on {', '.join(open_ended)} without a condition")
     return problems
+
+
+def _guarded(document: dict, action: str, resource: str) -> bool:
+    """Whether a Deny of ``document`` refuses ``action`` on ``resource`` unless the resource's tags say so."""
+    return any(s.get("Effect") == "Deny" and resource in _listed(s.get("Resource"))
+               and any(_matches(p, action) for p in _listed(s.get("Action")))
+               and any(k.lower().startswith("aws:resourcetag/") for block in (s.get("Condition") or {}).values()
+                       if isinstance(block, dict) for k in block)
+               for s in statements(document))
 
 
 def _condition_keys(condition: dict, key: str) -> list:
