@@ -9,6 +9,7 @@ the permission. ``tests/test_escalation.py`` is the other side: what the policie
 """
 
 import json
+import warnings
 
 import botocore.exceptions
 import pytest
@@ -148,6 +149,38 @@ def test_the_lint_accepts_the_safe_forms_of_those_statements():
     assert policies.lint(document) == []
     unguarded = {"Statement": document["Statement"][:4]}
     assert policies.lint(unguarded) == ["delete: D: deletes on arn:aws:kms:*:*:key/* without a condition"]
+
+
+#: What parliament must never report on a shipped policy.
+FORBIDDEN_FINDINGS = ("PRIVILEGE_ESCALATION", "CREDENTIALS_EXPOSURE", "RESOURCE_MISMATCH")
+
+
+def _parliament(document: dict) -> list[tuple[str, str]]:
+    from parliament import analyze_policy_string
+
+    analysed = analyze_policy_string(json.dumps(document), include_community_auditors=True)
+    return [(f.issue, json.dumps(f.location.get("type") or f.location.get("actions") or f.detail, default=str))
+            for f in analysed.findings]
+
+
+@pytest.mark.parametrize("name", [f"{n}.json" for n in policies.SHIPPED] + [f"part {p}" for p in policies.PARTS])
+def test_parliament_finds_no_escalation_credentials_exposure_or_resource_mismatch(name):
+    """Each file, and each part's files together (an escalation can span two statements)."""
+    document = policies.load_policy(name[5:]) if name.startswith("part ") else policies.load_document(name[:-5])
+    findings = _parliament(document)
+    assert [f for f in findings if f[0] in FORBIDDEN_FINDINGS] == []
+    others = sorted({f"{issue} {where}" for issue, where in findings})
+    if others:  # reported, not failed: each is explained in docs/permissions.md
+        warnings.warn(f"parliament on {name}: {'; '.join(others)}", stacklevel=1)
+
+
+def test_parliament_does_report_what_the_change_grant_holds():
+    """The grant holds exactly what no standing policy may: parliament says so, and the test can fail."""
+    grant = policies.change_grant("arn:aws:lambda:us-east-1:123456789012:function:orders-api", ["orders-legacy-ci"])
+    issues = {issue for issue, _ in _parliament(grant)}
+    assert {"PRIVILEGE_ESCALATION", "CREDENTIALS_EXPOSURE"} <= issues
+    assert [f for f in _parliament(grant) if f[0] == "PRIVILEGE_ESCALATION"] == [
+        ("PRIVILEGE_ESCALATION", '"EditExistingLambdaFunctionWithRole"')]
 
 
 def test_change_grant_names_one_function_and_the_key_users_only():
