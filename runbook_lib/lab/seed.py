@@ -274,7 +274,6 @@ def seed_lab(endpoint_url: str, admin_env: dict, partner=None) -> dict:
     s3 = client("s3")
     trail_arn, trail_bucket = _seed_trail(s3, client("cloudtrail"), account)
     distribution_id = _seed_distribution(s3, client("cloudfront"), region, account)
-    boundary_arn = _seed_role_boundary(iam)
 
     return {
         "function_name": FUNCTION_NAME, "function_arn": function_arn,
@@ -287,7 +286,7 @@ def seed_lab(endpoint_url: str, admin_env: dict, partner=None) -> dict:
         "decoy_role_arn": decoy_role_arn,
         "trail_name": TRAIL_NAME, "trail_arn": trail_arn, "trail_bucket": trail_bucket,
         "distribution_id": distribution_id, "partner_url": partner_url,
-        "region": region, "account_id": account, "role_boundary_arn": boundary_arn,
+        "region": region, "account_id": account, "role_boundary_arn": _seed_role_boundary(iam),
     }
 
 
