@@ -1,0 +1,72 @@
+"""What the check modules share, and the catalog as a whole: every check declared once, healthy evidence passes."""
+
+import pytest
+from evidence_factory import healthy
+
+from runbook_lib import catalog, policies
+from runbook_lib.catalog import FAIL, PASS
+from runbook_lib.catalog.common import SOURCE_LABELS, gap_list, listed, unavailable
+from runbook_lib.inventory import Gap
+from runbook_lib.validation import CHECK_IDS, CHECKS, RESIDUE_CHECKS
+
+#: Actions a check's evidence needs that the shipped auditor policy leaves out, and why.
+NOT_IN_AUDITOR = {"kms:Decrypt": "only for environments under a customer managed key: grant it on that key",
+                  **policies.OPTIONAL["auditor"]}
+
+
+def test_listed_cuts_at_the_limit_and_counts_the_rest():
+    assert listed(["a", "b", "c"], limit=2) == "a; b; and 1 more"
+    assert listed(["a", "b"], limit=2) == "a; b"
+    assert listed(["a", "b", "c"], limit=3, separator=", ") == "a, b, c"
+    assert listed([], limit=2) == ""
+
+
+def test_gap_list_names_where_and_why():
+    gaps = [Gap("111", "us-east-1", "fn", "GetFunction", "denied", "no"), Gap("", "", "ghost", "", "not-found", "gone")]
+    assert gap_list(gaps) == "fn in 111/us-east-1: no; ghost: gone"
+    assert gap_list(gaps, limit=1) == "fn in 111/us-east-1: no; and 1 more"
+
+
+def test_unavailable_names_the_first_missing_source():
+    ev = healthy(errors={"logs": "FilterLogEvents failed", "cloudtrail": "LookupEvents failed"})
+    verdict = unavailable(ev, "secret", "cloudtrail", "logs")
+    assert (verdict.status, verdict.reason) == (FAIL, "CloudTrail could not be read: LookupEvents failed")
+    assert verdict.evidence_file is None
+    assert unavailable(ev, "secret", "function") is None
+    assert unavailable(ev, "logs", evidence_file="").evidence_file == ""
+    assert set(SOURCE_LABELS) >= {"function", "code", "secret", "secret_policy", "key", "logs", "cloudtrail",
+                                  "log_values", "role", "functions", "probe", "trails", "edge", "residue", "exposure"}
+
+
+def test_every_validation_check_is_declared_for_validation_and_passes_on_healthy_evidence():
+    ev = healthy()
+    statuses = {module.SPEC.id: judge(ev).status for module, judge in CHECKS}
+    assert statuses == {cid: PASS for cid in CHECK_IDS}
+    assert len(CHECK_IDS) == len(set(CHECK_IDS)) == 14
+    assert [m.SPEC.id for m, _ in RESIDUE_CHECKS] == ["no-secret-residue", "exposed-credentials-rotated"]
+    for check_id in CHECK_IDS:
+        assert "validation" in catalog.spec(check_id).phases
+
+
+def test_one_spec_one_set_of_controls_for_the_baseline_and_validation():
+    for check_id in ("no-secrets-in-environment", "no-secrets-in-code"):
+        assert catalog.spec(check_id).phases == ("baseline", "validation")
+    assert catalog.spec("no-secrets-in-environment").controls == ("IA-5", "IA-5(7)", "SC-28")
+    assert set(catalog.spec("no-secret-residue").phases) == set(catalog.spec("exposed-credentials-rotated").phases) \
+        == {"validation", "closeout"}
+    assert catalog.spec("no-secret-in-artifacts").evidence_file == "checks/99_leak_guard.json"
+
+
+@pytest.mark.parametrize("check", [s for s in catalog.specs() if {"baseline", "validation"} & set(s.phases)],
+                         ids=lambda s: s.id)
+def test_the_auditor_policy_grants_what_each_check_needs(check):
+    missing = policies.uncovered_actions(policies.load_policy("auditor"), check.permissions)
+    assert [a for a in missing if a not in NOT_IN_AUDITOR] == []
+
+
+def test_healthy_evidence_repr_hides_messages_and_values():
+    ev = healthy()
+    ev.log_events.append({"stream": "s", "timestamp": 0, "message": "token=planted-value-123"})
+    assert "planted-value-123" not in repr(ev)
+    assert repr(ev) == ("<ValidationEvidence orders-api on lab: 5 invocations, 16 log events, 1 CloudTrail events, "
+                        "unavailable: none>")

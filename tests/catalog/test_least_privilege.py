@@ -1,0 +1,227 @@
+"""``least-privilege`` on fabricated policies: how it was proven, the probe, and who else reads the secret."""
+
+import pytest
+from evidence_factory import (DECOY_ROLE_ARN, FUNCTION, OTHER_SECRET, ROLE_ARN, ROLE_ID, SECRET_ARN, SESSION_ARN,
+                              allow, analysis, healthy, policy)
+
+from runbook_lib.catalog import FAIL, PASS, SKIP, WARN
+from runbook_lib.catalog.least_privilege import judge
+
+SIMULATOR_MISSING = {"available": False, "reason": "this endpoint has no policy simulator", "code": "NotImplemented"}
+NO_PROBE = {"performed": False, "reason": "the role's trust policy does not name the operator"}
+PROBE_OK = {"performed": True, "session": "runbook-least-privilege-probe", "own_secret": "allowed",
+            "decoy": "AccessDeniedException", "denial_shown": True}
+
+
+def pinned_resource_policy(role_arn=ROLE_ARN, role_id=ROLE_ID, function=FUNCTION) -> dict:
+    """The grant a later task makes: the secret's resource policy, pinned to the function's session."""
+    return {"Version": "2012-10-17", "Statement": [
+        {"Sid": "LambdaSecretsRunbookReadByFunction", "Effect": "Allow", "Principal": {"AWS": role_arn},
+         "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"], "Resource": "*",
+         "Condition": {"StringEquals": {"aws:userid": f"{role_id}:{function}"}}},
+        {"Sid": "LambdaSecretsRunbookOnlyThisFunction", "Effect": "Deny", "Principal": {"AWS": "*"},
+         "Action": "secretsmanager:GetSecretValue", "Resource": "*",
+         "Condition": {"ArnEquals": {"aws:PrincipalArn": role_arn},
+                       "StringNotEquals": {"aws:userid": f"{role_id}:{function}"}}}]}
+
+
+def logs_only_role():
+    return analysis({"inline:logs": policy(allow("logs:PutLogEvents", "*"))})
+
+
+def test_exact_grant_confirmed_by_the_simulator_passes():
+    verdict = judge(healthy())
+    assert verdict.status == PASS
+    assert verdict.reason == ("role orders-api-role reads exactly this secret (inline:read statement 1); none of the "
+                              "1 other function(s) of the region can read it; proven by static analysis, policy "
+                              "simulator")
+    assert verdict.evidence["proven_by"] == ["static analysis", "policy simulator"]
+    assert verdict.evidence["grants"][0]["resources"] == [SECRET_ARN]
+    assert verdict.evidence["other_functions"] == [{"function": "inventory-sync", "role": DECOY_ROLE_ARN,
+                                                    "outcome": "denied", "because": ["no statement allows it"]}]
+
+
+def test_a_live_probe_proves_it_too():
+    verdict = judge(healthy(simulation=SIMULATOR_MISSING, probe=PROBE_OK))
+    assert verdict.status == PASS and verdict.evidence["proven_by"] == ["static analysis", "live probe"]
+
+
+def test_only_static_analysis_warns_and_says_why():
+    verdict = judge(healthy(simulation=SIMULATOR_MISSING, probe=NO_PROBE))
+    assert verdict.status == WARN
+    assert verdict.reason == ("proven by static analysis only (policy simulator: this endpoint has no policy "
+                              "simulator; live probe: the role's trust policy does not name the operator)")
+
+
+def test_a_probe_whose_decoy_was_not_denied_by_iam_does_not_prove_the_denial():
+    probe = dict(PROBE_OK, decoy="ResourceNotFoundException", denial_shown=False,
+                 note="the decoy answered ResourceNotFoundException, not AccessDenied: this endpoint does not enforce IAM")
+    verdict = judge(healthy(simulation=SIMULATOR_MISSING, probe=probe))
+    assert verdict.status == WARN and "live probe: the decoy answered ResourceNotFoundException" in verdict.reason
+
+
+def test_a_probe_that_read_the_decoy_fails():
+    verdict = judge(healthy(probe=dict(PROBE_OK, decoy="allowed", denial_shown=False)))
+    assert (verdict.status, verdict.reason) == (FAIL, "live probe: the role read a secret it must not read")
+
+
+def test_a_probe_that_could_not_read_the_own_secret_fails():
+    verdict = judge(healthy(probe=dict(PROBE_OK, own_secret="AccessDeniedException")))
+    assert (verdict.status, verdict.reason) == (FAIL, "live probe: the role cannot read its own secret "
+                                                      "(AccessDeniedException)")
+
+
+def test_a_simulator_that_allows_star_fails():
+    simulation = {"available": True, "as_expected": False,
+                  "decisions": {SECRET_ARN: "allowed", "*": "allowed", "decoy": "implicitDeny"}}
+    verdict = judge(healthy(simulation=simulation))
+    assert (verdict.status, verdict.reason) == (FAIL, f"policy simulator: {SECRET_ARN}=allowed, *=allowed, "
+                                                      "decoy=implicitDeny")
+
+
+@pytest.mark.parametrize("documents, expected", [
+    ({"inline:wide": policy(allow("secretsmanager:*", "*"))}, "wildcard action secretsmanager:*"),
+    ({"inline:two": policy(allow("secretsmanager:GetSecretValue", [SECRET_ARN, OTHER_SECRET]))},
+     f"secretsmanager grant on {OTHER_SECRET}, not only the secret"),
+    ({"inline:write": policy(allow(["secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"], SECRET_ARN))},
+     "grants secretsmanager:PutSecretValue (more than reading the secret)"),
+])
+def test_grants_beyond_the_one_secret_fail(documents, expected):
+    verdict = judge(healthy(role=analysis(documents)))
+    assert verdict.status == FAIL and expected in verdict.reason
+
+
+def test_a_role_that_cannot_read_the_secret_fails():
+    verdict = judge(healthy(role=logs_only_role()))
+    assert (verdict.status, verdict.reason) == (FAIL, f"no policy lets {SESSION_ARN} read the secret: the function "
+                                                      "cannot read it")
+
+
+def test_an_admin_policy_fails_even_unread():
+    managed = [{"name": "AdministratorAccess", "arn": "arn:aws:iam::aws:policy/AdministratorAccess",
+                "aws_managed": True, "version": ""}]
+    verdict = judge(healthy(role=analysis(managed=managed)))
+    assert verdict.status == FAIL and "admin managed policy AdministratorAccess attached" in verdict.reason
+
+
+# -- only this function reads the secret --------------------------------------------------------
+def test_another_function_on_the_same_role_fails_by_name():
+    ev = healthy(functions=[{"function": "reports-api", "role": ROLE_ARN},
+                            {"function": "inventory-sync", "role": DECOY_ROLE_ARN}])
+    verdict = judge(ev)
+    assert (verdict.status, verdict.reason) == (FAIL, "1 other function(s) can read the secret: reports-api "
+                                                      "(role orders-api-role)")
+    assert verdict.evidence["other_functions"][0] == {"function": "reports-api", "role": ROLE_ARN,
+                                                      "outcome": "allowed", "because": ["inline:read statement 1"]}
+
+
+def test_another_role_granting_every_secret_fails_by_name():
+    wide = analysis({"managed:arn:aws:iam::123456789012:policy/read-all":
+                     policy(allow("secretsmanager:GetSecretValue", "*"))}, role_arn=DECOY_ROLE_ARN,
+                    role_id="AROADECOYROLE00000001")
+    verdict = judge(healthy(role_analyses={DECOY_ROLE_ARN: wide}))
+    assert (verdict.status, verdict.reason) == (FAIL, "1 other function(s) can read the secret: inventory-sync "
+                                                      "(role decoy-role)")
+
+
+def test_a_deny_in_the_other_roles_policy_keeps_it_out():
+    guarded = analysis({"inline:all": policy(allow("secretsmanager:GetSecretValue", "*"),
+                                             {"Effect": "Deny", "Action": "secretsmanager:*", "Resource": SECRET_ARN})},
+                       role_arn=DECOY_ROLE_ARN, role_id="AROADECOYROLE00000001")
+    assert judge(healthy(role_analyses={DECOY_ROLE_ARN: guarded})).status == PASS
+
+
+def test_a_role_whose_policies_could_not_be_read_warns():
+    verdict = judge(healthy(role_analyses={}, role_errors={DECOY_ROLE_ARN: "GetRole on decoy-role failed: denied"}))
+    assert (verdict.status, verdict.reason) == (WARN, "other function(s) may read the secret: inventory-sync (role "
+                                                      "decoy-role): its policies could not be read (GetRole on "
+                                                      "decoy-role failed: denied)")
+
+
+def test_unlisted_functions_warn():
+    verdict = judge(healthy(errors={"functions": "ListFunctions on us-east-1 failed: AccessDenied"}))
+    assert (verdict.status, verdict.reason) == (WARN, "the region's other functions could not be listed "
+                                                      "(ListFunctions on us-east-1 failed: AccessDenied)")
+
+
+def test_the_resource_policy_pinned_to_the_function_passes_and_keeps_the_shared_role_out():
+    ev = healthy(role=logs_only_role(), secret_policy=pinned_resource_policy(),
+                 functions=[{"function": "reports-api", "role": ROLE_ARN}])
+    verdict = judge(ev)
+    assert verdict.status == PASS, verdict.reason
+    assert verdict.evidence["function_read"] == {"outcome": "allowed",
+                                                 "because": ["resource policy statement LambdaSecretsRunbookReadByFunction"]}
+    assert verdict.evidence["other_functions"][0]["outcome"] == "denied"
+
+
+def test_the_pinned_resource_policy_for_another_function_does_not_grant_this_one():
+    ev = healthy(role=logs_only_role(), secret_policy=pinned_resource_policy(function="reports-api"))
+    assert judge(ev).reason == f"no policy lets {SESSION_ARN} read the secret: the function cannot read it"
+
+
+def test_with_the_pinned_policy_the_probe_session_is_expected_to_be_denied():
+    ev = healthy(role=logs_only_role(), secret_policy=pinned_resource_policy(), simulation=SIMULATOR_MISSING,
+                 probe=dict(PROBE_OK, own_secret="AccessDeniedException"))
+    verdict = judge(ev)
+    assert verdict.status == PASS and verdict.evidence["proven_by"] == ["static analysis", "live probe"]
+    ev.probe = dict(PROBE_OK)  # the endpoint let another session of the role read it: the pin does not hold
+    assert judge(ev).reason == ("live probe: a session of the role other than the function's read the secret, which "
+                                "its policies deny")
+
+
+def test_an_identity_grant_on_a_shared_role_fails_even_with_the_pinned_allow():
+    ev = healthy(secret_policy={"Statement": pinned_resource_policy()["Statement"][:1]},
+                 functions=[{"function": "reports-api", "role": ROLE_ARN}])
+    assert judge(ev).status == FAIL  # the identity policy alone lets reports-api read it
+
+
+def test_a_resource_policy_granting_everyone_fails():
+    open_policy = {"Statement": [{"Sid": "Open", "Effect": "Allow", "Principal": "*",
+                                  "Action": "secretsmanager:GetSecretValue", "Resource": "*"}]}
+    verdict = judge(healthy(secret_policy=open_policy))
+    assert verdict.status == FAIL
+    assert "the secret's resource policy statement Open lets * read it" in verdict.reason
+
+
+def test_a_condition_the_runbook_cannot_evaluate_warns():
+    conditional = analysis({"inline:read": policy(allow("secretsmanager:GetSecretValue", SECRET_ARN,
+                                                        Condition={"Bool": {"aws:SecureTransport": "true"}}))})
+    verdict = judge(healthy(role=conditional, functions=[]))
+    assert verdict.status == WARN
+    assert verdict.reason == ("whether the function may read the secret depends on conditions the runbook cannot "
+                              "evaluate (inline:read statement 1)")
+
+
+def test_an_unreadable_policy_of_the_role_warns():
+    unread = [{"policy": "inline:mystery", "reason": "GetRolePolicy failed: AccessDenied"}]
+    verdict = judge(healthy(role=analysis(unreadable=unread)))
+    assert (verdict.status, verdict.reason) == (WARN, "could not read: inline:mystery")
+
+
+@pytest.mark.parametrize("source, label", [("role", "The role's policies"), ("secret", "The secret"),
+                                           ("secret_policy", "The secret's resource policy"),
+                                           ("key", "The secret's KMS key")])
+def test_missing_evidence_fails_with_the_reason(source, label):
+    verdict = judge(healthy(errors={source: "AccessDenied"}))
+    assert (verdict.status, verdict.reason) == (FAIL, f"{label} could not be read: AccessDenied")
+
+
+def test_no_secret_or_no_role_skips():
+    assert judge(healthy(secret={})).status == SKIP
+    assert judge(healthy(role=None)).status == SKIP
+
+
+KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+CMK = {"kms_key_id": KEY_ARN, "key_manager": "CUSTOMER", "key_arn": KEY_ARN, "key_state": "Enabled",
+       "key_rotation_enabled": True}
+VIA_SM = {"StringEquals": {"kms:ViaService": "secretsmanager.us-east-1.amazonaws.com"}}
+
+
+def test_decrypt_on_the_secrets_customer_key_is_allowed_and_on_any_key_fails():
+    read = allow("secretsmanager:GetSecretValue", SECRET_ARN)
+    ok = analysis({"inline:read": policy(read, allow("kms:Decrypt", KEY_ARN, Condition=VIA_SM))})
+    assert judge(healthy(role=ok, key=CMK)).status == PASS
+    wide = analysis({"inline:read": policy(read, allow("kms:Decrypt", "*", Condition=VIA_SM))})
+    verdict = judge(healthy(role=wide, key=CMK))
+    assert verdict.status == FAIL and "kms grant on *, not only the secret's key" in verdict.reason
+    assert judge(healthy(role=ok)).status == FAIL  # the AWS managed key needs no kms grant at all
