@@ -22,8 +22,9 @@ from runbook_lib.ledger import Ledger
 from runbook_lib.session import Target
 
 ALLOWED_KEYS = {"Sid", "Effect", "Action", "NotAction", "Resource", "NotResource", "Condition"}
-#: Calls the runbook makes that a shipped policy denies on purpose (policies.OPTIONAL).
-EXPECTED_DENIALS = {("runbook-auditor", "AssumeRole")}
+#: Calls the runbook makes that a shipped policy denies on purpose (policies.OPTIONAL). None: the live
+#: probe's AssumeRole is only tried when the role's trust policy names the operator, and here it does not.
+EXPECTED_DENIALS: set = set()
 
 
 # -- the documents --------------------------------------------------------------------------------
@@ -194,7 +195,9 @@ def test_whole_runbook_runs_as_auditor_and_implementer_with_iam_enforced(enforci
     checks = {c.id: c for c in validation.run_checks()}
     failed = {cid: c.reason for cid, c in checks.items() if c.status == "FAIL"}
     assert failed == {}
-    assert checks["least-privilege"].status == "PASS" and checks["no-secret-in-logs"].status == "PASS"
+    # the lab has no policy simulator and the role trusts only Lambda (no probe): proven by static analysis only
+    assert checks["least-privilege"].status == "WARN" and "static analysis only" in checks["least-privilege"].reason
+    assert checks["no-secret-in-logs"].status == "PASS" and checks["exposed-credentials-rotated"].status == "WARN"
 
     ctx = _context(operators, "implementer", run_dir, "04_backout", "backout", name, create=False)
     backout = Backout(ctx.target, ctx.ledger, change_ticket="CHG-IAM-B", apply=True)
