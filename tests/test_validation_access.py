@@ -4,7 +4,7 @@ import json
 
 import boto3
 import pytest
-from evidence_factory import ACCOUNT, FUNCTION, REGION, T0, at, invocations
+from evidence_factory import FUNCTION, REGION, T0, at, invocations
 from moto import mock_aws
 
 from runbook_lib import access_probes, validation_access
