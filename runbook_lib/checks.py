@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Iterable
 
+from .render import escaped_style
+
 PASS, FAIL, WARN, SKIP = "PASS", "FAIL", "WARN", "SKIP"
 STATUSES = (PASS, FAIL, WARN, SKIP)
 PHASES = ("baseline", "change", "validation", "backout", "closeout")
@@ -131,12 +133,14 @@ def load_checks(run_dir: str | Path) -> list[Check]:
 
 
 def checks_table(checks: Iterable[Check]):
+    """The checks as an HTML-escaped pandas ``Styler``, the status cell coloured."""
     import pandas as pd
 
     rows = [{"check": c.id, "status": c.status, "title": c.title,
              "reason": c.reason, "controls": ", ".join(c.controls)} for c in checks]
     frame = pd.DataFrame(rows, columns=["check", "status", "title", "reason", "controls"])
-    return frame.style.apply(
+    # a reason quotes names from AWS (zip and layer members): a Styler does not escape them itself
+    return escaped_style(frame).apply(
         lambda col: [f"background-color: {STATUS_COLOURS.get(v, '')}" for v in col],
         subset=["status"]).hide(axis="index")
 
@@ -157,6 +161,6 @@ def controls_table(checks: Iterable[Check]):
         rows.append({"control": control, "title": CONTROLS[control],
                      "checks": ", ".join(c.id for c in group), "status": worst})
     frame = pd.DataFrame(rows, columns=["control", "title", "checks", "status"])
-    return frame.style.apply(
+    return escaped_style(frame).apply(
         lambda col: [f"background-color: {STATUS_COLOURS.get(v, '')}" for v in col],
         subset=["status"]).hide(axis="index")

@@ -1,9 +1,11 @@
 """``runbook``: the command line of the Lambda secrets runbook.
 
 Subcommands: ``run`` (the whole cycle), ``audit`` (test plan alone, findings fail),
-``backout RUN_DIR``, ``verify RUN_DIR``, ``scan PATH...`` and ``lab``.
-Exit codes: 0 goal reached, 1 a check failed (or findings, for ``audit``/``scan``),
-2 the run could not proceed, with a one-line reason on stderr.
+``backout RUN_DIR``, ``closeout RUN_DIR``, ``verify RUN_DIR``, ``key``, ``scan PATH...``
+and ``lab``. Exit codes: 0 goal reached, 1 a check failed (or findings, for
+``audit``/``scan``; or differences, for ``verify``), 2 the run could not proceed, with a
+one-line reason on stderr. Every line printed passes :func:`runbook_lib.render.terminal`:
+names from AWS or from a run folder cannot send escape sequences to the terminal.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 
 from . import __version__
 from .exceptions import RunbookError
+from .render import terminal
 
 
 def _target_options(parser: argparse.ArgumentParser, default_target: str | None = "lab") -> None:
@@ -30,7 +33,21 @@ def _target_options(parser: argparse.ArgumentParser, default_target: str | None 
 def _parameter_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
                         metavar=("NAME", "VALUE"),
-                        help="notebook parameter passed to every notebook that declares it")
+                        help="notebook parameter passed to every notebook that declares it "
+                             "(not run_dir, target, region, profile, endpoint_url, function_name, apply: "
+                             "their options set them)")
+    _signing_option(parser)
+
+
+def _signing_option(parser: argparse.ArgumentParser, role: str = "signs the run's manifest") -> None:
+    parser.add_argument("--signing-key", metavar="FILE", default=None,
+                        help=f"Ed25519 private key (PEM) that {role}; default "
+                             "RUNBOOK_SIGNING_KEY_FILE, else a per-user key created on first use")
+
+
+def _trusted_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--trusted-key", metavar="PUBFILE|FINGERPRINT", action="append", default=[],
+                        help="a key the folder may be signed by (repeatable); default: your own signing key")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     _target_options(backout, default_target=None)
     backout.add_argument("--apply", action="store_true", help="make the changes (needs -p change_ticket ID)")
     _parameter_option(backout)
+    _trusted_option(backout)
 
     closeout = sub.add_parser("closeout", help="after acceptance: delete secret residue, rotate exposed "
                               "values, deactivate hardcoded keys (backout is refused afterwards)")
@@ -66,9 +84,15 @@ def build_parser() -> argparse.ArgumentParser:
     _target_options(closeout, default_target=None)
     closeout.add_argument("--apply", action="store_true", help="make the changes (needs -p change_ticket ID)")
     _parameter_option(closeout)
+    _trusted_option(closeout)
 
-    verify = sub.add_parser("verify", help="re-hash a run folder against its manifest.json")
+    verify = sub.add_parser("verify", help="check a run folder's signature and hashes against its manifest.json")
     verify.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    _trusted_option(verify)
+    _signing_option(verify, role="is trusted when no --trusted-key is given")
+
+    key = sub.add_parser("key", help="print the fingerprint and public key (PEM) of your signing key")
+    _signing_option(key)
 
     scan = sub.add_parser("scan", help="scan files, zips or environment variables for secrets")
     _optional_module("runbook_lib.scan_cli", scan)
@@ -85,27 +109,59 @@ def _optional_module(module: str, parser: argparse.ArgumentParser) -> None:
         mod = importlib.import_module(module)
     except ModuleNotFoundError as exc:  # a partial install still runs the other commands
         reason = f"{module} is not installed ({exc.name})"
-        parser.set_defaults(handler=lambda args: print(f"runbook: {reason}", file=sys.stderr) or 2)
+        parser.set_defaults(handler=lambda args: _say(f"runbook: {reason}", sys.stderr) or 2)
         return
     mod.add_arguments(parser)
     parser.set_defaults(handler=mod.main)
 
 
+def _say(line, stream=None) -> None:
+    print(terminal(line), file=stream or sys.stdout)
+
+
 def _options(args):
     from . import runner
 
-    return runner.RunOptions(notebooks_dir=runner.NOTEBOOKS_DIR, target=args.target, region=args.region, profile=args.profile,
-                      endpoint_url=args.endpoint_url, function_name=args.function_name,
-                      out=getattr(args, "out", Path("runs")), apply=getattr(args, "apply", None),
-                      backout=getattr(args, "backout", None), parameters=dict(args.parameter))
+    return runner.RunOptions(notebooks_dir=runner.NOTEBOOKS_DIR, target=args.target, region=args.region,
+                             profile=args.profile, endpoint_url=args.endpoint_url, function_name=args.function_name,
+                             out=getattr(args, "out", Path("runs")), apply=getattr(args, "apply", None),
+                             backout=getattr(args, "backout", None), parameters=dict(args.parameter),
+                             signing_key=args.signing_key, trusted_keys=getattr(args, "trusted_key", []))
 
 
 def _report(outcome) -> int:
     if outcome.run_dir:
-        print(outcome.run_dir)
-    stream = sys.stdout if outcome.exit_code == 0 else sys.stderr
-    print(f"runbook: {outcome.reason}", file=stream)
+        _say(outcome.run_dir)
+    _say(f"runbook: {outcome.reason}", sys.stdout if outcome.exit_code == 0 else sys.stderr)
     return outcome.exit_code
+
+
+def _verify(args) -> int:
+    from .manifest import verify_run
+    from .signing import trusted_fingerprints
+
+    trusted = trusted_fingerprints(args.trusted_key, args.signing_key)
+    result = verify_run(args.run_dir, trusted)
+    signer = f"signed by {result.signer}" if result.signer else "not signed"
+    if result.signer:
+        signer += " (a trusted key)" if result.trusted else " (NOT a trusted key)"
+    for difference in result.differences:
+        _say(difference, sys.stderr)
+    if result.differences:
+        _say(f"runbook: {args.run_dir} does NOT match its signed manifest "
+             f"({len(result.differences)} difference(s)); {signer}", sys.stderr)
+        return 1
+    _say(f"runbook: {args.run_dir} matches its signed manifest ({result.files} files); {signer}")
+    return 0
+
+
+def _key(args) -> int:
+    from .signing import load_signing_key
+
+    key = load_signing_key(args.signing_key)
+    _say(f"runbook: signing key {key.path}: {key.public.fingerprint}", sys.stderr)
+    print(key.public.pem(), end="")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,17 +170,9 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(args, "handler"):
             return args.handler(args)
         if args.command == "verify":
-            from .manifest import verify_manifest
-
-            differences = verify_manifest(args.run_dir)
-            for d in differences:
-                print(d, file=sys.stderr)
-            if differences:
-                print(f"runbook: {args.run_dir} does NOT match its manifest "
-                      f"({len(differences)} difference(s))", file=sys.stderr)
-                return 1
-            print(f"runbook: {args.run_dir} matches its manifest")
-            return 0
+            return _verify(args)
+        if args.command == "key":
+            return _key(args)
         from . import runner
 
         if args.command == "run":
@@ -138,10 +186,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "closeout":
             return _report(runner.run_closeout(args.run_dir, _options(args)))
     except RunbookError as exc:
-        print(f"runbook: {exc}", file=sys.stderr)
+        _say(f"runbook: {exc}", sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # a file the operator named: one line, not a traceback
+        _say(f"runbook: {exc.filename or 'file'}: {exc.strerror or type(exc).__name__}", sys.stderr)
+        return 2
     except KeyboardInterrupt:
-        print("runbook: interrupted", file=sys.stderr)
+        _say("runbook: interrupted", sys.stderr)
         return 2
     return 2
 

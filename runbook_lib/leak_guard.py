@@ -7,7 +7,10 @@ After the notebooks, :func:`scan_run_folder` splits every text artifact into tok
 several granularities, fingerprints each token with the same key, and reports any
 token whose fingerprint is a handled value's: file and line, never the value. The
 detection engine also runs over the artifacts, so a secret the run never saw (a
-credential printed by a cell) is caught too.
+credential printed by a cell) is caught too. It runs with the runbook's own words
+allowlisted (:data:`RUNBOOK_WORDS`): a response key named like ``echo_pw`` that went
+missing after the change is written ``$.body.echo_pw: missing``, which reads like a
+password assignment but holds no value; a real value under that key is still a hit.
 
 Examples
 --------
@@ -26,7 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+from .manifest import scan_folder
 from .redaction import Fingerprinter
+
+#: What the runbook itself writes where a value could stand: the words of a response-shape
+#: difference (:func:`runbook_lib.evidence.shape_differences`) and the type names of a shape.
+RUNBOOK_WORDS = ("missing", "not in baseline", "str", "int", "float", "bool", "NoneType", "list", "dict")
 
 TEXT_SUFFIXES = {".ipynb", ".html", ".json", ".csv", ".md", ".txt", ".log", ".svg"}
 PNG_SUFFIX = ".png"
@@ -102,16 +110,26 @@ def _artifact_lines(path: Path) -> Iterable[tuple[int, str]]:
         yield number, line
 
 
+def guard_scanner():
+    """The detection engine with :data:`RUNBOOK_WORDS` allowlisted, or None without the engine."""
+    try:
+        from .allowlist import allowlist_entry
+        from .scanning import Scanner
+    except ImportError:  # the guard still matches handled values without the engine
+        return None
+    return Scanner(allowlist=[allowlist_entry(word) for word in RUNBOOK_WORDS])
+
+
 def scan_run_folder(run_dir: str | Path, fingerprinter: Fingerprinter,
                     handled: set[str] | None = None, scanner=None) -> list[LeakHit]:
     """Every place in ``run_dir`` where a handled value (or a detectable secret) appears."""
     run_dir = Path(run_dir)
     handled = handled_fingerprints(run_dir) if handled is None else handled
     hits: list[LeakHit] = []
-    for path in sorted(run_dir.rglob("*")):
-        if not path.is_file() or path.suffix not in TEXT_SUFFIXES | {PNG_SUFFIX}:
+    files, _ = scan_folder(run_dir)  # regular files only: a link or a device is not an artifact
+    for rel, path in files.items():
+        if path.suffix not in TEXT_SUFFIXES | {PNG_SUFFIX}:
             continue
-        rel = path.relative_to(run_dir).as_posix()
         for number, line in _artifact_lines(path):
             if handled:
                 for token in _tokens(line):

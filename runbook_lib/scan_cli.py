@@ -2,7 +2,9 @@
 
 ``runbook scan dist/function.zip`` exits 1 when it finds a secret (JSON output, or
 ``--fail-on-findings``), 0 when clean, 2 when it cannot scan (one line on stderr).
-Output names locations, rules, redacted previews and fingerprints, never a value.
+Output names locations, rules, redacted previews and fingerprints, never a value; every
+table cell and line passes :func:`runbook_lib.render.terminal`, so a member name holding an
+escape sequence is shown, not obeyed (JSON output escapes control characters itself).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import sys
 from pathlib import Path
 
 from .exceptions import InputError, RunbookError
+from .render import terminal
 from .rules import REMEDIATION_TEXT
 
 
@@ -51,7 +54,8 @@ def load_environment(path: Path) -> dict[str, str]:
 def _table(findings, report) -> str:
     rows = [("LOCATION", "RULE", "REMEDIATION", "PREVIEW", "FINGERPRINT")]
     for f in findings:
-        rows.append((f.location, f.rule, REMEDIATION_TEXT.get(f.remediation, f.remediation), f.redacted, f.fingerprint))
+        rows.append(tuple(terminal(cell) for cell in (
+            f.location, f.rule, REMEDIATION_TEXT.get(f.remediation, f.remediation), f.redacted, f.fingerprint)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows] if findings else []
     summary = (f"{len(findings)} finding(s) in {report['files_scanned']} file(s), {report['bytes_scanned']} bytes"
@@ -59,7 +63,7 @@ def _table(findings, report) -> str:
                f" {report['allowlisted']} allowlisted")
     lines.append(summary)
     for skip in report["skipped"][:50]:
-        lines.append(f"skipped {skip['path']}: {skip['reason']}")
+        lines.append(terminal(f"skipped {skip['path']}: {skip['reason']}"))
     if len(report["skipped"]) > 50:
         lines.append(f"... and {len(report['skipped']) - 50} more skipped")
     return "\n".join(lines)
@@ -90,15 +94,15 @@ def main(args) -> int:
     try:
         findings, summary, scanner = run_scan(args)
     except RunbookError as exc:
-        print(f"runbook: {exc}", file=sys.stderr)
+        print(terminal(f"runbook: {exc}"), file=sys.stderr)
         return exc.exit_code
     if args.print_allowlist_entries:
         for f in findings:
-            print(f"{scanner.allowlist_entry(f)}  # {f.location} {f.rule} {f.redacted}")
+            print(terminal(f"{scanner.allowlist_entry(f)}  # {f.location} {f.rule} {f.redacted}"))
     elif args.format == "json":
         print(json.dumps([f.to_dict() for f in findings], indent=2))
         for skip in summary["skipped"]:
-            print(f"runbook: skipped {skip['path']}: {skip['reason']}", file=sys.stderr)
+            print(terminal(f"runbook: skipped {skip['path']}: {skip['reason']}"), file=sys.stderr)
     else:
         print(_table(findings, summary))
     fail = args.fail_on_findings if args.fail_on_findings is not None else args.format == "json"

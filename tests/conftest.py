@@ -1,6 +1,9 @@
 """Shared pytest fixtures. Each section belongs to one module's owner; keep them small."""
 
+import shutil
 import socket
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +13,16 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# --- signing key (runbook_lib.signing): tests never touch the user's own config folder ----
+@pytest.fixture(autouse=True, scope="session")
+def _private_config_folder(tmp_path_factory):
+    """The per-user signing key is created on first use, here in a folder of the session's."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config")))
+        patch.delenv("RUNBOOK_SIGNING_KEY_FILE", raising=False)
+        yield
 
 
 # --- moto_endpoint (runner tests: a real moto server for notebooks in another process) --
@@ -66,3 +79,23 @@ def world(tmp_path, monkeypatch):
     monkeypatch.setattr(functions, "version_code", lambda lam, name, version: moto_version_code(name, version))
     with mock_aws():
         yield build_world(tmp_path)
+
+
+# --- chromium (render, archive: exported HTML opened in a real browser) ---------------------
+@pytest.fixture(scope="session")
+def chromium(tmp_path_factory):
+    """``dump_dom(path) -> str``: the DOM of a local page after headless Chromium loaded and ran it."""
+    binary = next(filter(None, (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome"))), None)
+    if binary is None:
+        pytest.skip("Chromium is not installed (apt-get install -y chromium): browser test skipped")
+
+    def dump_dom(path) -> str:
+        profile = tmp_path_factory.mktemp("chromium-profile")
+        done = subprocess.run(
+            [binary, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={profile}", "--virtual-time-budget=5000", "--dump-dom", Path(path).resolve().as_uri()],
+            capture_output=True, text=True, timeout=180)
+        assert done.returncode == 0 and "<html" in done.stdout, done.stderr[-2000:]
+        return done.stdout
+    return dump_dom

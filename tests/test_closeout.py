@@ -319,6 +319,7 @@ def test_lab_rotation_keeps_the_function_working_with_one_refetch(closeout_lab, 
 
 def test_lab_closeout_notebook_headless_into_the_run_folder(closeout_lab, tmp_path, monkeypatch):
     """``runner.run_closeout`` (what ``runbook closeout RUN_DIR --apply`` runs): plan, then apply."""
+    from runbook_lib.manifest import write_manifest
     from runbook_lib.runner import run_closeout as run_closeout_notebook
     from runbook_lib.runner import RunOptions
 
@@ -332,6 +333,7 @@ def test_lab_closeout_notebook_headless_into_the_run_folder(closeout_lab, tmp_pa
     ledger = Ledger.open(run_dir)
     ledger.bind(target="lab", account=lab.account_id, region=lab.region, function_name=name)
     Implementation(target, ledger, name, change_ticket="CHG-LAB").apply()
+    write_manifest(run_dir)  # as `runbook run` leaves it: a later close-out runs only in a signed folder
     new = {"DB_PASSWORD": secrets.token_urlsafe(18)}
     values_file = tmp_path / "new-values.json"
     values_file.write_text(json.dumps(new))

@@ -75,3 +75,28 @@ def test_another_key_cannot_match(tmp_path):
     _run_folder(tmp_path, Fingerprinter(b"x" * 32))
     (tmp_path / "run.log").write_text(PLANTED + "\n")
     assert _hits(tmp_path) == []
+
+
+# -- the detection engine as the runner runs it: the runbook's own words are not values -----------
+def _guard_hits(tmp_path):
+    from runbook_lib.leak_guard import guard_scanner
+
+    return scan_run_folder(tmp_path, Fingerprinter(KEY), handled=set(), scanner=guard_scanner())
+
+
+def test_a_response_key_named_like_a_password_is_not_a_leak(tmp_path):
+    shape = {"statusCode": "int", "body": {"echo_pw": "str", "ok": "bool"}}
+    (tmp_path / "invocations.json").write_text(json.dumps([{"response_shape": shape}], indent=2))
+    reason = "response shape differs from the baseline: $.body.echo_pw: missing; $.body.new_pw: not in baseline"
+    (tmp_path / "checks.json").write_text(json.dumps([{"id": "functional-parity", "reason": reason}]))
+    (tmp_path / "summary.md").write_text(f"| functional-parity | FAIL | {reason} |\n")
+    assert _guard_hits(tmp_path) == []
+
+
+def test_a_real_value_under_that_key_is_still_a_leak(tmp_path):
+    (tmp_path / "invocations.json").write_text(json.dumps({"body": {"echo_pw": PLANTED}}))
+    (tmp_path / "summary.md").write_text("$.body.echo_pw: hunter2hunter\n")
+    hits = _guard_hits(tmp_path)
+    assert sorted(h.path for h in hits) == ["invocations.json", "summary.md"]
+    assert all("keyword-assignment" in h.what for h in hits)
+    assert (PLANTED in " ".join(map(str, hits))) is False

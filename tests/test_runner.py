@@ -1,22 +1,83 @@
-"""The runner: dated run folder, parameters routing, artifacts, exit codes 0/1/2.
+"""The runner: dated run folder, parameters routing, artifacts, exit codes 0/1/2, archived runs as data.
 
 Uses tiny stand-in notebooks (written by a fixture) against a real moto server on a
 loopback port, so the runner's own behaviour is tested in seconds; the real notebooks
 run against the lab in test_notebooks.py.
 """
 
+import getpass
+import hashlib
 import json
+import shutil
+import sys
+from pathlib import Path
 
 import nbformat
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from conftest import free_port
 from runbook_lib import cli, runner
-from runbook_lib.exceptions import InputError
-from runbook_lib.manifest import verify_manifest
+from runbook_lib.exceptions import ChangeRefused, InputError
+from runbook_lib.manifest import verify_manifest, verify_run, write_manifest
+from runbook_lib.signing import SigningKey, load_signing_key
 
 PHASES = {"01_test_plan": "baseline", "02_implementation": "change",
-          "03_functional_validation": "validation", "04_backout": "backout"}
+          "03_functional_validation": "validation", "04_backout": "backout", "05_closeout": "closeout"}
+PLANTED = ("runbook_lib/__init__.py", "json.py", "pandas.py", "boto3.py")
+
+
+def _stand_in(name: str, phase: str) -> nbformat.NotebookNode:
+    params = "\n".join([
+        'target: str = "lab"  # lab or aws',
+        'region: str = "us-east-1"  # region',
+        'profile: str = ""  # profile',
+        'endpoint_url: str = ""  # endpoint',
+        'run_dir: str = "."  # run folder',
+        'function_name: str = ""  # function',
+        'apply: bool = False  # change things',
+        'change_ticket: str = ""  # ticket',
+        f'{phase}_outcome: str = "pass"  # pass, fail, raise or traceback',
+        'planted: str = ""  # a value the stand-in handles as a secret',
+        'plant_modules: str = ""  # marker file: the test plan plants modules that append to it when imported',
+    ])
+    body = "\n".join([
+        "from runbook_lib.checks import CheckLog",
+        "import pathlib",
+        "if plant_modules:",
+        "    import json, pandas, boto3  # in a later kernel, the planted files must not be what these are",
+        f"    if {phase!r} == 'baseline':",
+        "        (pathlib.Path(run_dir) / 'runbook_lib').mkdir()",
+        f"        for planted_name in {PLANTED!r}:",
+        "            (pathlib.Path(run_dir) / planted_name).write_text(",
+        "                f'open({plant_modules!r}, \"a\").write(__name__ + \" ran\\\\n\")\\n')",
+        "from runbook_lib.ledger import Ledger",
+        f"if {phase!r} == 'baseline':",
+        "    Ledger.open(run_dir).bind(target=target, region=region, function_name=function_name)",
+        f"log = CheckLog(run_dir, {name!r}, {phase!r})",
+        f"if {phase}_outcome == 'raise':",
+        "    raise RuntimeError('stand-in failure')",
+        f"if {phase}_outcome == 'interrupt':  # Ctrl-C on the runner while this cell runs",
+        "    import os, signal, time",
+        "    os.kill(os.getppid(), signal.SIGINT)",
+        "    time.sleep(60)",
+        f"if {phase}_outcome == 'traceback':  # raised deep in runbook_lib, quoting an absolute path",
+        "    Ledger.open(pathlib.Path(run_dir).resolve() / 'nowhere', create=False)",
+        f"ok = {phase}_outcome == 'pass'",
+        f"log.add('{phase}-check', 'stand-in', 'PASS' if ok else 'FAIL',",
+        "        reason='' if ok else 'stand-in failed', controls=['AU-2'])",
+        "print('function', function_name, 'apply', apply, 'ticket', change_ticket, 'run_dir', run_dir)",
+        "import json as _json",
+        "from runbook_lib.redaction import Fingerprinter",
+        "if planted:",
+        "    pathlib.Path(run_dir, 'findings.json').write_text(_json.dumps([{'fingerprint': Fingerprinter()(planted)}]))",
+    ])
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell(params)
+    cell.metadata["tags"] = ["parameters"]
+    nb.cells = [nbformat.v4.new_markdown_cell(f"# {name}"), cell, nbformat.v4.new_code_cell(body)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return nb
 
 
 @pytest.fixture
@@ -24,38 +85,7 @@ def stand_in_notebooks(tmp_path):
     folder = tmp_path / "notebooks"
     folder.mkdir()
     for name, phase in PHASES.items():
-        params = "\n".join([
-            'target: str = "lab"  # lab or aws',
-            'region: str = "us-east-1"  # region',
-            'profile: str = ""  # profile',
-            'endpoint_url: str = ""  # endpoint',
-            'run_dir: str = "."  # run folder',
-            'function_name: str = ""  # function',
-            'apply: bool = False  # change things',
-            'change_ticket: str = ""  # ticket',
-            f'{phase}_outcome: str = "pass"  # pass, fail or raise',
-            'planted: str = ""  # a value the stand-in handles as a secret',
-        ])
-        body = "\n".join([
-            "from runbook_lib.checks import CheckLog",
-            f"log = CheckLog(run_dir, {name!r}, {phase!r})",
-            f"if {phase}_outcome == 'raise':",
-            "    raise RuntimeError('stand-in failure')",
-            f"ok = {phase}_outcome == 'pass'",
-            f"log.add('{phase}-check', 'stand-in', 'PASS' if ok else 'FAIL',",
-            "        reason='' if ok else 'stand-in failed', controls=['AU-2'])",
-            "print('function', function_name, 'apply', apply, 'ticket', change_ticket)",
-            "import json, pathlib",
-            "from runbook_lib.redaction import Fingerprinter",
-            "if planted:",
-            "    pathlib.Path(run_dir, 'findings.json').write_text(json.dumps([{'fingerprint': Fingerprinter()(planted)}]))",
-        ])
-        nb = nbformat.v4.new_notebook()
-        cell = nbformat.v4.new_code_cell(params)
-        cell.metadata["tags"] = ["parameters"]
-        nb.cells = [nbformat.v4.new_markdown_cell(f"# {name}"), cell, nbformat.v4.new_code_cell(body)]
-        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-        nbformat.write(nb, str(folder / f"{name}.ipynb"))
+        nbformat.write(_stand_in(name, phase), str(folder / f"{name}.ipynb"))
     return folder
 
 
@@ -63,6 +93,12 @@ def _options(tmp_path, endpoint, notebooks, **kw):
     kw.setdefault("target", "lab")
     return runner.RunOptions(region="us-east-1", endpoint_url=endpoint,
                              out=tmp_path / "runs", notebooks_dir=notebooks, **kw)
+
+
+def _snapshot(folder: Path) -> dict:
+    """Every file of a folder with its content hash and modification time."""
+    return {p.relative_to(folder).as_posix(): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(autouse=True)
@@ -78,18 +114,20 @@ def test_full_run_makes_the_documented_folder_and_exits_0(tmp_path, moto_endpoin
     run_dir = outcome.run_dir
     assert run_dir.parent == tmp_path / "runs" and run_dir.name.endswith("-lab")
     names = sorted(p.name for p in run_dir.iterdir())
-    for stem in PHASES:
+    for stem in list(PHASES)[:4]:
         assert f"{stem}.ipynb" in names and f"{stem}.html" in names
-    for artifact in ("checks.json", "summary.md", "manifest.json", "run.json"):
+    for artifact in ("checks.json", "summary.md", "manifest.json", "run.json", "ledger.json"):
         assert artifact in names
     checks = json.loads((run_dir / "checks.json").read_text())
     assert [c["phase"] for c in checks] == ["baseline", "change", "validation", "backout", "validation"]
     assert checks[-1]["id"] == "no-secret-in-artifacts" and checks[-1]["status"] == "PASS"
     assert verify_manifest(run_dir) == []
+    assert outcome.signer == load_signing_key().public.fingerprint and outcome.public_key
     # the lab applies by default under the lab ticket, and the function is passed through
     executed = (run_dir / "02_implementation.ipynb").read_text()
     assert "apply True ticket lab-demo" in executed and "function orders-api" in executed
-    # no absolute path of the machine in the archived notebooks
+    # the kernel reached the run folder by its own name, from a folder outside it
+    assert f"run_dir {run_dir.name}" in executed
     assert str(tmp_path) not in executed
 
 
@@ -126,6 +164,29 @@ def test_notebook_exception_exits_2_names_the_cell_and_keeps_the_output(tmp_path
     assert verify_manifest(outcome.run_dir) == []
 
 
+def test_a_failed_runs_traceback_names_no_absolute_path_or_user(tmp_path, moto_endpoint, stand_in_notebooks):
+    outcome = runner.run_runbook(_options(tmp_path, moto_endpoint, stand_in_notebooks,
+                                          parameters={"change_outcome": "traceback"}))
+    assert outcome.exit_code == 2 and "InputError" in outcome.reason
+    notebook = (outcome.run_dir / "02_implementation.ipynb").read_text()
+    page = (outcome.run_dir / "02_implementation.html").read_text()
+    assert "ledger.py" in notebook and "nowhere" in notebook  # the traceback is kept, only shortened
+    machine = [str(Path.home()) + "/", str(Path.cwd()), str(tmp_path), sys.prefix, getpass.getuser() + "/",
+               str(Path(runner.__file__).resolve().parent)]
+    for text, name in ((notebook, "notebook"), (page, "HTML"), (outcome.reason, "reason"),
+                       ((outcome.run_dir / "summary.md").read_text(), "summary")):
+        assert [m for m in machine if m in text] == [], f"the {name} names this machine"
+
+
+def test_ctrl_c_still_finishes_and_signs_the_folder(tmp_path, moto_endpoint, stand_in_notebooks):
+    outcome = runner.run_runbook(_options(tmp_path, moto_endpoint, stand_in_notebooks,
+                                          parameters={"change_outcome": "interrupt"}))
+    assert outcome.exit_code == 2 and outcome.reason.startswith("02_implementation cell 3: interrupted")
+    assert {n.name: n.status for n in outcome.notebooks}["03_functional_validation"] == "skipped"
+    assert (outcome.run_dir / "02_implementation.html").is_file()
+    assert verify_manifest(outcome.run_dir) == []
+
+
 def test_unknown_parameter_is_an_error_before_anything_runs(tmp_path, moto_endpoint, stand_in_notebooks):
     with pytest.raises(InputError, match="no_such_thing: no notebook declares"):
         runner.run_runbook(_options(tmp_path, moto_endpoint, stand_in_notebooks,
@@ -149,20 +210,27 @@ def test_unreachable_endpoint_exits_2_with_one_line(tmp_path, stand_in_notebooks
     assert len(err) == 1 and "cannot reach" in err[0]
 
 
-def test_coerce_parameter_follows_declared_types():
-    assert runner.coerce_parameter("n", "5", {"inferred_type_name": "int"}) == 5
-    assert runner.coerce_parameter("b", "false", {"inferred_type_name": "bool"}) is False
-    assert runner.coerce_parameter("l", '["a", "b"]', {"inferred_type_name": "list"}) == ["a", "b"]
-    assert runner.coerce_parameter("l", "a,b", {"inferred_type_name": "list"}) == ["a", "b"]
-    with pytest.raises(InputError, match="expects an integer"):
-        runner.coerce_parameter("n", "five", {"inferred_type_name": "int"})
+@pytest.mark.parametrize("where", ["a file", "under a file", "unwritable"])
+def test_a_bad_out_is_one_line_and_exit_2(tmp_path, moto_endpoint, stand_in_notebooks, capsys, monkeypatch, where):
+    monkeypatch.setattr(runner, "NOTEBOOKS_DIR", stand_in_notebooks)
+    (tmp_path / "passwd").write_text("root:x:0:0\n")
+    out = {"a file": tmp_path / "passwd", "under a file": tmp_path / "passwd" / "runs",
+           "unwritable": Path("/proc/runbook-runs")}[where]
+    code = cli.main(["audit", "--target", "aws", "--region", "us-east-1", "--endpoint-url", moto_endpoint,
+                     "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("runbook: --out: "), err
+    assert (tmp_path / "passwd").read_text() == "root:x:0:0\n"
 
 
-def test_verify_command_detects_tampering(tmp_path, moto_endpoint, stand_in_notebooks, capsys):
+def test_verify_command_detects_tampering_and_names_the_signer(tmp_path, moto_endpoint, stand_in_notebooks, capsys):
     outcome = runner.run_runbook(_options(tmp_path, moto_endpoint, stand_in_notebooks, backout=False))
     assert cli.main(["verify", str(outcome.run_dir)]) == 0
+    assert f"signed by {outcome.signer} (a trusted key)" in capsys.readouterr().out
+    assert cli.main(["verify", str(outcome.run_dir), "--trusted-key", "ed25519:" + "0" * 32]) == 1
+    assert "NOT a trusted key" in capsys.readouterr().err
     summary = outcome.run_dir / "summary.md"
-    summary.write_text(summary.read_text() + "\nall good, trust me\n")
+    summary.write_text(summary.read_text().replace("FAIL", "PASS") + "\nall good, trust me\n")
     assert cli.main(["verify", str(outcome.run_dir)]) == 1
     assert "changed: summary.md" in capsys.readouterr().err
 
@@ -177,3 +245,144 @@ def test_a_value_passed_as_a_papermill_parameter_is_caught_by_the_leak_guard(
     leak = [c for c in outcome.checks if c.id == "no-secret-in-artifacts"][0]
     assert any(h.startswith("01_test_plan.ipynb:") for h in leak.evidence["hits"])
     assert (planted in json.dumps(leak.evidence) + outcome.reason) is False
+
+
+# -- runner-owned parameters --------------------------------------------------------------
+@pytest.mark.parametrize("command", ["run", "audit", "backout", "closeout"])
+@pytest.mark.parametrize("name, option", [("run_dir", "--out"), ("target", "--target"),
+                                          ("region", "--region"), ("profile", "--profile"),
+                                          ("endpoint_url", "--endpoint-url")])
+def test_runner_owned_parameters_cannot_be_set_with_p(tmp_path, stand_in_notebooks, capsys, monkeypatch,
+                                                      command, name, option):
+    monkeypatch.setattr(runner, "NOTEBOOKS_DIR", stand_in_notebooks)
+    other_run = tmp_path / "other-run"
+    other_run.mkdir()
+    (other_run / "ledger.json").write_text('{"format": 1, "context": {"target": "lab"}}\n')
+    before = _snapshot(tmp_path)
+    where = [str(other_run)] if command in ("backout", "closeout") else ["--out", str(tmp_path / "runs")]
+    code = cli.main([command, *where, "-p", name, str(other_run), "-p", "change_ticket", "CHG-1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith(f"runbook: -p {name}: is set by the runner")
+    assert option in err[0]
+    assert _snapshot(tmp_path) == before, "something was written"
+
+
+# -- archived runs are data ---------------------------------------------------------------------
+def test_planted_modules_never_run_in_run_backout_or_closeout(tmp_path, moto_endpoint, stand_in_notebooks):
+    marker = tmp_path / "planted-code-ran.txt"
+    kept = runner.run_runbook(_options(tmp_path, moto_endpoint, stand_in_notebooks, backout=False,
+                                       parameters={"plant_modules": str(marker)}))
+    assert kept.exit_code == 0, kept.reason
+    run_dir = kept.run_dir
+    assert all((run_dir / name).is_file() for name in PLANTED)  # planted during the run, so signed with it
+    assert not marker.exists(), marker.read_text()
+    for later, notebook in ((runner.run_backout, "04_backout"), (runner.run_closeout, "05_closeout")):
+        outcome = later(run_dir, runner.RunOptions(endpoint_url=moto_endpoint, notebooks_dir=stand_in_notebooks,
+                                                   parameters={"plant_modules": str(marker)}))
+        assert outcome.exit_code == 0, outcome.reason
+        assert (run_dir / f"{notebook}.ipynb").is_file()
+        assert not marker.exists(), f"planted module ran: {marker.read_text()}"
+    assert verify_manifest(run_dir) == []
+
+
+def _tamper(run_dir: Path, how: str, other_key: SigningKey) -> str:
+    """Change an archived folder the way an attacker would; return the expected first difference."""
+    summary = run_dir / "summary.md"
+    if how == "edited":
+        summary.write_text(summary.read_text() + "all good\n")
+        return "changed: summary.md"
+    if how == "planted module":
+        (run_dir / "boto3.py").write_text("import os\n")
+        return "unexpected: boto3.py"
+    if how == "planted lock":
+        (run_dir / ".lock").write_text("")
+        return "unexpected: .lock"
+    if how == "re-hashed":
+        summary.write_text(summary.read_text().replace("FAIL", "PASS"))
+        doc = json.loads((run_dir / "manifest.json").read_text())
+        for entry in doc["files"]:
+            path = run_dir / entry["path"]
+            entry["sha256"], entry["size"] = hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_size
+        (run_dir / "manifest.json").write_text(json.dumps(doc))
+        return "bad signature: manifest.json"
+    if how == "re-signed":
+        summary.write_text(summary.read_text().replace("FAIL", "PASS"))
+        write_manifest(run_dir, other_key)
+        return "untrusted signer: manifest.json"
+    doc = json.loads((run_dir / "manifest.json").read_text())
+    doc.pop("signature")
+    (run_dir / "manifest.json").write_text(json.dumps(doc))
+    return "not signed: manifest.json"
+
+
+@pytest.fixture(scope="module")
+def signed_run(tmp_path_factory, moto_endpoint):
+    """A run that kept its change (no backout) and has a failed validation check, signed."""
+    folder = tmp_path_factory.mktemp("signed")
+    notebooks = folder / "notebooks"
+    notebooks.mkdir()
+    for name, phase in PHASES.items():
+        nbformat.write(_stand_in(name, phase), str(notebooks / f"{name}.ipynb"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        outcome = runner.run_runbook(_options(folder, moto_endpoint, notebooks, backout=False,
+                                              parameters={"validation_outcome": "fail"}))
+    assert outcome.exit_code == 1 and verify_manifest(outcome.run_dir) == []
+    return outcome.run_dir
+
+
+@pytest.fixture
+def kept_run(signed_run, tmp_path):
+    """A fresh copy of :func:`signed_run` for one test to change (a copy verifies like the original)."""
+    copy = tmp_path / signed_run.name
+    shutil.copytree(signed_run, copy)
+    assert verify_manifest(copy) == []
+    return copy
+
+
+@pytest.mark.parametrize("how", ["edited", "planted module", "planted lock", "re-hashed", "re-signed", "unsigned"])
+@pytest.mark.parametrize("command", ["backout", "closeout"])
+def test_a_tampered_folder_is_refused_before_anything_runs(kept_run, moto_endpoint, stand_in_notebooks, tmp_path,
+                                                           capsys, monkeypatch, how, command):
+    monkeypatch.setattr(runner, "NOTEBOOKS_DIR", stand_in_notebooks)
+    other_key = SigningKey(ed25519.Ed25519PrivateKey.generate(), tmp_path / "attacker.pem")
+    expected = _tamper(kept_run, how, other_key)
+    before = _snapshot(kept_run)
+    code = cli.main([command, str(kept_run), "--endpoint-url", moto_endpoint, "--apply",
+                     "-p", "change_ticket", "CHG-1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert f"refusing to {command[:-3]} out: {expected}" in err[0] and "nothing was run" in err[0]
+    assert _snapshot(kept_run) == before, "the refused command wrote into the folder"
+    assert not (kept_run / f"{'04_backout' if command == 'backout' else '05_closeout'}.ipynb").exists()
+
+
+def test_a_folder_signed_by_another_key_runs_once_that_key_is_trusted(kept_run, moto_endpoint, stand_in_notebooks,
+                                                                      tmp_path):
+    colleague = SigningKey(ed25519.Ed25519PrivateKey.generate(), tmp_path / "ci.pem")
+    write_manifest(kept_run, colleague)
+    options = dict(endpoint_url=moto_endpoint, notebooks_dir=stand_in_notebooks)
+    with pytest.raises(ChangeRefused, match="untrusted signer"):
+        runner.run_backout(kept_run, runner.RunOptions(**options))
+    outcome = runner.run_backout(kept_run, runner.RunOptions(**options, trusted_keys=[colleague.public.fingerprint]))
+    assert outcome.exit_code == 1, outcome.reason  # the kept validation FAIL still counts
+    result = verify_run(kept_run)
+    assert result.ok and result.signer == load_signing_key().public.fingerprint  # re-signed by whoever backed out
+    previous = json.loads((kept_run / "manifest.json").read_text())["previous_manifest"]
+    assert previous["signer"] == colleague.public.fingerprint
+
+
+def test_a_kernel_never_starts_in_the_run_folder(tmp_path, moto_endpoint, stand_in_notebooks):
+    probe = stand_in_notebooks / "01_test_plan.ipynb"
+    nb = nbformat.read(str(probe), as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(
+        "import os, sys\nprint('cwd-is-run-folder', os.path.samefile(os.getcwd(), run_dir))\n"
+        "print('cwd-on-path', any(p in ('', '.', os.getcwd()) for p in sys.path))"))
+    nbformat.write(nb, str(probe))
+    outcome = runner.run_runbook(_options(tmp_path, moto_endpoint, stand_in_notebooks, backout=False),
+                                 names=[runner.TEST_PLAN])
+    executed = (outcome.run_dir / "01_test_plan.ipynb").read_text()
+    assert "cwd-is-run-folder False" in executed
+    if sys.version_info >= (3, 11):  # PYTHONSAFEPATH
+        assert "cwd-on-path False" in executed

@@ -93,3 +93,17 @@ def test_print_allowlist_entries_then_allowlist_silences(package, tmp_path, caps
     allow.write_text(out)
     code, out, _ = run(["--format", "json", "--allowlist", allow, package], capsys)
     assert code == 0 and json.loads(out) == []
+
+
+def test_hostile_member_names_are_shown_not_obeyed(tmp_path, capsys):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("\x1b[2J\x1b]0;owned\x07app\rOK.py", f'DB_PASSWORD = "{PASSWORD}"\n')
+    path = tmp_path / "function.zip"
+    path.write_bytes(buf.getvalue())
+    code, out, err = run([path], capsys)
+    assert code == 0 and "keyword-assignment" in out
+    assert not any(ch in out + err for ch in "\x1b\x07\r")
+    assert "\\x1b[2J\\x1b]0;owned\\x07app\\x0dOK.py" in out
+    code, out, _ = run(["--format", "json", path], capsys)
+    assert "\x1b" not in out and json.loads(out)[0]["path"].endswith("\x1b[2J\x1b]0;owned\x07app\rOK.py")

@@ -22,7 +22,6 @@ OVERSIZE = {
     ("lab/runtime.py", "module", ""): 581,
     ("lab/seed.py", "function", "seed_lab"): 85,
     ("lab/server.py", "module", ""): 507,
-    ("runner.py", "module", ""): 532,
     ("scanning.py", "module", ""): 816,
 }
 

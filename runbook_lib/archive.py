@@ -1,0 +1,166 @@
+"""Finishing a run folder: what the auditor opens, escaped, checked for leaks, and signed.
+
+:func:`finish_run` runs after the notebooks of ``runbook run`` (and of a later backout
+or close-out): an inert HTML page per executed notebook (a Content-Security-Policy that
+forbids every script), CSV files neutralised against formula injection, the leak guard,
+``checks.json``, ``summary.md`` (every cell Markdown-escaped), ``run.json``, and last the
+signed ``manifest.json``. It decides the exit code: 0 goal reached, 1 a check failed,
+2 the run could not proceed.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from . import __version__
+from .checks import FAIL, PASS, SKIP, WARN, Check, load_checks
+from .exceptions import RunbookError
+from .execution import NotebookRun, progress_line
+from .manifest import scan_folder, write_manifest
+from .redaction import Fingerprinter
+from .render import inert_html_document, md_cell, neutralise_csv_file
+from .signing import SigningKey
+
+
+@dataclass
+class Outcome:
+    exit_code: int
+    reason: str
+    run_dir: Path | None
+    notebooks: list[NotebookRun] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+    signer: str = ""      # fingerprint of the key that signed the manifest
+    public_key: str = ""  # its public key, base64, for the archive
+
+
+def export_html(notebook: Path) -> Path:
+    """``NAME.html`` beside ``NAME.ipynb``: nbconvert's page, made inert by a CSP."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(str(notebook), as_version=4)
+    body, _ = HTMLExporter().from_notebook_node(nb)
+    target = notebook.with_suffix(".html")
+    target.write_text(inert_html_document(body))
+    return target
+
+
+def neutralise_csv_files(run_dir: Path) -> list[str]:
+    """Every CSV of the folder through :func:`~runbook_lib.render.csv_cell`; the files that changed."""
+    files, _ = scan_folder(run_dir)
+    return [rel for rel, path in files.items() if path.suffix == ".csv" and neutralise_csv_file(path)]
+
+
+def gating_checks(checks: Sequence[Check], include_baseline: bool) -> list[Check]:
+    """The checks that decide the exit code (the baseline describes the account *before*)."""
+    return [c for c in checks if include_baseline or c.phase != "baseline"]
+
+
+def _row(*cells) -> str:
+    return "| " + " | ".join(md_cell(c) for c in cells) + " |"
+
+
+def write_summary(run_dir: Path, options: dict, notebooks: Sequence[NotebookRun],
+                  checks: Sequence[Check], exit_code: int, reason: str) -> None:
+    """``summary.md``: notebooks, before and after, every check; each value Markdown-escaped."""
+    lab_note = " (embedded lab: not production evidence)" if options["target"] == "lab" else ""
+    lines = ["# Runbook run summary", "",
+             f"- target: **{md_cell(options['target'])}**{lab_note}",
+             f"- region: {md_cell(options.get('region') or '-')}",
+             f"- function: {md_cell(options.get('function_name') or '-')}",
+             f"- runbook version: {__version__}",
+             f"- result: exit {exit_code} - {md_cell(reason)}", "",
+             "## Notebooks", "", "| notebook | status | seconds | error |", "|---|---|---|---|"]
+    lines += [_row(n.name, n.status, n.seconds, n.error) for n in notebooks]
+    before = {c.id: c for c in checks if c.phase == "baseline"}
+    after = {c.id: c for c in checks if c.phase == "validation"}
+    shared = [cid for cid in before if cid in after]
+    if shared:
+        lines += ["", "## Before and after", "", "| check | before (test plan) | after (validation) |",
+                  "|---|---|---|"]
+        lines += [_row(cid, before[cid].status, after[cid].status) for cid in shared]
+    lines += ["", "## Checks", "", "| check | what it proves | phase | status | controls | evidence file | reason |",
+              "|---|---|---|---|---|---|---|"]
+    lines += [_row(c.id, c.title, c.phase, c.status, ", ".join(c.controls),
+                   c.evidence_file or f"{c.notebook}.ipynb", c.reason) for c in checks]
+    (run_dir / "summary.md").write_text("\n".join(lines) + "\n")
+
+
+def guard_against_leaks(run_dir: Path, key_hex: str | None) -> Check:
+    """Scan every artifact for handled values (by fingerprint) and detectable secrets."""
+    from .checks import CheckLog
+    from .leak_guard import guard_scanner, scan_run_folder
+
+    scanner = guard_scanner()
+    fingerprinter = Fingerprinter(bytes.fromhex(key_hex)) if key_hex else Fingerprinter()
+    # without the run's key (a later backout), recorded fingerprints cannot be matched
+    hits = scan_run_folder(run_dir, fingerprinter, handled=None if key_hex else set(), scanner=scanner)
+    log = CheckLog(run_dir, "99_leak_guard", "validation")
+    evidence = {"artifacts_scanned": len(scan_folder(run_dir)[0]),
+                "handled_values_matched_by_fingerprint": bool(key_hex),
+                "detection_engine": scanner is not None, "hits": [str(h) for h in hits[:50]]}
+    title, controls = "No secret value in any artifact of the run", ["IA-5", "SC-28"]
+    if hits:
+        return log.add("no-secret-in-artifacts", title, FAIL,
+                       reason=f"{len(hits)} hit(s), first at {hits[0].path}:{hits[0].line}",
+                       evidence=evidence, controls=controls, evidence_file="checks/99_leak_guard.json")
+    return log.add("no-secret-in-artifacts", title, PASS, evidence=evidence, controls=controls,
+                   evidence_file="checks/99_leak_guard.json")
+
+
+def _exit_code(notebooks: Sequence[NotebookRun], gating: Sequence[Check]) -> tuple[int, str]:
+    failed_nb = [n for n in notebooks if n.status == "failed"]
+    failed_checks = [c for c in gating if c.status == FAIL]
+    if failed_nb:
+        return 2, failed_nb[0].error
+    if failed_checks:
+        return 1, f"{len(failed_checks)} check(s) failed: " + ", ".join(
+            f"{c.id} ({c.notebook})" for c in failed_checks)
+    counts = {s: sum(1 for c in gating if c.status == s) for s in (PASS, WARN, SKIP)}
+    return 0, f"all checks passed ({counts[PASS]} pass, {counts[WARN]} warn, {counts[SKIP]} skip)"
+
+
+def _write_run_record(run_dir: Path, record: dict) -> None:
+    history = run_dir / "run.json"
+    if history.exists():  # a later backout or close-out appends to the same record
+        previous = json.loads(history.read_text())
+        record["history"] = previous.get("history", []) + [
+            {k: previous[k] for k in ("started", "finished", "notebooks", "exit_code", "reason") if k in previous}]
+    history.write_text(json.dumps(record, indent=2) + "\n")
+
+
+def finish_run(run_dir: Path, options: dict, notebooks: Sequence[NotebookRun], include_baseline: bool,
+               started: str, key: SigningKey, key_hex: str | None = None) -> Outcome:
+    """HTML, CSV, leak guard, checks.json, summary.md, run.json and the signed manifest; the exit code."""
+    for nb in notebooks:
+        path = run_dir / f"{nb.name}.ipynb"
+        if path.is_file() and not path.is_symlink():
+            try:
+                export_html(path)
+            except Exception as exc:  # an unreadable half-written notebook must not lose the rest
+                progress_line(f"{nb.name}: HTML export failed ({type(exc).__name__})")
+    neutralise_csv_files(run_dir)
+    leak = guard_against_leaks(run_dir, key_hex)
+    progress_line(f"leak guard: {leak.status}" + (f" - {leak.reason}" if leak.reason else ""))
+    checks = load_checks(run_dir)
+    (run_dir / "checks.json").write_text(json.dumps([asdict(c) for c in checks], indent=2) + "\n")
+    exit_code, reason = _exit_code(notebooks, gating_checks(checks, include_baseline))
+    write_summary(run_dir, options, notebooks, checks, exit_code, reason)
+    _write_run_record(run_dir, {
+        "tool": "lambda-secrets-runbook", "version": __version__, "started": started,
+        "finished": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "options": options,
+        "notebooks": [asdict(n) for n in notebooks], "exit_code": exit_code, "reason": reason,
+        "signed_by": key.public.fingerprint})
+    try:
+        write_manifest(run_dir, key)
+    except RunbookError as exc:  # a planted link or device: the folder stays unsigned, and says so
+        progress_line(f"manifest: {exc}")
+        return Outcome(2, str(exc), run_dir, list(notebooks), checks)
+    progress_line(f"manifest signed by {key.public.fingerprint} (public key {key.public.b64}); "
+                  f"keep the fingerprint with the archive: runbook verify {run_dir} --trusted-key "
+                  f"{key.public.fingerprint}")
+    return Outcome(exit_code, reason, run_dir, list(notebooks), checks, key.public.fingerprint, key.public.b64)

@@ -1,0 +1,206 @@
+"""Executing one notebook: a private kernel that never imports from the run folder.
+
+A run folder is data. An archived one may have been handled by anyone, and a kernel
+started inside it would import a planted ``runbook_lib/__init__.py``, ``json.py`` or
+``boto3.py`` with the operator's credentials (IPython puts the working directory on
+``sys.path``). So a kernel's working directory is a fresh private (0700) folder holding
+only a link to the run folder, named so that it can never be imported (the run folder's
+own name when it starts with a digit, as every ``runbook run`` folder does, else
+``run-folder``); the notebooks get that relative name as ``run_dir``, so no absolute
+path reaches an artifact. ``PYTHONSAFEPATH=1`` keeps the working directory off
+``sys.path`` altogether (Python 3.11+; IPython 9.7+ honours it too).
+
+After execution, :func:`scrub_notebook_file` replaces the machine's paths (home, working
+directory, temporary folder, Python and site-packages, the run folder) in papermill's
+metadata, the injected parameters and every output, tracebacks included.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import site
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .exceptions import NotebookError
+from .render import terminal
+
+#: Environment of every headless kernel (on top of the runner's own).
+KERNEL_ENV = {"RUNBOOK_HEADLESS": "1", "MPLBACKEND": "Agg", "PYTHONSAFEPATH": "1"}
+_SAFE_LINK = re.compile(r"[0-9][0-9A-Za-z._-]{0,200}")
+
+
+@dataclass
+class NotebookRun:
+    name: str
+    status: str = "pending"  # ok / failed / skipped
+    seconds: float = 0.0
+    error: str = ""
+
+
+def progress_line(line: str) -> None:
+    print(f"[runbook] {terminal(line)}", file=sys.stderr, flush=True)
+
+
+def kernel_run_dir(run_dir: Path) -> str:
+    """The relative name under which a kernel sees the run folder (never importable)."""
+    name = Path(run_dir).resolve().name
+    return name if _SAFE_LINK.fullmatch(name) else "run-folder"
+
+
+class PrivateKernel:
+    """A kernel on IPC sockets in a private (0700) folder, working in an empty folder beside them.
+
+    The default TCP transport opens loopback ports any local user can reach; sockets in a
+    folder only the runner's user can open keep the kernel, which handles the run's AWS
+    credentials, to this user. ``cwd`` holds nothing but the link to the run folder.
+    """
+
+    def __init__(self, kernel_name: str, run_dir: Path):
+        # The async manager gives nbclient async channels: with blocking ones it waits on
+        # IOPub forever when the kernel dies, instead of noticing the death.
+        from jupyter_client.manager import AsyncKernelManager
+
+        self.folder = tempfile.mkdtemp(prefix="runbook-kernel-")
+        self.cwd = os.path.join(self.folder, "cwd")
+        os.mkdir(self.cwd, 0o700)
+        os.symlink(Path(run_dir).resolve(), os.path.join(self.cwd, kernel_run_dir(run_dir)))
+        self.manager = AsyncKernelManager(kernel_name=kernel_name, transport="ipc",
+                                          ip=os.path.join(self.folder, "kernel"))
+
+    def close(self) -> None:
+        from jupyter_core.utils import run_sync
+
+        try:
+            if self.manager.has_kernel:
+                run_sync(self.manager.shutdown_kernel)(now=False)
+        except Exception:  # a dead kernel cannot be shut down: its folder still goes
+            pass
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def execute(notebook: Path, run_dir: Path, parameters: dict, kernel_name: str,
+            cell_timeout: int) -> NotebookRun:
+    """Run one notebook into the run folder; failures become a one-line error, output kept."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    record = NotebookRun(notebook.stem)
+    output = run_dir / notebook.name
+    started = time.monotonic()
+    progress_line(f"{notebook.stem}: running")
+    kernel = PrivateKernel(kernel_name, run_dir)
+    replacements = path_replacements(run_dir, kernel.cwd)
+    try:
+        if output.is_symlink():  # papermill would write through it, outside the folder
+            raise NotebookError(notebook.stem, f"{output.name} in the run folder is a symlink: not written")
+        papermill.execute_notebook(
+            str(notebook), str(output), parameters=parameters, kernel_name=kernel_name, km=kernel.manager,
+            cwd=kernel.cwd, execution_timeout=cell_timeout, progress_bar=False,
+            request_save_on_cell_execute=True, log_output=False)
+        record.status = "ok"
+    except PapermillExecutionError as exc:
+        record.status = "failed"
+        evalue = " ".join(scrub_text(str(exc.evalue), replacements).split())
+        record.error = str(NotebookError(notebook.stem, f"{exc.ename}: {evalue}", cell=exc.exec_count))
+    except NotebookError as exc:
+        record.status, record.error = "failed", str(exc)
+    except Exception as exc:  # a dead kernel, a timeout: keep going to archive what exists
+        record.status = "failed"
+        message = scrub_text(f"{type(exc).__name__}: {exc}", replacements)
+        record.error = str(NotebookError(notebook.stem, message, cell=running_cell(output)))
+    except KeyboardInterrupt:  # Ctrl-C: the folder is still finished and signed, then exit 2
+        record.status = "failed"
+        record.error = str(NotebookError(notebook.stem, "interrupted", cell=running_cell(output)))
+    finally:
+        kernel.close()
+    record.seconds = round(time.monotonic() - started, 1)
+    if output.is_file() and not output.is_symlink():
+        scrub_notebook_file(output, replacements)
+    progress_line(f"{notebook.stem}: {record.status} in {record.seconds:.1f}s"
+                  + (f" - {record.error}" if record.error else ""))
+    return record
+
+
+def running_cell(output: Path) -> int | None:
+    """The execution count of the cell that was running when the kernel died or timed out.
+
+    papermill gives every cell it started a ``start_time``; code cells run in order, so the
+    last started one is the culprit and its position among code cells is its execution count.
+    """
+    import nbformat
+
+    try:
+        nb = nbformat.read(str(output), as_version=4)
+    except Exception:  # no output written yet: the notebook is named without a cell
+        return None
+    code_cells = [c for c in nb.cells if c.cell_type == "code"]
+    started = [n for n, c in enumerate(code_cells, start=1) if c.metadata.get("papermill", {}).get("start_time")]
+    return started[-1] if started else None
+
+
+# -- output hygiene -----------------------------------------------------------------
+def path_replacements(run_dir: Path, kernel_cwd: str = "") -> list[tuple[str, str]]:
+    """Absolute paths of this machine and what an archived notebook says instead, longest first."""
+    package = Path(__file__).resolve().parent
+    pairs = [(str(Path(run_dir).resolve()), kernel_run_dir(run_dir)), (str(package), package.name),
+             (str(Path.cwd()), "<cwd>"), (tempfile.gettempdir(), "<tmp>"), (str(Path.home()), "~")]
+    if kernel_cwd:
+        pairs.append((kernel_cwd, "."))
+    sites = list(site.getsitepackages()) + [site.getusersitepackages()]
+    pairs += [(p, "<site-packages>") for p in sites]
+    pairs += [(p, "<python>") for p in {sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix}]
+    out = {}
+    for absolute, placeholder in pairs:
+        for variant in {absolute, os.path.realpath(absolute)}:
+            if variant and variant != "/":
+                out.setdefault(variant.rstrip("/"), placeholder)
+    return sorted(out.items(), key=lambda p: -len(p[0]))
+
+
+def scrub_text(text: str, replacements: list[tuple[str, str]]) -> str:
+    """``text`` with each absolute path replaced where it is a whole path (``/tmp``, not ``/tmpx``)."""
+    if not replacements:
+        return text
+    by_path = dict(replacements)
+    pattern = "|".join(re.escape(absolute) for absolute, _ in replacements)  # longest first
+    return re.sub(f"(?:{pattern})(?![\\w.-])", lambda m: by_path[m.group()], text)
+
+
+def _scrub_output(output, replacements: list[tuple[str, str]]) -> None:
+    if output.get("output_type") == "stream":
+        output["text"] = scrub_text(output.get("text", ""), replacements)
+    elif output.get("output_type") == "error":
+        output["evalue"] = scrub_text(output.get("evalue", ""), replacements)
+        output["traceback"] = [scrub_text(line, replacements) for line in output.get("traceback", [])]
+    else:
+        for mime, value in list(output.get("data", {}).items()):
+            if mime.startswith("text/") or mime.endswith("+json") or mime == "application/json":
+                text = value if isinstance(value, str) else json.dumps(value)
+                scrubbed = scrub_text(text, replacements)
+                output["data"][mime] = scrubbed if isinstance(value, str) else json.loads(scrubbed)
+
+
+def scrub_notebook_file(path: Path, replacements: list[tuple[str, str]]) -> None:
+    """Remove absolute paths and user names from papermill's metadata, the injected cell and outputs."""
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    meta = nb.metadata.get("papermill", {})
+    for key in ("input_path", "output_path"):
+        if meta.get(key):
+            meta[key] = Path(meta[key]).name
+    if "parameters" in meta:
+        meta["parameters"] = json.loads(scrub_text(json.dumps(meta["parameters"]), replacements))
+    for cell in nb.cells:
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            cell.source = scrub_text(cell.source, replacements)
+        for output in cell.get("outputs", []):
+            _scrub_output(output, replacements)
+    nbformat.write(nb, str(path))

@@ -1,0 +1,168 @@
+"""Finishing a run folder: hostile names from AWS are text in the HTML, summary.md and CSV.
+
+The HTML is checked twice: with a parser (no element, attribute or script came from a
+name; each name is visible text) everywhere, and in headless Chromium (no payload ran,
+with the page's Content-Security-Policy and without it) where Chromium is installed. A
+control page with the same payloads unescaped proves the browser check can fail.
+"""
+
+import csv
+import io
+import json
+import re
+import zipfile
+
+import nbformat
+import pytest
+
+from runbook_lib import archive, render, runner
+from runbook_lib.checks import FAIL, PASS, Check, CheckLog
+from runbook_lib.execution import NotebookRun
+from test_render import ANSI, FORMULA, HOSTILE, IMG, PIPE, SCRIPT, assert_inert, parse
+
+EXECUTED = ("<x-pwned", "<y-pwned")  # elements only a payload that ran can create
+
+
+def _executed_notebook(path, hostile=HOSTILE):
+    """A notebook as papermill leaves it: the checks table, a DataFrame, a print, a traceback."""
+    import pandas as pd
+
+    log = CheckLog(path.parent, "01_test_plan", "baseline")
+    log.add("no-secrets-in-code", "No secret in code", FAIL, reason="found in " + ", ".join(hostile),
+            controls=["IA-5"])
+    styler, frame = log.frame(), pd.DataFrame({"where": hostile})
+    cells = []
+    for data in ({"text/html": styler._repr_html_(), "text/plain": "<Styler>"},
+                 {"text/html": frame._repr_html_(), "text/plain": repr(frame)}):
+        cell = nbformat.v4.new_code_cell("display")
+        cell.outputs = [nbformat.v4.new_output("display_data", data=data)]
+        cells.append(cell)
+    printed = nbformat.v4.new_code_cell("print")
+    printed.outputs = [nbformat.v4.new_output("stream", name="stdout", text="\n".join(hostile) + "\n"),
+                       nbformat.v4.new_output("error", ename="AwsCallError", evalue=SCRIPT,
+                                              traceback=[IMG, ANSI])]
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# test plan")] + cells + [printed]
+    nbformat.write(nb, str(path))
+    return path
+
+
+def test_exported_html_is_inert_and_shows_hostile_names_as_text(tmp_path):
+    page = archive.export_html(_executed_notebook(tmp_path / "01_test_plan.ipynb")).read_text()
+    head = page.split("<head>", 1)[1]
+    assert head.startswith('<meta http-equiv="Content-Security-Policy"')
+    assert_inert(page)
+    csp = [a for t, a in parse(page).tags if t == "meta" and a.get("http-equiv") == "Content-Security-Policy"]
+    assert [a["content"] for a in csp] == [render.CONTENT_SECURITY_POLICY]
+
+
+def _browser_pages(folder, page_path):
+    """The exported page, the same page without its CSP, and a control page with the payloads raw."""
+    page = page_path.read_text()
+    without_csp = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", page)
+    assert without_csp != page
+    (folder / "no-csp.html").write_text(without_csp)
+    (folder / "control.html").write_text(without_csp.replace("</body>", SCRIPT + IMG + "</body>"))
+    return [page_path, folder / "no-csp.html"], folder / "control.html"
+
+
+def test_no_hostile_name_runs_in_a_browser(tmp_path, chromium):
+    page = archive.export_html(_executed_notebook(tmp_path / "01_test_plan.ipynb"))
+    pages, control = _browser_pages(tmp_path, page)
+    assert all(marker in chromium(control) for marker in EXECUTED), "the browser check cannot see a payload run"
+    for path in pages:
+        dom = chromium(path)
+        assert [m for m in EXECUTED if m in dom] == [], f"a payload ran in {path.name}"
+        assert "createElement('x-'+'pwned')" in dom  # shown as text
+
+
+def test_summary_md_keeps_each_row_one_row_of_text(tmp_path):
+    checks = [Check("no-secrets-in-code", "No secret in | code", "baseline", FAIL,
+                    reason="found in " + "; ".join(HOSTILE) + "\nsecond line", controls=["IA-5"]),
+              Check("no-secret-in-artifacts", "No secret", "validation", PASS, controls=["IA-5"])]
+    notebooks = [NotebookRun("01_test_plan", "failed", 1.0, f"01_test_plan cell 3: {ANSI} {PIPE}")]
+    archive.write_summary(tmp_path, {"target": "lab", "region": "us-east-1", "function_name": IMG}, notebooks,
+                          checks, 2, "reason with `code` and <b>html</b>")
+    text = (tmp_path / "summary.md").read_text()
+    assert "\x1b" not in text and re.search(r"(?<!\\)[<>`]", text) is None
+    rows = [line for line in text.splitlines() if line.startswith("| no-secret")]
+    assert len(rows) == 2
+    for row in rows:  # seven cells: unescaped pipes only at the cell boundaries
+        assert len(re.findall(r"(?<!\\)\|", row)) == 8, row
+    assert "\\<script\\>" in text and "\\|b" in text and "\\x1b\\[2J" in text
+
+
+def test_every_csv_of_the_folder_is_neutralised(tmp_path):
+    (tmp_path / "findings.csv").write_text(f'where,line\n"{FORMULA.replace(chr(34), chr(34) * 2)}",1\n@SUM(A1),2\n')
+    (tmp_path / "checks").mkdir()
+    (tmp_path / "checks" / "extra.csv").write_text("a\n+1+cmd\n")
+    (tmp_path / "inventory.csv").write_text("function,versions\norders-api,3\n")
+    assert sorted(archive.neutralise_csv_files(tmp_path)) == ["checks/extra.csv", "findings.csv"]
+    rows = list(csv.reader(io.StringIO((tmp_path / "findings.csv").read_text())))
+    assert rows == [["where", "line"], ["'" + FORMULA, "1"], ["'@SUM(A1)", "2"]]
+    assert (tmp_path / "checks" / "extra.csv").read_text() == "a\n'+1+cmd\n"
+
+
+# -- the real path: names an attacker put on AWS, through the test plan notebook --------------------
+MEMBERS = [SCRIPT + ".py", IMG + ".py", FORMULA + ".py", ANSI + ".py", PIPE + ".py"]
+
+
+def _zip(members: dict) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, text in members.items():
+            z.writestr(name, text)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def hostile_audit(tmp_path_factory):
+    """`runbook audit` of a lab function whose code and layer members have hostile names."""
+    from runbook_lib.lab import Lab
+
+    folder = tmp_path_factory.mktemp("hostile")
+    with Lab(seed=False) as lab, pytest.MonkeyPatch.context() as patch:
+        for key, value in lab.env.items():
+            patch.setenv(key, value)
+        iam, lam = lab.client("iam"), lab.client("lambda")
+        trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {
+            "Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+        role = iam.create_role(RoleName="hostile-role", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+        secret_line = 'DB_PASSWORD = "Vq3!pL8#wZ2mR7xK"\n'
+        layer = lam.publish_layer_version(LayerName="hostile-layer", CompatibleRuntimes=["python3.12"], Content={
+            "ZipFile": _zip({f"python/{m}": secret_line for m in MEMBERS})})["LayerVersionArn"]
+        lam.create_function(FunctionName="hostile-fn", Runtime="python3.12", Role=role, Handler="app.handler",
+                            Code={"ZipFile": _zip({"app.py": "def handler(e, c):\n    return {}\n",
+                                                   **{m: secret_line for m in MEMBERS}})}, Layers=[layer])
+        options = runner.RunOptions(target="lab", endpoint_url=lab.endpoint_url, region=lab.region,
+                                    out=folder / "runs", apply=False, backout=False)
+        outcome = runner.run_runbook(options, names=[runner.TEST_PLAN], include_baseline=True)
+    assert outcome.exit_code == 1, outcome.reason
+    return outcome.run_dir
+
+
+@pytest.mark.lab
+def test_hostile_member_names_from_aws_are_text_in_every_artifact(hostile_audit):
+    run_dir = hostile_audit
+    checks = {c["id"]: c for c in json.loads((run_dir / "checks.json").read_text())}
+    assert all(m in checks["no-secrets-in-code"]["reason"] for m in MEMBERS), "the names did not reach a check"
+    page = (run_dir / "01_test_plan.html").read_text()
+    assert_inert(page, hostile=[SCRIPT, IMG, FORMULA, PIPE])
+    summary = (run_dir / "summary.md").read_text()
+    assert "\x1b" not in summary and re.search(r"(?<!\\)[<>]", summary) is None
+    [row] = [line for line in summary.splitlines() if line.startswith("| no-secrets-in-code")]
+    assert len(re.findall(r"(?<!\\)\|", row)) == 8, row
+    cells = [cell for path in run_dir.glob("*.csv") for row in csv.reader(io.StringIO(path.read_text()))
+             for cell in row]
+    assert any(FORMULA in cell for cell in cells), "the formula name did not reach a CSV"
+    assert [c for c in cells if c.startswith(render.FORMULA_PREFIXES) and not re.fullmatch(r"-?\d+", c)] == []
+    assert not any("\x1b" in cell for cell in cells)
+
+
+@pytest.mark.lab
+def test_hostile_member_names_from_aws_do_not_run_in_a_browser(hostile_audit, chromium, tmp_path):
+    pages, control = _browser_pages(tmp_path, hostile_audit / "01_test_plan.html")
+    assert all(marker in chromium(control) for marker in EXECUTED)
+    for path in pages:
+        dom = chromium(path)
+        assert [m for m in EXECUTED if m in dom] == [], f"a payload ran in {path.name}"

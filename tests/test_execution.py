@@ -1,0 +1,75 @@
+"""Executing a notebook: the kernel's folder, and no machine path left in what is archived."""
+
+import getpass
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import nbformat
+
+from runbook_lib import execution
+
+
+def test_the_kernel_sees_the_run_folder_under_a_name_it_cannot_import(tmp_path):
+    assert execution.kernel_run_dir(tmp_path / "20261121T193000Z-lab") == "20261121T193000Z-lab"
+    assert execution.kernel_run_dir(tmp_path / "20261121T193000Z-lab-2") == "20261121T193000Z-lab-2"
+    for importable in ("runbook_lib", "myrun", "json.py", "-p", ".hidden", "x" * 300):
+        assert execution.kernel_run_dir(tmp_path / importable) == "run-folder"
+    assert not execution.kernel_run_dir(tmp_path / "20261121T193000Z-lab").isidentifier()
+
+
+def test_the_private_kernel_folder_holds_only_the_link(tmp_path):
+    run_dir = tmp_path / "20261121T193000Z-lab"
+    run_dir.mkdir()
+    kernel = execution.PrivateKernel("python3", run_dir)
+    try:
+        assert oct(os.stat(kernel.folder).st_mode & 0o777) == "0o700"
+        assert os.listdir(kernel.cwd) == ["20261121T193000Z-lab"]
+        assert Path(kernel.cwd, "20261121T193000Z-lab").resolve() == run_dir.resolve()
+        assert Path(run_dir.resolve()) not in Path(kernel.cwd).resolve().parents
+    finally:
+        kernel.close()
+    assert not os.path.exists(kernel.folder) and run_dir.is_dir()
+
+
+def test_path_replacements_cover_this_machine(tmp_path):
+    run_dir = tmp_path / "20261121T193000Z-lab"
+    pairs = dict(execution.path_replacements(run_dir, "/tmp/runbook-kernel-x/cwd"))
+    assert pairs[str(run_dir.resolve())] == "20261121T193000Z-lab"
+    assert pairs[str(Path.home())] == "~" and pairs[tempfile.gettempdir()] == "<tmp>"
+    assert pairs[sys.prefix] == "<python>" and pairs["/tmp/runbook-kernel-x/cwd"] == "."
+    assert pairs[str(Path(execution.__file__).resolve().parent)] == "runbook_lib"
+
+
+def test_scrub_text_replaces_whole_paths_only():
+    pairs = [("/work/checkout", "<cwd>"), ("/tmp", "<tmp>")]
+    assert execution.scrub_text("File /work/checkout/x.py:3 and /tmp/y", pairs) == "File <cwd>/x.py:3 and <tmp>/y"
+    assert execution.scrub_text("/tmpfile /work/checkout-2", pairs) == "/tmpfile /work/checkout-2"
+    assert execution.scrub_text("\x1b[0;32m/tmp/ipykernel_1/2.py\x1b[0m", pairs) == "\x1b[0;32m<tmp>/ipykernel_1/2.py\x1b[0m"
+
+
+def test_scrub_notebook_file_cleans_tracebacks_streams_and_displays(tmp_path):
+    run_dir = tmp_path / "20261121T193000Z-lab"
+    run_dir.mkdir()
+    home, here, package = str(Path.home()), str(Path.cwd()), str(Path(execution.__file__).resolve())
+    cell = nbformat.v4.new_code_cell("boom()")
+    cell.outputs = [
+        nbformat.v4.new_output("stream", name="stderr", text=f"{sys.prefix}/lib/warnings.py:1: Warning\n"),
+        nbformat.v4.new_output("error", ename="FileNotFoundError", evalue=f"'{run_dir.resolve()}/x.json'",
+                               traceback=[f"File {package}:12, in execute()", f"File {home}/a.py", f"cwd {here}"]),
+        nbformat.v4.new_output("display_data", data={"text/plain": f"{here}/build", "text/html": f"<b>{home}</b>"}),
+    ]
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [cell]
+    nb.metadata["papermill"] = {"input_path": "/abs/notebooks/01.ipynb", "output_path": f"{run_dir}/01.ipynb",
+                                "parameters": {"code_path": f"{here}/build/fn.zip"}}
+    path = run_dir / "01.ipynb"
+    nbformat.write(nb, str(path))
+    execution.scrub_notebook_file(path, execution.path_replacements(run_dir))
+    text = path.read_text()
+    for machine in (home, here, str(tmp_path), sys.prefix, getpass.getuser() + "/"):
+        assert machine not in text, machine
+    assert "runbook_lib/execution.py:12" in text and "20261121T193000Z-lab/x.json" in text
+    meta = nbformat.read(str(path), as_version=4).metadata["papermill"]
+    assert (meta["input_path"], meta["output_path"]) == ("01.ipynb", "01.ipynb")
