@@ -20,6 +20,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from . import render
 from .catalog import audit_coverage_complete, make_check, no_secrets_in_code, no_secrets_in_environment
 from .checks import Check
 from .exceptions import RunbookError
@@ -173,9 +174,11 @@ class AuditResult:
         paths["findings.json"].write_text(json.dumps({"summary": summary, "findings": self.finding_records},
                                                      indent=2, default=str) + "\n")
         import pandas as pd
-        pd.DataFrame(self.finding_records, columns=FINDING_COLUMNS + ["function_arn", "variable", "path", "line"]
-                     ).to_csv(paths["findings.csv"], index=False)
-        self.inventory.to_csv(paths["inventory.csv"], index=False)
+        # names and tags come from the audited account: a cell must not act as a spreadsheet formula
+        findings = pd.DataFrame(self.finding_records,
+                                columns=FINDING_COLUMNS + ["function_arn", "variable", "path", "line"])
+        render.csv_safe_frame(findings).to_csv(paths["findings.csv"], index=False)
+        render.csv_safe_frame(self.inventory).to_csv(paths["inventory.csv"], index=False)
         functions = [{k: getattr(f, k) for k in ("account", "region", "function", "versions", "aliases",
                                                  "environment", "code", "layer_scan")} for f in self.functions]
         paths["coverage.json"].write_text(json.dumps(

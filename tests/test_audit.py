@@ -165,6 +165,25 @@ def test_versions_env_and_code_are_scanned_within_the_call_budget(aws_env, tmp_p
     assert not any(bool(PLANTED_KEY in t or PLANTED_PASSWORD in t) for t in texts), "planted value in output"
 
 
+def test_csv_cells_from_the_account_cannot_act_as_formulas(aws_env, tmp_path):
+    """A zip member and an alias are named by the audited account: findings.csv and inventory.csv neutralise them."""
+    import pandas as pd
+    session = boto3.session.Session(region_name="us-east-1")
+    packages = Packages()
+    member = '=HYPERLINK("http://attacker.example/x").py'
+    packages.create(session, "us-east-1", "legacy", files={member: f'KEY = "{PLANTED_KEY}"\n'}, Publish=True)
+    session.client("lambda").create_alias(FunctionName="legacy", Name="-live", FunctionVersion="1")
+    result = Audit(moto_target(session), scanner=real_scanner(), downloader=packages.download).run()
+    assert [f["path"] for f in result.finding_records if f["version"] == "$LATEST"] == [member]
+    result.write(tmp_path)
+    findings = pd.read_csv(tmp_path / "findings.csv", dtype=str, keep_default_na=False)
+    assert set(findings["path"]) == {"'" + member}
+    inventory = pd.read_csv(tmp_path / "inventory.csv", dtype=str, keep_default_na=False)
+    assert list(inventory["aliases"]) == ["'-live->1"]
+    assert list(inventory["code_size"]) == [str(result.inventory["code_size"][0])]  # numbers stay numbers
+    assert not any(bool(PLANTED_KEY in p.read_text()) for p in tmp_path.iterdir()), "planted value in output"
+
+
 def test_shared_package_is_downloaded_once_and_attributed_to_each_function(aws_env):
     session = boto3.session.Session(region_name="us-east-1")
     packages = Packages()
