@@ -1,6 +1,6 @@
 """``cloudtrail-attribution``: the function's own role session, from Lambda; other callers named."""
 
-from evidence_factory import OPERATOR_ARN, SESSION_ARN, healthy, trail_row
+from evidence_factory import ACCOUNT, OPERATOR_ARN, ROLE, SESSION_ARN, healthy, trail_row
 
 from runbook_lib.catalog import FAIL, PASS, SKIP
 from runbook_lib.catalog.cloudtrail_attribution import judge
@@ -24,6 +24,14 @@ def test_only_other_identities_fail_naming_them():
     assert verdict.status == FAIL
     assert verdict.reason == (f"no successful GetSecretValue on the secret by {SESSION_ARN} from Lambda since "
                               f"2026-01-01T09:59:00.000Z; calls by: {OPERATOR_ARN}, {SESSION_ARN}")
+
+
+def test_another_session_of_the_same_role_is_named_not_attributed():
+    shared = f"arn:aws:sts::{ACCOUNT}:assumed-role/{ROLE}/reports-api"
+    verdict = judge(healthy(trail_rows=[trail_row(1), trail_row(2, arn=shared)]))
+    assert (verdict.status, verdict.reason) == (PASS, f"1 GetSecretValue by {SESSION_ARN} from Lambda (1 in the "
+                                                      f"invocation window); other callers: {shared}")
+    assert verdict.evidence["by_the_function"] == 1
 
 
 def test_a_denied_call_by_the_function_is_not_attribution():

@@ -77,6 +77,7 @@ def test_a_simulator_that_allows_star_fails():
     verdict = judge(healthy(simulation=simulation))
     assert (verdict.status, verdict.reason) == (FAIL, f"policy simulator: {SECRET_ARN}=allowed, *=allowed, "
                                                       "decoy=implicitDeny")
+    assert verdict.evidence["proven_by"] == ["static analysis"]  # a simulator that disagrees proves nothing
 
 
 @pytest.mark.parametrize("documents, expected", [
@@ -136,6 +137,24 @@ def test_a_role_whose_policies_could_not_be_read_warns():
     assert (verdict.status, verdict.reason) == (WARN, "other function(s) may read the secret: inventory-sync (role "
                                                       "decoy-role): its policies could not be read (GetRole on "
                                                       "decoy-role failed: denied)")
+
+
+ADMIN = "arn:aws:iam::aws:policy/AdministratorAccess"
+
+
+def test_another_role_with_an_unreadable_admin_policy_fails_by_its_name():
+    """Its document could not be read, but AdministratorAccess reads every secret: judged by the policy's name."""
+    unread = [{"policy": ADMIN, "reason": "GetPolicyVersion failed: AccessDenied"}]
+    admin = analysis({}, role_arn=DECOY_ROLE_ARN, role_id="AROADECOYROLE00000001", unreadable=unread,
+                     managed=[{"name": "AdministratorAccess", "arn": ADMIN, "aws_managed": True, "version": ""}])
+    verdict = judge(healthy(role_analyses={DECOY_ROLE_ARN: admin}))
+    assert (verdict.status, verdict.reason) == (FAIL, "1 other function(s) can read the secret: inventory-sync "
+                                                      "(role decoy-role)")
+    custom = analysis({}, role_arn=DECOY_ROLE_ARN, role_id="AROADECOYROLE00000001", unreadable=unread,
+                      managed=[{"name": "AdministratorAccess", "arn": ADMIN, "aws_managed": False, "version": ""}])
+    verdict = judge(healthy(role_analyses={DECOY_ROLE_ARN: custom}))  # a customer policy of that name proves nothing
+    assert (verdict.status, verdict.reason) == (WARN, "other function(s) may read the secret: inventory-sync (role "
+                                                      "decoy-role): 1 of its policies could not be read")
 
 
 def test_unlisted_functions_warn():

@@ -1,6 +1,6 @@
 """``secret-retrieved-at-runtime``: proven by CloudTrail, whatever the function logs."""
 
-from evidence_factory import LAMBDA_AGENT, OPERATOR_ARN, SESSION_ARN, healthy, log_event, trail_row
+from evidence_factory import ACCOUNT, FUNCTION as FUNCTION_NAME, LAMBDA_AGENT, OPERATOR_ARN, ROLE, SESSION_ARN, healthy, log_event, trail_row
 
 from runbook_lib.catalog import FAIL, PASS, SKIP
 from runbook_lib.catalog.secret_retrieved_at_runtime import judge
@@ -26,8 +26,17 @@ def test_a_denied_call_is_not_a_fetch():
 
 def test_another_identity_or_a_call_outside_lambda_is_not_the_function():
     for row in (trail_row(1, arn=OPERATOR_ARN), trail_row(1, agent="aws-cli/2.15"),
-                trail_row(1, arn=SESSION_ARN.replace("/orders-api", "/someone"))):
+                trail_row(1, arn=f"arn:aws:sts::{ACCOUNT}:assumed-role/other-role/{FUNCTION_NAME}")):
         assert judge(healthy(trail_rows=[row])).status == FAIL
+
+
+def test_a_fetch_by_another_function_sharing_the_role_is_not_this_functions():
+    """Same role, another session name: Lambda names the session after the function, so it is someone else."""
+    shared = f"arn:aws:sts::{ACCOUNT}:assumed-role/{ROLE}/reports-api"
+    verdict = judge(healthy(trail_rows=[trail_row(1, arn=shared)]))
+    assert verdict.status == FAIL
+    assert verdict.reason.startswith(f"no successful GetSecretValue on the secret by {SESSION_ARN} from Lambda")
+    assert verdict.evidence["fetches_since_deployment"] == 0
 
 
 def test_invoked_by_lambda_counts_as_from_lambda():
