@@ -153,3 +153,66 @@ def test_a_role_analysis_is_labelled_by_policy_and_statement():
     assert statement["Sid"] == "Read" and statement["_policy"] == "inline:two" and statement["Condition"]
     assert read_decision([statement], None, ORDERS, SECRET).because == ("inline:two statement Read",)
     assert read_decision([statement], None, REPORTS, SECRET).outcome == DENIED
+
+
+# -- details the decisions rest on ------------------------------------------------------------------
+def test_the_callers_whole_request_context():
+    assert ORDERS.context() == {"aws:userid": "AROASHARED:orders-api", "aws:principalarn": ROLE_ARN,
+                                "aws:principalaccount": ACCOUNT, "aws:principaltype": "AssumedRole"}
+    assert condition_holds({"StringEquals": {"aws:PrincipalType": "AssumedRole",
+                                             "aws:PrincipalAccount": ACCOUNT}}, ORDERS.context()) is True
+
+
+def test_principal_names_of_each_form():
+    from runbook_lib.secret_readers import principal_names
+    assert principal_names({"Principal": "*"}) == ["*"]
+    assert principal_names({"Principal": {"AWS": [ROLE_ARN, "111122223333"], "Service": "lambda.amazonaws.com"}}) == [
+        ROLE_ARN, "111122223333", "service:lambda.amazonaws.com"]
+    assert principal_names({"Principal": ROLE_ARN}) == [ROLE_ARN]
+    assert principal_names({}) == [] and principal_names({"Principal": ""}) == []
+
+
+def test_a_service_principal_grant_is_broad_and_names_the_service():
+    service = {"Statement": [{"Sid": "Svc", "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+                              "Action": "secretsmanager:GetSecretValue", "Resource": "*"}]}
+    assert broad_resource_grants(service, ROLE_ARN, SECRET) == [
+        "the secret's resource policy statement Svc lets service:lambda.amazonaws.com read it"]
+    not_principal = {"Statement": [{"Effect": "Allow", "NotPrincipal": {"AWS": ROLE_ARN},
+                                    "Action": "secretsmanager:GetSecretValue", "Resource": "*"}]}
+    assert broad_resource_grants(not_principal, ROLE_ARN, SECRET) == [
+        "the secret's resource policy statement 1 lets every principal but those listed read it"]
+    elsewhere = {"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "secretsmanager:GetSecretValue",
+                                "Resource": SECRET + "x"}]}
+    assert broad_resource_grants(elsewhere, ROLE_ARN, SECRET) == []
+
+
+def test_a_not_resource_grant_covering_the_secret_and_a_resource_policy_not_resource():
+    elsewhere = {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "NotResource": SECRET + "x"}
+    assert read_decision([elsewhere], None, ORDERS, SECRET).outcome == ALLOWED
+    resource = {"Statement": [{"Effect": "Allow", "Principal": {"AWS": ROLE_ARN},
+                               "Action": "secretsmanager:GetSecretValue", "NotResource": SECRET}]}
+    assert read_decision([], resource, ORDERS, SECRET).outcome == DENIED
+
+
+def test_a_doubtful_allow_names_every_doubtful_statement():
+    doubtful = dict(READ, Condition={"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}, _policy="inline:ip")
+    guard = {"Effect": "Deny", "Action": "*", "Resource": "*", "_policy": "inline:mfa",
+             "Condition": {"Bool": {"aws:MultiFactorAuthPresent": "false"}}}
+    decision = read_decision([doubtful, guard], None, ORDERS, SECRET)
+    assert decision.to_dict() == {"outcome": UNKNOWN, "because": ["inline:ip statement 1", "inline:mfa statement 2"]}
+
+
+def test_an_unknown_key_does_not_stop_the_other_keys_from_being_judged():
+    both = {"StringEquals": {"aws:SourceVpc": "vpc-1", "aws:userid": "AROASHARED:reports-api"}}
+    assert condition_holds(both, ORDERS.context()) is False
+
+
+def test_identity_statements_keep_not_action_and_not_resource():
+    from runbook_lib.iam_analysis import RoleAnalysis
+    from runbook_lib.secret_readers import identity_statements
+
+    analysis = RoleAnalysis("shared-role", ROLE_ARN).add_document("inline:not", {"Statement": [
+        {"Sid": "All", "Effect": "Allow", "NotAction": "iam:*", "NotResource": SECRET + "x"}]})
+    assert identity_statements(analysis) == [{"Sid": "All", "Effect": "Allow", "NotAction": ["iam:*"],
+                                              "NotResource": [SECRET + "x"], "_policy": "inline:not"}]
+    assert identity_statements(None) == []

@@ -80,3 +80,12 @@ def test_the_fetch_allowance_is_one_per_environment_per_ttl():
 def test_secret_values_never_show():
     values = SecretValues(["planted-value-1"])
     assert repr(values) == "<1 secret values hidden>" and "planted" not in str(values)
+
+
+def test_invocations_without_a_request_id_match_every_start_line_and_a_short_ttl_counts():
+    ev = healthy()
+    for inv in ev.invocations:
+        del inv["request_id"]
+    assert ev.environments_in_window() == [STREAM]
+    ev.cache_ttl_seconds = 0.5
+    assert ev.fetch_allowance(1) == 11  # 1 + floor(5 s / 0.5 s)

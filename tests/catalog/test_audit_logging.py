@@ -2,7 +2,7 @@
 
 from evidence_factory import healthy
 
-from runbook_lib.catalog import FAIL, PASS
+from runbook_lib.catalog import FAIL, PASS, Verdict
 from runbook_lib.catalog.audit_logging import judge
 
 
@@ -42,3 +42,18 @@ def test_no_trail_at_all_fails():
 def test_unreadable_trails_fail_with_the_reason():
     verdict = judge(healthy(errors={"trails": "DescribeTrails denied"}))
     assert (verdict.status, verdict.reason) == (FAIL, "The trails could not be read: DescribeTrails denied")
+
+
+def test_whole_verdicts_carry_the_trails():
+    account = [trail("acct", organization_trail=False)]
+    assert judge(healthy(trails=account)) == Verdict(
+        PASS, "trail acct (account trail) is multi-region, logging, with management read events",
+        {"trails": account, "qualifying": ["acct"], "organization_trail": False,
+         "note": "no organization trail: an account trail can be stopped from inside the account"})
+    stopped = [trail("a", is_logging=False, multi_region=False)]
+    assert judge(healthy(trails=stopped)) == Verdict(
+        FAIL, "no multi-region trail is logging management read events (a: not multi-region, not logging)",
+        {"trails": stopped, "qualifying": [], "organization_trail": False})
+    assert judge(healthy(trails=[])) == Verdict(FAIL, "no multi-region trail is logging management read events: no "
+                                                      "trail at all",
+                                                {"trails": [], "qualifying": [], "organization_trail": False})

@@ -21,6 +21,34 @@ def test_listed_cuts_at_the_limit_and_counts_the_rest():
     assert listed([], limit=2) == ""
 
 
+def test_the_default_limits_are_five_items_and_six_gaps():
+    assert listed("abcdef") == "a; b; c; d; e; and 1 more"
+    gaps = [Gap("", "", f"fn-{i}", "", "error", "x") for i in range(7)]
+    assert gap_list(gaps).endswith("fn-5: x; and 1 more")
+
+
+def test_the_catalog_loads_every_check_module_and_refuses_an_id_declared_twice(monkeypatch):
+    monkeypatch.setattr(catalog, "_SPECS", {})
+    ids = [s.id for s in catalog.specs()]
+    assert ids == sorted(ids) and len(ids) == len(set(ids))
+    # the checks of this family; the change engine's modules add theirs beside them
+    assert set(CHECK_IDS) | {"no-secrets-in-environment", "no-secrets-in-code", "audit-coverage-complete",
+                             "no-secret-in-artifacts"} <= set(ids)
+    assert catalog.spec("secret-cached").evidence_file == "cloudtrail_events.json"
+    real_import = catalog.importlib.import_module
+
+    def twice(name):
+        module = real_import(name)
+        if name.endswith(".secret_cached"):
+            return type("Twice", (), {"SPECS": [module.SPEC], "SPEC": module.SPEC})
+        return module
+
+    monkeypatch.setattr(catalog, "_SPECS", {})
+    monkeypatch.setattr(catalog.importlib, "import_module", twice)
+    with pytest.raises(ValueError, match="check secret-cached is declared twice: in secret_cached and secret_cached"):
+        catalog.specs()
+
+
 def test_gap_list_names_where_and_why():
     gaps = [Gap("111", "us-east-1", "fn", "GetFunction", "denied", "no"), Gap("", "", "ghost", "", "not-found", "gone")]
     assert gap_list(gaps) == "fn in 111/us-east-1: no; ghost: gone"

@@ -2,7 +2,7 @@
 
 from evidence_factory import FUNCTION_ARN, healthy
 
-from runbook_lib.catalog import FAIL, PASS, SKIP
+from runbook_lib.catalog import FAIL, PASS, SKIP, Verdict
 from runbook_lib.catalog.edge_association import judge
 
 
@@ -35,3 +35,12 @@ def test_no_association_in_the_ledger_skips_and_an_unreadable_distribution_fails
         SKIP, "the implementation used no Lambda@Edge association")
     verdict = judge(healthy(errors={"edge": "GetDistributionConfig denied"}))
     assert (verdict.status, verdict.reason) == (FAIL, "The distribution could not be read: GetDistributionConfig denied")
+
+
+def test_whole_verdicts_carry_the_distribution_record():
+    passing = edge(("default", "viewer-request", f"{FUNCTION_ARN}:3"), ("/api/*", "viewer-request", f"{FUNCTION_ARN}:3"))
+    assert judge(healthy(edge=passing)) == Verdict(
+        PASS, f"distribution E2EXAMPLE runs {FUNCTION_ARN}:3 on viewer-request (default, /api/* behaviour)", passing)
+    failing = edge(("default", "viewer-request", f"{FUNCTION_ARN}:2"))
+    assert judge(healthy(edge=failing)) == Verdict(
+        FAIL, f"no viewer-request association of {FUNCTION_ARN}:3 on distribution E2EXAMPLE", failing)

@@ -1,6 +1,6 @@
 """``exposed-credentials-rotated`` on fabricated exposure rows (the rows themselves: tests/test_residue.py)."""
 
-from runbook_lib.catalog import FAIL, PASS, SKIP, WARN
+from runbook_lib.catalog import FAIL, PASS, SKIP, WARN, Verdict
 from runbook_lib.catalog.exposed_credentials_rotated import judge
 
 
@@ -29,3 +29,13 @@ def test_nothing_exposed_skips_and_unreadable_fails():
             judge(None, "could not be evaluated: ListUsers denied").reason) == (FAIL, "could not be evaluated: "
                                                                                       "ListUsers denied")
     assert judge(None).reason == "the exposed credentials could not be read"
+
+
+def test_whole_verdicts_carry_the_rows():
+    rows = [row("DB_PASSWORD", True, "new secret version put by close-out"), row("key", True, "key is deleted")]
+    assert judge(rows) == Verdict(PASS, "2 exposed credential(s) replaced: DB_PASSWORD (new secret version put by "
+                                        "close-out); key (key is deleted)", {"credentials": rows})
+    pending = [row("A", False, "rotate at the source"), row("B", False, "deactivate the key")]
+    assert judge(pending) == Verdict(WARN, "exposed and not yet replaced at the source: A (rotate at the source); B "
+                                           "(deactivate the key) - moving a value hides it, it does not un-expose it",
+                                     {"credentials": pending})

@@ -2,7 +2,7 @@
 
 from evidence_factory import SHAPE, healthy
 
-from runbook_lib.catalog import FAIL, PASS, SKIP
+from runbook_lib.catalog import FAIL, PASS, SKIP, Verdict
 from runbook_lib.catalog.functional_parity import judge
 
 
@@ -40,3 +40,21 @@ def test_no_invocation_is_no_evidence():
     verdict = judge(healthy(invocations=[]))
     assert (verdict.status, verdict.reason) == (FAIL, "no invocation was made: there is no response to compare "
                                                       "with the baseline")
+
+
+def test_whole_verdicts_and_at_most_five_differences():
+    ev = healthy()
+    assert judge(ev) == Verdict(PASS, "5 responses have the baseline's shape",
+                                {"baseline_shape": SHAPE, "shapes_now": [SHAPE]})
+    for inv in ev.invocations:
+        inv["response_shape"] = {"statusCode": "int"}
+    verdict = judge(ev)
+    assert verdict.reason.startswith("invocation 1: ") and "more" not in verdict.reason
+    assert len(verdict.reason.split("; ")) == 5
+    assert verdict.evidence == {"baseline_shape": SHAPE, "shapes_now": [{"statusCode": "int"}]}
+    six = healthy()
+    six.invocations = six.invocations + [dict(six.invocations[0], index=6)]
+    for inv in six.invocations:
+        inv["response_shape"] = {"statusCode": "int"}
+    assert judge(six).reason.endswith("; and 1 more")
+    assert judge(healthy(baseline={})).evidence_file == ""

@@ -4,7 +4,7 @@ import pytest
 from evidence_factory import (DECOY_ROLE_ARN, FUNCTION, OTHER_SECRET, ROLE_ARN, ROLE_ID, SECRET_ARN, SESSION_ARN,
                               allow, analysis, healthy, policy)
 
-from runbook_lib.catalog import FAIL, PASS, SKIP, WARN
+from runbook_lib.catalog import FAIL, PASS, SKIP, WARN, Verdict
 from runbook_lib.catalog.least_privilege import judge
 
 SIMULATOR_MISSING = {"available": False, "reason": "this endpoint has no policy simulator", "code": "NotImplemented"}
@@ -244,3 +244,136 @@ def test_decrypt_on_the_secrets_customer_key_is_allowed_and_on_any_key_fails():
     verdict = judge(healthy(role=wide, key=CMK))
     assert verdict.status == FAIL and "kms grant on *, not only the secret's key" in verdict.reason
     assert judge(healthy(role=ok)).status == FAIL  # the AWS managed key needs no kms grant at all
+
+
+# -- whole verdicts and the details each reason is built from ------------------------------------
+def test_whole_evidence_of_a_pass():
+    ev = healthy()
+    verdict = judge(ev)
+    assert verdict.evidence == {
+        "role_arn": ROLE_ARN, "secret_arn": SECRET_ARN, "managed_policies": [], "inline_policies": ["read"],
+        "grants": verdict.evidence["grants"], "secret_resource_policy": False,
+        "function_read": {"outcome": "allowed", "because": ["inline:read statement 1"]},
+        "other_functions": [{"function": "inventory-sync", "role": DECOY_ROLE_ARN, "outcome": "denied",
+                             "because": ["no statement allows it"]}],
+        "problems": [], "proven_by": ["static analysis", "policy simulator"], "simulation": ev.simulation,
+        "live_probe": ev.probe}
+    assert [(g["actions"], g["resources"]) for g in verdict.evidence["grants"]] == [
+        (["secretsmanager:GetSecretValue"], [SECRET_ARN])]
+    assert verdict.evidence_file is None
+    named = analysis(managed=[{"name": "orders-read", "arn": "arn:aws:iam::123456789012:policy/orders-read",
+                               "aws_managed": False, "version": "v1"}])
+    assert judge(healthy(role=named, secret_policy={"Statement": []})).evidence["managed_policies"] == ["orders-read"]
+    assert judge(healthy(secret_policy={"Statement": []})).evidence["secret_resource_policy"] is True
+
+
+def test_a_role_with_a_path_is_named_by_its_last_part():
+    path_role = "arn:aws:iam::123456789012:role/service-role/team/reports-role"
+    verdict = judge(healthy(functions=[{"function": "reports-api", "role": path_role}], role_analyses={},
+                            role_errors={path_role: "denied"}))
+    assert verdict.reason == ("other function(s) may read the secret: reports-api (role reports-role): its policies "
+                              "could not be read (denied)")
+    assert verdict.evidence["other_functions"] == [{"function": "reports-api", "role": path_role,
+                                                    "outcome": "unknown"}]
+
+
+def test_an_unlisted_role_error_reads_not_read_and_the_next_function_is_still_evaluated():
+    ev = healthy(functions=[{"function": "first", "role": DECOY_ROLE_ARN}, {"function": "second", "role": ROLE_ARN}],
+                 role_analyses={})
+    verdict = judge(ev)
+    assert verdict.status == FAIL
+    assert verdict.reason == "1 other function(s) can read the secret: second (role orders-api-role)"
+    ev.functions = ev.functions[:1]
+    assert judge(ev).reason == ("other function(s) may read the secret: first (role decoy-role): its policies could "
+                                "not be read (not read)")
+
+
+def test_other_functions_under_unevaluable_conditions_are_named_as_doubtful():
+    conditional = analysis({"inline:c": policy(allow("secretsmanager:GetSecretValue", "*",
+                                                     Condition={"Bool": {"aws:SecureTransport": "true"}}))},
+                           role_arn=DECOY_ROLE_ARN, role_id="AROADECOYROLE00000001")
+    verdict = judge(healthy(role_analyses={DECOY_ROLE_ARN: conditional}))
+    assert verdict == Verdict(WARN, "other function(s) may read the secret: inventory-sync (role decoy-role): under "
+                                    "conditions the runbook cannot evaluate", verdict.evidence)
+
+
+def test_long_lists_are_cut_readers_at_five_doubtful_at_three_problems_at_five():
+    readers = [{"function": f"f{i}", "role": ROLE_ARN} for i in range(7)]
+    assert judge(healthy(functions=readers)).reason == (
+        "7 other function(s) can read the secret: f0 (role orders-api-role), f1 (role orders-api-role), f2 (role "
+        "orders-api-role), f3 (role orders-api-role), f4 (role orders-api-role), and 2 more")
+    doubtful = [{"function": f"d{i}", "role": DECOY_ROLE_ARN} for i in range(4)]
+    assert judge(healthy(functions=doubtful, role_analyses={})).reason == (
+        "other function(s) may read the secret: d0 (role decoy-role): its policies could not be read (not read); "
+        "d1 (role decoy-role): its policies could not be read (not read); d2 (role decoy-role): its policies could "
+        "not be read (not read); and 1 more")
+    wide = healthy(role=analysis({"inline:wide": policy(allow("*", "*"))}), functions=readers,
+                   simulation={"available": True, "as_expected": False, "decisions": {"*": "allowed"}})
+    verdict = judge(wide)
+    assert len(verdict.evidence["problems"]) == 7
+    assert verdict.reason.startswith("inline:wide: statement 1: wildcard action * (every action of every service); ")
+    assert verdict.reason.endswith("; and 2 more")
+
+
+def test_why_static_analysis_only_names_each_missing_confirmation():
+    ev = healthy(simulation={}, probe={}, errors={"probe": "SimulatePrincipalPolicy on orders-api-role failed"})
+    assert judge(ev).reason == ("proven by static analysis only (policy simulator: SimulatePrincipalPolicy on "
+                                "orders-api-role failed; live probe: not performed)")
+    assert judge(healthy(simulation={}, probe={"error": "AssumeRole denied"})).reason == (
+        "proven by static analysis only (policy simulator: not asked; live probe: AssumeRole denied)")
+
+
+def test_two_unreadable_policies_of_the_role_are_both_named():
+    unread = [{"policy": "inline:a", "reason": "denied"}, {"policy": "inline:b", "reason": "denied"}]
+    assert judge(healthy(role=analysis(unreadable=unread))).reason == "could not read: inline:a, inline:b"
+
+
+def test_the_probe_session_is_judged_as_itself():
+    """A resource policy that lets exactly the function and the probe's session read: the probe's read is expected."""
+    both = {"Statement": [{"Sid": "ReadBy", "Effect": "Allow", "Principal": {"AWS": ROLE_ARN},
+                           "Action": "secretsmanager:GetSecretValue", "Resource": "*",
+                           "Condition": {"StringEquals": {"aws:userid": [f"{ROLE_ID}:{FUNCTION}",
+                                                                         f"{ROLE_ID}:runbook-least-privilege-probe"]}}}]}
+    ev = healthy(role=logs_only_role(), secret_policy=both, simulation=SIMULATOR_MISSING, probe=dict(PROBE_OK))
+    assert judge(ev).status == PASS
+    del ev.probe["session"]  # the probe's own session name is the default
+    assert judge(ev).status == PASS
+
+
+def test_the_pinned_deny_keeps_the_probe_session_out_even_with_an_identity_grant():
+    ev = healthy(secret_policy=pinned_resource_policy(), simulation=SIMULATOR_MISSING, probe=dict(PROBE_OK))
+    assert judge(ev).reason == ("live probe: a session of the role other than the function's read the secret, which "
+                                "its policies deny")
+
+
+def test_the_pinned_deny_keeps_another_function_on_the_same_role_out_even_with_an_identity_grant():
+    ev = healthy(secret_policy=pinned_resource_policy(), functions=[{"function": "reports-api", "role": ROLE_ARN}])
+    verdict = judge(ev)
+    assert verdict.status == PASS
+    assert verdict.evidence["other_functions"] == [{"function": "reports-api", "role": ROLE_ARN, "outcome": "denied",
+                                                    "because": ["resource policy statement "
+                                                                "LambdaSecretsRunbookOnlyThisFunction"]}]
+
+
+def test_a_resource_policy_naming_another_functions_session_makes_it_a_reader():
+    both = {"Statement": [{"Sid": "ReadBy", "Effect": "Allow", "Principal": {"AWS": ROLE_ARN},
+                           "Action": "secretsmanager:GetSecretValue", "Resource": "*",
+                           "Condition": {"StringEquals": {"aws:userid": [f"{ROLE_ID}:{FUNCTION}",
+                                                                         f"{ROLE_ID}:reports-api"]}}}]}
+    ev = healthy(role=logs_only_role(), secret_policy=both, functions=[{"function": "reports-api", "role": ROLE_ARN}])
+    assert judge(ev).reason == "1 other function(s) can read the secret: reports-api (role orders-api-role)"
+
+
+def test_a_kms_grant_is_only_allowed_on_a_customer_managed_key():
+    read = allow("secretsmanager:GetSecretValue", SECRET_ARN)
+    key_arn = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    ok = analysis({"inline:read": policy(read, allow("kms:Decrypt", key_arn))})
+    aws_key = {"kms_key_id": key_arn, "key_manager": "AWS", "key_arn": key_arn, "key_state": "Enabled"}
+    assert judge(healthy(role=ok, key=aws_key)).status == FAIL  # the AWS managed key needs no grant at all
+
+
+def test_a_missing_function_configuration_fails_and_a_skip_has_no_evidence_file():
+    assert judge(healthy(errors={"function": "denied"})) == Verdict(FAIL, "The function's configuration could not be "
+                                                                          "read: denied")
+    assert judge(healthy(secret={})) == Verdict(SKIP, "no secret in the ledger or SECRET_ID, or no role on the "
+                                                      "function", evidence_file="")

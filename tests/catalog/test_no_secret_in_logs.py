@@ -1,8 +1,8 @@
 """``no-secret-in-logs``: values of the secret, foreign credentials, truncated reads, no logs."""
 
-from evidence_factory import healthy
+from evidence_factory import STREAM, healthy
 
-from runbook_lib.catalog import FAIL, PASS, SKIP, WARN
+from runbook_lib.catalog import FAIL, PASS, SKIP, WARN, Verdict
 from runbook_lib.catalog.no_secret_in_logs import foreign_findings, judge
 
 HIT = {"fingerprint": "fp:aaaa", "preview": "pk…(27)", "events": 3, "streams": ["s"]}
@@ -79,3 +79,57 @@ def test_missing_sources_fail_in_order():
 
 def test_no_secret_skips():
     assert judge(healthy(secret={})).status == SKIP
+
+
+# -- whole verdicts --------------------------------------------------------------------------------
+def evidence_of(ev, scanned=None, foreign=()) -> dict:
+    result = scanned if scanned is not None else scan()
+    return {"events_scanned": len(ev.log_events), "truncated": ev.logs_truncated, "streams": [STREAM],
+            "window": ev.window.to_dict(), "values_in_secret": result["values_in_secret"],
+            "values_searched": result["values_searched"],
+            "values_too_short_to_search": result["values_too_short_to_search"],
+            "secret_fingerprints": result["secret_fingerprints"], "hits": result["hits"],
+            "scanner_findings": result["scanner_findings"], "foreign_credentials": list(foreign)}
+
+
+def test_whole_verdict_of_a_pass():
+    ev = healthy()
+    assert judge(ev) == Verdict(PASS, "15 log event(s) in 1 stream(s) searched for 2 value(s) of the secret and by the "
+                                      "scanner: none found", evidence_of(ev))
+
+
+def test_whole_verdicts_of_a_hit_a_foreign_key_and_a_truncated_read():
+    foreign = {"rule": "aws-access-key-id", "fingerprint": "fp:cccc", "redacted": "AK…(20)"}
+    ev = healthy(value_scan=scan(hits=[HIT, {**HIT, "fingerprint": "fp:bbbb", "events": 1}],
+                                 scanner_findings=[foreign, {**foreign, "rule": "generic-api-key"}]))
+    assert judge(ev) == Verdict(
+        FAIL, "4 log event(s) hold a value of the secret (fp:aaaa, fp:bbbb); 2 credential(s) that are not the "
+              "secret's in the logs: aws-access-key-id, generic-api-key",
+        evidence_of(ev, ev.value_scan, foreign=[foreign, {**foreign, "rule": "generic-api-key"}]))
+    truncated = healthy(logs_truncated=True)
+    assert judge(truncated) == Verdict(WARN, "the log read stopped at its limit: later events were not searched",
+                                       evidence_of(truncated))
+
+
+def test_whole_verdicts_of_nothing_to_search():
+    short = healthy(value_scan=scan(values_searched=0, values_too_short_to_search=2))
+    assert judge(short) == Verdict(WARN, "none of the secret's 2 value(s) is long enough to search for: the logs were "
+                                         "searched by the scanner only", evidence_of(short, short.value_scan))
+    empty = healthy(log_events=[])
+    verdict = judge(empty)
+    assert verdict.evidence["streams"] == [] and verdict.evidence["events_scanned"] == 0
+    assert verdict.evidence_file is None
+
+
+def test_a_scan_without_its_keys_is_read_as_empty():
+    ev = healthy(value_scan={"values_searched": 1})
+    verdict = judge(ev)
+    assert verdict.status == PASS and verdict.evidence["scanner_findings"] == []
+    assert verdict.evidence["foreign_credentials"] == [] and verdict.evidence["hits"] is None
+    assert foreign_findings({"scanner_findings": [{"rule": "r", "fingerprint": "fp:x"}]}) == [
+        {"rule": "r", "fingerprint": "fp:x"}]  # no fingerprints of the secret: every finding is foreign
+
+
+def test_a_skip_has_no_evidence_file():
+    assert judge(healthy(secret={})) == Verdict(SKIP, "no secret in the ledger or SECRET_ID: nothing to compare the "
+                                                      "logs with", evidence_file="")

@@ -3,7 +3,7 @@
 from audit_factory import finding, gap, result
 from evidence_factory import healthy
 
-from runbook_lib.catalog import FAIL, PASS, WARN
+from runbook_lib.catalog import FAIL, PASS, WARN, Verdict
 from runbook_lib.catalog.no_secrets_in_environment import SPEC, judge_baseline, judge_validation
 
 
@@ -76,3 +76,33 @@ def test_validation_unreadable_configuration_fails():
 
 def test_spec_controls_are_the_union_of_both_phases():
     assert SPEC.controls == ("IA-5", "IA-5(7)", "SC-28") and SPEC.evidence_file == "findings.json"
+
+
+# -- whole verdicts --------------------------------------------------------------------------------
+def test_whole_baseline_verdicts_of_a_warning_and_a_pass():
+    assert judge_baseline(result([], [gap("error")])) == Verdict(
+        WARN, "no secret found in the environment variables that could be read; not everything could be read "
+              "(1 gaps, see audit-coverage-complete)", {"findings": 0, "functions": []})
+    assert judge_baseline(result([])) == Verdict(
+        PASS, "the environment variables of 2 functions ($LATEST and every published version) hold no secret",
+        {"findings": 0, "functions": []})
+    found = [finding(f"fn-{i:02}", "environment", "K") for i in range(51)]
+    verdict = judge_baseline(result(found))
+    assert len(verdict.evidence["functions"]) == 50 and verdict.reason.endswith("fn-05 (K); and 45 more")
+
+
+def test_whole_validation_verdicts():
+    variables = ["SECRET_ID", "TABLE_NAME"]
+    assert judge_validation(healthy()) == Verdict(
+        PASS, "2 variable(s) of orders-api scanned, none holds a secret; 2 moved variable(s) gone",
+        {"variables": variables, "moved_by_implementation": ["DB_PASSWORD", "PARTNER_API_KEY"], "left_behind": [],
+         "findings": []}, evidence_file="")
+    ev = healthy()
+    ev.config["Environment"]["Variables"].update(DB_PASSWORD="x", PARTNER_API_KEY="y")
+    assert judge_validation(ev) == Verdict(
+        FAIL, "migrated variable(s) still set: DB_PASSWORD, PARTNER_API_KEY",
+        {"variables": ["DB_PASSWORD", "PARTNER_API_KEY"] + variables,
+         "moved_by_implementation": ["DB_PASSWORD", "PARTNER_API_KEY"], "left_behind": ["DB_PASSWORD", "PARTNER_API_KEY"],
+         "findings": []}, evidence_file="")
+    assert judge_validation(healthy(errors={"function": "denied"})) == Verdict(
+        FAIL, "The function's configuration could not be read: denied", evidence_file="")

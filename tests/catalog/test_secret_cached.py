@@ -1,8 +1,9 @@
 """``secret-cached``: CloudTrail fetches per execution environment; adversarial windows, logs and TTLs."""
 
-from evidence_factory import STREAM, healthy, invocation_logs, log_event, trail_row
+import pytest
+from evidence_factory import SESSION_ARN, STREAM, healthy, invocation_logs, log_event, trail_row
 
-from runbook_lib.catalog import FAIL, PASS, SKIP, WARN
+from runbook_lib.catalog import FAIL, PASS, SKIP, WARN, Verdict
 from runbook_lib.catalog.secret_cached import judge
 
 
@@ -102,3 +103,49 @@ def test_too_few_invocations_cannot_show_caching():
 def test_missing_cloudtrail_fails_and_no_secret_skips():
     assert judge(healthy(errors={"cloudtrail": "denied"})).reason == "CloudTrail could not be read: denied"
     assert judge(healthy(secret={})).status == SKIP
+
+
+# -- whole verdicts: status, reason, every evidence key and the evidence file --------------------
+WINDOW = healthy().window.to_dict()
+
+
+def counts(invocations=5, since=1, in_window=1, ttl=0.0) -> dict:
+    return {"invocations": invocations, "fetches_since_deployment": since, "get_secret_value_calls": in_window,
+            "cache_ttl_seconds": ttl, "window": WINDOW}
+
+
+def test_whole_verdict_of_a_pass():
+    assert judge(healthy()) == Verdict(
+        PASS, "1 fetch(es) in the window for 5 invocations on 1 execution environment(s) (at most 1); 1 since the "
+              "deployment (CloudTrail)",
+        {**counts(), "execution_environments": 1, "log_streams": [STREAM], "allowed_fetches": 1})
+
+
+def test_whole_verdicts_of_each_failure_and_warning():
+    every_call = judge(healthy(trail_rows=[trail_row(i) for i in range(1, 6)]))
+    assert every_call.evidence == {**counts(in_window=5, since=5), "execution_environments": 1,
+                                   "log_streams": [STREAM], "allowed_fetches": 1}
+    assert every_call.evidence_file is None
+    assert judge(healthy(trail_rows=[])) == Verdict(
+        FAIL, f"no successful GetSecretValue by {SESSION_ARN} since {WINDOW['read_from']}: there is no fetch to show "
+              "caching of", counts(since=0, in_window=0))
+    assert judge(healthy(errors={"logs": "denied"})) == Verdict(
+        WARN, "execution environments unknown, CloudWatch Logs could not be read (denied): 1 fetch(es) in the window "
+              "for 5 invocations", counts())
+    no_start = healthy(log_events=[])
+    assert judge(no_start).evidence == {**counts(), "execution_environments": 0, "log_streams": [],
+                                        "allowed_fetches": 0}
+    few = healthy()
+    few.invocations = few.invocations[:1]
+    assert judge(few).evidence == {**counts(invocations=1), "execution_environments": 1, "log_streams": [STREAM],
+                                   "allowed_fetches": 1}
+
+
+@pytest.mark.parametrize("source, label", [("function", "The function's configuration"), ("secret", "The secret"),
+                                           ("cloudtrail", "CloudTrail")])
+def test_each_missing_source_fails_naming_it(source, label):
+    assert judge(healthy(errors={source: "AccessDenied"})) == Verdict(FAIL, f"{label} could not be read: AccessDenied")
+
+
+def test_no_secret_skips_with_no_evidence_file():
+    assert judge(healthy(secret={})) == Verdict(SKIP, "no secret in the ledger or SECRET_ID", evidence_file="")

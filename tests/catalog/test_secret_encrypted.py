@@ -2,7 +2,7 @@
 
 from evidence_factory import SECRET_ARN, healthy
 
-from runbook_lib.catalog import FAIL, PASS, SKIP, WARN
+from runbook_lib.catalog import FAIL, PASS, SKIP, WARN, Verdict
 from runbook_lib.catalog.secret_encrypted import judge
 
 KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
@@ -49,3 +49,35 @@ def test_missing_secret_or_key_fails_and_no_secret_skips():
     assert judge(healthy(errors={"secret": "denied"})).status == FAIL
     assert (judge(healthy(secret={})).status, judge(healthy(secret={})).reason) == (
         SKIP, "no secret in the ledger or SECRET_ID")
+
+
+# -- whole verdicts --------------------------------------------------------------------------------
+def test_whole_verdict_of_a_pass_on_the_aws_managed_key():
+    ev = healthy()
+    ev.secret["LastRotatedDate"] = "2026-01-01 09:00:00+00:00"
+    assert judge(ev) == Verdict(
+        PASS, "encrypted with alias/aws/secretsmanager (default) (AWS managed key), automatic rotation on",
+        {"secret_arn": SECRET_ARN, "kms_key_id": "alias/aws/secretsmanager (default)", "key_manager": "AWS",
+         "key_arn": "", "key_state": "", "key_rotation_enabled": None, "ledger_kms_key": "aws/secretsmanager",
+         "rotation_enabled": True, "rotation_rules": {"AutomaticallyAfterDays": 30},
+         "last_rotated": "2026-01-01 09:00:00+00:00"})
+
+
+def test_whole_verdicts_of_a_failure_and_a_warning():
+    disabled = judge(healthy(key=cmk(key_state="Disabled")))
+    assert disabled.evidence["key_state"] == "Disabled" and disabled.evidence["key_arn"] == KEY_ARN
+    assert disabled.evidence_file is None
+    plain = healthy(secret={"ARN": SECRET_ARN, "Name": "lambda/orders-api/config"})
+    verdict = judge(plain)
+    assert verdict.status == WARN and verdict.evidence_file is None
+    assert (verdict.evidence["rotation_enabled"], verdict.evidence["rotation_rules"],
+            verdict.evidence["last_rotated"]) == (False, {}, "")
+    ev = healthy()
+    ev.secret["LastRotatedDate"] = None
+    assert judge(ev).evidence["last_rotated"] == ""
+
+
+def test_a_key_named_only_by_its_id_and_a_missing_key_state():
+    verdict = judge(healthy(key={"kms_key_id": "alias/orders", "key_manager": "CUSTOMER"}))
+    assert (verdict.status, verdict.reason) == (PASS, "encrypted with alias/orders (CUSTOMER managed key), automatic "
+                                                      "rotation on")

@@ -1,8 +1,10 @@
 """``secret-retrieved-at-runtime``: proven by CloudTrail, whatever the function logs."""
 
-from evidence_factory import ACCOUNT, FUNCTION as FUNCTION_NAME, LAMBDA_AGENT, OPERATOR_ARN, ROLE, SESSION_ARN, healthy, log_event, trail_row
+from evidence_factory import (ACCOUNT, LAMBDA_AGENT, OPERATOR_ARN, ROLE, SECRET_ARN, SESSION_ARN, healthy, log_event,
+                              trail_row)
+from evidence_factory import FUNCTION as FUNCTION_NAME
 
-from runbook_lib.catalog import FAIL, PASS, SKIP
+from runbook_lib.catalog import FAIL, PASS, SKIP, Verdict
 from runbook_lib.catalog.secret_retrieved_at_runtime import judge
 
 
@@ -87,3 +89,40 @@ def test_no_secret_skips():
 
 def test_the_user_agent_marker_is_what_lambda_sets():
     assert "exec-env/AWS_Lambda_" in LAMBDA_AGENT
+
+
+# -- whole verdicts --------------------------------------------------------------------------------
+def base_evidence(ev, fetches=1, first="2026-01-01T10:00:01.000Z", denied=(), log_lines=None) -> dict:
+    return {"secret_arn": SECRET_ARN, "expected_identity": SESSION_ARN, "window": ev.window.to_dict(),
+            "polling": ev.trail_polling, "fetches_since_deployment": fetches, "first_fetch": first,
+            "denied_attempts": list(denied), "log_lines": log_lines or {"pattern": "", "lines": 0}}
+
+
+def test_whole_verdict_of_a_pass_counts_every_fetch_and_names_the_first():
+    ev = healthy(trail_rows=[trail_row(-30), trail_row(2), trail_row(3, error="ThrottlingException")])
+    assert judge(ev) == Verdict(
+        PASS, f"2 successful GetSecretValue by {SESSION_ARN} since the deployment, first at 2026-01-01T09:59:30.000Z "
+              "(CloudTrail)",
+        base_evidence(ev, fetches=2, first="2026-01-01T09:59:30.000Z",
+                      denied=[{"eventTime": "2026-01-01T10:00:03Z", "errorCode": "ThrottlingException"}]))
+
+
+def test_whole_verdict_of_a_failure_lists_at_most_ten_denied_attempts():
+    ev = healthy(trail_rows=[trail_row(1 + i / 10, error="AccessDeniedException") for i in range(12)])
+    verdict = judge(ev)
+    assert verdict.status == FAIL and verdict.evidence_file is None
+    assert verdict.reason.endswith("(12 attempt(s) denied: AccessDeniedException)")
+    assert len(verdict.evidence["denied_attempts"]) == 10
+    assert verdict.evidence == base_evidence(ev, fetches=0, first="", denied=verdict.evidence["denied_attempts"])
+
+
+def test_unreadable_logs_are_noted_in_the_log_line_evidence():
+    ev = healthy(retrieval_log_pattern="loaded", errors={"logs": "denied"})
+    assert judge(ev).evidence["log_lines"] == {"pattern": "loaded", "lines": None,
+                                               "note": "CloudWatch Logs could not be read"}
+
+
+def test_a_missing_function_configuration_fails_and_a_skip_has_no_evidence_file():
+    assert judge(healthy(errors={"function": "GetFunction failed"})) == Verdict(
+        FAIL, "The function's configuration could not be read: GetFunction failed")
+    assert judge(healthy(secret={})).evidence_file == ""
