@@ -216,3 +216,13 @@ def test_identity_statements_keep_not_action_and_not_resource():
     assert identity_statements(analysis) == [{"Sid": "All", "Effect": "Allow", "NotAction": ["iam:*"],
                                               "NotResource": [SECRET + "x"], "_policy": "inline:not"}]
     assert identity_statements(None) == []
+
+
+def test_every_statement_of_the_resource_policy_is_looked_at_and_each_principal_named():
+    policy = {"Statement": [{"Effect": "Deny", "Principal": "*", "Action": "*", "Resource": "*"},
+                            {"Sid": "Two", "Effect": "Allow", "Principal": {"AWS": ["arn:aws:iam::999999999999:root",
+                                                                                    "arn:aws:iam::888888888888:root"]},
+                             "Action": "secretsmanager:GetSecretValue", "Resource": "*"}]}
+    assert broad_resource_grants(policy, ROLE_ARN, SECRET) == [
+        "the secret's resource policy statement Two lets arn:aws:iam::999999999999:root, "
+        "arn:aws:iam::888888888888:root read it"]

@@ -98,3 +98,13 @@ def test_each_missing_source_fails_and_a_skip_has_no_evidence_file():
                                                                         "read: gone")
     assert judge(healthy(errors={"secret": "gone"})) == Verdict(FAIL, "The secret could not be read: gone")
     assert judge(healthy(secret={})) == Verdict(SKIP, "no secret in the ledger or SECRET_ID", evidence_file="")
+
+
+def test_the_whole_reason_on_aws_and_more_than_three_callers_on_a_pass():
+    assert judge(healthy(target="aws", trail_rows=[], trail_polling={})).reason == (
+        f"no successful GetSecretValue on the secret by {SESSION_ARN} from Lambda since 2026-01-01T09:59:00.000Z "
+        "(CloudTrail delivers events minutes late on AWS: raise trail_wait_seconds)")
+    others = [trail_row(2, arn=f"arn:aws:iam::{ACCOUNT}:user/u{i}") for i in range(5)]
+    assert judge(healthy(trail_rows=[trail_row(1)] + others)).reason.endswith(
+        f"other callers: arn:aws:iam::{ACCOUNT}:user/u0, arn:aws:iam::{ACCOUNT}:user/u1, "
+        f"arn:aws:iam::{ACCOUNT}:user/u2, and 2 more")

@@ -98,3 +98,19 @@ def test_healthy_evidence_repr_hides_messages_and_values():
     assert "planted-value-123" not in repr(ev)
     assert repr(ev) == ("<ValidationEvidence orders-api on lab: 5 invocations, 16 log events, 1 CloudTrail events, "
                         "unavailable: none>")
+
+
+def test_a_spec_needs_every_field_and_known_phases_and_a_verdict_a_known_status():
+    fields = {"id": "x", "title": "t", "proves": "p", "controls": ("AC-6",), "phases": ("validation",)}
+    for name in fields:
+        with pytest.raises(ValueError, match="id, title, proves, controls and phases are required"):
+            catalog.CheckSpec(**{**fields, name: "" if isinstance(fields[name], str) else ()})
+    with pytest.raises(ValueError, match=r"unknown controls \[\] or phases \['later'\]"):
+        catalog.CheckSpec(**{**fields, "phases": ("validation", "later")})
+    with pytest.raises(ValueError, match="verdict status 'OK' not in"):
+        catalog.Verdict("OK", "fine")
+
+
+def test_a_check_is_built_under_its_own_id():
+    check = catalog.make_check("secret-cached", "validation", catalog.Verdict(PASS, "cached"))
+    assert (check.id, check.phase, check.status, check.reason) == ("secret-cached", "validation", PASS, "cached")

@@ -51,3 +51,9 @@ def test_no_invocation_is_no_evidence():
 
 def test_spec():
     assert (SPEC.id, SPEC.controls, SPEC.evidence_file) == ("function-invokes", ("CM-3",), "invocations.json")
+
+
+def test_whole_verdict_of_a_pass():
+    ev = healthy()
+    assert judge(ev).evidence == {"invocations": 5, "window": ev.window.to_dict(), "status_codes": [200],
+                                  "function_errors": 0, "max_duration_ms": 15.0}

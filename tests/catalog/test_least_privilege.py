@@ -377,3 +377,18 @@ def test_a_missing_function_configuration_fails_and_a_skip_has_no_evidence_file(
                                                                           "read: denied")
     assert judge(healthy(secret={})) == Verdict(SKIP, "no secret in the ledger or SECRET_ID, or no role on the "
                                                       "function", evidence_file="")
+
+
+def test_several_warnings_and_statements_are_joined():
+    two = analysis({"inline:a": policy(allow("secretsmanager:GetSecretValue", SECRET_ARN,
+                                             Condition={"Bool": {"aws:SecureTransport": "true"}}),
+                                       allow("secretsmanager:GetSecretValue", SECRET_ARN,
+                                             Condition={"Bool": {"aws:ViaAWSService": "false"}}))})
+    assert judge(healthy(role=two, simulation=SIMULATOR_MISSING, probe=NO_PROBE)).reason == (
+        "whether the function may read the secret depends on conditions the runbook cannot evaluate (inline:a "
+        "statement 1, inline:a statement 2); proven by static analysis only (policy simulator: this endpoint has no "
+        "policy simulator; live probe: the role's trust policy does not name the operator)")
+    both = analysis({"inline:a": policy(allow("secretsmanager:GetSecretValue", SECRET_ARN)),
+                     "inline:b": policy(allow("secretsmanager:GetSecretValue", SECRET_ARN))})
+    assert judge(healthy(role=both)).reason.startswith("role orders-api-role reads exactly this secret (inline:a "
+                                                       "statement 1, inline:b statement 1); ")

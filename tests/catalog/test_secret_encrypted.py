@@ -81,3 +81,8 @@ def test_a_key_named_only_by_its_id_and_a_missing_key_state():
     verdict = judge(healthy(key={"kms_key_id": "alias/orders", "key_manager": "CUSTOMER"}))
     assert (verdict.status, verdict.reason) == (PASS, "encrypted with alias/orders (CUSTOMER managed key), automatic "
                                                       "rotation on")
+
+
+def test_the_key_arn_is_named_before_the_key_id():
+    verdict = judge(healthy(key=cmk(kms_key_id="alias/orders")))
+    assert verdict.reason == f"encrypted with {KEY_ARN} (CUSTOMER managed key), automatic rotation on"
