@@ -36,7 +36,7 @@ SCOPED_SERVICES = ("secretsmanager", "kms")
 ADMIN_POLICY_NAMES = frozenset({
     "AdministratorAccess", "PowerUserAccess", "SecretsManagerReadWrite", "IAMFullAccess",
     "AWSKeyManagementServicePowerUser", "ReadOnlyAccess", "ViewOnlyAccess",
-    "AWSLambda_FullAccess", "AWSLambdaFullAccess",
+    "AWSLambda_FullAccess", "AWSLambdaFullAccess", "AWSSecretsManagerClientReadOnlyAccess",
 })
 #: Secrets Manager actions a function needs to read its secret; anything else is a write or a list.
 SECRET_READ_ACTIONS = frozenset({"secretsmanager:getsecretvalue", "secretsmanager:describesecret"})

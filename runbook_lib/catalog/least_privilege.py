@@ -14,7 +14,7 @@ session (``aws:userid``) is recognised, as is today's identity-policy grant on t
 from __future__ import annotations
 
 from ..access_probes import PROBE_SESSION
-from ..iam_analysis import ADMIN_POLICY_NAMES, effective_grants, least_privilege_problems
+from ..iam_analysis import effective_grants, least_privilege_problems
 from ..secret_readers import (ALLOWED, DENIED, UNKNOWN, Caller, broad_resource_grants, identity_statements,
                               read_decision)
 from . import FAIL, PASS, SKIP, WARN, CheckSpec, Verdict
@@ -37,6 +37,13 @@ SPEC = CheckSpec(
 )
 
 
+#: AWS managed policies that grant GetSecretValue on every secret: another function's role holding
+#: one whose document could not be read is still a reader. Other admin-like policies
+#: (ReadOnlyAccess, IAMFullAccess, ...) do not read secret values: unreadable, they only WARN.
+READS_EVERY_SECRET = frozenset({"AdministratorAccess", "PowerUserAccess", "SecretsManagerReadWrite",
+                                "AWSSecretsManagerClientReadOnlyAccess"})
+
+
 def role_label(role_arn: str) -> str:
     return role_arn.rsplit("/", 1)[-1]
 
@@ -55,8 +62,9 @@ def other_functions(ev) -> tuple[list[str], list[str], list[dict]]:
         decision = read_decision(identity_statements(analysis), ev.secret_policy,
                                  Caller(role_arn, analysis.role_id, name), ev.secret_arn)
         rows.append({"function": name, "role": role_arn, **decision.to_dict()})
-        admin = [p["name"] for p in analysis.managed_policies if p["aws_managed"] and p["name"] in ADMIN_POLICY_NAMES]
-        if decision.outcome == ALLOWED or (analysis.unreadable and admin):
+        reads_all = [p["name"] for p in analysis.managed_policies
+                     if p["aws_managed"] and p["name"] in READS_EVERY_SECRET]
+        if decision.outcome == ALLOWED or (analysis.unreadable and reads_all):
             readers.append(label)
         elif decision.outcome == UNKNOWN:
             doubtful.append(f"{label}: under conditions the runbook cannot evaluate")

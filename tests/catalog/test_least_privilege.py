@@ -157,6 +157,27 @@ def test_another_role_with_an_unreadable_admin_policy_fails_by_its_name():
                                                       "decoy-role): 1 of its policies could not be read")
 
 
+@pytest.mark.parametrize("name", ["ReadOnlyAccess", "ViewOnlyAccess", "IAMFullAccess", "AWSLambda_FullAccess"])
+def test_an_unreadable_admin_policy_that_reads_no_secret_value_only_warns(name):
+    arn = f"arn:aws:iam::aws:policy/{name}"
+    role = analysis({}, role_arn=DECOY_ROLE_ARN, role_id="AROADECOYROLE00000001",
+                    unreadable=[{"policy": arn, "reason": "GetPolicyVersion failed: AccessDenied"}],
+                    managed=[{"name": name, "arn": arn, "aws_managed": True, "version": ""}])
+    verdict = judge(healthy(role_analyses={DECOY_ROLE_ARN: role}))
+    assert (verdict.status, verdict.reason) == (WARN, "other function(s) may read the secret: inventory-sync (role "
+                                                      "decoy-role): 1 of its policies could not be read")
+
+
+@pytest.mark.parametrize("name", ["PowerUserAccess", "SecretsManagerReadWrite",
+                                  "AWSSecretsManagerClientReadOnlyAccess"])
+def test_the_other_unreadable_policies_that_read_every_secret_fail_too(name):
+    arn = f"arn:aws:iam::aws:policy/{name}"
+    role = analysis({}, role_arn=DECOY_ROLE_ARN, role_id="AROADECOYROLE00000001",
+                    unreadable=[{"policy": arn, "reason": "denied"}],
+                    managed=[{"name": name, "arn": arn, "aws_managed": True, "version": ""}])
+    assert judge(healthy(role_analyses={DECOY_ROLE_ARN: role})).status == FAIL
+
+
 def test_unlisted_functions_warn():
     verdict = judge(healthy(errors={"functions": "ListFunctions on us-east-1 failed: AccessDenied"}))
     assert (verdict.status, verdict.reason) == (WARN, "the region's other functions could not be listed "
@@ -392,3 +413,13 @@ def test_several_warnings_and_statements_are_joined():
                      "inline:b": policy(allow("secretsmanager:GetSecretValue", SECRET_ARN))})
     assert judge(healthy(role=both)).reason.startswith("role orders-api-role reads exactly this secret (inline:a "
                                                        "statement 1, inline:b statement 1); ")
+
+
+def test_the_secrets_manager_client_read_only_policy_on_the_functions_role_fails_by_name():
+    """AWS's managed client policy reads every secret of the account: not least privilege, even unreadable."""
+    arn = "arn:aws:iam::aws:policy/AWSSecretsManagerClientReadOnlyAccess"
+    role = analysis(managed=[{"name": "AWSSecretsManagerClientReadOnlyAccess", "arn": arn, "aws_managed": True,
+                              "version": ""}], unreadable=[{"policy": arn, "reason": "denied"}])
+    verdict = judge(healthy(role=role))
+    assert verdict.status == FAIL
+    assert verdict.reason.startswith("admin managed policy AWSSecretsManagerClientReadOnlyAccess attached")
