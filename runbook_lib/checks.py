@@ -11,12 +11,13 @@ Examples
 >>> log = CheckLog(run_dir, notebook="03_functional_validation", phase="validation")  # doctest: +SKIP
 >>> log.add("secret-encrypted", "Secret is encrypted with KMS", PASS,
 ...         evidence={"kms_key": "alias/aws/secretsmanager"}, controls=["SC-28", "SC-12"])  # doctest: +SKIP
+>>> log.extend(validation.run_checks())   # checks built from the catalog, phase validation  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Iterable
 
@@ -85,13 +86,27 @@ class CheckLog:
         check = Check(id=id, title=title, phase=self.phase, status=status, reason=reason,
                       evidence=evidence or {}, controls=list(controls), notebook=self.notebook,
                       evidence_file=evidence_file)
-        self.checks = [c for c in self.checks if c.id != id] + [check]
+        return self.put(check)
+
+    def put(self, check: Check) -> Check:
+        """Keep ``check`` as it is (a re-run replaces the check of the same id); its phase must be this log's.
+
+        A check of another phase is refused (``ValueError``): a notebook's file holds the checks of
+        its phase only, so a baseline check can never be shown as a validation one.
+        """
+        if check.phase != self.phase:
+            raise ValueError(f"check {check.id} is of phase {check.phase}, this log ({self.notebook}) holds "
+                             f"phase {self.phase}")
+        if not check.notebook:
+            check = replace(check, notebook=self.notebook)
+        self.checks = [c for c in self.checks if c.id != check.id] + [check]
         self._save()
         return check
 
     def extend(self, checks: Iterable[Check]) -> None:
-        for c in checks:
-            self.add(c.id, c.title, c.status, c.reason, c.evidence, c.controls, c.evidence_file)
+        """:meth:`put` each check: title, controls, phase and evidence as they were built (catalog)."""
+        for check in checks:
+            self.put(check)
 
     def _save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -33,3 +33,29 @@ def test_tables_render(tmp_path):
     from runbook_lib.checks import controls_table
     frame = controls_table(log.checks).data
     assert frame.set_index("control").loc["AC-6", "status"] == FAIL
+
+
+def test_extend_keeps_each_check_as_built_and_refuses_another_phase(tmp_path):
+    from runbook_lib.checks import Check
+
+    log = CheckLog(tmp_path, "03_functional_validation", "validation")
+    built = Check("least-privilege", "The role can read exactly this one secret", "validation", WARN,
+                  reason="static only", evidence={"target": "lab"}, controls=["AC-6"], notebook="",
+                  evidence_file="iam_analysis.json")
+    log.extend([built])
+    [kept] = load_checks(tmp_path)
+    assert (kept.phase, kept.title, kept.controls, kept.evidence_file, kept.notebook) == (
+        "validation", built.title, ["AC-6"], "iam_analysis.json", "03_functional_validation")
+    baseline = Check("no-secrets-in-environment", "env", "baseline", FAIL, reason="2 findings", controls=["IA-5"])
+    with pytest.raises(ValueError, match="check no-secrets-in-environment is of phase baseline, this log "
+                                         r"\(03_functional_validation\) holds phase validation"):
+        log.extend([baseline])
+    assert [c.id for c in load_checks(tmp_path)] == ["least-privilege"]
+
+
+def test_put_keeps_the_notebook_a_check_names(tmp_path):
+    from runbook_lib.checks import Check
+
+    log = CheckLog(tmp_path, "99_leak_guard", "validation")
+    check = log.put(Check("x", "X", "validation", PASS, notebook="03_functional_validation"))
+    assert check.notebook == "03_functional_validation"
