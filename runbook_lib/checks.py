@@ -9,9 +9,11 @@ them into ``checks.json``.
 Examples
 --------
 >>> log = CheckLog(run_dir, notebook="03_functional_validation", phase="validation")  # doctest: +SKIP
->>> log.add("secret-encrypted", "Secret is encrypted with KMS", PASS,
-...         evidence={"kms_key": "alias/aws/secretsmanager"}, controls=["SC-28", "SC-12"])  # doctest: +SKIP
 >>> log.extend(validation.run_checks())   # checks built from the catalog, phase validation  # doctest: +SKIP
+>>> log.put(catalog.make_check("no-secret-in-artifacts", "validation", verdict))           # doctest: +SKIP
+
+Checks are built by :func:`runbook_lib.catalog.make_check`, which takes their title and
+controls from the catalog: the log has no way to give a check metadata of its own.
 """
 
 from __future__ import annotations
@@ -80,13 +82,6 @@ class CheckLog:
         self.checks: list[Check] = []
         if self.path.exists():  # a re-run of the notebook replaces its own checks
             self.path.unlink()
-
-    def add(self, id: str, title: str, status: str, reason: str = "", evidence: dict | None = None,
-            controls: Iterable[str] = (), evidence_file: str = "") -> Check:
-        check = Check(id=id, title=title, phase=self.phase, status=status, reason=reason,
-                      evidence=evidence or {}, controls=list(controls), notebook=self.notebook,
-                      evidence_file=evidence_file)
-        return self.put(check)
 
     def put(self, check: Check) -> Check:
         """Keep ``check`` as it is (a re-run replaces the check of the same id); its phase must be this log's.

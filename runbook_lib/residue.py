@@ -46,9 +46,6 @@ EDGE_REPLICA_NOTE = ("Lambda@Edge: CloudFront keeps replicas of an associated ve
                      "the version cannot be deleted until CloudFront removes them, typically hours after "
                      "the association is removed: re-run close-out then")
 RESIDUE, ROTATED = no_secret_residue.SPEC.id, exposed_credentials_rotated.SPEC.id
-#: Until close-out builds its FAIL with ``rotation_check(None, ..., unavailable=...)``: the spec's metadata.
-ROTATED_TITLE = exposed_credentials_rotated.SPEC.title
-ROTATED_CONTROLS = list(exposed_credentials_rotated.SPEC.controls)
 
 
 # -- reading ----------------------------------------------------------------------------------
