@@ -325,6 +325,11 @@ def is_placeholder(value: str) -> bool:
     return bool(_PLACEHOLDER_RE.search(v))
 
 
+def is_reference(value: str) -> bool:
+    """A pointer to a secret rather than one: ``${X}``, ``!Ref``, ``{{resolve:...}}``, ``ssm:``, ``arn:``."""
+    return bool(_REFERENCE_RE.search(value))
+
+
 def not_a_value_reason(value: str) -> str | None:
     """Why ``value`` cannot be a hardcoded secret (a reason word), or ``None``."""
     v = value.strip()
@@ -332,7 +337,7 @@ def not_a_value_reason(value: str) -> str | None:
         return "empty"
     if is_placeholder(v):
         return "placeholder"
-    if _REFERENCE_RE.search(v):
+    if is_reference(v):
         return "reference"
     if _UUID_RE.match(v):
         return "uuid"

@@ -26,7 +26,6 @@ OVERSIZE = {
     ("lab/seed.py", "function", "seed_lab"): 85,
     ("lab/server.py", "module", ""): 507,
     ("runner.py", "module", ""): 532,
-    ("scanning.py", "module", ""): 816,
     ("validation.py", "module", ""): 880,
     ("validation.py", "class", "Validation"): 746,
 }
