@@ -173,12 +173,23 @@ def function_of(mutant: str, module: str) -> str:
     return name[2:] if name.startswith("x_") else name
 
 
-def diff_lines(workdir: Path, mutant: str) -> list[str]:
+def diff_lines(workdir: Path, module: str, mutant: str) -> list[str]:
     """The changed lines of a mutant: ``-original`` and ``+mutated``."""
-    shown = mutmut(workdir, "show", mutant)
-    out = [line for line in (shown.stdout or "").splitlines()
-           if line[:1] in "+-" and not line.startswith(("+++", "---"))]
-    return out or [f"(mutmut show gave no diff: {(shown.stderr or '').strip()[:200]})"]
+    try:  # in process: one `mutmut show` per survivor costs a second each
+        from mutmut.mutation.diff_apply import get_diff_for_mutant
+    except ImportError:  # pragma: no cover - another mutmut 3 layout
+        get_diff_for_mutant = None
+    if get_diff_for_mutant is not None:
+        here = os.getcwd()
+        os.chdir(workdir)
+        try:
+            text = get_diff_for_mutant(mutant, path=module)
+        finally:
+            os.chdir(here)
+    else:
+        text = mutmut(workdir, "show", mutant).stdout or ""
+    out = [line for line in text.splitlines() if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    return out or ["(mutmut gave no diff for this mutant)"]
 
 
 def equivalent_reason(module: str, function: str, diff: list[str], config: dict) -> str | None:
@@ -203,7 +214,7 @@ def collect(module: str, tests: list[str], workdir: Path, config: dict) -> Outco
         outcome.counts[status] = outcome.counts.get(status, 0) + 1
         if status in ("killed", "timeout", "caught by type check"):
             continue
-        diff = diff_lines(workdir, name)
+        diff = diff_lines(workdir, module, name)
         reason = equivalent_reason(module, function_of(name, module), diff, config)
         if reason:
             outcome.equivalent.append((name, reason))
