@@ -190,7 +190,9 @@ _PLACEHOLDER_TEMPLATE = re.compile(
 _MASK_RUN = re.compile(r"x{4,}|\*{3,}|#{3,}", re.IGNORECASE)
 _REDACTED_RUN = re.compile(r"x{8,}", re.IGNORECASE)
 _PLACEHOLDER_SEPARATORS = re.compile(r"[-_ .:/]+")
-_LETTERS = re.compile(r"[A-Za-z]+")
+#: Letters-only parts made of words (``yourApiKey``, ``ChangeMe``) are split into them; other
+#: letter runs (``gtvTBD``, ``MyPHESwlo``: random) stay one word, so no filler hides in them.
+_CAMEL_WORDS = re.compile(r"[a-z]+(?:[A-Z][a-z]+)+|(?:[A-Z][a-z]+)+")
 #: Words that make a value a stand-in wherever they stand: start, middle or end.
 _FILLER_ANYWHERE = {"changeme", "changeit", "replaceme", "placeholder", "redacted", "todo", "tbd", "fixme"}
 #: ... only as its first word (``your-api-key``, ``test_token_1``) ...
@@ -250,11 +252,11 @@ def char_classes(value: str) -> int:
 
 
 def placeholder_words(value: str) -> list[str]:
-    """The words of ``value`` as written: split at separators, letter-only parts also at case
+    """The words of ``value`` as written: split at separators, camelCase parts also at case
     changes (``yourApiKey``), filler pairs joined (``CHANGE_ME`` -> ``CHANGEME``)."""
     words: list[str] = []
     for part in _PLACEHOLDER_SEPARATORS.split(value):
-        if _LETTERS.fullmatch(part):
+        if _CAMEL_WORDS.fullmatch(part):
             words.extend(words_as_written(part))
         elif part:
             words.append(part)  # digits or symbols glued on: ``Changeme2024!`` is one word, not a filler
