@@ -284,22 +284,29 @@ def main(argv: list[str] | None = None) -> int:
               "`.venv/bin/pip install -e '.[test,mutation]'`", file=sys.stderr)
         return 2
     config = load_config()
-    outcomes = []
     try:
         plan = [(m, tests_for(m, config, args.tests)) for m in dict.fromkeys(resolve_module(n) for n in args.modules)]
-        for module, tests in plan:
-            print(f"mutation: {module} against {' '.join(tests)} ...", file=sys.stderr, flush=True)
-            outcomes.append(run_module(module, tests, config, max(1, args.jobs)))
     except UsageError as exc:
         print(f"mutation: {exc}", file=sys.stderr)
         return 2
-    print(table(outcomes))
+    outcomes, failed = [], []
+    for module, tests in plan:
+        print(f"mutation: {module} against {' '.join(tests)} ...", file=sys.stderr, flush=True)
+        try:
+            outcomes.append(run_module(module, tests, config, max(1, args.jobs)))
+        except UsageError as exc:  # one module that cannot run does not stop the others
+            failed.append(str(exc))
+            print(f"mutation: {exc}", file=sys.stderr, flush=True)
+    if outcomes:
+        print(table(outcomes))
     for outcome in outcomes:
         print(survivors_text(outcome))
     low = [o.module for o in outcomes if o.score < args.min_score]
     if low:
         print(f"\nbelow {args.min_score:g}%: {', '.join(low)}")
-    return 1 if low else 0
+    for message in failed:
+        print(f"\ncould not run: {message}")
+    return 2 if failed else 1 if low else 0
 
 
 if __name__ == "__main__":
