@@ -72,12 +72,13 @@ def split_words(name: str) -> list[str]:
 PASSWORD, SECRET, KEY = "password", "secret", "key"
 
 
-@functools.lru_cache(maxsize=8192)
-def key_class(name: str) -> str | None:
+def name_class(name: str) -> str | None:
     """Whether ``name`` names a secret, and how strict the value test must be.
 
     Returns ``"password"`` (short human values count), ``"secret"`` (value must look
     generated), ``"key"`` (a bare ``key``: value must look strongly random) or ``None``.
+    :func:`key_class` is the same test with a cache (the scanner asks about the same names
+    over and over).
     """
     words = split_words(name)
     if not words:
@@ -107,3 +108,7 @@ def key_class(name: str) -> str | None:
         elif w == "key" and found is None and len(words) == 1:
             found = KEY  # a bare `key`; `limit_key`, `S3Key`, `TagKey` name keys of other kinds
     return found
+
+
+#: :func:`name_class`, cached: the names of a code base repeat.
+key_class = functools.lru_cache(maxsize=8192)(name_class)

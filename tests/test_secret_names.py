@@ -2,7 +2,7 @@
 
 import pytest
 
-from runbook_lib.secret_names import KEY, PASSWORD, SECRET, key_class, split_words, words_as_written
+from runbook_lib.secret_names import KEY, PASSWORD, SECRET, key_class, name_class, split_words, words_as_written
 
 
 @pytest.mark.parametrize("name,words", [
@@ -20,7 +20,7 @@ def test_words_as_written_keeps_case():
 @pytest.mark.parametrize("name", ["DB_PASSWORD", "dbPasswd", "passphrase", "PASS", "db_pwd", "pw", "mysql-pass",
                                   "PASSWORD_2", "password_value", "password_str", "pass_v", "Passwordless_pass"])
 def test_password_names(name):
-    assert key_class(name) == PASSWORD
+    assert name_class(name) == PASSWORD
 
 
 @pytest.mark.parametrize("name", ["CLIENT_SECRET", "github_token", "apikey", "API_KEY", "private_key",
@@ -30,12 +30,12 @@ def test_password_names(name):
                                   "AUTH", "creds", "credentials", "bearer", "auth_token", "secretKey",
                                   "SERVICE_TOKEN_1", "TOKEN_VALUE"])
 def test_secret_names(name):
-    assert key_class(name) == SECRET
+    assert name_class(name) == SECRET
 
 
 def test_a_bare_key_is_the_strictest_class():
-    assert key_class("key") == KEY and key_class("KEY_2") == KEY
-    assert key_class("s3_key") is None and key_class("TagKey") is None and key_class("limit_key") is None
+    assert name_class("key") == KEY and name_class("KEY_2") == KEY
+    assert name_class("s3_key") is None and name_class("TagKey") is None and name_class("limit_key") is None
 
 
 @pytest.mark.parametrize("name", [
@@ -45,20 +45,26 @@ def test_a_bare_key_is_the_strictest_class():
     "secretary", "tokens", "passwordless", "orders_table", "", "2", "v",
 ])
 def test_names_that_refer_to_a_secret_or_are_not_one(name):
-    assert key_class(name) is None
+    assert name_class(name) is None
 
 
 def test_a_trailing_number_or_value_word_is_not_the_head_noun():
-    assert key_class("SECRET_ARN_2") is None           # still an ARN
-    assert key_class("secret_value") == SECRET         # the value of a secret
-    assert key_class("value") is None                  # a lone `value` is kept, and names nothing
+    assert name_class("SECRET_ARN_2") is None           # still an ARN
+    assert name_class("secret_value") == SECRET         # the value of a secret
+    assert name_class("value") is None                  # a lone `value` is kept, and names nothing
 
 
 def test_a_verb_first_only_counts_before_another_word():
-    assert key_class("get") is None and key_class("get_token") is None
-    assert key_class("token_get") == SECRET
+    assert name_class("get") is None and name_class("get_token") is None
+    assert name_class("token_get") == SECRET
 
 
 def test_the_first_password_word_wins_over_a_secret_word():
-    assert key_class("token_password") == PASSWORD and key_class("password_token") == PASSWORD
-    assert key_class("tokenizer_password") == PASSWORD  # a skipped word does not stop the search
+    assert name_class("token_password") == PASSWORD and name_class("password_token") == PASSWORD
+    assert name_class("tokenizer_password") == PASSWORD  # a skipped word does not stop the search
+
+
+def test_key_class_is_name_class_cached():
+    assert key_class("DB_PASSWORD") == name_class("DB_PASSWORD") == PASSWORD
+    assert key_class("SECRET_ARN") is None
+    assert key_class.cache_info().maxsize == 8192
