@@ -17,8 +17,8 @@ the module under ``[tests]`` (or ``--tests``, which replaces both). Only fast un
 run: tests marked ``lab``/``notebooks`` and tests using a lab or moto-server fixture are
 deselected, so no lab process starts per mutant.
 
-Score = (killed + timeout) / (mutants - equivalent). A timeout counts as killed (the
-mutant made the tests hang); a mutant no selected test reaches counts as not killed.
+Score = (killed + timeout + segfault) / (mutants - equivalent). A timeout or a crash
+counts as killed (the tests noticed); a mutant no selected test reaches counts as not killed.
 Equivalent mutants (same behaviour as the original, so no test can kill them) are listed
 in ``benchmarks/mutation.toml`` under ``[[equivalent]]`` with a one-line reason.
 
@@ -64,6 +64,10 @@ def pytest_collection_modifyitems(config, items):
 '''
 
 
+#: Statuses that mean the tests noticed the mutant: they failed, hung, or crashed.
+DETECTED = ("killed", "timeout", "segfault", "caught by type check")
+
+
 class UsageError(Exception):
     """Bad input: one line naming what is wrong and what to do."""
 
@@ -85,7 +89,7 @@ class Outcome:
 
     @property
     def detected(self) -> int:
-        return self.counts.get("killed", 0) + self.counts.get("timeout", 0)
+        return sum(self.counts.get(status, 0) for status in DETECTED)
 
     @property
     def score(self) -> float:
@@ -212,7 +216,7 @@ def collect(module: str, tests: list[str], workdir: Path, config: dict) -> Outco
     for name, code in sorted(codes.items(), key=lambda kv: _mutant_order(kv[0])):
         status = status_by_exit_code[code]
         outcome.counts[status] = outcome.counts.get(status, 0) + 1
-        if status in ("killed", "timeout", "caught by type check"):
+        if status in DETECTED:
             continue
         diff = diff_lines(workdir, module, name)
         reason = equivalent_reason(module, function_of(name, module), diff, config)

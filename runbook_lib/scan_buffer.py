@@ -32,11 +32,14 @@ from .scan_prefilter import FAMILY_ASSIGN, FAMILY_CALL, FAMILY_KEYWORD, FAMILY_T
 LONG_LINE = 4096
 #: How far before a keyword hit the secret-named names are looked for.
 NAME_WINDOW = 200
+#: How far past the name an assignment is matched (a value is at most 1024 characters).
+ASSIGNMENT_SPAN = 2048
 #: How many lines above and below an access key id its secret key is looked for.
 AWS_SECRET_LINES = 4
 
 _CONFIRM = {t.rule: re.compile(t.confirm) for t in R.TOKEN_RULES}
 #: Lower wins when two rules match one value: token formats first, keyword rules last.
+#: Every rule a candidate can carry is here (a missing one is a KeyError, not a guess).
 RULE_PRIORITY = {t.rule: i for i, t in enumerate(R.TOKEN_RULES)}
 RULE_PRIORITY.update({"aws-secret-access-key": 1, "keyword-assignment": 90, "high-entropy-env-value": 95})
 _AWS_SECRET_NEAR = re.compile(r"""(?:["'`]|[=:]\s*)(?P<v>[A-Za-z0-9/+]{40})(?:["'`]|\s*$)""")
@@ -46,6 +49,14 @@ _PEM_BEGIN = re.compile(rb"-----BEGIN[ A-Z0-9]{0,30}PRIVATE KEY(?: BLOCK)?-----"
 _PEM_END = re.compile(rb"-----END[ A-Z0-9]{0,30}PRIVATE KEY(?: BLOCK)?-----")
 #: A PEM block needs this many base64 characters of body to be a key, not a bare header.
 PEM_MIN_BODY = 64
+#: A PEM block is looked for this far from its BEGIN line; without an END line in that
+#: span, this much body after the header stands for the key.
+PEM_MAX_BLOCK, PEM_NO_END_BODY = 16384, 4096
+
+
+def decode(raw: bytes) -> str:
+    """Text of a slice of the buffer; bytes that are not UTF-8 become U+FFFD, never an error."""
+    return raw.decode("utf-8", "replace")
 
 
 @dataclass
@@ -79,15 +90,15 @@ class BufferScan:
         """The decoded line, or on a very long line the :data:`LONG_LINE` bytes around ``end``."""
         if stop - start > LONG_LINE:  # minified files: look around the hit, not the whole line
             lo, hi = max(start, end - LONG_LINE // 2), min(stop, end + LONG_LINE // 2)
-            return self.data[lo:hi].decode("utf-8", "replace")
-        return self.data[start:stop].decode("utf-8", "replace")
+            return decode(self.data[lo:hi])
+        return decode(self.data[start:stop])
 
     def run(self, hits: list[tuple[int, int, int]], families) -> None:
         """Confirm each hit once per line and family (per rule for token formats)."""
         seen: set[tuple[int, object]] = set()
         for end, pattern_id, _ in hits:
             family, token_rule = families[pattern_id]
-            start, stop = self.line_bounds(end - 1 if end else 0)
+            start, stop = self.line_bounds(end - 1)  # a hit is never empty: end >= 1
             if family == FAMILY_ASSIGN:
                 self.confirm_assignment(start, stop, end, seen)
                 continue
@@ -112,7 +123,7 @@ class BufferScan:
         data = self.data
         window_start = max(start, end - NAME_WINDOW)
         for name_match in _NAME_TOKEN.finditer(data, window_start, end):
-            if R.key_class(name_match.group().decode("utf-8", "replace")) is None:
+            if R.key_class(decode(name_match.group())) is None:
                 continue
             key_start = name_match.start()
             if key_start > start and data[key_start - 1] in b":/=\\":
@@ -122,8 +133,7 @@ class BufferScan:
             seen.add((key_start, FAMILY_ASSIGN))
             if key_start > start and data[key_start - 1] in b"\"'`":
                 key_start -= 1
-            self.match_assignment(data[key_start:min(stop, key_start + 2048)].decode("utf-8", "replace"),
-                                  start, stop, end)
+            self.match_assignment(decode(data[key_start:min(stop, key_start + ASSIGNMENT_SPAN)]), start, stop, end)
 
     def match_assignment(self, text: str, start: int, stop: int, end: int) -> None:
         """The first assignment form that matches at the start of ``text`` with a real value."""
@@ -157,32 +167,32 @@ class BufferScan:
 
     def private_key_block(self, start: int) -> str | None:
         """The whole PEM block from the BEGIN line, if it has a real body (not just a header)."""
-        chunk = self.data[start:start + 16384]
+        chunk = self.data[start:start + PEM_MAX_BLOCK]
         head = _PEM_BEGIN.search(chunk)
         if not head:
             return None
         end = _PEM_END.search(chunk[head.end():])
-        body = chunk[head.end(): head.end() + end.start()] if end else chunk[head.end(): head.end() + 4096]
+        body = chunk[head.end(): head.end() + end.start()] if end else chunk[head.end(): head.end() + PEM_NO_END_BODY]
         body = body.replace(b"\\n", b"\n").replace(b"\\r", b"")
         body_chars = sum(len(run) for run in _B64_BODY.findall(body))
         if body_chars < PEM_MIN_BODY:
             return None
         block = chunk[head.start(): head.end() + (end.end() if end else len(body))]
-        return block.decode("utf-8", "replace")
+        return decode(block)
 
     def aws_secret_near(self, start: int, stop: int) -> None:
         """A 40-character secret key within a few lines of an access key id, whatever its name."""
         data = self.data
         lo = start
-        for _ in range(AWS_SECRET_LINES):
-            lo = data.rfind(b"\n", 0, max(lo - 1, 0)) + 1 if lo > 0 else 0
+        for _ in range(AWS_SECRET_LINES):  # the start of the line above, four times (0 stays 0)
+            lo = data.rfind(b"\n", 0, max(lo - 1, 0)) + 1
         hi = stop
-        for _ in range(AWS_SECRET_LINES):
+        for _ in range(AWS_SECRET_LINES):  # the end of the line below, four times
             nxt = data.find(b"\n", hi + 1)
-            hi = len(data) if nxt < 0 else nxt
+            hi = len(data) if nxt == -1 else nxt
         pos = lo
         for raw in data[lo:hi].split(b"\n"):
-            text = raw.decode("utf-8", "replace")
+            text = decode(raw)
             for m in _AWS_SECRET_NEAR.finditer(text):
                 value = m.group("v")
                 if R.char_classes(value) >= 3 and R.shannon_entropy(value) >= 4.0:
@@ -198,7 +208,7 @@ def select_candidates(candidates: list[Candidate]) -> list[Candidate]:
     chosen: list[Candidate] = []
     for offset in sorted(by_line):
         kept: list[Candidate] = []
-        for c in sorted(by_line[offset], key=lambda c: RULE_PRIORITY.get(c.rule, 50)):
+        for c in sorted(by_line[offset], key=lambda c: RULE_PRIORITY[c.rule]):
             if any(c.value in k.value or k.value in c.value for k in kept):
                 continue
             kept.append(c)

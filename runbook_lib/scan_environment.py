@@ -102,6 +102,6 @@ def most_specific(found: list[tuple[str, str, str | None]]) -> list[tuple[str, s
     best: dict[str, tuple[str, str, str | None]] = {}
     for item in found:
         old = best.get(item[1])
-        if old is None or RULE_PRIORITY.get(item[0], 50) < RULE_PRIORITY.get(old[0], 50):
+        if old is None or RULE_PRIORITY[item[0]] < RULE_PRIORITY[old[0]]:
             best[item[1]] = item
     return list(best.values())

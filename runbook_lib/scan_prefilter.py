@@ -74,7 +74,6 @@ class Prefilter:
             if self.use_hyperscan:
                 db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
                 db.compile(expressions=[p[0].encode() for _, p in chosen], ids=[i for i, _ in chosen],
-                           elements=len(chosen),
                            flags=[hyperscan.HS_FLAG_CASELESS if p[1] else 0 for _, p in chosen])
                 self._dbs[config] = db
                 self._prototypes[config] = hyperscan.Scratch(db)

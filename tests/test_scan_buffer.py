@@ -2,7 +2,8 @@
 
 import pytest
 
-from runbook_lib.scan_buffer import (AWS_SECRET_LINES, LONG_LINE, NAME_WINDOW, PEM_MIN_BODY, RULE_PRIORITY, BufferScan,
+from runbook_lib.scan_buffer import (AWS_SECRET_LINES, LONG_LINE, NAME_WINDOW, PEM_MAX_BLOCK, PEM_MIN_BODY,
+                                     PEM_NO_END_BODY, RULE_PRIORITY, BufferScan, decode,
                                      Candidate, select_candidates)
 from runbook_lib.scan_prefilter import shared_prefilter
 
@@ -123,3 +124,93 @@ def test_select_keeps_the_most_specific_rule_per_value_and_line():
 @pytest.mark.parametrize("text", ["", "\n\n", "no secrets here\n"])
 def test_nothing_to_confirm(text):
     assert confirm(text) == []
+
+
+def test_bytes_that_are_not_utf8_never_stop_a_scan():
+    assert decode(b"ok \xff\xfe") == "ok \ufffd\ufffd"
+    token = "ghp_" + "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5"
+    lines = [f'\xff password = "{PW}"', f'\xff t = "{token}"', f"\xff key = '{AKIA}' \xff",
+             f'\xff other = "{AWS_SECRET}"', f"\xff-----BEGIN PRIVATE KEY-----\xff", BODY, "-----END PRIVATE KEY-----",
+             "\xff" + "x" * LONG_LINE + f' token = "{token}"']
+    data = "\n".join(lines).encode("utf-8", "surrogateescape").replace("\xff".encode(), b"\xff")
+    data = data.replace(b"\xc3\xbf", b"\xff")  # the \xff characters as raw invalid bytes
+    scan = BufferScan(data, config=False)
+    scan.run(shared_prefilter().hits(data, False), shared_prefilter().families)
+    rules = sorted({c.rule for c in select_candidates(scan.candidates)})
+    assert rules == ["aws-access-key-id", "aws-secret-access-key", "github-token", "keyword-assignment",
+                     "private-key"]
+
+
+def test_two_token_rules_on_one_line_and_a_repeated_hit_before_others():
+    token = "ghp_" + "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5"
+    text = f'a = "{AKIA}"; b = "{token}"; c = "{token}"\npassword = "{PW}"\n'
+    assert [r for _, r, _ in confirm(text)] == ["aws-access-key-id", "github-token", "keyword-assignment"]
+
+
+def test_a_token_on_a_minified_line():
+    token = "ghp_" + "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5"
+    assert confirm("x" * (3 * LONG_LINE) + f'"{token}"' + "y" * LONG_LINE + "\n") == [(0, "github-token", token)]
+
+
+def test_each_token_is_checked_on_its_own():
+    fake_jwt = "eyJraWQiOiIxMjM0NTY3ODkwIn0.eyJzdWIiOiIxMjM0NTY3ODkwIn0.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
+    assert confirm(f'jwt = "{fake_jwt}"\n') == []  # no alg/typ in its header: not a token
+    token = "ghp_" + "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5"
+    text = f'a = "ghp_{"x" * 36}"; b = "{token}"\n'  # the first is a placeholder, the second is not
+    assert confirm(text) == [(0, "github-token", token)]
+
+
+def test_unquoted_values_are_not_read_in_code():
+    assert confirm(f'token = {PW}; password = "changeme"\n', config=False) == []
+    assert confirm(f"token = Xk29vLq7Pw03Zr58; password = 'x'\n", config=True) == [
+        (0, "keyword-assignment", "Xk29vLq7Pw03Zr58")]
+
+
+def test_aws_secret_window_counts_empty_lines_as_lines():
+    above = f'other = "{AWS_SECRET}"\n' + "\n" * AWS_SECRET_LINES + f'key = "{AKIA}"\n'
+    assert [r for _, r, _ in confirm(above)] == ["aws-access-key-id"]
+    above_in = f'other = "{AWS_SECRET}"\n' + "\n" * (AWS_SECRET_LINES - 1) + f'key = "{AKIA}"\n'
+    assert [r for _, r, _ in confirm(above_in)] == ["aws-secret-access-key", "aws-access-key-id"]
+    below = f'key = "{AKIA}"\n' + "\n" * AWS_SECRET_LINES + f'other = "{AWS_SECRET}"\n'
+    assert [r for _, r, _ in confirm(below)] == ["aws-access-key-id"]
+    below_in = f'key = "{AKIA}"\n' + "\n" * (AWS_SECRET_LINES - 1) + f'other = "{AWS_SECRET}"'  # no final newline
+    found = confirm(below_in)
+    assert [r for _, r, _ in found] == ["aws-access-key-id", "aws-secret-access-key"]
+    assert found[1][0] == below_in.index("other")
+
+
+@pytest.mark.parametrize("secret,found", [
+    (AWS_SECRET, True),
+    ("q8jz3klm9xw2pbtv7ran/5cyde1fhgu0iosk" + "jle+", True),    # lower, digit, symbol: three classes
+    ("q8jz3klm9xw2pbtv7ran05cyde1fhgu0ioskjle1", False),           # two classes
+    ("abcdefghijklmnopABCDEFGHIJKLMNOP12345678", True),            # 40 distinct: 5.3 bits
+    ("aabbccddeeffgghhAABBCCDDEEFFGGHH11223344", True),            # 20 distinct twice: 4.32 bits, 3 classes
+    ("aaabbbcccdddeeeAAABBBCCCDDD11122334455//", False),           # 15 distinct: 3.88 bits
+])
+def test_aws_secret_near_needs_three_classes_and_four_bits(secret, found):
+    from runbook_lib.rules import char_classes, shannon_entropy
+
+    rules = [r for _, r, _ in confirm(f'key = "{AKIA}"\nother = "{secret}"\n')]
+    assert ("aws-secret-access-key" in rules) is found, (char_classes(secret), shannon_entropy(secret))
+
+
+def test_private_key_span_limits():
+    head = "-----BEGIN PRIVATE KEY-----\n"
+    end = "\n-----END PRIVATE KEY-----"
+    filler = PEM_MAX_BLOCK - len(head) - len(end)
+    fits = head + ("A" * 63 + "\n") * (filler // 64) + "A" * (filler % 64) + end
+    assert len(fits) == PEM_MAX_BLOCK
+    assert confirm(fits + "\n")[0][2] == fits  # the END line ends at the last byte looked at
+    one_more = fits.replace("\nA", "\nAA", 1)
+    block = confirm(one_more + "\n")[0][2]  # END out of reach: the header and 4096 bytes of body
+    assert len(block) == len("-----BEGIN PRIVATE KEY-----") + PEM_NO_END_BODY
+
+
+def test_private_key_body_counts_escaped_newlines_as_breaks():
+    head, end = "-----BEGIN PRIVATE KEY-----", "-----END PRIVATE KEY-----"
+    escaped_63 = f'K = "{head}\\n{"A" * 63}\\n{end}"\n'
+    assert confirm(escaped_63) == []  # \n is a break, its "n" is not a body character
+    split_by_cr = f'K = "{head}\\n{"A" * 50}\\r{"B" * 14}\\n{end}"\n'
+    assert [r for _, r, _ in confirm(split_by_cr)] == ["private-key"]  # \r is dropped: one run of 64
+    cr_then_lf = f'K = "{head}\\n{"A" * 60}\\r\\n{end}"\n'
+    assert confirm(cr_then_lf) == []

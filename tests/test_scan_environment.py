@@ -105,8 +105,11 @@ def test_random_tokens_only_under_neutral_names_outside_json():
     assert environment_candidates("TOKEN_TTL", RANDOM, nothing) == [("high-entropy-env-value", RANDOM, None)]
 
 
-def test_most_specific_rule_per_value():
+def test_most_specific_rule_per_value_first_seen_on_a_tie():
     found = [("keyword-assignment", "v", None), ("aws-access-key-id", "v", None), ("jwt", "w", "k"),
-             ("high-entropy-env-value", "w", "k"), ("unknown-rule", "u", None), ("keyword-assignment", "u", None)]
+             ("high-entropy-env-value", "w", "k"), ("keyword-assignment", "u", "first"),
+             ("keyword-assignment", "u", "second"), ("high-entropy-env-value", "t", None)]
     assert most_specific(found) == [("aws-access-key-id", "v", None), ("jwt", "w", "k"),
-                                    ("unknown-rule", "u", None)]
+                                    ("keyword-assignment", "u", "first"), ("high-entropy-env-value", "t", None)]
+    with pytest.raises(KeyError):
+        most_specific([("a", "v", None), ("not-a-rule", "v", None)])  # a rule without a priority is a bug

@@ -107,3 +107,17 @@ def test_every_family_is_in_the_code_database_and_caseless(make):
     for pattern, line in lines.items():
         assert pattern in {p for _, p, _ in prefilter.hits(line, config=False)}, line
         assert pattern in {p for _, p, _ in prefilter.hits(line, config=True)}, line
+
+
+def test_the_shared_prefilter_is_built_on_first_use(monkeypatch):
+    from runbook_lib import scan_prefilter
+
+    monkeypatch.setattr(scan_prefilter, "_SHARED", None)
+    first = shared_prefilter()
+    assert isinstance(first, Prefilter) and shared_prefilter() is first
+
+
+def test_a_thread_keeps_its_scratch_spaces():
+    prefilter = hyperscan_engine()
+    code, config = prefilter._scratch(False), prefilter._scratch(True)  # noqa: SLF001 - reuse is the point
+    assert prefilter._scratch(False) is code and prefilter._scratch(True) is config and code is not config
