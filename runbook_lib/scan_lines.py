@@ -28,8 +28,6 @@ _ESCAPE = re.compile(r"\\[nt\"'\\]")
 _ESCAPES = {"\\n": "\n", "\\t": "\t", '\\"': '"', "\\'": "'", "\\\\": "\\"}
 #: How far back a hit looks for an open ``base64,`` data URI (an embedded image).
 DATA_URI_LOOKBACK = 2048
-#: Words that stand for a password in a URL rather than being one (``user:password@host``).
-_URL_PASSWORD_WORDS = ("password", "pass", "passwd", "pwd", "secret", "token")
 
 
 def unescape(value: str) -> str:
@@ -137,9 +135,8 @@ def token_ok(rule: str, value: str, line: str, start: int) -> bool:
         return False
     if _DATA_URI.search(line[max(0, start - DATA_URI_LOOKBACK):start]):
         return False  # inside a base64 data URI (an embedded image)
-    if rule == "url-credentials":
-        return not (R.is_reference(value) or value.startswith(("$", "%", "{"))
-                    or value.lower() in _URL_PASSWORD_WORDS)
+    if rule == "url-credentials":  # (``user:password@host`` is a placeholder already)
+        return not (R.is_reference(value) or value.startswith(("$", "%", "{")))
     if rule in ("authorization-header", "url-query-credential"):
         return R.not_a_value_reason(value) is None and R.looks_generated(value, 16 if rule == "authorization-header" else 8)
     if rule == "jwt":
@@ -149,7 +146,7 @@ def token_ok(rule: str, value: str, line: str, start: int) -> bool:
 
 def jwt_header_ok(value: str) -> bool:
     """A JWT's first part decodes to a JSON header naming ``alg`` or ``typ``."""
-    head = value.split(".", 1)[0]
+    head = value.partition(".")[0]
     try:
         decoded = base64.urlsafe_b64decode(head + "=" * (-len(head) % 4))
     except ValueError:

@@ -22,6 +22,7 @@ def test_unescape_decodes_the_escapes_of_a_literal():
 @pytest.mark.parametrize("key,value,rule", [
     ("aws_secret_access_key", AWS_SECRET, "aws-secret-access-key"),
     ("AWS_SECRET", AWS_SECRET, "aws-secret-access-key"),
+    ("SecretAccessKey", AWS_SECRET, "aws-secret-access-key"),           # the name alone, no "aws"
     ("awsSecretKey", AWS_SECRET, "aws-secret-access-key"),
     ("aws_secret_access_key", AWS_SECRET[:39], None),                 # 39 characters: not the shape
     ("aws_secret_access_key", AWS_SECRET + "x", None),                # 41
@@ -51,6 +52,10 @@ def test_classify_by_name_class_and_value():
     (f'f(password, "{PW}")', []),                                     # an argument list, not a pair
     (f'"password"("{PW}")', []),                                      # a call on a string: not an assignment
     (f'password = f"{{prefix}}{PW}"', []),                            # an f-string template
+    (f'password = f"{{x!r}}-{PW}"', []),                              # an f-string whatever its braces
+    (f'password = F"{{x!r}}-{PW}"', []),
+    (f'password = "{{x!r}}-{PW}"', [("keyword-assignment", "{x!r}-" + PW)]),  # braces without f: a value
+    (f'password = rb"{PW}"', [("keyword-assignment", PW)]),
     (f'password = "{PW[:6]}\\"{PW[6:]}"', [("keyword-assignment", PW[:6] + '"' + PW[6:])]),  # unescaped
     (f'DSN = "Server=db;User Id=app;Password={PW}"', [("keyword-assignment", PW)]),  # connection string
     (f'TABLE = "orders"', []),
@@ -82,6 +87,7 @@ def test_unquoted_candidates(text, found):
     (f'HTTPBasicAuth("svc", "{PW}")', [("keyword-assignment", PW)]),
     ('ftp.login("deploy", "changeme")', []),
     (f'hmac.new(b"{TOKEN}", msg, sha256)', [("keyword-assignment", TOKEN)]),
+    (f'hmac.new(b"{TOKEN[:10]}", msg, sha256)', [("keyword-assignment", TOKEN[:10])]),  # a secret, not a bare key
     (f'jwt.encode(payload, "{TOKEN}", algorithm="HS256")', [("keyword-assignment", TOKEN)]),
     ('jwt.encode(payload, key, algorithm="HS256")', []),
     (f'connect_db("{PW}")', []),
@@ -108,6 +114,11 @@ def _jwt(header: dict) -> str:
 def test_jwt_header_must_name_alg_or_typ():
     assert jwt_header_ok(_jwt({"alg": "HS256"})) and jwt_header_ok(_jwt({"typ": "JWT"}))
     assert not jwt_header_ok(_jwt({"kid": "1"}))
+    payload_only = _jwt({"kid": "1"}).replace("eyJzdWIiOiIxMjM0NTY3ODkwIn0", "eyJ0eXAiOiJKV1QifQ")  # {"typ":..}
+    assert not jwt_header_ok(payload_only)            # only the header counts, not the payload
+    for header in (b'{"alg"}', b'{"alg":1}', b'{"alg":12}'):  # 10, 12 and 14 characters of base64
+        head = base64.urlsafe_b64encode(header).rstrip(b"=").decode()
+        assert jwt_header_ok(head + ".eyJ4IjoxfQ.c2ln"), head
     assert not jwt_header_ok("eyJ!!!.x.y")            # not base64: no header
     assert not jwt_header_ok("eyJh" + "A")            # a length no padding repairs
 
@@ -132,6 +143,7 @@ def test_token_ok_inside_a_data_uri_only_when_the_uri_is_still_open():
 
 @pytest.mark.parametrize("value,ok", [
     (PW, True), ("${DB_PASSWORD}", False), ("$PW", False), ("%PW%", False), ("{pw}", False),
+    ("$pw9!x", False), ("%pw9!x", False), ("{pw9!x", False), ("p$w9!x", True), ("p%w9{x", True),
     ("password", False), ("PASS", False), ("pwd", False), ("secret", False), ("token", False), ("passwd", False),
     ("ssm:/app/db", False),
 ])
