@@ -26,6 +26,11 @@ _SECRET_WORDS = {"pass", "pwd", "pw", "auth", "creds", "cred", "bearer", "apikey
                  "accesskey", "secretkey", "signingkey", "clientsecret", "authtoken"}
 _NOT_SECRET_WORDS = {"tokenizer", "tokenize", "tokenized", "tokenization", "tokenizers", "secretary",
                      "passwordless", "tokens"}
+#: Words after the head noun that say nothing about it: ``SECRET_ARN_2``, ``token_value``.
+_TRAILING_WORDS = {"v", "str", "string", "value", "val"}
+#: ``<qualifier> key`` names a secret key (``secret`` and ``auth`` are secret words themselves).
+_KEY_QUALIFIERS = {"api", "private", "access", "signing", "encryption", "master", "client", "app", "license",
+                   "hmac", "webhook", "session", "partner", "service", "shared", "admin"}
 #: The head noun says the name is *about* a secret, not the secret: ``SECRET_ARN``, ``secretName``.
 _NAME_LIKE_LAST = {
     "name", "names", "arn", "arns", "id", "ids", "ttl", "length", "len", "size", "url", "urls", "uri",
@@ -83,14 +88,14 @@ def name_class(name: str) -> str | None:
     words = split_words(name)
     if not words:
         return None
-    while len(words) > 1 and (words[-1].isdigit() or words[-1] in ("v", "str", "string", "value", "val")):
+    while len(words) > 1 and (words[-1].isdigit() or words[-1] in _TRAILING_WORDS):
         words = words[:-1]
     last = words[-1]
     if last in _NAME_LIKE_LAST or any(w in _NAME_LIKE_ANY for w in words):
         return None
-    if words[0] in _VERB_FIRST and len(words) > 1:
+    if words[0] in _VERB_FIRST:  # (no verb is a secret word on its own)
         return None
-    if len(words) >= 2 and words[-2:] in (["key", "id"], ["client", "token"]):
+    if words[-2:] == ["client", "token"]:
         return None  # ClientToken is AWS's idempotency token
     found = None
     for i, w in enumerate(words):
@@ -100,10 +105,7 @@ def name_class(name: str) -> str | None:
             return PASSWORD
         if any(s in w for s in _SECRET_SUBSTRINGS) or w in _SECRET_WORDS:
             found = SECRET
-        elif w == "key" and i > 0 and words[i - 1] in ("api", "private", "access", "secret", "signing",
-                                                          "encryption", "master", "client", "app",
-                                                          "license", "hmac", "webhook", "session",
-                                                          "partner", "service", "shared", "admin", "auth"):
+        elif w == "key" and i > 0 and words[i - 1] in _KEY_QUALIFIERS:
             found = SECRET
         elif w == "key" and found is None and len(words) == 1:
             found = KEY  # a bare `key`; `limit_key`, `S3Key`, `TagKey` name keys of other kinds

@@ -68,3 +68,14 @@ def test_key_class_is_name_class_cached():
     assert key_class("DB_PASSWORD") == name_class("DB_PASSWORD") == PASSWORD
     assert key_class("SECRET_ARN") is None
     assert key_class.cache_info().maxsize == 8192
+
+
+@pytest.mark.parametrize("name", ["secret_name_v", "secret_name_str", "secret_name_string", "secret_name_value",
+                                  "secret_name_val", "secretNameValue2"])
+def test_trailing_words_are_dropped_before_the_head_noun_is_read(name):
+    assert name_class(name) is None
+
+
+def test_a_qualified_key_needs_its_qualifier_before_it():
+    assert name_class("admin_key") == SECRET and name_class("key_admin") is None
+    assert name_class("aws_client_token") is None and name_class("client_token_secret") == SECRET
