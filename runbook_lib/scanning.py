@@ -63,7 +63,7 @@ def is_binary(data: bytes) -> bool:
 
 def is_config(path: str) -> bool:
     """Configuration (unquoted values count) unless the name, or a zip member's, has a code suffix."""
-    suffix = os.path.splitext(path.rsplit("!", 1)[-1])[1].lower()
+    suffix = os.path.splitext(path)[1].lower()  # of the last component: ``a.zip!app.py`` -> ``.py``
     return suffix not in CODE_SUFFIXES
 
 
@@ -110,10 +110,7 @@ class Scanner:
 
     # -- building findings
 
-    def _finding(self, rule_id: str, value: str, line_text: str = "", **where) -> Finding | None:
-        if has_inline_marker(line_text):
-            self.allowlisted += 1
-            return None
+    def _finding(self, rule_id: str, value: str, **where) -> Finding | None:
         fingerprint = self.fingerprinter(value)
         entry = allowlist_entry(value)
         if self.allowlist is not None and self.allowlist.allows(entry, fingerprint):
@@ -146,7 +143,10 @@ class Scanner:
         for c in sorted(candidates, key=lambda c: c.offset):
             line += data.count(b"\n", counted_to, c.offset)
             counted_to = c.offset
-            finding = self._finding(c.rule, c.value, c.line_text, path=path, line=line)
+            if has_inline_marker(c.line_text):
+                self.allowlisted += 1
+                continue
+            finding = self._finding(c.rule, c.value, path=path, line=line)
             if finding and (line, finding.rule, finding.fingerprint) not in seen:
                 seen.add((line, finding.rule, finding.fingerprint))
                 findings.append(finding)
@@ -206,7 +206,7 @@ class Scanner:
         report = ScanReport()
         before = self.allowlisted
         if root.is_dir():
-            for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+            for dirpath, dirnames, filenames in os.walk(root):  # symbolic links to directories: not followed
                 dirnames.sort()
                 for skipped in [d for d in dirnames if d in SKIP_DIRS]:
                     report.skip(str(Path(dirpath, skipped)), "version-control metadata")

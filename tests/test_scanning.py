@@ -455,3 +455,27 @@ def test_scan_many_merges_reports(tmp_path, scanner):
     (tmp_path / "b.py").write_text(f'T = "{TOKEN}"\n')
     report = scan_many(scanner, [tmp_path / "a.py", tmp_path / "b.py"])
     assert [f.rule for f in report.findings] == ["keyword-assignment", "github-token"] and report.files_scanned == 2
+
+
+def test_an_allowlist_object_is_used_as_given():
+    allowlist = Allowlist([allowlist_entry(PASSWORD)])
+    scanner = Scanner(allowlist=allowlist)
+    assert scanner.allowlist is allowlist
+    assert scanner.scan_environment({"DB_PASSWORD": PASSWORD}) == [] and scanner.allowlisted == 1
+
+
+def test_environment_text_is_read_as_configuration(scanner):
+    found = scanner.scan_environment({"PARTNER_SETTINGS": f"region=eu;password={PASSWORD};debug=1"})
+    assert [(f.variable, f.rule) for f in found] == [("PARTNER_SETTINGS", "keyword-assignment")]
+
+
+def test_text_with_undecodable_bytes_is_scanned(scanner):
+    text = f'note = "\udcff"\npassword = "{PASSWORD}"\n'  # a byte read with surrogateescape
+    assert [(f.line, f.rule) for f in scanner.scan_text(text, "app.py")] == [(2, "keyword-assignment")]
+
+
+def test_each_zip_scan_counts_its_own_allowlisted():
+    scanner = Scanner(allowlist=[allowlist_entry(PASSWORD)])
+    package = _zip({"a.py": f'password = "{PASSWORD}"\n'.encode()})
+    assert [scanner.scan_zip(package, "f.zip").allowlisted for _ in range(3)] == [1, 1, 1]
+    assert scanner.allowlisted == 3
