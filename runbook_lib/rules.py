@@ -284,17 +284,12 @@ def is_placeholder(value: str) -> bool:
     if (v.lower() in _PLACEHOLDER_EXACT or len(set(v)) <= 2 or _PLACEHOLDER_TEMPLATE.match(v)
             or _REDACTED_RUN.search(v)):
         return True
-    masked = _MASK_RUN.search(v) is not None
-    words = placeholder_words(_MASK_RUN.sub(" ", v) if masked else v)
+    words = placeholder_words(_MASK_RUN.sub(" ", v))
     lower = [w.lower() for w in words]
-    fillers = {i for i, w in enumerate(lower) if w in _FILLER_ANYWHERE}
-    if lower and lower[0] in _FILLER_FIRST:
-        fillers.add(0)
-    if lower and lower[-1] in _FILLER_LAST:
-        fillers.add(len(lower) - 1)
-    if not masked and not fillers:
-        return False
-    return not any(looks_generated(w, 8) for i, w in enumerate(words) if i not in fillers)
+    marked = (_MASK_RUN.search(v) is not None or any(w in _FILLER_ANYWHERE for w in lower)
+              or bool(lower) and (lower[0] in _FILLER_FIRST or lower[-1] in _FILLER_LAST))
+    # filler words are dictionary words, never generated-looking: only the others can be
+    return marked and not any(looks_generated(w) for w in words)
 
 
 def is_reference(value: str) -> bool:
@@ -371,7 +366,7 @@ def is_secret_value(value: str, strength: str) -> bool:
             return False  # "mynewpassword": a description of a password, not one
         return True
     if strength == SECRET:
-        return looks_generated(v, 8)
+        return looks_generated(v)
     return looks_generated(v, 16) and shannon_entropy(v) >= 3.3
 
 

@@ -61,6 +61,7 @@ def test_whole_value_stand_ins_are_placeholders(value):
     "secret_example", "key-sample", "password_dummy", "token-fake",
     # a masked stretch
     "sk_live_XXXXXXXXXXXXXXXX", "AKIAXXXX", "AKIA****", "ghp_****", "pw-###", "AKIAXXXXXXXXXXXXXXXX",
+    "aB3dXXXXeF5g",                                 # the mask splits the value: short words either side
 ])
 def test_marked_values_are_placeholders(value):
     assert is_placeholder(value), value
@@ -154,7 +155,14 @@ def test_identifiers_and_slugs_are_not_generated(value):
     assert not looks_generated(value)
 
 
+def test_word_parts_casing():
+    assert not looks_generated("ABCDEFGHIJKL-MNOPQRSTUVW")   # an upper-case constant: words
+    assert looks_generated("abCdEf-ghij")                     # two capitals in six letters: not a word
+
+
 def test_slug_shape_needs_few_digits_and_word_parts():
+    assert not looks_generated("ab1-cd2-ef")              # 2 digits: at most 10 // 4
+    assert not looks_generated("ab1-cd2-ef3x")            # 3 digits: at most 12 // 4
     assert looks_generated("ab1-cd2-ef3")                 # 3 digits: more than 11 // 4, not a slug
     assert not looks_generated("abc-def-gh1")             # 1 digit: a slug
     assert looks_generated("aBcD-eFgH-iJkL")              # parts with scattered case: not words
@@ -172,6 +180,11 @@ def test_long_values_need_3_5_bits_and_varied_classes():
     assert len(above) == len(below) == 20
     assert shannon_entropy(above) >= 3.5 > shannon_entropy(below)
     assert looks_generated(above) and not looks_generated(below)
+
+
+def test_long_values_with_three_classes_need_no_digit():
+    value = shaped([2] * 8 + [1] * 4, "abcdefghAB!#")       # lower, upper, symbol; 3.52 bits; few capitals
+    assert len(value) == 20 and looks_generated(value)
 
 
 def test_long_values_with_two_classes():
@@ -193,6 +206,7 @@ def test_short_values_need_2_8_bits_two_classes_and_a_digit_or_a_third_class():
     assert shannon_entropy("aabbcdefg1") < 2.8 + 0.5 and looks_generated("aabbcdefg1")
     assert shannon_entropy("aabbccdd1") < 2.8 and not looks_generated("aabbccdd1")
     assert looks_generated("abcdefGH") and not looks_generated("abcdefgH")  # case mix: 2 of 8 is a quarter
+    assert looks_generated("abcdefgHIj")                                    # 2 of 10: 10 // 4 is 2
     assert not looks_generated("aabbcCDD")                                  # mixed but under 3 bits
 
 
@@ -236,6 +250,13 @@ def test_random_token_length_bounds():
 ])
 def test_not_random_tokens(value):
     assert not is_random_token(value)
+
+
+def test_random_token_at_exactly_four_bits_and_mixed_case_hex():
+    exact = "0123456789ABCDef" * 2                       # 16 symbols twice: 4.0 bits exactly
+    assert shannon_entropy(exact) == 4.0 and not is_random_token(exact)  # hex, even in mixed case
+    exact_mixed = "0123456789ABCDgh" * 2
+    assert shannon_entropy(exact_mixed) == 4.0 and is_random_token(exact_mixed)
 
 
 def test_random_token_entropy_classes_and_digits():
