@@ -253,8 +253,9 @@ def table(outcomes: list[Outcome]) -> str:
     width = max([len("module")] + [len(o.module) for o in outcomes])
     rows = ["  ".join(["module".ljust(width)] + [c.rjust(10) for c in COLUMNS] + ["seconds".rjust(8)])]
     for o in outcomes:
-        cells = [o.total, o.counts.get("killed", 0), o.counts.get("survived", 0), o.counts.get("timeout", 0),
-                 o.counts.get("no tests", 0), len(o.equivalent)]
+        left = [status for _, status, _ in o.survivors]  # not killed and not listed as equivalent
+        cells = [o.total, o.counts.get("killed", 0), left.count("survived"), o.counts.get("timeout", 0),
+                 left.count("no tests"), len(o.equivalent)]
         rows.append("  ".join([o.module.ljust(width)] + [str(c).rjust(10) for c in cells]
                               + [f"{o.score:.1f}%".rjust(10), f"{o.seconds:.0f}".rjust(8)]))
     return "\n".join(rows)
