@@ -53,13 +53,19 @@ def json_leaves(node, key: str | None = None, path: str = "") -> Iterator[tuple[
 
 
 def join_key(outer: str | None, inner: str) -> str:
-    """``outer.inner``, or ``inner`` at the top level."""
-    return f"{outer}.{inner}" if outer else inner
+    """``outer.inner`` (``outer[0]`` for an array), or ``inner`` at the top level."""
+    if not outer:
+        return inner
+    return f"{outer}{inner}" if inner.startswith("[") else f"{outer}.{inner}"
 
 
 def environment_candidates(name: str, value: str, scan_text: TextScan, json_key: str | None = None,
-                           depth: int = 0) -> list[tuple[str, str, str | None]]:
-    """(rule, value, json key) of each secret in the variable ``name``."""
+                           depth: int = 0, neutral_ok: bool = True) -> list[tuple[str, str, str | None]]:
+    """(rule, value, json key) of each secret in the variable ``name``.
+
+    ``neutral_ok`` says whether a random token under a neutral name counts: for the
+    variable's own value, not for a JSON leaf (a leaf is judged by its key), however deep.
+    """
     stripped = value.strip()
     if depth < MAX_DEPTH and stripped[:1] in ("{", "[") and len(stripped) < MAX_JSON_CHARS:
         try:
@@ -72,7 +78,7 @@ def environment_candidates(name: str, value: str, scan_text: TextScan, json_key:
                 out.extend(leaf_candidates(leaf_key or name, leaf, scan_text, join_key(json_key, leaf_path),
                                            depth, neutral_ok=False))
             return out
-    return leaf_candidates(name, value, scan_text, json_key, depth, neutral_ok=True)
+    return leaf_candidates(name, value, scan_text, json_key, depth, neutral_ok)
 
 
 def leaf_candidates(key: str, value: str, scan_text: TextScan, json_key: str | None, depth: int,
@@ -82,9 +88,8 @@ def leaf_candidates(key: str, value: str, scan_text: TextScan, json_key: str | N
     if not value:
         return []
     if value[:1] in ("{", "[") and depth < MAX_DEPTH:
-        nested = environment_candidates(key, value, scan_text, json_key, depth + 1)
-        if nested or value[:1] == "[":
-            return nested
+        # JSON inside the string: its leaves; not JSON: judged one level down exactly as here
+        return environment_candidates(key, value, scan_text, json_key, depth + 1, neutral_ok)
     found: list[tuple[str, str, str | None]] = []
     rule = classify(key, value)
     if rule:

@@ -40,6 +40,7 @@ def test_json_leaves_and_keys():
                                       ("token", "db.hosts[1].token", "t")]
     assert list(json_leaves(["x"])) == [(None, "[0]", "x")]
     assert join_key(None, "a") == "a" and join_key("", "a") == "a" and join_key("o", "a") == "o.a"
+    assert join_key("o", "[0]") == "o[0]" and join_key("o", "[0].k") == "o[0].k"
 
 
 def test_a_value_under_its_own_name():
@@ -113,3 +114,57 @@ def test_most_specific_rule_per_value_first_seen_on_a_tie():
                                     ("keyword-assignment", "u", "first"), ("high-entropy-env-value", "t", None)]
     with pytest.raises(KeyError):
         most_specific([("a", "v", None), ("not-a-rule", "v", None)])  # a rule without a priority is a bug
+
+
+def test_a_json_array_inside_a_json_string_is_opened_and_named_like_any_array():
+    env = json.dumps({"passwords": json.dumps([PW])})
+    assert environment_candidates("CONFIG", env, nothing) == [("keyword-assignment", PW, "passwords[0]")]
+    # an array that holds no string is no value at all, not the string "[1234,5678,91011]"
+    assert environment_candidates("CONFIG", json.dumps({"passwords": "[1234,5678,91011]"}), nothing) == []
+
+
+def test_a_leaf_that_only_looks_like_json_keeps_its_key_path():
+    env = json.dumps({"db": {"password": "{" + PW}})
+    assert environment_candidates("CONFIG", env, nothing) == [("keyword-assignment", "{" + PW, "db.password")]
+
+
+def test_a_json_leaf_is_judged_by_its_key_however_it_starts():
+    # a random token under a neutral key is not reported inside JSON, with or without a bracket
+    for leaf in (RANDOM, "{" + RANDOM, "[" + RANDOM):
+        assert environment_candidates("CONFIG", json.dumps({"blob": leaf}), nothing) == [], leaf
+    # the variable's own value is: a bracket does not hide it
+    assert environment_candidates("PARTNER_CONFIG", "{" + RANDOM, nothing) == [
+        ("high-entropy-env-value", "{" + RANDOM, None)]
+    # and at the deepest level opened, a bracketed leaf is still a leaf
+    leaf = json.dumps({"blob": "{" + RANDOM})
+    for _ in range(MAX_DEPTH - 1):
+        leaf = json.dumps({"cfg": leaf})
+    assert environment_candidates("CONFIG", leaf, nothing) == []
+
+
+def _json_of_length(length: int) -> str:
+    base = json.dumps({"password": PW, "pad": ""})
+    value = json.dumps({"password": PW, "pad": "x" * (length - len(base))})
+    assert len(value) == length
+    return value
+
+
+def test_json_is_parsed_up_to_one_character_under_the_limit():
+    assert environment_candidates("CONFIG", _json_of_length(MAX_JSON_CHARS - 1), nothing) == [
+        ("keyword-assignment", PW, "password")]
+    assert environment_candidates("CONFIG", _json_of_length(MAX_JSON_CHARS), nothing) == []
+
+
+def test_a_keyword_value_holding_a_token_already_found_is_not_reported_again():
+    found = environment_candidates("NOTE", f"{AKIA}\npassword={AKIA}x9", text_scan)
+    assert found == [("aws-access-key-id", AKIA, None)]
+
+
+def test_json_in_a_leaf_is_its_leaves_not_a_string():
+    # a password member holding a JSON object is the object's leaves, as at the top level
+    inner = json.dumps({"user": "app", "db": {"port": 5432}})
+    assert environment_candidates("CONFIG", json.dumps({"password": inner}), nothing) == []
+    assert environment_candidates("DB_PASSWORD", inner, nothing) == []
+    inner = json.dumps({"user": "app", "db": {"password": PW}})
+    assert environment_candidates("CONFIG", json.dumps({"password": inner}), nothing) == [
+        ("keyword-assignment", PW, "password.db.password")]
