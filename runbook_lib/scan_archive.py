@@ -144,7 +144,7 @@ class ZipWalker:
             content = read_bounded(archive, info, min(limits.max_file_bytes, budget["bytes"]))
         except TooLarge:
             report.skip(member_path, "actual size exceeds the limit (declared size was wrong)")
-            budget["bytes"] = 0 if info.file_size <= limits.max_file_bytes else budget["bytes"]
+            budget["bytes"] = 0  # a header that lied about one member: the others' are not trusted either
             return
         except _MEMBER_ERRORS as exc:
             report.skip(member_path, f"unreadable member ({type(exc).__name__})")

@@ -55,6 +55,21 @@ def test_refusal_by_compression_ratio_only_above_one_megabyte():
     assert member_refusal(_info(size, compressed=0), big, 10 ** 9) is not None  # empty compressed size: as 1
 
 
+def test_refusal_by_compression_ratio_at_exactly_the_ratio():
+    big = ZipLimits(max_file_bytes=64 * RATIO_CHECK_BYTES, max_total_bytes=64 * RATIO_CHECK_BYTES, max_ratio=10)
+    compressed = RATIO_CHECK_BYTES // 10 + 1
+    assert member_refusal(_info(10 * compressed, compressed=compressed), big, 10 ** 9) is None  # 10:1 is not above
+    assert member_refusal(_info(10 * compressed + 1, compressed=compressed), big, 10 ** 9) is not None
+
+
+@pytest.mark.parametrize("compressed", [0, 1])
+def test_a_compressed_size_under_one_byte_counts_as_one(compressed):
+    huge_ratio = ZipLimits(max_file_bytes=64 * RATIO_CHECK_BYTES, max_total_bytes=64 * RATIO_CHECK_BYTES,
+                           max_ratio=RATIO_CHECK_BYTES)
+    size = RATIO_CHECK_BYTES + RATIO_CHECK_BYTES // 2  # above the ratio for 1 byte, under it for 2
+    assert member_refusal(_info(size, compressed=compressed), huge_ratio, 10 ** 9) is not None
+
+
 def test_read_bounded_stops_past_the_limit():
     data = _zip({"a.txt": b"x" * 100})
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
@@ -62,6 +77,48 @@ def test_read_bounded_stops_past_the_limit():
         assert read_bounded(archive, info, 100) == b"x" * 100
         with pytest.raises(TooLarge):
             read_bounded(archive, info, 99)
+
+
+def test_read_bounded_reads_a_large_member_whole_in_chunks():
+    content = bytes(range(256)) * (10 * 1024)  # 2.5 MB: more than one chunk
+    with zipfile.ZipFile(io.BytesIO(_zip({"big.bin": content}))) as archive:
+        info = archive.getinfo("big.bin")
+        assert read_bounded(archive, info, len(content)) == content
+        with pytest.raises(TooLarge):  # the bytes of every chunk count, not only the last one's
+            read_bounded(archive, info, len(content) - 1)
+
+
+class _EndlessMember:
+    """A member stream that never ends (a header that lies): it records what it was asked for."""
+
+    def __init__(self):
+        self.sizes = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def read(self, size=-1):
+        if not isinstance(size, int) or size <= 0:
+            raise AssertionError(f"an unbounded read ({size!r}) of an endless member")
+        self.sizes.append(size)
+        return b"x" * size
+
+
+def test_read_bounded_never_reads_more_than_a_chunk_past_the_limit():
+    member = _EndlessMember()
+
+    class Archive:
+        def open(self, info):
+            return member
+
+    limit = 3 * 1024 * 1024 + 5
+    with pytest.raises(TooLarge):
+        read_bounded(Archive(), zipfile.ZipInfo("m"), limit)
+    assert all(size <= 1024 * 1024 for size in member.sizes)
+    assert sum(member.sizes[:-1]) <= limit < sum(member.sizes)  # it stopped at the first chunk past the limit
 
 
 def test_is_archive_by_magic_or_name():
@@ -74,6 +131,8 @@ def test_member_names_top_level_and_labelled():
     data = _zip({"app.py": b"x = 1\n", "dir/": b""})
     assert [p for p, _ in _walk(data, label="")[1]] == ["app.py"]
     assert [p for p, _ in _walk(data, label="fn.zip")[1]] == ["fn.zip!app.py"]
+    # a directory entry first: the members after it are still read
+    assert [p for p, _ in _walk(_zip({"dir/": b"", "dir/app.py": b"x\n"}), label="")[1]] == ["dir/app.py"]
 
 
 def test_member_limit_counts_what_was_left():
@@ -109,20 +168,6 @@ def test_a_member_larger_than_its_header_stops_the_read_and_the_rest_of_the_budg
         {"path": "pkg.zip!b.txt", "reason": "total uncompressed limit 10000 bytes reached"}]
 
 
-def test_a_member_declared_over_the_file_limit_but_read_short_keeps_the_budget(monkeypatch):
-    from runbook_lib import scan_archive
-
-    def reader(archive, info, limit):
-        if info.filename == "a.txt":
-            raise TooLarge()
-        return archive.read(info)
-
-    monkeypatch.setattr(scan_archive, "read_bounded", reader)
-    monkeypatch.setattr(scan_archive, "member_refusal", lambda info, limits, left: None)
-    report, seen = _walk(_zip({"a.txt": b"a" * 1_001, "b.txt": b"b"}))
-    assert [p for p, _ in seen] == ["pkg.zip!b.txt"]
-
-
 def test_corrupt_member_is_skipped_as_unreadable():
     data = bytearray(_zip({"a.txt": b"a" * 100, "b.txt": b"b"}, zipfile.ZIP_STORED))
     data[data.find(b"a" * 100) + 50] = ord("z")  # the CRC no longer matches
@@ -142,6 +187,13 @@ def test_nested_archives_one_level_and_broken_ones():
     report, seen = _walk(_zip({"layer.zip": inner}), limits=ZipLimits(max_depth=0))
     assert seen == [] and report.skipped == [{"path": "pkg.zip!layer.zip",
                                               "reason": "nested archive deeper than 0 level(s)"}]
+
+
+def test_nested_archives_as_deep_as_the_limit_and_no_deeper():
+    three = _zip({"a.zip": _zip({"b.zip": _zip({"c.py": b"c\n", "c.zip": _zip({"d.py": b"d\n"})})})})
+    report, seen = _walk(three, limits=ZipLimits(max_depth=2))
+    assert [p for p, _ in seen] == ["pkg.zip!a.zip!b.zip!c.py"]
+    assert report.skipped == [{"path": "pkg.zip!a.zip!b.zip!c.zip", "reason": "nested archive deeper than 2 level(s)"}]
 
 
 def test_not_a_zip_names_the_label_and_the_error_type_only():
