@@ -139,7 +139,7 @@ class Scanner:
         candidates = self._candidates(data, is_config(path))
         findings: list[Finding] = []
         line, counted_to = 1, 0
-        seen: set[tuple[int, str, str]] = set()
+        # one candidate per value per line already (select_candidates): nothing to deduplicate here
         for c in sorted(candidates, key=lambda c: c.offset):
             line += data.count(b"\n", counted_to, c.offset)
             counted_to = c.offset
@@ -147,8 +147,7 @@ class Scanner:
                 self.allowlisted += 1
                 continue
             finding = self._finding(c.rule, c.value, path=path, line=line)
-            if finding and (line, finding.rule, finding.fingerprint) not in seen:
-                seen.add((line, finding.rule, finding.fingerprint))
+            if finding:
                 findings.append(finding)
         return findings
 
