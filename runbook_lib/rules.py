@@ -42,40 +42,36 @@ REMEDIATION_TEXT = {
 class Rule:
     id: str
     title: str
-    remediation: str
-
-
-def _rule(rule_id: str, title: str, remediation: str = MOVE_TO_SECRETS_MANAGER) -> Rule:
-    return Rule(rule_id, title, remediation)
+    remediation: str = MOVE_TO_SECRETS_MANAGER
 
 
 RULES: dict[str, Rule] = {r.id: r for r in (
-    _rule("aws-access-key-id", "AWS access key id", REMOVE_USE_ROLE),
-    _rule("aws-secret-access-key", "AWS secret access key", REMOVE_USE_ROLE),
-    _rule("aws-session-token", "AWS session token", REMOVE_USE_ROLE),
-    _rule("private-key", "private key block"),
-    _rule("github-token", "GitHub token"),
-    _rule("gitlab-token", "GitLab token"),
-    _rule("slack-token", "Slack token"),
-    _rule("slack-webhook", "Slack incoming webhook URL"),
-    _rule("stripe-secret-key", "Stripe secret or restricted key"),
-    _rule("google-api-key", "Google API key"),
-    _rule("sendgrid-api-key", "SendGrid API key"),
-    _rule("twilio-api-key", "Twilio API key"),
-    _rule("npm-token", "npm access token"),
-    _rule("pypi-token", "PyPI upload token"),
-    _rule("openai-api-key", "OpenAI API key"),
-    _rule("anthropic-api-key", "Anthropic API key"),
-    _rule("mailgun-api-key", "Mailgun API key"),
-    _rule("mailchimp-api-key", "Mailchimp API key"),
-    _rule("shopify-token", "Shopify access token"),
-    _rule("azure-storage-key", "Azure storage account key"),
-    _rule("jwt", "JSON Web Token"),
-    _rule("authorization-header", "credential in an Authorization header"),
-    _rule("url-credentials", "credentials inside a URL or connection string"),
-    _rule("url-query-credential", "credential in a URL query string"),
-    _rule("keyword-assignment", "hardcoded value of a secret-named setting"),
-    _rule("high-entropy-env-value", "random-looking token in an environment variable"),
+    Rule("aws-access-key-id", "AWS access key id", REMOVE_USE_ROLE),
+    Rule("aws-secret-access-key", "AWS secret access key", REMOVE_USE_ROLE),
+    Rule("aws-session-token", "AWS session token", REMOVE_USE_ROLE),
+    Rule("private-key", "private key block"),
+    Rule("github-token", "GitHub token"),
+    Rule("gitlab-token", "GitLab token"),
+    Rule("slack-token", "Slack token"),
+    Rule("slack-webhook", "Slack incoming webhook URL"),
+    Rule("stripe-secret-key", "Stripe secret or restricted key"),
+    Rule("google-api-key", "Google API key"),
+    Rule("sendgrid-api-key", "SendGrid API key"),
+    Rule("twilio-api-key", "Twilio API key"),
+    Rule("npm-token", "npm access token"),
+    Rule("pypi-token", "PyPI upload token"),
+    Rule("openai-api-key", "OpenAI API key"),
+    Rule("anthropic-api-key", "Anthropic API key"),
+    Rule("mailgun-api-key", "Mailgun API key"),
+    Rule("mailchimp-api-key", "Mailchimp API key"),
+    Rule("shopify-token", "Shopify access token"),
+    Rule("azure-storage-key", "Azure storage account key"),
+    Rule("jwt", "JSON Web Token"),
+    Rule("authorization-header", "credential in an Authorization header"),
+    Rule("url-credentials", "credentials inside a URL or connection string"),
+    Rule("url-query-credential", "credential in a URL query string"),
+    Rule("keyword-assignment", "hardcoded value of a secret-named setting"),
+    Rule("high-entropy-env-value", "random-looking token in an environment variable"),
 )}
 
 

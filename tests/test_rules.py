@@ -85,6 +85,12 @@ def test_real_values_are_not_placeholders(value):
     assert not is_placeholder(value), value
 
 
+def test_a_mask_is_no_part_of_the_words_beside_it():
+    # "abc1234" is too short to look generated; the masked stretch does not lengthen it
+    assert is_placeholder("abc1234****") and is_placeholder("sk_live_abc1234XXXX")
+    assert not is_placeholder("abc1234Xk29vLq7****")  # a generated-looking word before the mask
+
+
 def test_eight_xs_mean_redacted_whatever_surrounds_them():
     assert is_placeholder("Atza|IQEBLjAsAhRFiXuWpUXuRvQ9PZL3GMFcYevydwIUFAHZwXZXXXXXXXXJnrulxKDHwy87oGKPzn")
     assert not is_placeholder("Atza|IQEBLjAsAhRFiXuWpUXuRvQ9PZL3GMFcYevydwIUFAHZwXZXXXXXXXJnrulxKDHwy87oGKPzn")
@@ -208,6 +214,27 @@ def test_short_values_need_2_8_bits_two_classes_and_a_digit_or_a_third_class():
     assert looks_generated("abcdefGH") and not looks_generated("abcdefgH")  # case mix: 2 of 8 is a quarter
     assert looks_generated("abcdefgHIj")                                    # 2 of 10: 10 // 4 is 2
     assert not looks_generated("aabbcCDD")                                  # mixed but under 3 bits
+
+
+def test_values_exactly_on_an_entropy_line_pass_it():
+    # every line is ">=": a value at exactly 3.5, 3.8 or 4.2 bits counts as above it. The
+    # multiplicities make the entropy an exact binary fraction (3.5) or a sum whose float
+    # rounding lands on the line itself, which the first assert of each case checks.
+    three_classes = shaped([1] * 8 + [4] * 6, "aB3cD5eFgHiJkL")                             # 32 chars
+    assert shannon_entropy(three_classes) == 3.5 and looks_generated(three_classes)
+    lower_symbols = shaped([1] * 18 + [5] * 12 + [16, 16, 25, 25], "abcdefghijklmnopqrstuvwxyz!#$%&*+=")
+    assert shannon_entropy(lower_symbols) == 4.2 and char_classes(lower_symbols) == 2  # 160 chars, no digit
+    assert looks_generated(lower_symbols)
+    just_under = shaped([1] * 18 + [5] * 12 + [16, 16, 24, 26], "abcdefghijklmnopqrstuvwxyz!#$%&*+=")
+    assert 4.19 < shannon_entropy(just_under) < 4.2 and not looks_generated(just_under)
+    mixed_case = shaped([1] * 28 + [2] * 11 + [5] * 4 + [40, 50],
+                        "aBcDeFgHiJkLmNoPqRsTuVwXyZAbCdEfGhIjKlMnOpQrStUvWxYz")               # 160 letters
+    assert shannon_entropy(mixed_case) == 3.8 and char_classes(mixed_case) == 2 and looks_generated(mixed_case)
+
+
+def test_a_key_value_at_exactly_3_3_bits_passes():
+    hex_key = shaped([1] * 5 + [4] + [5] * 6 + [8, 8] + [25], "0123456789abcdef")          # 80 hex digits
+    assert shannon_entropy(hex_key) == 3.3 and looks_generated(hex_key, 16) and is_secret_value(hex_key, KEY)
 
 
 # ------------------------------------------------------------------ value test by name class
