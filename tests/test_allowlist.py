@@ -57,3 +57,28 @@ def test_inline_marker_must_be_written_out():
     assert has_inline_marker(f"const x = 'v'; // {INLINE_MARKER}")
     assert not has_inline_marker('x = "v"  # runbook: allow')
     assert not has_inline_marker('x = "v"  # runbook allow-secret')
+
+
+def test_from_file_reads_utf8_whatever_the_locale(tmp_path):
+    import locale
+
+    path = tmp_path / "allow.txt"
+    path.write_text(f"# revisé le 2026-01-01\n{SHA}\n", encoding="utf-8")
+    before = locale.setlocale(locale.LC_CTYPE)
+    locale.setlocale(locale.LC_CTYPE, "C")  # an ASCII locale (outside Python's UTF-8 mode)
+    try:
+        assert Allowlist.from_file(path).allows(SHA, "")
+    finally:
+        locale.setlocale(locale.LC_CTYPE, before)
+
+
+def test_an_error_without_a_message_is_named_by_its_type(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    def unreadable(self, *args, **kwargs):
+        raise PermissionError()  # no errno, no strerror: only its type says what happened
+
+    monkeypatch.setattr(Path, "read_text", unreadable)
+    with pytest.raises(InputError) as info:
+        Allowlist.from_file(tmp_path / "allow.txt")
+    assert str(info.value) == f"allowlist: cannot read {tmp_path / 'allow.txt'}: PermissionError"

@@ -214,3 +214,63 @@ def test_private_key_body_counts_escaped_newlines_as_breaks():
     assert [r for _, r, _ in confirm(split_by_cr)] == ["private-key"]  # \r is dropped: one run of 64
     cr_then_lf = f'K = "{head}\\n{"A" * 60}\\r\\n{end}"\n'
     assert confirm(cr_then_lf) == []
+
+
+def raw_candidates(text: str, config: bool = False) -> list[tuple[int, str]]:
+    """Every candidate the hits produced, before :func:`select_candidates` keeps one per value."""
+    data = text.encode()
+    scan = BufferScan(data, config)
+    scan.run(shared_prefilter().hits(data, config), shared_prefilter().families)
+    return [(c.offset, c.value) for c in scan.candidates]
+
+
+def test_line_bounds_when_the_buffer_starts_with_a_newline():
+    scan = BufferScan(b"\nabc", config=False)
+    assert scan.line_bounds(0) == (0, 0)  # the empty first line ends at its own newline
+    assert scan.line_bounds(1) == (1, 4)
+    assert confirm(f'\npassword = "{PW}"\n') == [(1, "keyword-assignment", PW)]
+
+
+def test_a_line_of_exactly_long_line_bytes_far_into_the_buffer_is_read_whole():
+    data = b"\n" * (2 * LONG_LINE) + b"a" * LONG_LINE
+    scan = BufferScan(data, config=False)
+    start, stop = scan.line_bounds(len(data) - 1)
+    assert (start, stop) == (2 * LONG_LINE, 3 * LONG_LINE)
+    assert scan.line_text(start, stop, stop) == "a" * LONG_LINE  # its length counts, not its offset
+
+
+def test_aws_secret_on_the_last_line_without_a_newline():
+    text = f'key = "{AKIA}"\nother: {AWS_SECRET}'
+    assert confirm(text) == [(0, "aws-access-key-id", AKIA), (text.index("other"), "aws-secret-access-key", AWS_SECRET)]
+
+
+def test_a_name_at_the_start_of_the_buffer_is_a_name_whatever_the_last_byte():
+    # the byte before offset 0 is no byte: a buffer ending in "/" or a quote changes nothing
+    assert confirm(f'password = "{PW}"  # see http://h/') == [(0, "keyword-assignment", PW)]
+    assert confirm(f'password = "{PW}"') == [(0, "keyword-assignment", PW)]
+
+
+def test_a_name_inside_a_url_path_is_not_an_assignment_and_names_after_it_still_are():
+    assert confirm("url: https://h/password=Xk29vLq7Pw03Zr58\n", config=True) == []
+    text = f'x = "arn:aws:secretsmanager:r:1:secret:db"; password = "{PW}"\n'
+    assert confirm(text) == [(0, "keyword-assignment", PW)]
+
+
+def test_each_name_and_each_token_line_is_confirmed_once():
+    # the second hit's window holds the first name again: it is not matched twice
+    assert raw_candidates(f'password = "{PW}"; token = "{PW}2"\n') == [(0, PW), (0, PW + "2")]
+    # two access key ids on a line: two hits, the line confirmed once for the rule
+    other = AKIA[:-1] + "E"
+    assert raw_candidates(f'a = "{AKIA}"; b = "{other}"\n') == [(0, AKIA), (0, other)]
+
+
+def test_an_unquoted_value_is_read_when_the_quoted_form_is_a_template():
+    # in configuration "password: X = f'{user}'" is no quoted assignment, but password: X is one
+    assert confirm('password: Xk29vLq7Pw03Zr58 = f"{user}"\n', config=True) == [
+        (0, "keyword-assignment", "Xk29vLq7Pw03Zr58")]
+
+
+def test_a_short_key_block_does_not_borrow_the_body_of_the_next_block():
+    text = ("-----BEGIN PRIVATE KEY-----\nshort\n-----END PRIVATE KEY-----\n"
+            f"-----BEGIN CERTIFICATE-----\n{BODY}\n-----END CERTIFICATE-----\n")
+    assert confirm(text) == []

@@ -50,6 +50,7 @@ def test_classify_by_name_class_and_value():
     (f'props.setProperty("password", "{PW}")', [("keyword-assignment", PW)]),
     (f'os.environ.get("DB_PASSWORD", "{PW}")', [("keyword-assignment", PW)]),
     (f'f(password, "{PW}")', []),                                     # an argument list, not a pair
+    (f'f(x, "a"); password = "{PW}"', [("keyword-assignment", PW)]),  # ... and the assignment after it
     (f'"password"("{PW}")', []),                                      # a call on a string: not an assignment
     (f'password = f"{{prefix}}{PW}"', []),                            # an f-string template
     (f'password = f"{{x!r}}-{PW}"', []),                              # an f-string whatever its braces
