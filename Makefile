@@ -29,7 +29,8 @@ test: $(STAMP)
 ## module (benchmarks/mutation.py, docs/testing.md). Not part of make test or CI.
 MODULES ?= runbook_lib/scanning.py runbook_lib/scan_prefilter.py runbook_lib/scan_lines.py \
            runbook_lib/scan_buffer.py runbook_lib/scan_environment.py runbook_lib/scan_archive.py \
-           runbook_lib/scan_results.py runbook_lib/rules.py runbook_lib/redaction.py runbook_lib/allowlist.py
+           runbook_lib/scan_results.py runbook_lib/rules.py runbook_lib/secret_names.py runbook_lib/redaction.py \
+           runbook_lib/allowlist.py
 JOBS    ?= 2
 MUTATION_STAMP := $(VENV)/.installed-mutation
 
