@@ -274,3 +274,12 @@ def test_a_short_key_block_does_not_borrow_the_body_of_the_next_block():
     text = ("-----BEGIN PRIVATE KEY-----\nshort\n-----END PRIVATE KEY-----\n"
             f"-----BEGIN CERTIFICATE-----\n{BODY}\n-----END CERTIFICATE-----\n")
     assert confirm(text) == []
+
+
+def test_in_configuration_a_keyword_hit_reads_its_whole_line_unquoted_pairs_included():
+    # the first name is too long for a prefilter hit of its own (its keyword is more than 48
+    # characters before the "="): the connection-string hit later on the line finds it
+    name = "password_for_the_reporting_database_replica_in_eu_west"
+    assert confirm(f"{name}=Xk29vLq7Pw03Zr58 password=(x)\n", config=True) == [
+        (0, "keyword-assignment", "Xk29vLq7Pw03Zr58")]
+    assert confirm(f"{name}=Xk29vLq7Pw03Zr58\n", config=True) == []  # alone: a known limit (docs/scanner.md)
