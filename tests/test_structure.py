@@ -17,7 +17,6 @@ MODULE_LINES, CLASS_LINES, FUNCTION_LINES = 500, 300, 60
 #: ``(module, kind, name) -> lines`` still over a limit; shrink only.
 OVERSIZE = {
     ("lab/seed.py", "function", "seed_lab"): 85,
-    ("scanning.py", "module", ""): 816,
 }
 
 
