@@ -242,7 +242,9 @@ def _validate(operators, run_dir, name):
     validation.collect()
     checks = {c.id: c for c in validation.run_checks()}
     assert {cid: c.reason for cid, c in checks.items() if c.status == "FAIL"} == {}
-    assert checks["least-privilege"].status == "PASS" and checks["no-secret-in-logs"].status == "PASS"
+    # the lab has no policy simulator and the role trusts only Lambda (no probe): proven by static analysis only
+    assert checks["least-privilege"].status == "WARN" and "static analysis only" in checks["least-privilege"].reason
+    assert checks["no-secret-in-logs"].status == "PASS"
 
 
 def test_whole_runbook_runs_as_auditor_and_implementer_with_iam_enforced(enforcing_lab, tmp_path):
