@@ -326,7 +326,7 @@ def _fresh_implementation(operators, tmp_path, lab):
 @pytest.mark.parametrize("sid, operation, resource, permission", [
     ("ReadApprovedFunctions", "GetFunctionConfiguration", "orders-api", "lambda:GetFunctionConfiguration"),
     ("DescribeSecretsByName", "DescribeSecret", "lambda/orders-api/config", "secretsmanager:DescribeSecret"),
-    ("ReadTheReadPolicy", "GetPolicy", "policy/LambdaSecretsManagerPolicy-orders-api", "iam:GetPolicy"),
+    ("ReadExecutionRoles", "GetPolicy", "policy/LambdaSecretsManagerPolicy-orders-api", "iam:GetPolicy"),
 ])
 def test_implementer_without_one_statement_gets_a_named_permission_error(enforcing_lab, tmp_path, sid,
                                                                          operation, resource, permission):
