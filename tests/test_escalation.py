@@ -200,6 +200,24 @@ def test_cannot_run_a_layer_of_another_account_or_delete_a_layer_it_did_not_publ
     assert lab.client("lambda").get_layer_version_by_arn(Arn=layer)["LayerVersionArn"] == layer
 
 
+def test_publishes_layers_only_under_the_runbook_name(lab, attacker):
+    """TheRunbookLayer (for real-functions' wrapper): any other layer name is refused, nothing published."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as package:
+        package.writestr("python/sitecustomize.py", "import os\n")
+    layer = lab.seed_info["layer_arn"]
+    existing = layer.rsplit(":", 1)[0]
+    before = lab.client("lambda").list_layer_versions(LayerName=existing)["LayerVersions"]
+    for name in ("pwn", existing):
+        denied(attacker("lambda").publish_layer_version, LayerName=name, Content={"ZipFile": buffer.getvalue()})
+    assert lab.client("lambda").list_layer_versions(LayerName=existing)["LayerVersions"] == before
+    assert [x["LayerName"] for x in lab.client("lambda").list_layers()["Layers"] if x["LayerName"] == "pwn"] == []
+    published = attacker("lambda").publish_layer_version(LayerName="lambda-secrets-runbook-wrapper-test",
+                                                         Content={"ZipFile": buffer.getvalue()})
+    attacker("lambda").delete_layer_version(LayerName="lambda-secrets-runbook-wrapper-test",
+                                            VersionNumber=published["Version"])
+
+
 def test_cannot_change_a_distribution_not_approved(lab, attacker):
     cloudfront, dist = attacker("cloudfront"), lab.seed_info["distribution_id"]
     current = cloudfront.get_distribution_config(Id=dist)
