@@ -9,7 +9,6 @@ only get shorter.
 import ast
 from pathlib import Path
 
-
 PACKAGE = Path(__file__).resolve().parents[1] / "runbook_lib"
 MODULE_LINES, CLASS_LINES, FUNCTION_LINES = 500, 300, 60
 
