@@ -142,10 +142,11 @@ def find_version(lam, *, build: str = "", token: str = "") -> dict | None:
 
 
 def get_version(lam, version_arn: str) -> dict | None:
-    """``GetLayerVersionByArn``, or None when the version is gone."""
+    """``GetLayerVersion`` of a version ARN, or None when the version is gone."""
+    name, version = layer_name_and_version(version_arn)
     try:
-        with aws_call("GetLayerVersionByArn", version_arn, "lambda:GetLayerVersion"):
-            return lam.get_layer_version_by_arn(Arn=version_arn)
+        with aws_call("GetLayerVersion", version_arn, "lambda:GetLayerVersion"):
+            return lam.get_layer_version(LayerName=name, VersionNumber=int(version))
     except AwsCallError as exc:
         if exc.code in ("ResourceNotFoundException", "NotFoundException"):
             return None

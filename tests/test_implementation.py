@@ -31,6 +31,7 @@ SECRET_VARS = ("PARTNER_API_KEY", "DB_PASSWORD")
 def make(world, **kw):
     kw.setdefault("change_ticket", "CHG-1")
     kw.setdefault("apply", bool(kw["change_ticket"]))
+    kw.setdefault("strategy", "reference")
     return Implementation(world.target, world.ledger, function_name=FUNCTION,
                           fingerprinter=world.fingerprinter, **kw)
 
