@@ -41,7 +41,7 @@ PARTS = ("auditor", "implementer")
 PART_MODULES = {
     "auditor": ("context", "session", "audit", "inventory", "residue", "validation", "evidence", "iam_analysis"),
     "implementer": ("context", "session", "change", "implementation", "backout", "closeout", "residue", "functions",
-                    "secrets_store", "iam", "edge"),
+                    "secrets_store", "iam", "edge", "wrapper", "secret_grant"),
 }
 #: Calls the implementer makes outside its Steps: the run lock (tag on the function), the
 #: orphan search and the invocation of backout's checks.

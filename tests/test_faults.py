@@ -108,7 +108,8 @@ def _denied_midway(lab, run_dir):
     lab.inject_faults(deny={"operation": "AttachRolePolicy"})
     try:
         with pytest.raises(AwsCallError) as caught:
-            Implementation(target, ledger, function_name=name, change_ticket="CHG-F", apply=True).apply()
+            Implementation(target, ledger, function_name=name, change_ticket="CHG-F", apply=True,
+                           strategy="reference").apply()
     finally:
         lab.clear_faults()
     return target, name, Ledger.open(run_dir), caught.value
@@ -134,7 +135,8 @@ def test_access_denied_midway_leaves_an_exact_ledger_and_resume_completes(own_la
     assert any("apply stopped: AttachRolePolicy" in e["message"] for e in ledger.doc["events"])
 
     # the permission is granted: the same run folder resumes where it stopped
-    resumed = Implementation(target, ledger, function_name=name, change_ticket="CHG-F", apply=True)
+    resumed = Implementation(target, ledger, function_name=name, change_ticket="CHG-F", apply=True,
+                             strategy="reference")
     actions = {r.step: r.action for r in resumed.plan()}
     assert actions["snapshot"] == "none" and actions["secret"] == "none"
     resumed.apply()
@@ -258,7 +260,8 @@ target = Target.from_parameters("lab", region=os.environ["AWS_DEFAULT_REGION"],
                                 endpoint_url=os.environ["AWS_ENDPOINT_URL"])
 ledger = Ledger.open(run_dir)
 ledger.bind(target="lab", function_name=name)
-Implementation(target, ledger, name, secret_name=secret_name, change_ticket="CHG-CRASH", apply=True).apply()
+Implementation(target, ledger, name, secret_name=secret_name, change_ticket="CHG-CRASH", apply=True,
+               strategy="reference").apply()
 """
 
 

@@ -185,7 +185,8 @@ def test_whole_runbook_runs_as_auditor_and_implementer_with_iam_enforced(enforci
     assert audit_checks["no-secrets-in-environment"] == "FAIL"  # the seeded baseline, found
 
     ctx = _context(operators, "implementer", run_dir, "02_implementation", "change", name)
-    impl = Implementation(ctx.target, ctx.ledger, function_name=name, change_ticket="CHG-IAM", apply=True)
+    impl = Implementation(ctx.target, ctx.ledger, function_name=name, change_ticket="CHG-IAM", apply=True,
+                          strategy=lab.seed_info["strategy"])
     impl.apply()
     assert {c.status for c in impl.checks()} == {"PASS"}
 
@@ -214,7 +215,8 @@ def _fresh_implementation(operators, tmp_path, lab):
 
     name = lab.seed_info["function_name"]
     ctx = _context(operators, "implementer", tmp_path / "reduced", "02_implementation", "change", name)
-    return Implementation(ctx.target, ctx.ledger, function_name=name, change_ticket="CHG-R", apply=True)
+    return Implementation(ctx.target, ctx.ledger, function_name=name, change_ticket="CHG-R", apply=True,
+                          strategy=lab.seed_info["strategy"])
 
 
 @pytest.mark.parametrize("sid, operation, resource, permission", [

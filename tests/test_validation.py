@@ -554,7 +554,8 @@ def seeded_after_implementation(tmp_path_factory):
         ledger = Ledger.open(run_dir)
         ledger.bind(target="lab", account=ACCOUNT, region=REGION, function_name=FUNCTION)
         assert baseline_invocation(target, FUNCTION, ledger)["baseline_status"] == "ok"
-        Implementation(target, ledger, FUNCTION, change_ticket="CHG-VALIDATION", apply=True).apply()
+        Implementation(target, ledger, FUNCTION, change_ticket="CHG-VALIDATION", apply=True,
+                       strategy="reference").apply()
         yield running, target, ledger, run_dir, seeded_values
 
 

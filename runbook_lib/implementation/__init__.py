@@ -103,6 +103,10 @@ class Implementation(ChangeSequence):
     def strategy(self) -> strategies.Strategy:
         return self.change.strategy
 
+    def permissions(self) -> list[str]:
+        """Every IAM action the steps need, and the ListFunctions of the plan's overview."""
+        return sorted(set(super().permissions()) | {"lambda:ListFunctions"})
+
     def _validate_account(self, config: dict) -> None:
         c = self.change
         if c.kms_key not in (secrets_store.AWS_MANAGED_KEY, secrets_store.CREATE_KEY):
