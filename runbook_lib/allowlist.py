@@ -38,7 +38,7 @@ class Allowlist:
     def __init__(self, entries: Iterable[str] = ()):
         self._entries: set[str] = set()
         for number, raw in enumerate(entries, start=1):
-            entry = raw.split("#", 1)[0].strip()
+            entry = raw.partition("#")[0].strip()
             if not entry:
                 continue
             if not _ENTRY.match(entry):

@@ -92,6 +92,7 @@ def write_summary(run_dir: Path, options: dict, notebooks: Sequence[NotebookRun]
 
 def guard_against_leaks(run_dir: Path, key_hex: str | None) -> Check:
     """Scan every artifact for handled values (by fingerprint) and detectable secrets."""
+    from .catalog import Verdict, make_check
     from .checks import CheckLog
     from .leak_guard import guard_scanner, scan_run_folder
 
@@ -103,13 +104,12 @@ def guard_against_leaks(run_dir: Path, key_hex: str | None) -> Check:
     evidence = {"artifacts_scanned": len(scan_folder(run_dir)[0]),
                 "handled_values_matched_by_fingerprint": bool(key_hex),
                 "detection_engine": scanner is not None, "hits": [str(h) for h in hits[:50]]}
-    title, controls = "No secret value in any artifact of the run", ["IA-5", "SC-28"]
     if hits:
-        return log.add("no-secret-in-artifacts", title, FAIL,
-                       reason=f"{len(hits)} hit(s), first at {hits[0].path}:{hits[0].line}",
-                       evidence=evidence, controls=controls, evidence_file="checks/99_leak_guard.json")
-    return log.add("no-secret-in-artifacts", title, PASS, evidence=evidence, controls=controls,
-                   evidence_file="checks/99_leak_guard.json")
+        verdict = Verdict(FAIL, f"{len(hits)} hit(s), first at {hits[0].path}:{hits[0].line}", evidence)
+    else:
+        verdict = Verdict(PASS, f"{evidence['artifacts_scanned']} artifacts scanned: no handled value (by keyed "
+                          "fingerprint) and no scanner finding", evidence)
+    return log.put(make_check("no-secret-in-artifacts", "validation", verdict, notebook="99_leak_guard"))
 
 
 def _exit_code(notebooks: Sequence[NotebookRun], gating: Sequence[Check]) -> tuple[int, str]:

@@ -24,31 +24,22 @@ Examples
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Callable
 
-from .checks import FAIL, PASS, SKIP, WARN, Check
+from .audit_result import AuditResult, FunctionScan, finding_row, version_key
+from .audit_result import baseline_invocation  # noqa: F401 - the test plan imports it from here
 from .exceptions import RunbookError
-from .inventory import (FAILING_STATUSES, LISTING_CALLS, WARNING_STATUSES, AccountScope,
-                        CallCounter, Gap, cloudfront_associations, edge_reason, gap_from_error,
-                        group_versions, list_function_configurations, resolve_accounts,
-                        resolve_regions, unqualified_arn)
+from .inventory import (AccountScope, CallCounter, Gap, cloudfront_associations, edge_reason, gap_from_error,
+                        group_versions, list_function_configurations, resolve_accounts, resolve_regions,
+                        unqualified_arn)
 from .session import Target, aws_call
 
 DEFAULT_MAX_PACKAGE_BYTES = 250 * 1024 * 1024
-FINDING_COLUMNS = ["account", "region", "function", "version", "location", "where", "layer",
-                   "rule", "title", "remediation", "redacted", "fingerprint", "edge_candidate"]
-INVENTORY_COLUMNS = ["account", "region", "function", "runtime", "package_type", "last_modified",
-                     "role", "code_size", "layers", "versions", "aliases", "edge_candidate", "edge_reason",
-                     "environment", "code", "layer_scan", "findings"]
-COVERAGE_COLUMNS = ["account", "region", "subject", "call", "status", "reason", "permission"]
 # Errors a disabled opt-in region answers with when "all" fell back to the partition list.
 _NOT_ENABLED_CODES = ("UnrecognizedClientException", "InvalidClientTokenId", "AuthFailure")
 
@@ -78,37 +69,6 @@ def download_package(url: str, limit: int, timeout: float = 60.0) -> bytes:
     if len(data) > limit:
         raise PackageTooLarge(f"package larger than the {limit} byte limit")
     return data
-
-
-@dataclass
-class FunctionScan:
-    """What the audit saw of one function: an inventory row."""
-
-    account: str
-    region: str
-    function: str
-    arn: str
-    runtime: str
-    package_type: str
-    last_modified: str
-    role: str
-    code_size: int
-    layers: list
-    versions: list
-    aliases: dict = field(default_factory=dict)
-    edge_reason: str = ""
-    environment: str = "scanned"
-    code: str = "not requested"
-    layer_scan: str = "none"
-    findings: int = 0
-
-    def row(self) -> dict:
-        out = asdict(self)
-        out["layers"] = len(self.layers)
-        out["versions"] = ", ".join(self.versions)
-        out["aliases"] = ", ".join(f"{a}->{v}" for a, v in sorted(self.aliases.items()))
-        out["edge_candidate"] = bool(self.edge_reason)
-        return out
 
 
 class _Once:
@@ -193,10 +153,6 @@ class Audit:
         self.max_package_bytes = max_package_bytes
         self.downloader = downloader or download_package
         self._once = _Once()
-        # one scan at a time: the scanner's compiled database shares one scratch space
-        # (hyperscan raises ScratchInUseError on concurrent use); API calls and downloads
-        # stay concurrent, and they are where the time goes
-        self._scan_lock = threading.Lock()
 
     # -- orchestration ---------------------------------------------------------------------
     def run(self) -> "AuditResult":
@@ -259,7 +215,7 @@ class Audit:
         order = lambda r: (r.account, r.region, r.function)  # noqa: E731
         functions.sort(key=order)
         findings.sort(key=lambda f: (f["account"], f["region"], f["function"], f["location"],
-                                     _version_key(f["version"]), f["where"], f["rule"]))
+                                     version_key(f["version"]), f["where"], f["rule"]))
         regions_done = sorted({(s.account, r) for s, r, _ in listed})
         return functions, findings, gaps, regions_done
 
@@ -281,11 +237,11 @@ class Audit:
 
     # -- one function --------------------------------------------------------------------
     def _audit_function(self, scope: AccountScope, region: str, group: dict, associations: dict):
+        """One function: every version's variables, GetFunction (code URL, tags), aliases, code, layers."""
         latest, versions = group["latest"], group["versions"]
         lam = scope.clients[("lambda", region)]
-        name = latest["FunctionName"]
         record = FunctionScan(
-            account=scope.account, region=region, function=name,
+            account=scope.account, region=region, function=latest["FunctionName"],
             arn=unqualified_arn(latest["FunctionArn"]), runtime=latest.get("Runtime", ""),
             package_type=latest.get("PackageType", "Zip"), last_modified=latest.get("LastModified", ""),
             role=latest.get("Role", ""), code_size=int(latest.get("CodeSize") or 0),
@@ -293,42 +249,10 @@ class Audit:
             versions=[v["Version"] for v in versions])
         rows: list[dict] = []
         gaps: list[Gap] = []
-        ctx = (scope.account, region)
-        for cfg in [latest] + versions:
-            version = cfg.get("Version", "$LATEST")
-            env = cfg.get("Environment") or {}
-            if env.get("Error"):
-                code = env["Error"].get("ErrorCode", "Error")
-                gaps.append(Gap(*ctx, f"{name}:{version}", "ListFunctions",
-                                "denied" if "AccessDenied" in code or "KMS" in code else "error",
-                                f"environment variables of {name}:{version} not readable: {code}",
-                                "kms:Decrypt"))
-                record.environment = "partial"
-            with self._scan_lock:
-                env_findings = self.scanner.scan_environment(env.get("Variables") or {})
-            for finding in env_findings:
-                rows.append(_finding_row(finding, record, "environment", version))
-        tags, location = {}, ""
-        if self.include_code or region == "us-east-1":
-            try:
-                with aws_call("GetFunction", name, "lambda:GetFunction"):
-                    got = lam.get_function(FunctionName=record.arn)
-                tags, location = got.get("Tags") or {}, (got.get("Code") or {}).get("Location", "")
-            except RunbookError as exc:
-                gap = gap_from_error(exc, *ctx, name, "GetFunction", "lambda:GetFunction")
-                if self.include_code:
-                    gap.reason += "; code package not scanned"
-                    record.code = gap.status
-                gaps.append(gap)
-        record.edge_reason = edge_reason(region, record.arn, name, tags, associations)
+        self._scan_environments(record, [latest] + versions, rows, gaps)
+        location = self._read_function(lam, record, associations, gaps)
         if versions:  # which published versions are still reachable through an alias (residue sweep)
-            try:
-                with aws_call("ListAliases", name, "lambda:ListAliases"):
-                    record.aliases = {a["Name"]: a["FunctionVersion"]
-                                      for page in lam.get_paginator("list_aliases").paginate(FunctionName=name)
-                                      for a in page.get("Aliases", [])}
-            except RunbookError as exc:
-                gaps.append(gap_from_error(exc, *ctx, name, "ListAliases", "lambda:ListAliases"))
+            self._read_aliases(lam, record, gaps)
         if self.include_code and record.code == "not requested":
             record.code = self._scan_code(lam, record, latest, "$LATEST", location, rows, gaps)
             if self.include_versions:
@@ -337,17 +261,63 @@ class Audit:
                     if status != "scanned" and record.code == "scanned":
                         record.code = "partial"
         if self.include_layers:
-            layer_arns = dict.fromkeys(record.layers)
-            if self.include_versions:
-                layer_arns.update(dict.fromkeys(l["Arn"] for v in versions for l in v.get("Layers") or []))
-            sizes = {l["Arn"]: l.get("CodeSize", 0) for c in [latest] + versions for l in c.get("Layers") or []}
-            statuses = [self._scan_layer(lam, record, arn, sizes.get(arn, 0), rows, gaps) for arn in layer_arns]
-            record.layer_scan = ("none" if not statuses else "scanned" if all(s == "scanned" for s in statuses)
-                                 else "partial")
+            self._scan_layers(lam, record, latest, versions, rows, gaps)
         for row in rows:
             row["edge_candidate"] = bool(record.edge_reason)
         record.findings = len(rows)
         return record, rows, gaps
+
+    def _scan_environments(self, record: FunctionScan, configs: list[dict], rows: list, gaps: list) -> None:
+        """The variables of $LATEST and every published version (they came with the listing)."""
+        for cfg in configs:
+            version = cfg.get("Version", "$LATEST")
+            env = cfg.get("Environment") or {}
+            if env.get("Error"):
+                code = env["Error"].get("ErrorCode", "Error")
+                gaps.append(Gap(record.account, record.region, f"{record.function}:{version}", "ListFunctions",
+                                "denied" if "AccessDenied" in code or "KMS" in code else "error",
+                                f"environment variables of {record.function}:{version} not readable: {code}",
+                                "kms:Decrypt"))
+                record.environment = "partial"
+            rows += [finding_row(f, record, "environment", version)
+                     for f in self.scanner.scan_environment(env.get("Variables") or {})]
+
+    def _read_function(self, lam, record: FunctionScan, associations: dict, gaps: list) -> str:
+        """GetFunction: the code's URL and the tags (for the edge candidate); returns the URL."""
+        tags, location = {}, ""
+        if self.include_code or record.region == "us-east-1":
+            try:
+                with aws_call("GetFunction", record.function, "lambda:GetFunction"):
+                    got = lam.get_function(FunctionName=record.arn)
+                tags, location = got.get("Tags") or {}, (got.get("Code") or {}).get("Location", "")
+            except RunbookError as exc:
+                gap = gap_from_error(exc, record.account, record.region, record.function, "GetFunction",
+                                     "lambda:GetFunction")
+                if self.include_code:
+                    gap.reason += "; code package not scanned"
+                    record.code = gap.status
+                gaps.append(gap)
+        record.edge_reason = edge_reason(record.region, record.arn, record.function, tags, associations)
+        return location
+
+    def _read_aliases(self, lam, record: FunctionScan, gaps: list) -> None:
+        try:
+            with aws_call("ListAliases", record.function, "lambda:ListAliases"):
+                record.aliases = {a["Name"]: a["FunctionVersion"]
+                                  for page in lam.get_paginator("list_aliases").paginate(FunctionName=record.function)
+                                  for a in page.get("Aliases", [])}
+        except RunbookError as exc:
+            gaps.append(gap_from_error(exc, record.account, record.region, record.function, "ListAliases",
+                                       "lambda:ListAliases"))
+
+    def _scan_layers(self, lam, record: FunctionScan, latest: dict, versions: list, rows: list, gaps: list) -> None:
+        layer_arns = dict.fromkeys(record.layers)
+        if self.include_versions:
+            layer_arns.update(dict.fromkeys(la["Arn"] for v in versions for la in v.get("Layers") or []))
+        sizes = {la["Arn"]: la.get("CodeSize", 0) for c in [latest] + versions for la in c.get("Layers") or []}
+        statuses = [self._scan_layer(lam, record, arn, sizes.get(arn, 0), rows, gaps) for arn in layer_arns]
+        record.layer_scan = ("none" if not statuses else "scanned" if all(s == "scanned" for s in statuses)
+                             else "partial")
 
     def _scan_code(self, lam, record: FunctionScan, cfg: dict, version: str, location: str | None,
                    rows: list, gaps: list) -> str:
@@ -397,16 +367,16 @@ class Audit:
                                f"layer {layer} (used by {record.function})", rows, gaps)
 
     def _scan_package(self, data: bytes):
-        # no label: finding paths stay relative to the package root ("app.py:3")
-        with self._scan_lock:
-            return self.scanner.scan_zip(data)
+        # no label: finding paths stay relative to the package root ("app.py:3"); the scanner
+        # keeps one hyperscan scratch space per thread, so scans run concurrently
+        return self.scanner.scan_zip(data)
 
     def _attribute(self, key, fetch, record, location, version, layer, label, rows, gaps) -> str:
         """Scan a package once and attribute its findings (and failures) to this function."""
         (status, value), first = self._once.get(key, fetch)
         ctx = (record.account, record.region)
         if status == "ok":
-            rows += [_finding_row(f, record, location, version, layer) for f in value.findings]
+            rows += [finding_row(f, record, location, version, layer) for f in value.findings]
             if first:  # a package's skipped files are one coverage row each, not one per user
                 gaps += [Gap(*ctx, f"{label} {s.get('path', '')}", "", "file-not-scanned",
                              str(s.get("reason", "")))
@@ -420,260 +390,3 @@ class Audit:
         return gap.status
 
 
-def _version_key(version: str):
-    return (0, 0) if version == "$LATEST" else (1, int(version) if version.isdigit() else 0)
-
-
-def _finding_row(finding, record: FunctionScan, location: str, version: str, layer: str = "") -> dict:
-    # Copy named fields only: whatever else a Finding may carry stays in the scanner.
-    where = (finding.variable if location == "environment"
-             else f"{finding.path}:{finding.line}" if finding.line else str(finding.path))
-    return {"account": record.account, "region": record.region, "function": record.function,
-            "function_arn": record.arn, "version": version, "location": location, "where": where,
-            "layer": layer, "variable": finding.variable or "", "path": finding.path or "",
-            "line": finding.line or 0, "rule": finding.rule, "title": finding.title,
-            "remediation": finding.remediation, "redacted": finding.redacted,
-            "fingerprint": finding.fingerprint, "edge_candidate": False}
-
-
-
-def _complete(record: FunctionScan) -> bool:
-    return (record.environment == "scanned" and record.code in ("scanned", "not requested")
-            and record.layer_scan in ("scanned", "none"))
-
-
-class AuditResult:
-    """What an :class:`Audit` found: inventory, findings, coverage, checks and evidence files."""
-
-    def __init__(self, functions: list[FunctionScan], findings: list[dict], gaps: list[Gap],
-                 api_calls: dict, elapsed: float, regions_done: list, include_code: bool = True,
-                 include_layers: bool = True, downloads: int = 0):
-        self.functions = functions
-        self.finding_records = findings
-        self.gaps = gaps
-        self.api_calls = api_calls
-        self.elapsed = elapsed
-        self.regions_done = regions_done
-        self.include_code = include_code
-        self.include_layers = include_layers
-        self.downloads = downloads
-
-    # -- tables ----------------------------------------------------------------------------
-    @property
-    def inventory(self):
-        import pandas as pd
-        return pd.DataFrame([f.row() for f in self.functions], columns=INVENTORY_COLUMNS)
-
-    @property
-    def findings(self):
-        import pandas as pd
-        return pd.DataFrame(self.finding_records, columns=FINDING_COLUMNS)
-
-    @property
-    def coverage(self):
-        """One summary row per account and region, then one row per gap (denied call, skip, error)."""
-        import pandas as pd
-        rows = []
-        for account, region in self.regions_done:
-            mine = [f for f in self.functions if (f.account, f.region) == (account, region)]
-            full = sum(_complete(f) for f in mine)
-            skipped = sum(f.code == "not-scanned" for f in mine)
-            rows.append({"account": account, "region": region, "subject": f"{len(mine)} functions",
-                         "call": "ListFunctions", "status": "complete" if full == len(mine) else "partial",
-                         "reason": f"seen {len(mine)}, fully scanned {full}, code not scanned {skipped}, "
-                                   f"partial {len(mine) - full - skipped}", "permission": ""})
-        rows += [g.to_dict() for g in self.gaps]
-        return pd.DataFrame(rows, columns=COVERAGE_COLUMNS)
-
-    @property
-    def summary(self) -> dict:
-        seen = len(self.functions)
-        full = sum(_complete(f) for f in self.functions)
-        beyond = sum(n for op, n in self.api_calls.items() if op not in LISTING_CALLS)
-        by_location: dict[str, int] = {}
-        for f in self.finding_records:
-            by_location[f["location"]] = by_location.get(f["location"], 0) + 1
-        return {
-            "accounts": len({a for a, _ in self.regions_done}), "regions": len(self.regions_done),
-            "functions_seen": seen, "functions_fully_scanned": full,
-            "functions_code_not_scanned": sum(f.code == "not-scanned" for f in self.functions),
-            "functions_partial": sum(not _complete(f) and f.code != "not-scanned" for f in self.functions),
-            "gaps_failing": sum(g.status in FAILING_STATUSES for g in self.gaps),
-            "gaps_warning": sum(g.status in WARNING_STATUSES for g in self.gaps),
-            "findings": len(self.finding_records), "findings_by_location": by_location,
-            "functions_with_findings": len({(f["account"], f["region"], f["function"])
-                                            for f in self.finding_records}),
-            "api_calls": sum(self.api_calls.values()), "api_calls_by_operation": dict(sorted(self.api_calls.items())),
-            "api_calls_per_function_beyond_listing": round(beyond / seen, 3) if seen else 0.0,
-            "packages_downloaded": self.downloads,
-            "elapsed_seconds": round(self.elapsed, 3),
-            "functions_per_second": round(seen / self.elapsed, 1) if self.elapsed > 0 else 0.0,
-        }
-
-    # -- checks ----------------------------------------------------------------------------
-    def checks(self, phase: str = "baseline") -> list[Check]:
-        env = [f for f in self.finding_records if f["location"] == "environment"]
-        code = [f for f in self.finding_records if f["location"] in ("code", "layer")]
-        failing = [g for g in self.gaps if g.status in FAILING_STATUSES]
-        warning = [g for g in self.gaps if g.status in WARNING_STATUSES]
-        gap_note = (f"; not everything could be read ({len(failing)} gaps, see audit-coverage-complete)"
-                    if failing else "")
-        out = [Check("no-secrets-in-environment", "No secret in any function's environment variables",
-                     phase, *_finding_status(env, "environment variables", gap_note),
-                     evidence={"findings": len(env), "functions": _where_list(env, limit=50)},
-                     controls=["IA-5", "SC-28"], evidence_file="findings.json")]
-        if not (self.include_code or self.include_layers):
-            out.append(Check("no-secrets-in-code", "No secret in any code package or layer", phase, SKIP,
-                             "include_code and include_layers are False: packages were not read",
-                             controls=["IA-5"]))
-        else:
-            out.append(Check("no-secrets-in-code", "No secret in any code package or layer", phase,
-                             *_finding_status(code, "code packages and layers", gap_note),
-                             evidence={"findings": len(code), "functions": _where_list(code, limit=50)},
-                             controls=["IA-5"], evidence_file="findings.json"))
-        summary = self.summary
-        evidence = {k: summary[k] for k in ("accounts", "regions", "functions_seen", "functions_fully_scanned",
-                                            "functions_code_not_scanned", "functions_partial",
-                                            "gaps_failing", "gaps_warning")}
-        if failing:
-            status, reason = FAIL, f"{len(failing)} things could not be read: " + _gap_list(failing)
-        elif warning:
-            status, reason = WARN, f"{len(warning)} things were not scanned: " + _gap_list(warning)
-        else:
-            status = PASS
-            reason = (f"{summary['functions_seen']} functions in {summary['regions']} regions of "
-                      f"{summary['accounts']} accounts fully read")
-        out.append(Check("audit-coverage-complete", "Every function, package and layer asked for was read",
-                         phase, status, reason, evidence=evidence, controls=["SI-4"],
-                         evidence_file="coverage.json"))
-        return out
-
-    # -- evidence --------------------------------------------------------------------------
-    def write(self, run_dir) -> dict:
-        """Write findings.json, findings.csv, inventory.csv and coverage.json; return their paths."""
-        folder = Path(run_dir)
-        folder.mkdir(parents=True, exist_ok=True)
-        summary = self.summary
-        paths = {name: folder / name for name in ("findings.json", "findings.csv", "inventory.csv",
-                                                  "coverage.json")}
-        paths["findings.json"].write_text(json.dumps({"summary": summary, "findings": self.finding_records},
-                                                     indent=2, default=str) + "\n")
-        import pandas as pd
-        pd.DataFrame(self.finding_records, columns=FINDING_COLUMNS + ["function_arn", "variable", "path", "line"]
-                     ).to_csv(paths["findings.csv"], index=False)
-        self.inventory.to_csv(paths["inventory.csv"], index=False)
-        functions = [{k: getattr(f, k) for k in ("account", "region", "function", "versions", "aliases",
-                                                 "environment", "code", "layer_scan")} for f in self.functions]
-        paths["coverage.json"].write_text(json.dumps(
-            {"summary": summary, "regions": [{"account": a, "region": r} for a, r in self.regions_done],
-             "gaps": [g.to_dict() for g in self.gaps], "functions": functions}, indent=2, default=str) + "\n")
-        return {k: str(v) for k, v in paths.items()}
-
-    def record(self, ledger, function_name: str = "") -> None:
-        """Put findings, migration candidates and edge candidates in the ledger's baseline."""
-        keep = ("account", "region", "function", "function_arn", "version", "location", "where", "layer",
-                "variable", "path", "line", "rule", "remediation", "redacted", "fingerprint", "edge_candidate")
-        findings = [{k: f[k] for k in keep} for f in self.finding_records]
-        candidates = sorted({f["function"] for f in findings})
-        edge = sorted({f.function for f in self.functions if f.edge_reason})
-        values = {"findings": findings, "candidates": candidates, "edge_candidates": edge,
-                  "audit_summary": self.summary}
-        if function_name:
-            mine = [f for f in findings if function_name in (f["function"], f["function_arn"])]
-            latest = [f for f in mine if f["version"] == "$LATEST"]
-            values["target_function"] = {
-                "function": function_name,
-                "audited": any(function_name in (f.function, f.arn) for f in self.functions),
-                "environment_variables": sorted({f["variable"] for f in latest if f["location"] == "environment"}),
-                "code_findings": [f["where"] for f in latest if f["location"] == "code"],
-                "layer_findings": [f"{f['layer']} {f['where']}" for f in latest if f["location"] == "layer"],
-                "old_versions_with_findings": sorted({f["version"] for f in mine if f["version"] != "$LATEST"},
-                                                     key=_version_key),
-                "edge_candidate": function_name in edge,
-            }
-        ledger.set_baseline(**values)
-
-    def chart(self, path=None):
-        """Findings by rule and by function, as a matplotlib Figure (saved as PNG when ``path`` is given)."""
-        from matplotlib.figure import Figure
-        fig = Figure(figsize=(11, 4), layout="constrained")
-        left, right = fig.subplots(1, 2)
-        for ax, key, title in ((left, "rule", "Findings by rule"), (right, "function", "Findings by function")):
-            counts: dict[str, int] = {}
-            for f in self.finding_records:
-                counts[f[key]] = counts.get(f[key], 0) + 1
-            ax.set_title(title)
-            if counts:
-                labels = sorted(counts, key=lambda k: (counts[k], k))
-                ax.barh(labels, [counts[k] for k in labels], color="#c0392b")
-                ax.set_xlabel("findings")
-            else:
-                ax.text(0.5, 0.5, "no findings", ha="center", va="center", transform=ax.transAxes)
-                ax.set_axis_off()
-        if path:
-            fig.savefig(path, dpi=100, metadata={"Software": None})
-        return fig
-
-
-def _finding_status(findings: list[dict], what: str, gap_note: str) -> tuple[str, str]:
-    if findings:
-        return FAIL, (f"{len(findings)} secrets in {what} of {len({f['function'] for f in findings})} "
-                      f"functions: {_where_list(findings, limit=6, text=True)}{gap_note}")
-    if gap_note:
-        return WARN, f"no secret found in the {what} that could be read" + gap_note
-    return PASS, ""
-
-
-def _where_list(findings: list[dict], limit: int, text: bool = False):
-    by_function: dict[str, list[str]] = {}
-    for f in findings:
-        label = f["function"] + ("" if f["version"] == "$LATEST" else f":{f['version']}")
-        where = f["where"] if f["location"] != "layer" else f"{f['layer']} {f['where']}"
-        by_function.setdefault(label, [])
-        if where not in by_function[label]:
-            by_function[label].append(where)
-    items = [f"{fn} ({', '.join(w)})" for fn, w in list(by_function.items())[:limit]]
-    if not text:
-        return items
-    more = len(by_function) - limit
-    return "; ".join(items) + (f"; and {more} more" if more > 0 else "")
-
-
-def _gap_list(gaps: list[Gap], limit: int = 6) -> str:
-    items = []
-    for g in gaps[:limit]:
-        where = "/".join(p for p in (g.account, g.region) if p)
-        items.append(f"{g.subject}{' in ' + where if where else ''}: {g.reason}")
-    more = len(gaps) - limit
-    return "; ".join(items) + (f"; and {more} more" if more > 0 else "")
-
-
-# -- baseline invocation -------------------------------------------------------------------
-def baseline_invocation(target: Target, function_name: str, ledger=None, payload=None) -> dict:
-    """Invoke the function once and record its response shape (never its values) for the parity check.
-
-    Uses :func:`runbook_lib.evidence.invoke_function`, so baseline and validation shapes
-    come from one function. An error (denied, missing function, function error) becomes
-    the baseline status instead of an exception: the test plan completes, and validation
-    knows there is no usable baseline.
-
-    Returns
-    -------
-    dict
-        function, baseline_status (``"ok"`` or why not), response_shape, and the invocation
-        record (status codes, duration, shape; no response body).
-    """
-    from .evidence import invocation_failures, invoke_function
-    out = {"function": function_name, "baseline_status": "", "response_shape": None, "invocation": None}
-    try:
-        invocation = invoke_function(target.client("lambda"), function_name, payload or {}, 1)[0]
-    except RunbookError as exc:
-        out["baseline_status"] = f"not-invoked: {exc}"
-    else:
-        failures = invocation_failures([invocation])
-        out.update(invocation=invocation, response_shape=invocation["response_shape"],
-                   baseline_status="ok" if not failures else "failed: " + "; ".join(failures))
-    if ledger is not None:
-        ledger.set_baseline(response_shape=out["response_shape"], baseline_status=out["baseline_status"],
-                            baseline_invocation=out["invocation"])
-    return out

@@ -9,14 +9,17 @@ them into ``checks.json``.
 Examples
 --------
 >>> log = CheckLog(run_dir, notebook="03_functional_validation", phase="validation")  # doctest: +SKIP
->>> log.add("secret-encrypted", "Secret is encrypted with KMS", PASS,
-...         evidence={"kms_key": "alias/aws/secretsmanager"}, controls=["SC-28", "SC-12"])  # doctest: +SKIP
+>>> log.extend(validation.run_checks())   # checks built from the catalog, phase validation  # doctest: +SKIP
+>>> log.put(catalog.make_check("no-secret-in-artifacts", "validation", verdict))           # doctest: +SKIP
+
+Checks are built by :func:`runbook_lib.catalog.make_check`, which takes their title and
+controls from the catalog: the log has no way to give a check metadata of its own.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Iterable
 
@@ -80,18 +83,25 @@ class CheckLog:
         if self.path.exists():  # a re-run of the notebook replaces its own checks
             self.path.unlink()
 
-    def add(self, id: str, title: str, status: str, reason: str = "", evidence: dict | None = None,
-            controls: Iterable[str] = (), evidence_file: str = "") -> Check:
-        check = Check(id=id, title=title, phase=self.phase, status=status, reason=reason,
-                      evidence=evidence or {}, controls=list(controls), notebook=self.notebook,
-                      evidence_file=evidence_file)
-        self.checks = [c for c in self.checks if c.id != id] + [check]
+    def put(self, check: Check) -> Check:
+        """Keep ``check`` as it is (a re-run replaces the check of the same id); its phase must be this log's.
+
+        A check of another phase is refused (``ValueError``): a notebook's file holds the checks of
+        its phase only, so a baseline check can never be shown as a validation one.
+        """
+        if check.phase != self.phase:
+            raise ValueError(f"check {check.id} is of phase {check.phase}, this log ({self.notebook}) holds "
+                             f"phase {self.phase}")
+        if not check.notebook:
+            check = replace(check, notebook=self.notebook)
+        self.checks = [c for c in self.checks if c.id != check.id] + [check]
         self._save()
         return check
 
     def extend(self, checks: Iterable[Check]) -> None:
-        for c in checks:
-            self.add(c.id, c.title, c.status, c.reason, c.evidence, c.controls, c.evidence_file)
+        """:meth:`put` each check: title, controls, phase and evidence as they were built (catalog)."""
+        for check in checks:
+            self.put(check)
 
     def _save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

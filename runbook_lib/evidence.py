@@ -1,4 +1,4 @@
-"""Evidence of a function at work: invocations, its log events, CloudTrail records, charts.
+"""Evidence of a function at work: invocations, its log events, CloudTrail records, trails.
 
 Every function here takes its boto3 client as an argument and returns plain data; the
 files it writes (:func:`write_evidence`) hold names, times, counts, ARNs, redacted
@@ -30,6 +30,8 @@ from .redaction import Fingerprinter, redact
 from .session import aws_call
 
 #: Log line the reference handler writes when it fetched the secret (it never holds the value).
+#: No check requires it: the fetch is proven by CloudTrail; log lines are extra evidence only
+#: (``retrieval_log_pattern``), so a function logging its own words passes alike.
 RETRIEVAL_LOG_LINE = "secret retrieved from Secrets Manager"
 #: Lines Lambda itself writes for each invocation; they carry no handler output.
 PLATFORM_PREFIXES = ("START RequestId:", "END RequestId:", "REPORT RequestId:", "INIT_START",
@@ -204,19 +206,37 @@ def fetch_log_events(logs, log_group: str, start: _dt.datetime, end: _dt.datetim
     return events[:limit], truncated
 
 
+def start_request_id(message: str) -> str | None:
+    """The request id of a Lambda START line, text (``START RequestId: <id> ...``) or JSON log format
+    (``{"type": "platform.start", "record": {"requestId": <id>}}``); ``None`` for any other line."""
+    if message.startswith("START RequestId:"):
+        words = message.split()
+        return words[2] if len(words) > 2 else ""
+    if message.lstrip().startswith("{") and "platform.start" in message:
+        try:
+            doc = json.loads(message)
+        except ValueError:
+            return None
+        if isinstance(doc, dict) and doc.get("type") == "platform.start":
+            return str((doc.get("record") or {}).get("requestId", ""))
+    return None
+
+
 def execution_environments(events: Iterable[dict], request_ids: Iterable[str] = ()) -> list[str]:
     """Log streams that served invocations: one stream per execution environment.
 
-    With ``request_ids`` (the invocations' own), only the streams whose ``START RequestId:``
-    line names one of them: an earlier environment that logs inside the time window (a
-    baseline invocation seconds before) is not one that served these invocations.
+    With ``request_ids`` (the invocations' own), only the streams whose START line names
+    one of them: an earlier environment that logs inside the time window (a baseline
+    invocation seconds before) is not one that served these invocations. No START line,
+    no environment: a stream is never counted on a guess.
     """
-    events = list(events)
-    starts = [e for e in events if e["message"].startswith("START RequestId:")]
     wanted = {r for r in request_ids if r}
-    if wanted:
-        starts = [e for e in starts if e["message"].split()[2:3] and e["message"].split()[2] in wanted]
-    return sorted({e["stream"] for e in starts} or {e["stream"] for e in events})
+    streams = set()
+    for event in events:
+        request_id = start_request_id(event["message"])
+        if request_id is not None and (not wanted or request_id in wanted):
+            streams.add(event["stream"])
+    return sorted(streams)
 
 
 def secret_leaves(secret_string: str | None, secret_binary: bytes | None = None) -> list[str]:
@@ -303,6 +323,16 @@ def event_row(event: dict) -> dict:
         "invokedBy": identity.get("invokedBy", ""),
         "eventId": event.get("eventId", ""),
     }
+
+
+def json_document(text: Any) -> dict | None:
+    """A policy document from its JSON text (``None`` for no document); malformed text is a ValueError."""
+    if not text:
+        return None
+    doc = json.loads(text) if isinstance(text, (str, bytes)) else text
+    if not isinstance(doc, dict):
+        raise ValueError("the policy document is not a JSON object")
+    return doc
 
 
 def secret_id_matches(secret_id: str, secret_arn: str, secret_name: str) -> bool:
@@ -422,65 +452,10 @@ def download_code(location: str, limit: int = MAX_CODE_BYTES, timeout: float = 6
     return data
 
 
-# -- files and charts ---------------------------------------------------------------------
+# -- files ------------------------------------------------------------------------------------
 def write_evidence(run_dir: str | Path, name: str, doc: Any) -> Path:
     """Write one evidence document as JSON in the run folder and return its path."""
     path = Path(run_dir) / name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n")
     return path
-
-
-class Chart:
-    """A PNG written to the run folder; a notebook displays it inline (``_repr_png_``)."""
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-
-    def _repr_png_(self) -> bytes:
-        return self.path.read_bytes()
-
-    def __repr__(self) -> str:
-        return f"Chart({str(self.path)!r})"
-
-
-def cache_chart(invocations: list[dict], rows: list[dict], path: str | Path, title: str = "") -> Chart:
-    """PNG chart: cumulative invocations vs cumulative GetSecretValue calls over time.
-
-    A cached secret shows as a flat GetSecretValue line (one step per execution
-    environment) under a rising invocation line. Drawn on a bare ``Figure`` so the
-    notebook's own matplotlib backend is left alone.
-    """
-    from matplotlib import dates as mdates
-    from matplotlib import ticker as mticker
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    inv_times = sorted(parse_time(i["start"]) for i in invocations)
-    call_times = sorted(parse_time(r["eventTime"]) for r in rows if r.get("eventTime"))
-    fig = Figure(figsize=(8, 3.5))
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    if inv_times:
-        ax.step(inv_times, range(1, len(inv_times) + 1), where="post", label="invocations", marker="o")
-    if call_times:
-        counts = list(range(1, len(call_times) + 1))
-        ends = max(inv_times[-1:] + call_times[-1:])  # carry the last count to the window's end
-        ax.step(call_times + [ends], counts + counts[-1:], where="post",
-                label="GetSecretValue calls (CloudTrail)", marker="s", markevery=list(range(len(counts))))
-    ax.set_ylabel("cumulative count")
-    # CloudTrail's eventTime has whole seconds, invocations milliseconds: a fetch inside an
-    # invocation's second can plot just before it
-    ax.set_xlabel("time (UTC; CloudTrail times are to the second)")
-    ax.xaxis.set_major_formatter(mticker.FuncFormatter(
-        lambda x, _: mdates.num2date(x).strftime("%H:%M:%S.%f")[:-3]))
-    ax.set_title(title or "Invocations vs GetSecretValue calls")
-    if inv_times or call_times:
-        ax.legend(loc="upper left")
-    ax.grid(alpha=0.3)
-    fig.autofmt_xdate()
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    return Chart(path)

@@ -8,8 +8,9 @@ no wildcard action or resource on Secrets Manager or KMS, no ``Allow`` with
 :func:`analyse_role` reads every policy of a role (attached managed policies at their
 default version, inline policies) and works out what it grants on Secrets Manager and
 KMS; :func:`least_privilege_problems` says why those grants are more than "read exactly
-this one secret". :func:`simulate_secret_access` asks IAM's policy simulator the same
-question where the endpoint offers it.
+this one secret". Asking AWS the same question (the policy simulator, a live probe as
+the role) is :mod:`runbook_lib.access_probes`; who else can read a secret, with its
+resource policy, is :mod:`runbook_lib.secret_readers`.
 
 Examples
 --------
@@ -22,13 +23,11 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import secrets
-import string
 import urllib.parse
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .session import aws_call, error_code
+from .session import aws_call
 
 POLICY_VERSION = "2012-10-17"
 #: Services whose grants this runbook restricts to exactly one secret (and its key).
@@ -37,7 +36,7 @@ SCOPED_SERVICES = ("secretsmanager", "kms")
 ADMIN_POLICY_NAMES = frozenset({
     "AdministratorAccess", "PowerUserAccess", "SecretsManagerReadWrite", "IAMFullAccess",
     "AWSKeyManagementServicePowerUser", "ReadOnlyAccess", "ViewOnlyAccess",
-    "AWSLambda_FullAccess", "AWSLambdaFullAccess",
+    "AWSLambda_FullAccess", "AWSLambdaFullAccess", "AWSSecretsManagerClientReadOnlyAccess",
 })
 #: Secrets Manager actions a function needs to read its secret; anything else is a write or a list.
 SECRET_READ_ACTIONS = frozenset({"secretsmanager:getsecretvalue", "secretsmanager:describesecret"})
@@ -109,40 +108,42 @@ def lint_policy_document(doc: Any) -> list[str]:
     if not statements:
         problems.append("policy has no Statement")
     for index, stmt in enumerate(statements, start=1):
-        name = f"statement {stmt.get('Sid') or index}" if isinstance(stmt, dict) else f"statement {index}"
-        if not isinstance(stmt, dict):
-            problems.append(f"{name}: not a JSON object")
-            continue
-        effect = stmt.get("Effect")
-        if effect not in ("Allow", "Deny"):
-            problems.append(f"{name}: Effect {effect!r} is neither Allow nor Deny")
-            continue
-        if "Principal" in stmt or "NotPrincipal" in stmt:
-            problems.append(f"{name}: an identity policy must not name a Principal")
-        if effect == "Deny":
-            continue  # a Deny can only take permissions away
-        if "NotAction" in stmt:
-            problems.append(f"{name}: Allow with NotAction grants every action not listed")
-        if "NotResource" in stmt:
-            problems.append(f"{name}: Allow with NotResource grants every resource not listed")
-        actions = [str(a) for a in _as_list(stmt.get("Action"))]
-        resources = [str(r) for r in _as_list(stmt.get("Resource"))]
-        if "Action" in stmt and not actions:
-            problems.append(f"{name}: empty Action")
-        for action in actions:
-            if action == "*":
-                problems.append(f"{name}: wildcard action * (every action of every service)")
-            elif _scoped(action) and ("*" in action or "?" in action):
-                problems.append(f"{name}: wildcard action {action} on {_service(action)}")
-        scoped_services = sorted({_service(a) for a in actions if _scoped(a) and a != "*"})
-        if scoped_services or "*" in actions:
-            label = "/".join(scoped_services) or "all"
-            for resource in resources:
-                if _resource_wildcard(resource):
-                    problems.append(f"{name}: wildcard resource {resource} for {label} actions")
-        if "kms" in scoped_services and not _has_via_service(stmt.get("Condition")):
-            problems.append(f"{name}: kms actions without a kms:ViaService condition "
-                            "(the key must be usable only through Secrets Manager)")
+        problems.extend(_lint_statement(stmt, index))
+    return problems
+
+
+def _lint_statement(stmt: Any, index: int) -> list[str]:
+    """The problems of one statement of an identity policy."""
+    name = f"statement {stmt.get('Sid') or index}" if isinstance(stmt, dict) else f"statement {index}"
+    if not isinstance(stmt, dict):
+        return [f"{name}: not a JSON object"]
+    effect = stmt.get("Effect")
+    if effect not in ("Allow", "Deny"):
+        return [f"{name}: Effect {effect!r} is neither Allow nor Deny"]
+    problems = []
+    if "Principal" in stmt or "NotPrincipal" in stmt:
+        problems.append(f"{name}: an identity policy must not name a Principal")
+    if effect == "Deny":
+        return problems  # a Deny can only take permissions away
+    for key, what in (("NotAction", "every action"), ("NotResource", "every resource")):
+        if key in stmt:
+            problems.append(f"{name}: Allow with {key} grants {what} not listed")
+    actions = [str(a) for a in _as_list(stmt.get("Action"))]
+    if "Action" in stmt and not actions:
+        problems.append(f"{name}: empty Action")
+    for action in actions:
+        if action == "*":
+            problems.append(f"{name}: wildcard action * (every action of every service)")
+        elif _scoped(action) and ("*" in action or "?" in action):
+            problems.append(f"{name}: wildcard action {action} on {_service(action)}")
+    scoped_services = sorted({_service(a) for a in actions if _scoped(a) and a != "*"})
+    if scoped_services or "*" in actions:
+        label = "/".join(scoped_services) or "all"
+        problems += [f"{name}: wildcard resource {resource} for {label} actions"
+                     for resource in (str(r) for r in _as_list(stmt.get("Resource"))) if _resource_wildcard(resource)]
+    if "kms" in scoped_services and not _has_via_service(stmt.get("Condition")):
+        problems.append(f"{name}: kms actions without a kms:ViaService condition "
+                        "(the key must be usable only through Secrets Manager)")
     return problems
 
 
@@ -189,6 +190,8 @@ class RoleAnalysis:
 
     role_name: str
     role_arn: str = ""
+    role_id: str = ""                                      # GetRole's RoleId: aws:userid is "<role id>:<session>"
+    trust_policy: dict = field(default_factory=dict)       # who may assume the role
     managed_policies: list = field(default_factory=list)   # {name, arn, aws_managed, version}
     inline_policies: list = field(default_factory=list)    # names
     statements: list = field(default_factory=list)         # PolicyStatement on secretsmanager/kms
@@ -196,12 +199,22 @@ class RoleAnalysis:
     permissions_boundary: str = ""
     unreadable: list = field(default_factory=list)         # {policy, reason}
 
+    def add_document(self, policy: str, doc: Any) -> "RoleAnalysis":
+        """Add one policy document (``managed:<arn>`` or ``inline:<name>``): its scoped statements and lint."""
+        doc = _load(doc)
+        self.statements.extend(s for s in _statements(policy, doc)
+                               if any(s.covers_service(svc) for svc in SCOPED_SERVICES))
+        problems = lint_policy_document(doc)
+        if problems:
+            self.lint[policy] = problems
+        return self
+
     def grants(self, service: str) -> list[PolicyStatement]:
         return [s for s in self.statements if s.effect == "Allow" and s.covers_service(service)]
 
     def to_dict(self) -> dict:
-        return {"role_name": self.role_name, "role_arn": self.role_arn,
-                "managed_policies": self.managed_policies, "inline_policies": self.inline_policies,
+        return {"role_name": self.role_name, "role_arn": self.role_arn, "role_id": self.role_id,
+                "trust_policy": self.trust_policy, "managed_policies": self.managed_policies, "inline_policies": self.inline_policies,
                 "permissions_boundary": self.permissions_boundary,
                 "statements": [asdict(s) for s in self.statements],
                 "lint": self.lint, "unreadable": self.unreadable}
@@ -226,7 +239,7 @@ def _paginate(client, method: str, key: str, **kwargs) -> list:
     return [item for page in client.get_paginator(method).paginate(**kwargs) for item in page[key]]
 
 
-def analyse_role(iam, role_name: str) -> RoleAnalysis:
+def analyse_role(iam, role_name: str, policy_cache: dict | None = None) -> RoleAnalysis:
     """Read every policy of ``role_name`` and keep the statements touching secretsmanager or kms.
 
     Parameters
@@ -234,7 +247,10 @@ def analyse_role(iam, role_name: str) -> RoleAnalysis:
     iam:
         boto3 IAM client.
     role_name:
-        The function's execution role (name, not ARN).
+        An execution role (name, not ARN).
+    policy_cache:
+        ``{policy ARN: (version, document)}`` shared across roles, so a managed policy
+        attached to many roles (the other functions of a region) is read once.
 
     Notes
     -----
@@ -243,25 +259,26 @@ def analyse_role(iam, role_name: str) -> RoleAnalysis:
     """
     with aws_call("GetRole", role_name, "iam:GetRole"):
         role = iam.get_role(RoleName=role_name)["Role"]
-    analysis = RoleAnalysis(role_name=role_name, role_arn=role["Arn"],
+    trust = role.get("AssumeRolePolicyDocument") or {}
+    analysis = RoleAnalysis(role_name=role_name, role_arn=role["Arn"], role_id=role.get("RoleId", ""),
+                            trust_policy=_load(trust) if trust else {},
                             permissions_boundary=(role.get("PermissionsBoundary") or {}).get(
                                 "PermissionsBoundaryArn", ""))
     with aws_call("ListAttachedRolePolicies", role_name, "iam:ListAttachedRolePolicies"):
         attached = _paginate(iam, "list_attached_role_policies", "AttachedPolicies", RoleName=role_name)
+    cache = {} if policy_cache is None else policy_cache
     for item in attached:
         arn = item["PolicyArn"]
         record = {"name": item["PolicyName"], "arn": arn, "aws_managed": ":aws:policy/" in arn, "version": ""}
         analysis.managed_policies.append(record)
         try:
-            with aws_call("GetPolicy", arn, "iam:GetPolicy"):
-                version = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
-            with aws_call("GetPolicyVersion", arn, "iam:GetPolicyVersion"):
-                doc = iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"]
+            if arn not in cache:
+                cache[arn] = _managed_document(iam, arn)
         except Exception as exc:  # noqa: BLE001 - recorded as coverage, judged by name below
             analysis.unreadable.append({"policy": arn, "reason": str(exc)})
             continue
-        record["version"] = version
-        _add_document(analysis, f"managed:{arn}", doc)
+        record["version"], doc = cache[arn]
+        analysis.add_document(f"managed:{arn}", doc)
     with aws_call("ListRolePolicies", role_name, "iam:ListRolePolicies"):
         names = _paginate(iam, "list_role_policies", "PolicyNames", RoleName=role_name)
     for name in names:
@@ -272,18 +289,16 @@ def analyse_role(iam, role_name: str) -> RoleAnalysis:
         except Exception as exc:  # noqa: BLE001
             analysis.unreadable.append({"policy": f"inline:{name}", "reason": str(exc)})
             continue
-        _add_document(analysis, f"inline:{name}", doc)
+        analysis.add_document(f"inline:{name}", doc)
     return analysis
 
 
-def _add_document(analysis: RoleAnalysis, policy: str, doc: Any) -> None:
-    doc = _load(doc)
-    scoped = [s for s in _statements(policy, doc)
-              if any(s.covers_service(svc) for svc in SCOPED_SERVICES)]
-    analysis.statements.extend(scoped)
-    problems = lint_policy_document(doc)
-    if problems:
-        analysis.lint[policy] = problems
+def _managed_document(iam, arn: str) -> tuple[str, Any]:
+    with aws_call("GetPolicy", arn, "iam:GetPolicy"):
+        version = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
+    with aws_call("GetPolicyVersion", arn, "iam:GetPolicyVersion"):
+        doc = iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"]
+    return version, doc
 
 
 def _resource_is(resource: str, arn: str) -> bool:
@@ -294,7 +309,7 @@ def _resource_is(resource: str, arn: str) -> bool:
 
 
 def least_privilege_problems(analysis: RoleAnalysis, secret_arn: str,
-                             kms_key_arn: str = "") -> list[str]:
+                             kms_key_arn: str = "", check_read: bool = True) -> list[str]:
     """Why the role's grants are more (or less) than reading exactly ``secret_arn``.
 
     Parameters
@@ -306,6 +321,9 @@ def least_privilege_problems(analysis: RoleAnalysis, secret_arn: str,
     kms_key_arn:
         The secret's customer managed key, whose ``kms:Decrypt`` the role may hold;
         empty when the secret uses the AWS managed key (then no KMS grant is needed).
+    check_read:
+        Also report when no identity policy grants the read. ``False`` when the caller
+        decides the read itself (it may be granted by the secret's resource policy).
 
     Returns
     -------
@@ -344,7 +362,7 @@ def least_privilege_problems(analysis: RoleAnalysis, secret_arn: str,
         for resource in stmt.resources:
             if not kms_key_arn or resource != kms_key_arn:
                 problems.append(f"{where}: kms grant on {resource}, not only the secret's key")
-    if not reads_secret:
+    if check_read and not reads_secret:
         problems.append(f"no policy of role {analysis.role_name} allows secretsmanager:GetSecretValue "
                         "on the secret: the function cannot read it")
     return list(dict.fromkeys(problems))
@@ -359,100 +377,3 @@ def effective_grants(analysis: RoleAnalysis) -> list[dict]:
                      ("not_resources" if stmt.not_resource else "resources"): stmt.resources,
                      "conditions": sorted(stmt.condition)})
     return rows
-
-
-# -- IAM's policy simulator ------------------------------------------------------------------
-_UNAVAILABLE = {"NotImplemented", "InvalidAction", "UnknownOperationException", "ResponseParserError",
-                "UnsupportedOperation", "404"}
-
-
-def simulate_secret_access(iam, role_arn: str, secret_arn: str, decoy_arn: str) -> dict:
-    """``iam:SimulatePrincipalPolicy`` for GetSecretValue on the secret, on ``*`` and on a decoy.
-
-    Returns
-    -------
-    dict
-        ``{"available": True, "decisions": {resource: EvalDecision}, "as_expected": bool}``;
-        ``{"available": False, "reason": ...}`` when the endpoint has no simulator or the
-        caller may not use it.
-    """
-    resources = [secret_arn, "*", decoy_arn]
-    decisions = {}
-    for resource in resources:
-        try:
-            result = iam.simulate_principal_policy(
-                PolicySourceArn=role_arn, ActionNames=["secretsmanager:GetSecretValue"],
-                ResourceArns=[resource])["EvaluationResults"]
-        except Exception as exc:  # noqa: BLE001 - a missing simulator is coverage, not a failure
-            code = error_code(exc) or type(exc).__name__
-            reason = ("this endpoint has no policy simulator" if code in _UNAVAILABLE
-                      else f"SimulatePrincipalPolicy failed: {code} (needs iam:SimulatePrincipalPolicy)")
-            return {"available": False, "reason": reason, "code": code}
-        decisions[resource] = result[0]["EvalDecision"] if result else "unknown"
-    as_expected = (decisions[secret_arn] == "allowed"
-                   and decisions["*"] != "allowed" and decisions[decoy_arn] != "allowed")
-    return {"available": True, "decisions": decisions, "as_expected": as_expected}
-
-
-# -- a live probe as the role ----------------------------------------------------------------
-PROBE_SESSION = "runbook-least-privilege-probe"
-
-
-def decoy_secret_arn(partition: str, region: str, account: str) -> str:
-    """A secret ARN nobody uses, for a denial test.
-
-    IAM decides before Secrets Manager looks the secret up, so a request for it is
-    ``AccessDenied`` when IAM denies, and ``ResourceNotFound`` only when IAM allowed it.
-    """
-    suffix = "".join(secrets.choice(string.ascii_letters) for _ in range(6))
-    return f"arn:{partition}:secretsmanager:{region}:{account}:secret:runbook-decoy-{secrets.token_hex(4)}-{suffix}"
-
-
-def trusts_aws_principal(trust: Any) -> bool:
-    """Whether a role's trust policy lets an AWS principal (not only a service) assume it."""
-    trust = _load(trust) if trust else {}
-    for stmt in _as_list(trust.get("Statement")):
-        if isinstance(stmt, dict) and stmt.get("Effect") == "Allow":
-            principal = stmt.get("Principal")
-            if principal == "*" or (isinstance(principal, dict) and "AWS" in principal):
-                return True
-    return False
-
-
-def probe_secret_access(target, role_arn: str, secret_arn: str, decoy_arn: str) -> dict:
-    """Assume the role and read the secret (must be allowed) and a decoy (must be AccessDenied).
-
-    Returns
-    -------
-    dict
-        ``performed``, ``own_secret`` and ``decoy`` (``"allowed"`` or the error code),
-        ``denial_shown``; a ``note`` when the endpoint does not enforce IAM. The secret's
-        value is dropped unread.
-    """
-    import boto3
-
-    from .exceptions import AwsCallError
-
-    try:
-        with aws_call("AssumeRole", role_arn, "sts:AssumeRole"):
-            creds = target.client("sts").assume_role(RoleArn=role_arn, RoleSessionName=PROBE_SESSION,
-                                                     DurationSeconds=900)["Credentials"]
-    except AwsCallError as exc:
-        return {"performed": False, "error": str(exc)}
-    session = boto3.session.Session(aws_access_key_id=creds["AccessKeyId"],
-                                    aws_secret_access_key=creds["SecretAccessKey"],
-                                    aws_session_token=creds["SessionToken"], region_name=target.region)
-    sm = target.with_session(session).client("secretsmanager")
-    results = {}
-    for label, arn in (("own_secret", secret_arn), ("decoy", decoy_arn)):
-        try:
-            sm.get_secret_value(SecretId=arn)
-            results[label] = "allowed"
-        except Exception as exc:  # noqa: BLE001 - the error code is the result
-            results[label] = error_code(exc) or type(exc).__name__
-    denied = results["decoy"] in ("AccessDenied", "AccessDeniedException")
-    out = {"performed": True, "session": PROBE_SESSION, "decoy_arn": decoy_arn, **results, "denial_shown": denied}
-    if not denied and results["decoy"] != "allowed":
-        out["note"] = (f"the decoy answered {results['decoy']}, not AccessDenied: this endpoint does not "
-                       "enforce IAM, so the denial rests on the static analysis")
-    return out

@@ -33,8 +33,6 @@ from .records import Intent, Record, Snapshot, utc_now
 from .records import Secret as SecretRecord
 
 R = TypeVar("R", bound=Record)
-#: Until every caller reads typed records: the envelope of a record was called an entry.
-Entry = Record
 
 LEDGER_FILE = "ledger.json"
 FORMAT_VERSION = 1
@@ -158,27 +156,6 @@ class Ledger:
     def resolve(self, intent: Intent, how: str) -> None:
         """Close a pending intent (``how``: what was found or made); it is no longer active."""
         self.undo(intent, how)
-
-    # -- until every caller reads typed records (kind names and data dicts) ------------
-    def entries(self, kind: str | None = None, active_only: bool = False) -> list[Record]:
-        return self.records(kind, active_only)
-
-    def find(self, kind: str, resource: str | None = None) -> Record | None:
-        return self.latest(kind, resource)
-
-    def record(self, kind: str, resource: str, action: str, step: str, data: dict | None = None) -> Record:
-        """Add the record, or merge ``data`` into the active record of this kind and resource."""
-        existing = self.latest(kind, resource)
-        if existing is not None:
-            doc = {**existing.to_json(), "data": {**existing.data, **(data or {})}}
-        else:
-            doc = {"kind": kind, "resource": resource, "action": action, "step": step, "data": data or {}}
-        return self.put(Record.from_json(doc, str(self.path)))
-
-    def mark_undone(self, kind: str, resource: str, how: str) -> None:
-        existing = self.latest(kind, resource)
-        if existing is not None:
-            self.undo(existing, how)
 
     # -- events: a human-readable journal of what each notebook did -------------
     def log(self, notebook: str, message: str) -> None:

@@ -39,7 +39,8 @@ PARTS = ("auditor", "implementer")
 
 #: Modules whose calls each part makes (besides the Steps' declared permissions).
 PART_MODULES = {
-    "auditor": ("context", "session", "audit", "inventory", "residue", "validation", "evidence", "iam_analysis"),
+    "auditor": ("context", "session", "audit", "inventory", "residue", "validation", "validation_collect",
+                "validation_access", "evidence", "iam_analysis", "access_probes"),
     "implementer": ("context", "session", "change", "implementation", "backout", "closeout", "residue", "functions",
                     "secrets_store", "iam", "edge", "wrapper", "secret_grant"),
 }

@@ -20,6 +20,10 @@ Examples
 >>> [v.version for v in sweep.holding()]                                # doctest: +SKIP
 ['1', '2', '3']
 >>> residue_check(sweep, "validation", "03_functional_validation")      # doctest: +SKIP
+
+The two checks are declared and judged in the catalog (``catalog/no_secret_residue.py``,
+``catalog/exposed_credentials_rotated.py``); :func:`residue_check` and :func:`rotation_check`
+are their entry points for validation and close-out.
 """
 
 from __future__ import annotations
@@ -27,8 +31,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from .checks import FAIL, PASS, SKIP, WARN, Check
+from . import catalog
+from .catalog import exposed_credentials_rotated, no_secret_residue
+from .checks import Check
 from .exceptions import AwsCallError, InputError
+from .records import AccessKey, Rotation
 from .redaction import Fingerprinter
 from .session import aws_call
 
@@ -38,11 +45,7 @@ SECRET_STAGES = ("AWSCURRENT", "AWSPREVIOUS")
 EDGE_REPLICA_NOTE = ("Lambda@Edge: CloudFront keeps replicas of an associated version in other regions; "
                      "the version cannot be deleted until CloudFront removes them, typically hours after "
                      "the association is removed: re-run close-out then")
-
-RESIDUE_TITLE = "No published version of the function holds a migrated secret value"
-ROTATED_TITLE = "Every exposed credential was replaced at its source"
-RESIDUE_CONTROLS = ["IA-5(7)", "SC-28"]
-ROTATED_CONTROLS = ["IA-5(1)", "IA-5"]
+RESIDUE, ROTATED = no_secret_residue.SPEC.id, exposed_credentials_rotated.SPEC.id
 
 
 # -- reading ----------------------------------------------------------------------------------
@@ -99,16 +102,16 @@ def migrated_fingerprints(lam, sm, ledger, function_name: str, fingerprinter: Fi
     from . import functions
 
     out: dict[str, str] = {}
-    snap = ledger.find("snapshot", function_name)
-    moved = list((snap.data.get("moved_variables") if snap else None) or [])
-    if snap and not snap.data.get("deleted_by_closeout"):
+    snap = ledger.snapshot(function_name)
+    moved = list(snap.moved_variables) if snap else []
+    if snap and not snap.deleted_by_closeout:
         try:
-            env = functions.environment(functions.get_configuration(lam, function_name, str(snap.data["version"])))
+            env = functions.environment(functions.get_configuration(lam, function_name, str(snap.version)))
         except InputError:  # the snapshot is gone: the secret still knows the values
             env = {}
         out.update({fingerprinter(str(env[name])): name for name in moved if env.get(name)})
         del env
-    secret = ledger.find("secret")
+    secret = ledger.secret()
     if secret is not None:
         for stage in SECRET_STAGES:
             values = _secret_values(sm, secret.resource, stage)
@@ -218,28 +221,11 @@ def sweep_function(lam, function_name: str, migrated: dict[str, str], scanner, f
 
 # -- checks -----------------------------------------------------------------------------------
 def residue_check(sweep: Sweep | None, phase: str, notebook: str, unavailable: str = "") -> Check:
-    """``no-secret-residue``: WARN while only the backout snapshot holds values, FAIL when another does."""
-    cid = "no-secret-residue"
-    if sweep is None:
-        return Check(cid, RESIDUE_TITLE, phase, SKIP if not unavailable else FAIL,
-                     reason=unavailable or "no function to sweep", controls=RESIDUE_CONTROLS, notebook=notebook)
-    evidence = sweep.to_dict()
-    others, holding = sweep.others(), sweep.holding()
-    if others:
-        listed = "; ".join(f"version {v.version}: " + ", ".join(v.migrated + [f["variable"] for f in v.findings])
-                           + (f" (alias {', '.join(v.aliases)})" if v.aliases else "") for v in others)
-        return Check(cid, RESIDUE_TITLE, phase, FAIL, reason=f"{len(others)} published version(s) besides the "
-                     f"backout snapshot hold secret values: {listed}; delete them (close-out)",
-                     evidence=evidence, controls=RESIDUE_CONTROLS, notebook=notebook)
-    if sweep.errors:
-        return Check(cid, RESIDUE_TITLE, phase, FAIL, reason="could not read every version: "
-                     + "; ".join(sweep.errors), evidence=evidence, controls=RESIDUE_CONTROLS, notebook=notebook)
-    if holding:
-        return Check(cid, RESIDUE_TITLE, phase, WARN, reason=f"only the backout snapshot (version "
-                     f"{sweep.snapshot_version}) holds the old values ({', '.join(holding[0].migrated + [f['variable'] for f in holding[0].findings])}): "
-                     "expected until close-out deletes it", evidence=evidence, controls=RESIDUE_CONTROLS,
-                     notebook=notebook)
-    return Check(cid, RESIDUE_TITLE, phase, PASS, evidence=evidence, controls=RESIDUE_CONTROLS, notebook=notebook)
+    """``no-secret-residue`` of ``sweep`` in ``phase`` (``validation`` or ``closeout``).
+
+    ``sweep=None``: SKIP (no function to sweep), or FAIL with ``unavailable`` (why it could not be made).
+    """
+    return catalog.make_check(RESIDUE, phase, no_secret_residue.judge(sweep, unavailable), notebook=notebook)
 
 
 def exposure(ledger, function_name: str, lam=None, sm=None, iam=None, fingerprinter=None) -> list[dict]:
@@ -251,15 +237,15 @@ def exposure(ledger, function_name: str, lam=None, sm=None, iam=None, fingerprin
     """
     from . import functions, iam as iam_lib
 
-    snap = ledger.find("snapshot", function_name)
-    moved = list((snap.data.get("moved_variables") if snap else None) or [])
-    rotated = {name for e in ledger.entries("rotation", active_only=True) for name in e.data.get("variables", [])}
+    snap = ledger.snapshot(function_name)
+    moved = list(snap.moved_variables) if snap else []
+    rotated = {name for record in ledger.records(Rotation, active_only=True) for name in record.variables}
     changed: set[str] = set()
-    if lam is not None and sm is not None and snap and not snap.data.get("deleted_by_closeout"):
+    if lam is not None and sm is not None and snap and not snap.deleted_by_closeout:
         fp = fingerprinter or Fingerprinter()
-        secret = ledger.find("secret")
+        secret = ledger.secret()
         try:
-            env = functions.environment(functions.get_configuration(lam, function_name, str(snap.data["version"])))
+            env = functions.environment(functions.get_configuration(lam, function_name, str(snap.version)))
             current = _secret_values(sm, secret.resource, "AWSCURRENT") if secret else {}
         except (InputError, AwsCallError):
             env, current = {}, {}
@@ -273,14 +259,14 @@ def exposure(ledger, function_name: str, lam=None, sm=None, iam=None, fingerprin
         rows.append({"item": name, "kind": "environment variable moved to Secrets Manager",
                      "exposed in": "the function's configuration and its published versions",
                      "rotated": done, "how": how or "replace it at its source, then put it with rotate_from"})
-    for entry in ledger.entries("access_key"):
-        status = entry.data.get("status_now") or entry.data.get("previous_status", "")
+    for record in ledger.records(AccessKey):
+        status = record.previous_status
         if iam is not None:
-            fp_key = Fingerprinter(bytes.fromhex(entry.data["salt"]))
-            keys = [k for k in iam_lib.find_access_keys(iam, {entry.data["key_fingerprint"]}, fp_key)
-                    if k["user"] == entry.data["user"]]
+            fp_key = Fingerprinter(bytes.fromhex(record.salt))
+            keys = [k for k in iam_lib.find_access_keys(iam, {record.key_fingerprint}, fp_key)
+                    if k["user"] == record.user]
             status = keys[0]["status"] if keys else "deleted"
-        rows.append({"item": entry.resource, "kind": "AWS access key hardcoded in the code",
+        rows.append({"item": record.resource, "kind": "AWS access key hardcoded in the code",
                      "exposed in": "the deployment package of the snapshot and older versions",
                      "rotated": status in ("Inactive", "deleted"),
                      "how": f"key is {status}" + ("; delete it once nothing uses it" if status == "Inactive" else
@@ -288,17 +274,9 @@ def exposure(ledger, function_name: str, lam=None, sm=None, iam=None, fingerprin
     return rows
 
 
-def rotation_check(rows: list[dict], phase: str, notebook: str) -> Check:
-    """``exposed-credentials-rotated``: WARN with the list until every exposed credential is replaced."""
-    cid = "exposed-credentials-rotated"
-    evidence = {"credentials": rows}
-    if not rows:
-        return Check(cid, ROTATED_TITLE, phase, SKIP, reason="the ledger records no migrated value or "
-                     "hardcoded key", controls=ROTATED_CONTROLS, notebook=notebook)
-    pending = [r for r in rows if not r["rotated"]]
-    if pending:
-        return Check(cid, ROTATED_TITLE, phase, WARN, reason="exposed and not yet replaced at the source: "
-                     + "; ".join(f"{r['item']} ({r['how']})" for r in pending)
-                     + " - moving a value hides it, it does not un-expose it",
-                     evidence=evidence, controls=ROTATED_CONTROLS, notebook=notebook)
-    return Check(cid, ROTATED_TITLE, phase, PASS, evidence=evidence, controls=ROTATED_CONTROLS, notebook=notebook)
+def rotation_check(rows: list[dict] | None, phase: str, notebook: str, unavailable: str = "") -> Check:
+    """``exposed-credentials-rotated`` of the :func:`exposure` rows in ``phase`` (``validation`` or ``closeout``).
+
+    ``rows=None`` with ``unavailable``: FAIL saying why the rows could not be read.
+    """
+    return catalog.make_check(ROTATED, phase, exposed_credentials_rotated.judge(rows, unavailable), notebook=notebook)

@@ -7,8 +7,9 @@ Three kinds of rule feed :mod:`runbook_lib.scanning`:
   *prefilter* expression, compiled with all the others into one multi-pattern database,
   and a *confirm* expression run in Python on the line where the prefilter hit.
 * **keyword assignments**: ``password = "…"``, ``API_KEY: …``, ``"client_secret": "…"``.
-  :func:`key_class` decides from the name whether it names a secret (``DB_PASSWORD``) or
-  only *refers* to one (``SECRET_ARN``, ``secretName``, ``TOKEN_TTL``); :func:`is_secret_value`
+  :func:`key_class` (:mod:`runbook_lib.secret_names`) decides from the name whether it
+  names a secret (``DB_PASSWORD``) or only *refers* to one (``SECRET_ARN``, ``secretName``,
+  ``TOKEN_TTL``); :func:`is_secret_value`
   decides from the value whether it is a real literal (not a placeholder, reference,
   ARN, URL, UUID, number, path or plain word), with a character-class / entropy test.
 * **credentials in URLs and connection strings** (``postgres://user:pw@host``).
@@ -20,11 +21,14 @@ else moves to Secrets Manager (``move-to-secrets-manager``).
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 from collections import Counter
 from dataclasses import dataclass
+
+# the name test lives in secret_names; rules is where the scanner reads every rule from
+from .secret_names import KEY, PASSWORD, SECRET, key_class, split_words, words_as_written  # noqa: F401
+
 
 REMOVE_USE_ROLE = "remove-use-role"
 MOVE_TO_SECRETS_MANAGER = "move-to-secrets-manager"
@@ -38,40 +42,36 @@ REMEDIATION_TEXT = {
 class Rule:
     id: str
     title: str
-    remediation: str
-
-
-def _rule(rule_id: str, title: str, remediation: str = MOVE_TO_SECRETS_MANAGER) -> Rule:
-    return Rule(rule_id, title, remediation)
+    remediation: str = MOVE_TO_SECRETS_MANAGER
 
 
 RULES: dict[str, Rule] = {r.id: r for r in (
-    _rule("aws-access-key-id", "AWS access key id", REMOVE_USE_ROLE),
-    _rule("aws-secret-access-key", "AWS secret access key", REMOVE_USE_ROLE),
-    _rule("aws-session-token", "AWS session token", REMOVE_USE_ROLE),
-    _rule("private-key", "private key block"),
-    _rule("github-token", "GitHub token"),
-    _rule("gitlab-token", "GitLab token"),
-    _rule("slack-token", "Slack token"),
-    _rule("slack-webhook", "Slack incoming webhook URL"),
-    _rule("stripe-secret-key", "Stripe secret or restricted key"),
-    _rule("google-api-key", "Google API key"),
-    _rule("sendgrid-api-key", "SendGrid API key"),
-    _rule("twilio-api-key", "Twilio API key"),
-    _rule("npm-token", "npm access token"),
-    _rule("pypi-token", "PyPI upload token"),
-    _rule("openai-api-key", "OpenAI API key"),
-    _rule("anthropic-api-key", "Anthropic API key"),
-    _rule("mailgun-api-key", "Mailgun API key"),
-    _rule("mailchimp-api-key", "Mailchimp API key"),
-    _rule("shopify-token", "Shopify access token"),
-    _rule("azure-storage-key", "Azure storage account key"),
-    _rule("jwt", "JSON Web Token"),
-    _rule("authorization-header", "credential in an Authorization header"),
-    _rule("url-credentials", "credentials inside a URL or connection string"),
-    _rule("url-query-credential", "credential in a URL query string"),
-    _rule("keyword-assignment", "hardcoded value of a secret-named setting"),
-    _rule("high-entropy-env-value", "random-looking token in an environment variable"),
+    Rule("aws-access-key-id", "AWS access key id", REMOVE_USE_ROLE),
+    Rule("aws-secret-access-key", "AWS secret access key", REMOVE_USE_ROLE),
+    Rule("aws-session-token", "AWS session token", REMOVE_USE_ROLE),
+    Rule("private-key", "private key block"),
+    Rule("github-token", "GitHub token"),
+    Rule("gitlab-token", "GitLab token"),
+    Rule("slack-token", "Slack token"),
+    Rule("slack-webhook", "Slack incoming webhook URL"),
+    Rule("stripe-secret-key", "Stripe secret or restricted key"),
+    Rule("google-api-key", "Google API key"),
+    Rule("sendgrid-api-key", "SendGrid API key"),
+    Rule("twilio-api-key", "Twilio API key"),
+    Rule("npm-token", "npm access token"),
+    Rule("pypi-token", "PyPI upload token"),
+    Rule("openai-api-key", "OpenAI API key"),
+    Rule("anthropic-api-key", "Anthropic API key"),
+    Rule("mailgun-api-key", "Mailgun API key"),
+    Rule("mailchimp-api-key", "Mailchimp API key"),
+    Rule("shopify-token", "Shopify access token"),
+    Rule("azure-storage-key", "Azure storage account key"),
+    Rule("jwt", "JSON Web Token"),
+    Rule("authorization-header", "credential in an Authorization header"),
+    Rule("url-credentials", "credentials inside a URL or connection string"),
+    Rule("url-query-credential", "credential in a URL query string"),
+    Rule("keyword-assignment", "hardcoded value of a secret-named setting"),
+    Rule("high-entropy-env-value", "random-looking token in an environment variable"),
 )}
 
 
@@ -158,93 +158,7 @@ KEYWORD_UNQUOTED_PREFILTER = _KEYWORD + r"[\w.$@-]{0,48}[\"']?\s{0,4}(=|:)[ \t]{
 KEYWORD_XML_PREFILTER = r"(<[\w.:-]{0,40}(passw|secret|token|apikey|api_key)[\w.:-]{0,40}>[^<\s]|key=\"[\w.:-]{0,40}(passw|secret|token|apikey|api_?key)[\w.:-]{0,40}\"\s+value=\"[^\"])"
 
 
-# ---------------------------------------------------------------- key names
-
-_WORD_SPLIT = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
-#: Substrings that make a word secret-named, unless the word is one of ``_NOT_SECRET_WORDS``.
-_SECRET_SUBSTRINGS = ("password", "passwd", "passphrase", "secret", "token", "apikey", "credential")
-_PASSWORD_SUBSTRINGS = ("password", "passwd", "passphrase")
-_SECRET_WORDS = {"pass", "pwd", "pw", "auth", "creds", "cred", "bearer", "apikey", "privatekey",
-                 "accesskey", "secretkey", "signingkey", "clientsecret", "authtoken"}
-_NOT_SECRET_WORDS = {"tokenizer", "tokenize", "tokenized", "tokenization", "tokenizers", "secretary",
-                     "passwordless", "tokens"}
-#: The head noun says the name is *about* a secret, not the secret: ``SECRET_ARN``, ``secretName``.
-_NAME_LIKE_LAST = {
-    "name", "names", "arn", "arns", "id", "ids", "ttl", "length", "len", "size", "url", "urls", "uri",
-    "path", "paths", "file", "filename", "files", "dir", "type", "types", "kind", "mode", "field",
-    "fields", "header", "env", "var", "variable", "param", "parameter", "prefix", "suffix", "version",
-    "region", "ref", "endpoint", "expiry", "expires", "expiration", "expire", "timeout", "duration",
-    "seconds", "secs", "minutes", "ms", "count", "max", "min", "limit", "policy", "rotation",
-    "enabled", "disabled", "required", "provider", "method", "scheme", "format", "location", "store",
-    "manager", "client", "service", "label", "description", "desc", "hint", "help", "message", "msg",
-    "error", "regex", "re", "pattern", "validator", "template", "placeholder", "hash", "digest",
-    "checksum", "sha", "algorithm", "alg", "encoding", "index", "idx", "flag", "mask", "style",
-    "class", "attr", "attribute", "column", "col", "table", "input", "prompt", "text", "title",
-    "schema", "spec", "options", "settings", "list", "map", "dict", "cache", "usage", "scope",
-    "scopes", "audience", "issuer", "lifetime", "age", "period", "interval", "retries", "attempts",
-    "source", "sources", "arg", "args", "key_id", "keyid", "status", "state", "policies", "role",
-    "user", "username", "login", "account", "email", "host", "port", "bucket", "topic", "queue",
-    "stage", "group", "parser", "generator", "handler", "callback", "fn", "func", "function",
-    "response", "request", "result", "valid", "verified", "set", "exists", "changed", "reset",
-    "used", "last", "date", "time", "at", "created", "updated", "rotated", "age", "id_token_hint",
-}
-#: Words anywhere in the name that make it not a secret (pagination tokens, CSRF form names...).
-_NAME_LIKE_ANY = {"next", "page", "pagination", "continuation", "marker", "csrf", "xsrf", "is", "has",
-                  "use", "show", "hide", "toggle", "confirm", "forgot", "reset", "min", "max",
-                  "token_type", "lexer", "syntax", "ast", "parse", "cancellation", "idempotency",
-                  "sync", "resume", "push", "device", "sequence", "output", "input", "change", "request"}
-_VERB_FIRST = {"get", "fetch", "load", "read", "resolve", "lookup", "describe", "retrieve", "rotate",
-               "create", "delete", "remove", "validate", "verify", "check", "generate", "gen", "make",
-               "new", "from", "decode", "encode", "encrypt", "decrypt", "hash", "is", "has", "to",
-               "parse", "render", "print", "log", "format", "update", "put", "list", "find", "mask",
-               "redact", "compare", "random", "issue", "refresh", "revoke", "request", "require",
-               "assert", "expect", "should", "with", "build", "sign", "get_secret"}
-
-
-def split_words(name: str) -> list[str]:
-    """``dbPassword`` / ``DB_PASSWORD`` / ``db.password`` -> ``['db', 'password']``."""
-    return [w.lower() for w in _WORD_SPLIT.findall(name)]
-
-
-PASSWORD, SECRET, KEY = "password", "secret", "key"
-
-
-@functools.lru_cache(maxsize=8192)
-def key_class(name: str) -> str | None:
-    """Whether ``name`` names a secret, and how strict the value test must be.
-
-    Returns ``"password"`` (short human values count), ``"secret"`` (value must look
-    generated), ``"key"`` (a bare ``key``: value must look strongly random) or ``None``.
-    """
-    words = split_words(name)
-    if not words:
-        return None
-    while len(words) > 1 and (words[-1].isdigit() or words[-1] in ("v", "str", "string", "value", "val")):
-        words = words[:-1]
-    last = words[-1]
-    if last in _NAME_LIKE_LAST or any(w in _NAME_LIKE_ANY for w in words):
-        return None
-    if words[0] in _VERB_FIRST and len(words) > 1:
-        return None
-    if len(words) >= 2 and words[-2:] in (["key", "id"], ["client", "token"]):
-        return None  # ClientToken is AWS's idempotency token
-    found = None
-    for i, w in enumerate(words):
-        if w in _NOT_SECRET_WORDS:
-            continue
-        if any(s in w for s in _PASSWORD_SUBSTRINGS) or w in ("pass", "pwd", "pw"):
-            return PASSWORD
-        if any(s in w for s in _SECRET_SUBSTRINGS) or w in _SECRET_WORDS:
-            found = SECRET
-        elif w == "key" and i > 0 and words[i - 1] in ("api", "private", "access", "secret", "signing",
-                                                          "encryption", "master", "client", "app",
-                                                          "license", "hmac", "webhook", "session",
-                                                          "partner", "service", "shared", "admin", "auth"):
-            found = SECRET
-        elif w == "key" and found is None and len(words) == 1:
-            found = KEY  # a bare `key`; `limit_key`, `S3Key`, `TagKey` name keys of other kinds
-    return found
-
+# ---------------------------------------------------------------- key names: runbook_lib.secret_names
 
 # ---------------------------------------------------------------- values
 
@@ -261,14 +175,29 @@ _PLACEHOLDER_EXACT = {
     "mysecret", "my_secret", "secretkey", "secret_key", "pass", "pwd", "root", "admin", "guest",
     "json", "yaml", "env", "dev", "prod", "staging", "local", "utf-8", "utf8", "sha256", "hmac",
 }
-_PLACEHOLDER_RE = re.compile(
+#: A whole value that is a template or a mask: ``<api-key>``, ``${X}``, ``{{x}}``, ``%(x)s``, ``***``.
+_PLACEHOLDER_TEMPLATE = re.compile(
     r"^(?:<[^<>]*>|\$\{[^}]*\}|\$\([^)]*\)|\{\{.*\}\}|\{[^{}]*\}|%\([^)]*\)[sd]|%s|\$[A-Z_][A-Z0-9_]*"
-    r"|%[A-Z_]+%|\[[A-Z_ -]+\]|x{3,}|\*{3,}|\.{3,}|[-_#]{3,}|#{.*}|@[A-Z_]+@)$"
-    r"|^(?:your|my|insert|enter|put|replace|add|example|sample|dummy|fake|test|placeholder|changeme)[-_ ]"
-    r"|[-_ ](?:here|goes[-_ ]here|placeholder|example|changeme|replace[-_ ]?me)$"
-    r"|(?i:x{5,}|\*{4,}|_here\b|-here\b|redacted|replace_?me|change_?me|placeholder)",
+    r"|%[A-Z_]+%|\[[A-Z_ -]+\]|x{3,}|\*{3,}|\.{3,}|[-_#]{3,}|#{.*}|@[A-Z_]+@)$",
     re.IGNORECASE,
 )
+#: A masked stretch inside a value: ``sk_live_XXXX``, ``AKIA****``. Eight x's in a row never
+#: come out of a generator (about 1 in 10^12 per position of a base64 token): a redacted value.
+_MASK_RUN = re.compile(r"x{4,}|\*{3,}|#{3,}", re.IGNORECASE)
+_REDACTED_RUN = re.compile(r"x{8,}", re.IGNORECASE)
+_PLACEHOLDER_SEPARATORS = re.compile(r"[-_ .:/]+")
+#: Letters-only parts made of words (``yourApiKey``, ``ChangeMe``) are split into them; other
+#: letter runs (``gtvTBD``, ``MyPHESwlo``: random) stay one word, so no filler hides in them.
+_CAMEL_WORDS = re.compile(r"[a-z]+(?:[A-Z][a-z]+)+|(?:[A-Z][a-z]+)+")
+#: Words that make a value a stand-in wherever they stand: start, middle or end.
+_FILLER_ANYWHERE = {"changeme", "changeit", "replaceme", "placeholder", "redacted", "todo", "tbd", "fixme"}
+#: ... only as its first word (``your-api-key``, ``test_token_1``) ...
+_FILLER_FIRST = {"your", "my", "insert", "enter", "put", "replace", "add", "test", "example", "sample",
+                 "dummy", "fake"}
+#: ... only as its last word (``xoxb-token-here``, ``token-goes-here``, ``key_example``).
+_FILLER_LAST = {"here", "goeshere", "example", "sample", "dummy", "fake"}
+#: Two words read as one filler: ``CHANGE_ME``, ``replace-me``, ``goes here``.
+_FILLER_PAIRS = {("change", "me"), ("replace", "me"), ("change", "it"), ("goes", "here")}
 _REFERENCE_RE = re.compile(
     r"\$\{|\{\{|\$\(|%\(|!Ref\b|!Sub\b|!GetAtt\b|!ImportValue\b|\bresolve:(?:secretsmanager|ssm)"
     r"|^(?:arn|ssm|secretsmanager|vault|env|file|aws-sm|awssm|sm)://|^(?:arn|ssm|env|file|secretsmanager):",
@@ -318,11 +247,50 @@ def char_classes(value: str) -> int:
             + any(c.isdigit() for c in value) + any(not c.isalnum() for c in value))
 
 
+def placeholder_words(value: str) -> list[str]:
+    """The words of ``value`` as written: split at separators, camelCase parts also at case
+    changes (``yourApiKey``), filler pairs joined (``CHANGE_ME`` -> ``CHANGEME``)."""
+    words: list[str] = []
+    for part in _PLACEHOLDER_SEPARATORS.split(value):
+        if _CAMEL_WORDS.fullmatch(part):
+            words.extend(words_as_written(part))
+        elif part:
+            words.append(part)  # digits or symbols glued on: ``Changeme2024!`` is one word, not a filler
+    joined: list[str] = []
+    for word in words:
+        if joined and (joined[-1].lower(), word.lower()) in _FILLER_PAIRS:
+            joined[-1] += word
+        else:
+            joined.append(word)
+    return joined
+
+
 def is_placeholder(value: str) -> bool:
+    """Whether ``value`` stands in for a secret instead of being one.
+
+    A placeholder is a known stand-in (``changeme``, ``dummy``), a template or mask as the
+    whole value (``<api-key>``, ``${X}``, ``****``), or a value marked by a filler word --
+    anywhere (``sk_live_CHANGE_ME``, ``api-placeholder-key``), first (``your-api-key``) or
+    last (``xoxb-token-here``) -- or by a masked stretch (``sk_live_XXXX``); eight x's in a row
+    mark a redacted value whatever surrounds them (``Atza|IQEB...XXXXXXXXJnr...``). A marked
+    value with a generated-looking word beside the marker (``changeme-Xk29vLq7Pw03``) is a
+    real value, and so is a filler glued to other characters (``Changeme2024!``).
+    """
     v = value.strip()
-    if v.lower() in _PLACEHOLDER_EXACT or len(set(v)) <= 2:
+    if (v.lower() in _PLACEHOLDER_EXACT or len(set(v)) <= 2 or _PLACEHOLDER_TEMPLATE.match(v)
+            or _REDACTED_RUN.search(v)):
         return True
-    return bool(_PLACEHOLDER_RE.search(v))
+    words = placeholder_words(_MASK_RUN.sub(" ", v))
+    lower = [w.lower() for w in words]
+    marked = (_MASK_RUN.search(v) is not None or any(w in _FILLER_ANYWHERE for w in lower)
+              or bool(lower) and (lower[0] in _FILLER_FIRST or lower[-1] in _FILLER_LAST))
+    # filler words are dictionary words, never generated-looking: only the others can be
+    return marked and not any(looks_generated(w) for w in words)
+
+
+def is_reference(value: str) -> bool:
+    """A pointer to a secret rather than one: ``${X}``, ``!Ref``, ``{{resolve:...}}``, ``ssm:``, ``arn:``."""
+    return bool(_REFERENCE_RE.search(value))
 
 
 def not_a_value_reason(value: str) -> str | None:
@@ -332,7 +300,7 @@ def not_a_value_reason(value: str) -> str | None:
         return "empty"
     if is_placeholder(v):
         return "placeholder"
-    if _REFERENCE_RE.search(v):
+    if is_reference(v):
         return "reference"
     if _UUID_RE.match(v):
         return "uuid"
@@ -394,7 +362,7 @@ def is_secret_value(value: str, strength: str) -> bool:
             return False  # "mynewpassword": a description of a password, not one
         return True
     if strength == SECRET:
-        return looks_generated(v, 8)
+        return looks_generated(v)
     return looks_generated(v, 16) and shannon_entropy(v) >= 3.3
 
 

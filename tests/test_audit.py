@@ -12,7 +12,6 @@ import json
 import re
 import threading
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
@@ -23,7 +22,7 @@ from runbook_lib.audit import Audit, baseline_invocation, download_package
 from runbook_lib.exceptions import RunbookError
 from runbook_lib.inventory import CallCounter, edge_reason, group_versions, unqualified_arn
 from runbook_lib.ledger import Ledger
-from runbook_lib.redaction import Fingerprinter, redact
+from runbook_lib.redaction import Fingerprinter
 from runbook_lib.session import Target
 
 TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
@@ -32,48 +31,13 @@ ANYONE = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", 
                                                              "Principal": {"AWS": "*"}}]})
 
 
-# -- a stand-in scanner with the Scanner API: keeps moto tests independent of the rule set ----
-@dataclass(frozen=True)
-class FakeFinding:
-    rule: str
-    title: str
-    remediation: str
-    redacted: str
-    fingerprint: str
-    path: str = ""
-    line: int = 0
-    variable: str = ""
+KEY = bytes(range(32))
 
 
-@dataclass
-class FakeReport:
-    findings: list
-    files_scanned: int = 0
-    bytes_scanned: int = 0
-    skipped: list = None
-
-
-class FakeScanner:
-    """Flags variables named *PASSWORD*/*KEY* and lines holding AKIA-prefixed ids."""
-
-    def __init__(self):
-        self.fp = Fingerprinter(b"k" * 32)
-        self.zips_scanned = 0
-
-    def scan_environment(self, variables):
-        return [FakeFinding("keyword-assignment", "secret", "move-to-secrets-manager", redact(v), self.fp(v),
-                            variable=k) for k, v in variables.items() if re.search("PASSWORD|KEY", k)]
-
-    def scan_zip(self, data, label=""):
-        self.zips_scanned += 1
-        found = []
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            for name in zf.namelist():
-                for number, line in enumerate(zf.read(name).decode().splitlines(), 1):
-                    for m in re.finditer(r"AKIA[A-Z0-9]{16}", line):
-                        found.append(FakeFinding("aws-access-key-id", "AWS key", "remove-use-role",
-                                                 redact(m.group()), self.fp(m.group()), name, number))
-        return FakeReport(found, skipped=[])
+def real_scanner():
+    """The runbook's own scanner (every rule, the allowlist) with a fixed fingerprint key."""
+    from runbook_lib.scanning import Scanner
+    return Scanner(fingerprinter=Fingerprinter(KEY))
 
 
 def make_zip(files: dict) -> bytes:
@@ -85,7 +49,7 @@ def make_zip(files: dict) -> bytes:
 
 
 PLANTED_KEY = "AKIA" + "Q3EXAMPLE7PLANTED"[:16]  # built at run time; not a real key
-PLANTED_PASSWORD = "planted-pw-" + "x9" * 8
+PLANTED_PASSWORD = "Planted" + "N7vQ2xK9mR4tW8zB"  # high entropy, as a real one: the real scanner judges it
 
 
 @pytest.fixture
@@ -174,7 +138,7 @@ def test_versions_env_and_code_are_scanned_within_the_call_budget(aws_env, tmp_p
     for i in range(3):
         packages.create(session, "us-east-1", f"clean-{i}", env={"LOG_LEVEL": "INFO"},
                         files={"app.py": f"N = {i}\n"})
-    scanner = FakeScanner()
+    scanner = real_scanner()
     calls = []
     result = Audit(moto_target(session), regions=["us-east-1"], scanner=scanner, max_workers=4,
                    downloader=packages.download, progress=lambda d, t, l="": calls.append((d, t))).run()
@@ -201,13 +165,32 @@ def test_versions_env_and_code_are_scanned_within_the_call_budget(aws_env, tmp_p
     assert not any(bool(PLANTED_KEY in t or PLANTED_PASSWORD in t) for t in texts), "planted value in output"
 
 
+def test_csv_cells_from_the_account_cannot_act_as_formulas(aws_env, tmp_path):
+    """A zip member and an alias are named by the audited account: findings.csv and inventory.csv neutralise them."""
+    import pandas as pd
+    session = boto3.session.Session(region_name="us-east-1")
+    packages = Packages()
+    member = '=HYPERLINK("http://attacker.example/x").py'
+    packages.create(session, "us-east-1", "legacy", files={member: f'KEY = "{PLANTED_KEY}"\n'}, Publish=True)
+    session.client("lambda").create_alias(FunctionName="legacy", Name="-live", FunctionVersion="1")
+    result = Audit(moto_target(session), scanner=real_scanner(), downloader=packages.download).run()
+    assert [f["path"] for f in result.finding_records if f["version"] == "$LATEST"] == [member]
+    result.write(tmp_path)
+    findings = pd.read_csv(tmp_path / "findings.csv", dtype=str, keep_default_na=False)
+    assert set(findings["path"]) == {"'" + member}
+    inventory = pd.read_csv(tmp_path / "inventory.csv", dtype=str, keep_default_na=False)
+    assert list(inventory["aliases"]) == ["'-live->1"]
+    assert list(inventory["code_size"]) == [str(result.inventory["code_size"][0])]  # numbers stay numbers
+    assert not any(bool(PLANTED_KEY in p.read_text()) for p in tmp_path.iterdir()), "planted value in output"
+
+
 def test_shared_package_is_downloaded_once_and_attributed_to_each_function(aws_env):
     session = boto3.session.Session(region_name="us-east-1")
     packages = Packages()
     files = {"lib/creds.py": f'ID = "{PLANTED_KEY}"\n'}
     for name in ("a", "b", "c"):
         packages.create(session, "us-east-1", name, files=files)  # identical zips: one CodeSha256
-    result = Audit(moto_target(session), scanner=FakeScanner(), downloader=packages.download).run()
+    result = Audit(moto_target(session), scanner=real_scanner(), downloader=packages.download).run()
     assert sorted(f["function"] for f in result.finding_records) == ["a", "b", "c"]
     assert packages.downloads == 1
 
@@ -217,7 +200,7 @@ def test_image_oversize_and_missing_functions_are_coverage_rows(aws_env):
     packages = Packages()
     packages.create(session, "us-east-1", "small")
     packages.create(session, "us-east-1", "big", files={"blob.txt": "y" * 5000})
-    audit = Audit(moto_target(session), function_names=["small", "big", "ghost"], scanner=FakeScanner(),
+    audit = Audit(moto_target(session), function_names=["small", "big", "ghost"], scanner=real_scanner(),
                   downloader=packages.download, max_package_bytes=1000)
     result = audit.run()
     gaps = {(g.subject.split(":")[0], g.status) for g in result.gaps}
@@ -254,7 +237,7 @@ def organization(aws_env):
 def test_organization_audit_across_regions_and_accounts(organization, tmp_path):
     session, member, packages = organization
     result = Audit(moto_target(session), regions=["us-east-1", "eu-west-1", "xx-nowhere-1"],
-                   accounts=["organization"], assume_role_name="AuditRole", scanner=FakeScanner(),
+                   accounts=["organization"], assume_role_name="AuditRole", scanner=real_scanner(),
                    downloader=packages.download, max_workers=4).run()
     inventory = result.inventory
     seen = {(r.account, r.region, r.function) for r in inventory.itertuples()}
@@ -287,7 +270,7 @@ def test_organization_audit_across_regions_and_accounts(organization, tmp_path):
 def test_member_account_without_role_is_a_coverage_row(organization):
     session, member, packages = organization
     result = Audit(moto_target(session), accounts=[member, "123456789012", "12345"],
-                   assume_role_name="", scanner=FakeScanner(), downloader=packages.download).run()
+                   assume_role_name="", scanner=real_scanner(), downloader=packages.download).run()
     statuses = {(g.account, g.status) for g in result.gaps}
     assert (member, "error") in statuses and ("12345", "error") in statuses
     assert set(result.inventory["account"]) == {"123456789012"}
@@ -298,7 +281,7 @@ def test_all_regions_uses_describe_regions(aws_env):
     session = boto3.session.Session(region_name="us-east-1")
     packages = Packages()
     packages.create(session, "ap-southeast-2", "far-away")
-    result = Audit(moto_target(session), regions="all", scanner=FakeScanner(), include_code=False,
+    result = Audit(moto_target(session), regions="all", scanner=real_scanner(), include_code=False,
                    max_workers=8).run()
     assert result.api_calls["DescribeRegions"] == 1
     assert result.summary["regions"] > 10
@@ -327,7 +310,6 @@ def test_baseline_invocation_records_an_error_instead_of_raising(aws_env, tmp_pa
 
 # -- the lab: served code packages, layers, IAM enforcement ----------------------------------
 DECOYS = ("inventory-sync", "thumbnail-resize", "web-edge-router")
-KEY = bytes(range(32))
 
 
 @pytest.fixture
@@ -454,7 +436,7 @@ def test_failed_download_is_a_gap_and_the_code_check_warns(aws_env):
     def refuse(url, limit):
         raise RunbookError("download of the package failed: HTTP 403")
 
-    result = Audit(moto_target(session), scanner=FakeScanner(), downloader=refuse).run()
+    result = Audit(moto_target(session), scanner=real_scanner(), downloader=refuse).run()
     assert [(g.subject, g.call, g.status) for g in result.gaps] == [("unreachable:$LATEST", "download", "error")]
     checks = {c.id: c for c in result.checks()}
     assert checks["no-secrets-in-code"].status == "WARN"

@@ -105,7 +105,7 @@ def test_run_dir_whose_ledger_belongs_to_another_account_or_function(unchanged, 
         start_notebook("04_backout", "backout", target="lab", region=unchanged.region, profile="",
                        endpoint_url=unchanged.endpoint_url, run_dir=str(tmp_path), function_name="orders-api",
                        create_ledger=False)
-    assert not Ledger.open(tmp_path).entries()
+    assert not Ledger.open(tmp_path).records()
 
 
 def _zip(members):
@@ -176,7 +176,7 @@ def test_second_run_refuses_while_another_holds_the_function(own_lab, tmp_path):
         assert f"the lock tag {LOCK_TAG} is held by apply of run run-a (pid {os.getpid()}" in message
         assert "which is still running: wait for it to finish" in message and len(message.splitlines()) == 1
         assert _state(own_lab) == before
-        assert second.ledger.entries() == [] and second.ledger.lock_holder() is None
+        assert second.ledger.records() == [] and second.ledger.lock_holder() is None
     finally:
         release_function_lock(lam, arn, holder)
     assert LOCK_TAG not in lam.list_tags(Resource=arn).get("Tags", {})
@@ -206,6 +206,6 @@ def test_two_runs_at_once_one_changes_the_other_refuses(own_lab, tmp_path):
     winner = runs[outcomes.index("applied")]
     loser = runs[1 - outcomes.index("applied")]
     assert {c.status for c in winner.checks()} == {"PASS"}
-    assert loser.ledger.entries() == [], "the refused run changed something"
+    assert loser.ledger.records() == [], "the refused run changed something"
     Backout(_target(own_lab), winner.ledger, change_ticket="CHG-B", apply=True).apply()
     assert name in str(json.dumps(winner.ledger.context))

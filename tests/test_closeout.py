@@ -291,7 +291,7 @@ def test_lab_rotation_keeps_the_function_working_with_one_refetch(closeout_lab, 
     rotated_at = int(time.time() * 1000)
     closing = Closeout(target, ledger, change_ticket="CHG-CLOSE", apply=True, rotate_from=str(values_file))
     closing.apply()
-    arn = ledger.find("secret").resource
+    arn = ledger.secret().resource
     stages = sm.describe_secret(SecretId=arn)["VersionIdsToStages"]
     assert len(stages) == 2 and sorted(s for v in stages.values() for s in v) == ["AWSCURRENT", "AWSPREVIOUS"]
     assert bool(json.loads(sm.get_secret_value(SecretId=arn)["SecretString"]) == new) is True

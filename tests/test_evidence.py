@@ -10,7 +10,8 @@ import pytest
 from moto import mock_aws
 
 from runbook_lib import evidence
-from runbook_lib.evidence import (cache_chart, cloudtrail_frame, event_row, execution_environments,
+from runbook_lib.charts import cache_chart
+from runbook_lib.evidence import (cloudtrail_frame, event_row, execution_environments,
                                   fetch_log_events, from_lambda, invocation_failures,
                                   lookup_secret_events, redact_line, response_shape,
                                   secret_id_matches, secret_leaves, shape_differences,
@@ -236,5 +237,42 @@ def test_execution_environments_counts_only_streams_that_served_the_given_reques
     ]
     assert execution_environments(events) == ["new", "old"]
     assert execution_environments(events, ["req-1", "req-2"]) == ["new"]
-    # request ids the logs do not name (another log format): fall back to every stream
-    assert execution_environments(events, ["elsewhere"]) == ["new", "old"]
+    # request ids no START line names: no environment is guessed
+    assert execution_environments(events, ["elsewhere"]) == []
+    assert execution_environments([{"stream": "s", "message": "hello", "timestamp": 1}]) == []
+
+
+def test_execution_environments_read_the_json_log_format_too():
+    json_start = '{"time":"2026-01-01T10:00:01.000Z","type":"platform.start","record":{"requestId":"req-1","version":"$LATEST"}}'
+    events = [{"stream": "json", "message": json_start, "timestamp": 1},
+              {"stream": "app", "message": '{"level":"INFO","message":"platform.start is a word"}', "timestamp": 2},
+              {"stream": "bad", "message": "{platform.start", "timestamp": 3}]
+    assert execution_environments(events, ["req-1"]) == ["json"]
+    assert execution_environments(events) == ["json"]
+
+
+@pytest.mark.parametrize("selectors, reads", [
+    ({}, True),
+    ({"EventSelectors": [{"ReadWriteType": "ReadOnly", "IncludeManagementEvents": True}]}, True),
+    ({"EventSelectors": [{"ReadWriteType": "All", "IncludeManagementEvents": False}]}, False),
+    ({"EventSelectors": [{"ReadWriteType": "WriteOnly"}]}, False),
+    ({"AdvancedEventSelectors": [{"FieldSelectors": [{"Field": "eventCategory", "Equals": ["Management"]}]}]}, True),
+    ({"AdvancedEventSelectors": [{"FieldSelectors": [{"Field": "eventCategory", "Equals": ["Management"]},
+                                                     {"Field": "readOnly", "Equals": ["false"]}]}]}, False),
+])
+def test_management_read_selectors(selectors, reads):
+    assert evidence.management_reads(selectors)[0] is reads
+
+
+def test_data_event_selectors_are_listed():
+    reads, data = evidence.management_reads({"EventSelectors": [{"ReadWriteType": "All", "DataResources": [
+        {"Type": "AWS::Lambda::Function", "Values": ["arn:aws:lambda"]}]}]})
+    assert reads is True and data == [{"type": "AWS::Lambda::Function", "values": ["arn:aws:lambda"]}]
+
+
+def test_json_document_parses_policies_and_refuses_other_json():
+    assert evidence.json_document(None) is None and evidence.json_document("") is None
+    assert evidence.json_document('{"Statement": []}') == {"Statement": []}
+    assert evidence.json_document({"a": 1}) == {"a": 1}
+    with pytest.raises(ValueError, match="not a JSON object"):
+        evidence.json_document("[1]")

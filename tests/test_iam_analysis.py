@@ -87,7 +87,7 @@ from moto import mock_aws  # noqa: E402
 import boto3  # noqa: E402
 
 from runbook_lib.iam_analysis import (analyse_role, effective_grants,  # noqa: E402
-                                      least_privilege_problems, simulate_secret_access)
+                                      least_privilege_problems)
 
 TRUST = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
                                                  "Principal": {"Service": "lambda.amazonaws.com"}}]}
@@ -187,40 +187,40 @@ def test_role_without_secret_grant_fails(iam):
     assert any("cannot read it" in p for p in problems), problems
 
 
-def test_simulator_unavailable_is_reported_not_raised():
-    class NoSimulator:
-        def simulate_principal_policy(self, **kwargs):
-            from botocore.exceptions import ClientError
-            raise ClientError({"Error": {"Code": "NotImplemented", "Message": "no"}},
-                              "SimulatePrincipalPolicy")
-
-    result = simulate_secret_access(NoSimulator(), "arn:role", SECRET_ARN, SECRET_ARN + "x")
-    assert result["available"] is False and "no policy simulator" in result["reason"]
+def test_role_id_and_trust_are_kept_for_the_session_analysis(iam):
+    analysis = analyse_role(iam, "orders-api-role")
+    assert analysis.role_id == iam.get_role(RoleName="orders-api-role")["Role"]["RoleId"]
+    assert analysis.role_id.startswith("AROA") and analysis.trust_policy == TRUST
+    assert analysis.to_dict()["role_id"] == analysis.role_id
 
 
-def test_simulator_decisions_are_judged():
-    class Simulator:
-        def simulate_principal_policy(self, PolicySourceArn, ActionNames, ResourceArns):
-            decision = "allowed" if ResourceArns == [SECRET_ARN] else "implicitDeny"
-            return {"EvaluationResults": [{"EvalDecision": decision}]}
-
-    result = simulate_secret_access(Simulator(), "arn:role", SECRET_ARN, SECRET_ARN + "x")
-    assert result == {"available": True, "as_expected": True,
-                      "decisions": {SECRET_ARN: "allowed", "*": "implicitDeny",
-                                    SECRET_ARN + "x": "implicitDeny"}}
+def test_check_read_false_leaves_the_read_to_the_caller(iam):
+    analysis = analyse_role(iam, "orders-api-role")
+    assert least_privilege_problems(analysis, SECRET_ARN, check_read=False) == []
 
 
-def test_trusts_aws_principal():
-    from runbook_lib.iam_analysis import trusts_aws_principal
-    assert trusts_aws_principal(TRUST) is False
-    assert trusts_aws_principal(json.dumps({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}}]}))
-    assert trusts_aws_principal({}) is False
+def test_a_shared_policy_cache_reads_a_managed_policy_once(iam):
+    arn = attach(iam, "shared", policy(allow("secretsmanager:GetSecretValue", SECRET_ARN)))
+    iam.create_role(RoleName="second-role", AssumeRolePolicyDocument=json.dumps(TRUST))
+    iam.attach_role_policy(RoleName="second-role", PolicyArn=arn)
+    calls = []
+    iam.meta.events.register("before-call.iam.GetPolicyVersion", lambda **kw: calls.append(1))
+    cache = {}
+    first = analyse_role(iam, "orders-api-role", policy_cache=cache)
+    second = analyse_role(iam, "second-role", policy_cache=cache)
+    assert len(calls) == 1 and first.managed_policies[0]["version"] == second.managed_policies[0]["version"] == "v1"
+    assert [s.policy for s in second.statements] == [f"managed:{arn}"]
 
 
-def test_decoy_arns_are_fresh_and_well_formed():
-    from runbook_lib.iam_analysis import decoy_secret_arn
-    first, second = decoy_secret_arn("aws", "us-east-1", ACCOUNT), decoy_secret_arn("aws", "us-east-1", ACCOUNT)
-    assert first != second
-    assert first.startswith(f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:runbook-decoy-")
-    assert len(first.rsplit("-", 1)[1]) == 6
+def test_an_unreadable_managed_policy_is_coverage_not_an_error(iam, monkeypatch):
+    arn = attach(iam, "p", policy(allow("secretsmanager:GetSecretValue", SECRET_ARN)))
+
+    def refuse(**kwargs):
+        from botocore.exceptions import ClientError
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "GetPolicy")
+
+    monkeypatch.setattr(iam, "get_policy", refuse)
+    analysis = analyse_role(iam, "orders-api-role")
+    assert analysis.unreadable == [{"policy": arn, "reason": f"GetPolicy on {arn} failed: AccessDenied (needs "
+                                                             "iam:GetPolicy) - no"}]
+    assert analysis.managed_policies[0]["version"] == ""

@@ -48,7 +48,7 @@ def test_plan_only_changes_nothing(world):
     assert actions["snapshot"] == "create" and actions["secret"] == "create" and actions["grant"] == "create"
     assert actions["function"] == "update" and actions["access-keys"] == "update"
     assert "wrapper-layer" not in actions and actions["code"] == "none"  # the reference handler replaces the code
-    assert world.ledger.entries() == []
+    assert world.ledger.records() == []
 
 
 def test_apply_moves_secrets_scopes_policy_deploys_handler_and_deactivates_key(world):
@@ -94,7 +94,7 @@ def test_apply_moves_secrets_scopes_policy_deploys_handler_and_deactivates_key(w
     assert sorted(snap.moved_variables) == sorted(SECRET_VARS)
     text = world.ledger.path.read_text()
     assert bool(any(world.env[k] in text for k in SECRET_VARS) or world.key_id in text) is False
-    kinds = {e.kind for e in world.ledger.entries()}
+    kinds = {e.kind for e in world.ledger.records()}
     assert {"snapshot", "secret", "secret_policy", "function_config", "function_code",
             "function_state", "access_key"} <= kinds and not {"policy", "policy_attachment"} & kinds
     evidence = world.ledger.latest(AccessKey).evidence
@@ -121,7 +121,7 @@ def test_apply_without_ticket_stops_before_any_change(world):
     impl = make(world, change_ticket="")
     with pytest.raises(InputError, match="built with apply=False"):
         impl.apply()
-    assert world.state() == before and world.ledger.entries() == []
+    assert world.state() == before and world.ledger.records() == []
 
 
 def test_access_denied_at_put_resource_policy_leaves_an_exact_ledger_and_rerun_completes(world):
@@ -174,7 +174,7 @@ def test_unknown_function_bad_kms_bad_code_and_foreign_ledger_are_input_errors(w
     foreign.bind(function_name="other-function")
     with pytest.raises(InputError, match="run_dir: this run's ledger is for function_name 'other-function'"):
         Implementation(world.target, foreign, function_name=FUNCTION)
-    assert world.ledger.entries() == [] and foreign.entries() == []
+    assert world.ledger.records() == [] and foreign.records() == []
 
 
 def test_code_path_is_deployed_and_handler_kept(world, tmp_path):

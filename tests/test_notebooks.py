@@ -76,6 +76,15 @@ def test_full_cycle_on_the_lab(lab, tmp_path, monkeypatch):
     assert checks[("validation", "no-secrets-in-environment")]["status"] == "PASS"
     assert checks[("validation", "cloudtrail-attribution")]["status"] == "PASS"
     assert checks[("backout", "function-restored")]["status"] == "PASS"
+    # every check of a real run is declared once in the catalog, and carries exactly its metadata
+    from runbook_lib import catalog
+
+    declared = {s.id: s for s in catalog.specs()}
+    for (phase, check_id), check in checks.items():
+        spec = declared.get(check_id)
+        assert spec is not None, f"{check_id} is in checks.json but not in the catalog"
+        assert (check["title"], check["controls"]) == (spec.title, list(spec.controls)), check_id
+        assert phase in spec.phases, f"{check_id} ran in {phase}, declared for {spec.phases}"
 
     assert leaks(run_dir, values) == [], "a planted secret value reached an artifact"
     # papermill hygiene: no credentials anywhere, no absolute path or user name in the notebooks

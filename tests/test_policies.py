@@ -197,7 +197,9 @@ def test_whole_runbook_runs_as_auditor_and_implementer_with_iam_enforced(enforci
     checks = {c.id: c for c in validation.run_checks()}
     failed = {cid: c.reason for cid, c in checks.items() if c.status == "FAIL"}
     assert failed == {}
-    assert checks["least-privilege"].status == "PASS" and checks["no-secret-in-logs"].status == "PASS"
+    # the lab has no policy simulator and the role trusts only Lambda (no probe): proven by static analysis only
+    assert checks["least-privilege"].status == "WARN" and "static analysis only" in checks["least-privilege"].reason
+    assert checks["no-secret-in-logs"].status == "PASS" and checks["exposed-credentials-rotated"].status == "WARN"
 
     ctx = _context(operators, "implementer", run_dir, "04_backout", "backout", name, create=False)
     # as the backout notebook does by default: the restored code needs the key the change deactivated

@@ -1,3 +1,8 @@
+import hashlib
+import hmac
+
+import pytest
+
 from runbook_lib.redaction import KEY_ENV, Fingerprinter, redact
 
 
@@ -8,6 +13,21 @@ def test_redact_shows_at_most_four_characters_and_the_length():
     assert redact(b"bytes-value-0123456789") == "byte…(22)"
 
 
+@pytest.mark.parametrize("length,expected", [
+    (0, "…(0)"), (1, "…(1)"), (8, "…(8)"), (9, "…(9)"),          # under 10: nothing shown
+    (10, "ab…(10)"), (11, "ab…(11)"), (15, "ab…(15)"),             # 10-15: two characters
+    (16, "abcd…(16)"), (17, "abcd…(17)"), (40, "abcd…(40)"),       # 16 and more: four
+])
+def test_redact_preview_at_each_length_around_the_thresholds(length, expected):
+    assert redact("abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGH"[:length]) == expected
+
+
+def test_redact_counts_characters_not_bytes_and_survives_invalid_utf8():
+    assert redact("pässwörd-éé") == "pä…(11)"
+    # bytes that are not UTF-8 are previewed, not raised on (a message must not fail on a value)
+    assert redact(b"\xff\xfe" + b"x" * 14) == "\ufffd\ufffdxx…(16)"
+
+
 def test_fingerprints_match_equal_values_only_under_one_key():
     a, b = Fingerprinter(b"1" * 32), Fingerprinter(b"2" * 32)
     assert a("s3cr3t-value") == a("s3cr3t-value")
@@ -16,11 +36,38 @@ def test_fingerprints_match_equal_values_only_under_one_key():
     assert a("x").startswith("fp:") and len(a("x")) == 3 + 16
 
 
+def test_fingerprint_is_the_truncated_hmac_sha256_of_the_utf8_bytes():
+    key = b"k" * 32
+    expected = "fp:" + hmac.new(key, "pässwort".encode("utf-8"), hashlib.sha256).hexdigest()[:16]
+    assert Fingerprinter(key)("pässwort") == expected
+    assert Fingerprinter(key)("pässwort".encode("utf-8")) == expected  # bytes and str agree
+
+
 def test_runner_key_is_shared_through_the_environment(monkeypatch):
     key = Fingerprinter.new_key_hex()
     monkeypatch.setenv(KEY_ENV, key)
     assert Fingerprinter()("v") == Fingerprinter(bytes.fromhex(key))("v")
 
 
+def test_without_a_shared_key_each_fingerprinter_has_its_own_random_32_byte_key(monkeypatch):
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    first, second = Fingerprinter(), Fingerprinter()
+    assert first("v") != second("v")
+    assert len(first._key) == 32  # noqa: SLF001 - the key's size is the guarantee under test
+    monkeypatch.setenv(KEY_ENV, "")  # set but empty: the same as unset
+    assert len(Fingerprinter()._key) == 32  # noqa: SLF001
+
+
+def test_a_shared_key_that_is_not_hex_is_refused(monkeypatch):
+    monkeypatch.setenv(KEY_ENV, "not-hex")
+    with pytest.raises(ValueError):
+        Fingerprinter()
+
+
+def test_new_key_hex_is_32_random_bytes_in_hex():
+    key = Fingerprinter.new_key_hex()
+    assert len(key) == 64 and bytes.fromhex(key) and key != Fingerprinter.new_key_hex()
+
+
 def test_fingerprinter_repr_hides_the_key():
-    assert "hidden" in repr(Fingerprinter(b"k" * 32)) and "kkkk" not in repr(Fingerprinter(b"k" * 32))
+    assert repr(Fingerprinter(b"k" * 32)) == "Fingerprinter(key=<hidden>)"

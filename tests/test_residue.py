@@ -7,6 +7,7 @@ import secrets
 from runbook_lib import functions, residue
 from runbook_lib.checks import FAIL, PASS, SKIP, WARN
 from runbook_lib.implementation import Implementation
+from runbook_lib.records import AccessKey, Rotation
 from runbook_lib.scanning import Scanner
 from moto_world import FUNCTION
 
@@ -27,15 +28,15 @@ def publish_old_versions(world, count=2):
 def implement(world):
     Implementation(world.target, world.ledger, function_name=FUNCTION, change_ticket="CHG-1", apply=True,
                    fingerprinter=world.fingerprinter, strategy="reference").apply()
-    return str(world.ledger.find("snapshot", FUNCTION).data["version"])
+    return world.ledger.snapshot(FUNCTION).version
 
 
 def sweep(world):
     lam, sm = world.client("lambda"), world.client("secretsmanager")
     migrated = residue.migrated_fingerprints(lam, sm, world.ledger, FUNCTION, world.fingerprinter)
-    snap = world.ledger.find("snapshot", FUNCTION)
+    snap = world.ledger.snapshot(FUNCTION)
     return residue.sweep_function(lam, FUNCTION, migrated, Scanner(fingerprinter=world.fingerprinter),
-                                  world.fingerprinter, snapshot_version=str(snap.data["version"]) if snap else "")
+                                  world.fingerprinter, snapshot_version=snap.version if snap else "")
 
 
 def leaks(world, text: str) -> bool:
@@ -100,11 +101,11 @@ def test_secret_previous_stage_keeps_the_exposed_value_matched_after_rotation(wo
     publish_old_versions(world, count=1)
     implement(world)
     sm = world.client("secretsmanager")
-    arn = world.ledger.find("secret").resource
+    arn = world.ledger.secret().resource
     sm.put_secret_value(SecretId=arn, SecretString=json.dumps({"PARTNER_API_KEY": "new-" + secrets.token_hex(8),
                                                                "DB_PASSWORD": "new-" + secrets.token_hex(8)}))
     # without the snapshot (deleted at close-out) the secret's AWSPREVIOUS still identifies the old values
-    world.ledger.record("snapshot", FUNCTION, "created", "snapshot", {"deleted_by_closeout": True})
+    world.ledger.put(world.ledger.snapshot(FUNCTION).replace(deleted_by_closeout=True))
     migrated = residue.migrated_fingerprints(world.client("lambda"), sm, world.ledger, FUNCTION, world.fingerprinter)
     assert sorted(migrated.values()) == ["DB_PASSWORD", "DB_PASSWORD", "PARTNER_API_KEY", "PARTNER_API_KEY"]
     first = sweep(world).versions[0]
@@ -124,17 +125,17 @@ def test_exposure_and_rotation_check(world):
     rows = residue.exposure(world.ledger, FUNCTION, lam, sm, iam, world.fingerprinter)
     assert [(r["item"], r["rotated"]) for r in rows] == [
         ("DB_PASSWORD", False), ("PARTNER_API_KEY", False),
-        (world.ledger.entries("access_key")[0].resource, True)]  # deactivated by the implementation (lab)
+        (world.ledger.records(AccessKey)[0].resource, True)]  # deactivated by the implementation (lab)
     check = residue.rotation_check(rows, "validation", "x")
     assert check.status == WARN and "DB_PASSWORD" in check.reason and "PARTNER_API_KEY" in check.reason
     assert check.controls == ["IA-5(1)", "IA-5"]
     # a value replaced outside the runbook counts too: the secret's value differs from the exposed one
-    arn = world.ledger.find("secret").resource
+    arn = world.ledger.secret().resource
     sm.put_secret_value(SecretId=arn, SecretString=json.dumps({"PARTNER_API_KEY": "n-" + secrets.token_hex(8),
                                                                "DB_PASSWORD": world.env["DB_PASSWORD"]}))
     rows = residue.exposure(world.ledger, FUNCTION, lam, sm, iam, world.fingerprinter)
     assert {r["item"]: r["rotated"] for r in rows}["PARTNER_API_KEY"] is True
-    world.ledger.record("rotation", arn, "changed", "rotate", {"variables": ["DB_PASSWORD"]})
+    world.ledger.put(Rotation(resource=arn, action="changed", step="rotate", variables=["DB_PASSWORD"]))
     assert residue.rotation_check(residue.exposure(world.ledger, FUNCTION, lam, sm, iam, world.fingerprinter),
                                   "validation", "x").status == PASS
     assert residue.rotation_check([], "validation", "x").status == SKIP

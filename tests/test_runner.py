@@ -42,7 +42,7 @@ def _stand_in(name: str, phase: str) -> nbformat.NotebookNode:
         'plant_modules: str = ""  # marker file: the test plan plants modules that append to it when imported',
     ])
     body = "\n".join([
-        "from runbook_lib.checks import CheckLog",
+        "from runbook_lib.checks import Check, CheckLog",
         "import pathlib",
         "if plant_modules:",
         "    import json, pandas, boto3  # in a later kernel, the planted files must not be what these are",
@@ -64,8 +64,8 @@ def _stand_in(name: str, phase: str) -> nbformat.NotebookNode:
         f"if {phase}_outcome == 'traceback':  # raised deep in runbook_lib, quoting an absolute path",
         "    Ledger.open(pathlib.Path(run_dir).resolve() / 'nowhere', create=False)",
         f"ok = {phase}_outcome == 'pass'",
-        f"log.add('{phase}-check', 'stand-in', 'PASS' if ok else 'FAIL',",
-        "        reason='' if ok else 'stand-in failed', controls=['AU-2'])",
+        f"log.put(Check('{phase}-check', 'stand-in', '{phase}', 'PASS' if ok else 'FAIL',",
+        "          reason='' if ok else 'stand-in failed', controls=['AU-2']))",
         "print('function', function_name, 'apply', apply, 'ticket', change_ticket, 'run_dir', run_dir)",
         "import json as _json",
         "from runbook_lib.redaction import Fingerprinter",

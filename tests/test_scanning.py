@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import json
 import struct
 import sys
@@ -298,3 +299,183 @@ def test_iam_action_names_are_not_secrets():
             "Action: secretsmanager:GetSecretValue\n"
             '"secretsmanager": "GetSecretValue",\n')
     assert [f.rule for f in Scanner().scan_text(text, "02_implementation.ipynb")] == []
+
+
+# ------------------------------------------------------------------ paths, files, counts
+
+from runbook_lib.scanning import is_binary, is_config, scan_many  # noqa: E402
+
+
+@pytest.mark.parametrize("path,config", [
+    ("app.py", False), ("APP.PY", False), ("handler.Ts", False), ("pkg.zip!src/app.js", False),
+    ("code.py!conf.env", True), ("a.zip!b.zip!x.java", False), (".env", True), ("settings.yaml", True),
+    ("Dockerfile", True), ("dir.py/config", True), ("", True),
+])
+def test_code_or_configuration_by_the_last_member_name(path, config):
+    assert is_config(path) is config
+
+
+def test_binary_means_a_nul_in_the_first_8_kb():
+    assert is_binary(b"x\0") and not is_binary(b"x" * 8192 + b"\0") and is_binary(b"x" * 8191 + b"\0")
+
+
+def test_line_numbers_count_from_one_including_blank_first_lines(scanner):
+    text = f'\n\nDB_PASSWORD = "{PASSWORD}"\n\nT = "{TOKEN}"\n'
+    assert [(f.line, f.rule) for f in scanner.scan_text(text, "app.py")] == [(3, "keyword-assignment"),
+                                                                           (5, "github-token")]
+
+
+def test_one_finding_per_value_rule_and_line(scanner):
+    line = f'a_password = "{PASSWORD}"; b_password = "{PASSWORD}"; c_password = "Xk29vLq7Pw03Zr58"\n'
+    found = scanner.scan_text(line * 2, "app.py")
+    assert [(f.line, f.redacted) for f in found] == [(1, "Tq…(12)"), (1, "Xk29…(16)"), (2, "Tq…(12)"),
+                                                     (2, "Xk29…(16)")]
+
+
+def test_finding_fields_come_from_the_rule(scanner):
+    finding = scanner.scan_text(f'T = "{TOKEN}"\n', "a.py")[0]
+    assert (finding.rule, finding.title, finding.remediation, finding.redacted) == (
+        "github-token", "GitHub token", "move-to-secrets-manager", "ghp_…(40)")
+    assert finding.fingerprint == scanner.fingerprinter(TOKEN)
+
+
+def test_environment_values_that_are_not_strings_and_repeated_values(scanner):
+    env = {"CONFIG": {"password": PASSWORD, "again": {"password": PASSWORD}}, "RETRIES": 3,
+           "TOKENS": [TOKEN, TOKEN]}
+    found = scanner.scan_environment(env)
+    assert [(f.variable, f.json_key, f.rule) for f in found] == [("CONFIG", "password", "keyword-assignment"),
+                                                                 ("TOKENS", "[0]", "github-token")]
+
+
+def test_environment_value_with_undecodable_bytes(scanner):
+    found = scanner.scan_environment({"NOTE": f"\udcff token={TOKEN}"})
+    assert [f.rule for f in found] == ["github-token"]
+
+
+def test_allowlist_from_entries_and_fingerprints_counted_per_scan(tmp_path):
+    fingerprinter = Fingerprinter(b"k" * 32)
+    scanner = Scanner(fingerprinter=fingerprinter, allowlist=[fingerprinter(PASSWORD)])
+    text = f'DB_PASSWORD = "{PASSWORD}"\nA = "{AKIA}"  # runbook: allow-secret\nB = "{AKIA}"  # runbook: allow-secret\n'
+    assert scanner.scan_text(text, "a.py") == [] and scanner.allowlisted == 3
+    (tmp_path / "a.py").write_text(text)
+    report = scanner.scan_path(tmp_path)
+    assert report.allowlisted == 3 and scanner.allowlisted == 6 and report.findings == []
+    assert repr(scanner) == "Scanner(engine='hyperscan', allowlist=Allowlist(1 entries))"
+    assert Scanner().allowlist is None and scanner.engine == "hyperscan"
+
+
+def test_scan_path_counts_files_and_bytes(tmp_path, scanner):
+    (tmp_path / "a.py").write_text("x = 1\n")
+    (tmp_path / "b.txt").write_text("hello\nworld\n")
+    report = scanner.scan_path(tmp_path)
+    assert (report.files_scanned, report.bytes_scanned, report.skipped) == (2, 18, [])
+
+
+def test_scan_path_file_size_limits(tmp_path):
+    scanner = Scanner(zip_limits=ZipLimits(max_file_bytes=10, max_total_bytes=1000))
+    (tmp_path / "ok.txt").write_bytes(b"x" * 10)
+    (tmp_path / "big.txt").write_bytes(b"x" * 11)
+    (tmp_path / "pkg.zip").write_bytes(_zip({"a.txt": b"y" * 5}))
+    report = scanner.scan_path(tmp_path)
+    assert report.skipped == [{"path": str(tmp_path / "big.txt"), "reason": "size 11 bytes exceeds the limit 10"}]
+    assert report.files_scanned == 2  # ok.txt and the zip's member: a zip is bounded by the total limit
+    small_total = Scanner(zip_limits=ZipLimits(max_file_bytes=10_000, max_total_bytes=10))
+    big_zip = small_total.scan_path(tmp_path / "pkg.zip")
+    assert big_zip.skipped[0]["reason"].startswith("size ") and big_zip.skipped[0]["reason"].endswith("limit 10")
+
+
+def test_scan_path_symlinks_and_special_files(tmp_path, scanner):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.py").write_text(f'password = "{PASSWORD}"\n')
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "linked_dir").symlink_to(outside, target_is_directory=True)
+    (root / "linked.py").symlink_to(outside / "secret.py")
+    os.mkfifo(root / "pipe")
+    report = scanner.scan_path(root)
+    assert report.findings == [] and report.files_scanned == 0
+    assert report.skipped == [{"path": str(root / "linked.py"), "reason": "symbolic link (not followed)"},
+                              {"path": str(root / "pipe"), "reason": "not a regular file"}]
+    named = scanner.scan_path(root / "linked.py")  # a link named on the command line is followed
+    assert [f.rule for f in named.findings] == ["keyword-assignment"]
+
+
+def test_scan_path_version_control_directories_are_named(tmp_path, scanner):
+    (tmp_path / "src" / ".git").mkdir(parents=True)
+    (tmp_path / "src" / ".git" / "config").write_text(f'password = "{PASSWORD}"\n')
+    (tmp_path / "src" / "gitnotes").mkdir()
+    (tmp_path / "src" / "gitnotes" / "a.txt").write_text("x\n")
+    report = scanner.scan_path(tmp_path)
+    assert report.skipped == [{"path": str(tmp_path / "src" / ".git"), "reason": "version-control metadata"}]
+    assert report.findings == [] and report.files_scanned == 1
+
+
+def test_scan_path_zips_by_suffix_or_magic(tmp_path, scanner):
+    member = {"h.js": f"const t = '{TOKEN}';\n".encode()}
+    (tmp_path / "pkg.ZIP").write_bytes(_zip(member))
+    (tmp_path / "pkg.bin").write_bytes(_zip(member))
+    (tmp_path / "broken.zip").write_bytes(b"not a zip at all")
+    report = scanner.scan_path(tmp_path)
+    assert sorted(f.path for f in report.findings) == [str(tmp_path / "pkg.ZIP") + "!h.js",
+                                                       str(tmp_path / "pkg.bin") + "!h.js"]
+    assert report.skipped == [{"path": str(tmp_path / "broken.zip"), "reason": "not a readable zip archive"}]
+    with pytest.raises(InputError) as info:
+        scanner.scan_path(tmp_path / "broken.zip")  # named: an error, not a skip
+    assert str(info.value) == f"zip: {tmp_path / 'broken.zip'}: not a readable zip archive (BadZipFile)"
+
+
+def test_scan_path_errors_name_the_path(tmp_path, scanner, monkeypatch):
+    with pytest.raises(InputError) as info:
+        scanner.scan_path(tmp_path / "missing")
+    assert info.value.parameter == "path" and str(info.value) == f"path: {tmp_path / 'missing'} does not exist"
+    (tmp_path / "locked.py").write_text("x = 1\n")
+
+    def refuse(self):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    with pytest.raises(InputError) as info:
+        scanner.scan_path(tmp_path / "locked.py")
+    assert str(info.value) == f"path: cannot read {tmp_path / 'locked.py'}: Permission denied"
+    report = scanner.scan_path(tmp_path)
+    assert report.skipped == [{"path": str(tmp_path / "locked.py"), "reason": "unreadable (Permission denied)"}]
+
+    def refuse_without_reason(self):
+        raise OSError()
+
+    monkeypatch.setattr(Path, "read_bytes", refuse_without_reason)
+    assert scanner.scan_path(tmp_path).skipped[0]["reason"] == "unreadable (OSError)"
+    with pytest.raises(InputError, match=r"cannot read .*locked.py: OSError$"):
+        scanner.scan_path(tmp_path / "locked.py")
+
+
+def test_scan_many_merges_reports(tmp_path, scanner):
+    (tmp_path / "a.py").write_text(f'password = "{PASSWORD}"\n')
+    (tmp_path / "b.py").write_text(f'T = "{TOKEN}"\n')
+    report = scan_many(scanner, [tmp_path / "a.py", tmp_path / "b.py"])
+    assert [f.rule for f in report.findings] == ["keyword-assignment", "github-token"] and report.files_scanned == 2
+
+
+def test_an_allowlist_object_is_used_as_given():
+    allowlist = Allowlist([allowlist_entry(PASSWORD)])
+    scanner = Scanner(allowlist=allowlist)
+    assert scanner.allowlist is allowlist
+    assert scanner.scan_environment({"DB_PASSWORD": PASSWORD}) == [] and scanner.allowlisted == 1
+
+
+def test_environment_text_is_read_as_configuration(scanner):
+    found = scanner.scan_environment({"PARTNER_SETTINGS": f"region=eu;password={PASSWORD};debug=1"})
+    assert [(f.variable, f.rule) for f in found] == [("PARTNER_SETTINGS", "keyword-assignment")]
+
+
+def test_text_with_undecodable_bytes_is_scanned(scanner):
+    text = f'note = "\udcff"\npassword = "{PASSWORD}"\n'  # a byte read with surrogateescape
+    assert [(f.line, f.rule) for f in scanner.scan_text(text, "app.py")] == [(2, "keyword-assignment")]
+
+
+def test_each_zip_scan_counts_its_own_allowlisted():
+    scanner = Scanner(allowlist=[allowlist_entry(PASSWORD)])
+    package = _zip({"a.py": f'password = "{PASSWORD}"\n'.encode()})
+    assert [scanner.scan_zip(package, "f.zip").allowlisted for _ in range(3)] == [1, 1, 1]
+    assert scanner.allowlisted == 3

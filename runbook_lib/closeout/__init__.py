@@ -141,9 +141,7 @@ class Closeout(ChangeSequence):
         try:
             out.append(residue.rotation_check(self.exposure(), PHASE, NOTEBOOK))
         except RunbookError as exc:
-            out.append(Check("exposed-credentials-rotated", residue.ROTATED_TITLE, PHASE, FAIL,
-                             reason=f"could not be evaluated: {exc}", controls=residue.ROTATED_CONTROLS,
-                             notebook=NOTEBOOK))
+            out.append(residue.rotation_check(None, PHASE, NOTEBOOK, unavailable=f"could not be evaluated: {exc}"))
         return out
 
 

@@ -1,0 +1,216 @@
+"""From prefilter hits in one buffer to candidates: the lines decoded, the hits confirmed.
+
+:class:`BufferScan` takes the sorted hits of :meth:`~runbook_lib.scan_prefilter.Prefilter.hits`
+over a whole file and decodes only the lines they fall on (around the hit on very long
+lines). Each hit is confirmed by its family: a token format by its confirm expression and
+:func:`~runbook_lib.scan_lines.token_ok`; a keyword assignment by one anchored match at
+each secret-named name just before the hit; a PEM header by its block having a body; an
+AWS access key id also looks for its secret key a few lines around it.
+:func:`select_candidates` keeps one candidate per value per line, the most specific rule.
+
+Examples
+--------
+>>> from runbook_lib.scan_prefilter import shared_prefilter
+>>> data = b'password = "Xk29vLq7Pw03Zr58"\\n'
+>>> scan = BufferScan(data, config=False)
+>>> scan.run(shared_prefilter().hits(data, False), shared_prefilter().families)
+>>> [(c.offset, c.rule) for c in select_candidates(scan.candidates)]
+[(0, 'keyword-assignment')]
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from . import rules as R
+from .scan_lines import (call_candidates, classify, keyword_candidates, literal_value, token_ok,
+                         xml_candidates)
+from .scan_prefilter import FAMILY_ASSIGN, FAMILY_CALL, FAMILY_KEYWORD, FAMILY_TOKEN
+
+#: Lines longer than this (minified files) are decoded around the hit only.
+LONG_LINE = 4096
+#: How far before a keyword hit the secret-named names are looked for.
+NAME_WINDOW = 200
+#: How far past the name an assignment is matched (a value is at most 1024 characters).
+ASSIGNMENT_SPAN = 2048
+#: How many lines above and below an access key id its secret key is looked for.
+AWS_SECRET_LINES = 4
+
+_CONFIRM = {t.rule: re.compile(t.confirm) for t in R.TOKEN_RULES}
+#: Lower wins when two rules match one value: token formats first, keyword rules last.
+#: Every rule a candidate can carry is here (a missing one is a KeyError, not a guess).
+RULE_PRIORITY = {t.rule: i for i, t in enumerate(R.TOKEN_RULES)}
+RULE_PRIORITY.update({"aws-secret-access-key": 1, "keyword-assignment": 90, "high-entropy-env-value": 95})
+_AWS_SECRET_NEAR = re.compile(r"""(?:["'`]|[=:]\s*)(?P<v>[A-Za-z0-9/+]{40})(?:["'`]|\s*$)""")
+_B64_BODY = re.compile(rb"[A-Za-z0-9+/=]{16,}")
+_NAME_TOKEN = re.compile(rb"[A-Za-z_$@][\w.$@-]*")
+_PEM_BEGIN = re.compile(rb"-----BEGIN[ A-Z0-9]{0,30}PRIVATE KEY(?: BLOCK)?-----")
+_PEM_END = re.compile(rb"-----END[ A-Z0-9]{0,30}PRIVATE KEY(?: BLOCK)?-----")
+#: A PEM block needs this many base64 characters of body to be a key, not a bare header.
+PEM_MIN_BODY = 64
+#: A PEM block is looked for this far from its BEGIN line; without an END line in that
+#: span, this much body after the header stands for the key.
+PEM_MAX_BLOCK, PEM_NO_END_BODY = 16384, 4096
+
+
+def decode(raw: bytes) -> str:
+    """Text of a slice of the buffer; bytes that are not UTF-8 become U+FFFD, never an error."""
+    return raw.decode("utf-8", "replace")
+
+
+@dataclass
+class Candidate:
+    """A confirmed value on a line, before it becomes a :class:`~runbook_lib.scan_results.Finding`."""
+
+    offset: int  # byte offset of the line start in the buffer (0 for env values)
+    rule: str
+    value: str
+    line_text: str
+
+
+class BufferScan:
+    """Confirmation of prefilter hits in one buffer; results in :attr:`candidates`."""
+
+    def __init__(self, data: bytes, config: bool):
+        self.data = data
+        self.config = config
+        self.candidates: list[Candidate] = []
+
+    def line_bounds(self, end: int) -> tuple[int, int]:
+        """(start, stop) of the line holding byte ``end``; ``stop`` at its newline or the end."""
+        data = self.data
+        start = data.rfind(b"\n", 0, end) + 1
+        stop = data.find(b"\n", end)
+        if stop < 0:
+            stop = len(data)
+        return start, stop
+
+    def line_text(self, start: int, stop: int, end: int) -> str:
+        """The decoded line, or on a very long line the :data:`LONG_LINE` bytes around ``end``."""
+        if stop - start > LONG_LINE:  # minified files: look around the hit, not the whole line
+            lo, hi = max(start, end - LONG_LINE // 2), min(stop, end + LONG_LINE // 2)
+            return decode(self.data[lo:hi])
+        return decode(self.data[start:stop])
+
+    def run(self, hits: list[tuple[int, int, int]], families) -> None:
+        """Confirm each hit once per line and family (per rule for token formats)."""
+        seen: set[tuple[int, object]] = set()
+        for end, pattern_id, _ in hits:
+            family, token_rule = families[pattern_id]
+            start, stop = self.line_bounds(end - 1)  # a hit is never empty: end >= 1
+            if family == FAMILY_ASSIGN:
+                self.confirm_assignment(start, stop, end, seen)
+                continue
+            key = (start, family if family != FAMILY_TOKEN else token_rule.rule)
+            if key in seen:
+                continue
+            seen.add(key)
+            text = self.line_text(start, stop, end)
+            if family == FAMILY_TOKEN:
+                self.confirm_token(token_rule.rule, text, start, stop)
+                continue
+            if family == FAMILY_KEYWORD:
+                found = keyword_candidates(text, self.config)
+            elif family == FAMILY_CALL:
+                found = call_candidates(text)
+            else:
+                found = xml_candidates(text)
+            self.candidates.extend(Candidate(start, rule, value, text) for rule, value in found)
+
+    def confirm_assignment(self, start: int, stop: int, end: int, seen: set) -> None:
+        """Anchored matches at the secret-named names just before the hit (no scan of the whole line)."""
+        data = self.data
+        window_start = max(start, end - NAME_WINDOW)
+        for name_match in _NAME_TOKEN.finditer(data, window_start, end):
+            if R.key_class(decode(name_match.group())) is None:
+                continue
+            key_start = name_match.start()
+            if key_start > start and data[key_start - 1] in b":/=\\":
+                continue  # inside a value (an ARN, a URL, a path), not a name
+            if (key_start, FAMILY_ASSIGN) in seen:
+                continue
+            seen.add((key_start, FAMILY_ASSIGN))
+            if key_start > start and data[key_start - 1] in b"\"'`":
+                key_start -= 1
+            self.match_assignment(decode(data[key_start:min(stop, key_start + ASSIGNMENT_SPAN)]), start, stop, end)
+
+    def match_assignment(self, text: str, start: int, stop: int, end: int) -> None:
+        """The first assignment form that matches at the start of ``text`` with a real value."""
+        regexes = (R.ASSIGN_QUOTED, R.ASSIGN_PAIR, R.ASSIGN_UNQUOTED) if self.config else (R.ASSIGN_QUOTED, R.ASSIGN_PAIR)
+        for regex in regexes:
+            m = regex.match(text)
+            if not m:
+                continue
+            value = m.group("v") if regex is R.ASSIGN_UNQUOTED else literal_value(m)
+            if value is None:
+                continue
+            rule = classify(m.group("key"), value)
+            if rule:
+                self.candidates.append(Candidate(start, rule, value, self.line_text(start, stop, end)))
+                return
+
+    def confirm_token(self, rule: str, text: str, start: int, stop: int) -> None:
+        """Each confirmed match of a token format on the line (a PEM header: its whole block)."""
+        if rule == "private-key":
+            value = self.private_key_block(start)
+            if value:
+                self.candidates.append(Candidate(start, rule, value, text))
+            return
+        for m in _CONFIRM[rule].finditer(text):
+            value = m.group("v")
+            if not token_ok(rule, value, text, m.start("v")):
+                continue
+            self.candidates.append(Candidate(start, rule, value, text))
+            if rule == "aws-access-key-id":
+                self.aws_secret_near(start, stop)
+
+    def private_key_block(self, start: int) -> str | None:
+        """The whole PEM block from the BEGIN line, if it has a real body (not just a header)."""
+        chunk = self.data[start:start + PEM_MAX_BLOCK]
+        head = _PEM_BEGIN.search(chunk)
+        if not head:
+            return None
+        end = _PEM_END.search(chunk[head.end():])
+        body = chunk[head.end(): head.end() + end.start()] if end else chunk[head.end(): head.end() + PEM_NO_END_BODY]
+        body = body.replace(b"\\n", b"\n").replace(b"\\r", b"")
+        body_chars = sum(len(run) for run in _B64_BODY.findall(body))
+        if body_chars < PEM_MIN_BODY:
+            return None
+        block = chunk[head.start(): head.end() + (end.end() if end else len(body))]
+        return decode(block)
+
+    def aws_secret_near(self, start: int, stop: int) -> None:
+        """A 40-character secret key within a few lines of an access key id, whatever its name."""
+        data = self.data
+        lo = start
+        for _ in range(AWS_SECRET_LINES):  # the start of the line above, four times (0 stays 0)
+            lo = data.rfind(b"\n", 0, max(lo - 1, 0)) + 1
+        hi = stop
+        for _ in range(AWS_SECRET_LINES):  # the end of the line below, four times
+            nxt = data.find(b"\n", hi + 1)
+            hi = len(data) if nxt == -1 else nxt
+        pos = lo
+        for raw in data[lo:hi].split(b"\n"):
+            text = decode(raw)
+            for m in _AWS_SECRET_NEAR.finditer(text):
+                value = m.group("v")
+                if R.char_classes(value) >= 3 and R.shannon_entropy(value) >= 4.0:
+                    self.candidates.append(Candidate(pos, "aws-secret-access-key", value, text))
+            pos += len(raw) + 1
+
+
+def select_candidates(candidates: list[Candidate]) -> list[Candidate]:
+    """One candidate per value per line, the most specific rule winning."""
+    by_line: dict[int, list[Candidate]] = {}
+    for c in candidates:
+        by_line.setdefault(c.offset, []).append(c)
+    chosen: list[Candidate] = []
+    for offset in sorted(by_line):
+        kept: list[Candidate] = []
+        for c in sorted(by_line[offset], key=lambda c: RULE_PRIORITY[c.rule]):
+            if any(c.value in k.value or k.value in c.value for k in kept):
+                continue
+            kept.append(c)
+        chosen.extend(kept)
+    return chosen

@@ -1,0 +1,154 @@
+"""Python confirmation of one line: is the prefilter's hit a real secret, and which rule?
+
+The prefilter (:mod:`runbook_lib.scan_prefilter`) only says *where* something may be. The
+functions here take the text of that line and return ``(rule, value)`` pairs for what is
+really there: a secret-named assignment with a real literal (:func:`classify`), a login or
+signing call with a literal credential (:func:`call_candidates`), a token whose shape and
+context hold up (:func:`token_ok`). Values stay inside the engine: callers turn them into
+redacted previews and fingerprints.
+
+Examples
+--------
+>>> keyword_candidates('DB_PASSWORD = "pa55-w0rd!x"', config=False)
+[('keyword-assignment', 'pa55-w0rd!x')]
+>>> classify("SECRET_ARN", "arn:aws:secretsmanager:us-east-1:1:secret:x") is None
+True
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+
+from . import rules as R
+
+_AWS_SECRET_SHAPE = re.compile(r"^[A-Za-z0-9/+]{40}$")
+_DATA_URI = re.compile(r"base64,[A-Za-z0-9+/=]*$")
+_ESCAPE = re.compile(r"\\[nt\"'\\]")
+_ESCAPES = {"\\n": "\n", "\\t": "\t", '\\"': '"', "\\'": "'", "\\\\": "\\"}
+#: How far back a hit looks for an open ``base64,`` data URI (an embedded image).
+DATA_URI_LOOKBACK = 2048
+
+
+def unescape(value: str) -> str:
+    r"""The string a quoted literal stands for: ``\n``, ``\t``, ``\"``, ``\'``, ``\\`` decoded."""
+    if "\\" not in value:
+        return value
+    return _ESCAPE.sub(lambda m: _ESCAPES[m.group(0)], value)
+
+
+def aws_rule_for_key(key: str, value: str) -> str | None:
+    """``aws-secret-access-key`` / ``aws-session-token`` when the name and value's shape say so."""
+    words = R.split_words(key)
+    joined = "".join(words)
+    if ("secretaccesskey" in joined or ("aws" in words and "secret" in joined)) and _AWS_SECRET_SHAPE.match(value):
+        return "aws-secret-access-key"
+    if ("sessiontoken" in joined or "securitytoken" in joined) and len(value) >= 100:
+        return "aws-session-token"
+    return None
+
+
+def classify(key: str, value: str) -> str | None:
+    """The rule for ``key = value`` if the name names a secret and the value is a real one."""
+    strength = R.key_class(key)
+    if strength is None:
+        return None
+    value = value.strip()
+    aws = aws_rule_for_key(key, value)
+    if aws:
+        return aws
+    if R.is_secret_value(value, strength):
+        return "keyword-assignment"
+    return None
+
+
+def literal_value(match: re.Match) -> str | None:
+    """The value of a quoted-assignment match, or ``None`` when the match is not an assignment.
+
+    ``f(x, "v")`` is an argument list, not a pair, unless the name is quoted; ``"key"(`` is
+    not a call; an f-string with ``{`` is a template.
+    """
+    op = match.group("op")
+    if (op == "," and not match.group("kq")) or (op == "(" and match.group("kq")):
+        return None
+    value = unescape(match.group("v"))
+    if "f" in match.group("pre").lower() and "{" in value:
+        return None
+    return value
+
+
+def keyword_candidates(line: str, config: bool) -> list[tuple[str, str]]:
+    """(rule, value) for each secret-named assignment with a real literal on ``line``."""
+    out: list[tuple[str, str]] = []
+    for regex in (R.ASSIGN_QUOTED, R.ASSIGN_PAIR):
+        for m in regex.finditer(line):
+            value = literal_value(m)
+            if value is None:
+                continue
+            rule = classify(m.group("key"), value)
+            if rule:
+                out.append((rule, value))
+            elif not config and "=" in value:  # a connection string inside a literal
+                out.extend(unquoted_candidates(value))
+    if config:
+        out.extend(unquoted_candidates(line))
+    return out
+
+
+def unquoted_candidates(text: str) -> list[tuple[str, str]]:
+    """(rule, value) for each ``KEY=value`` / ``key: value`` with a real unquoted value."""
+    out = []
+    for m in R.ASSIGN_UNQUOTED.finditer(text):
+        rule = classify(m.group("key"), m.group("v"))
+        if rule:
+            out.append((rule, m.group("v")))
+    return out
+
+
+def call_candidates(line: str) -> list[tuple[str, str]]:
+    """A password passed to a login call; a literal key passed to a signing function."""
+    out = []
+    for m in R.LOGIN_CALL.finditer(line):
+        if R.is_secret_value(m.group("v"), R.PASSWORD):
+            out.append(("keyword-assignment", m.group("v")))
+    for m in R.SIGNING_CALL.finditer(line):
+        for lit in R.QUOTED_LITERAL.finditer(m.group("args")):
+            if R.is_secret_value(lit.group("v"), R.SECRET):
+                out.append(("keyword-assignment", lit.group("v")))
+    return out
+
+
+def xml_candidates(line: str) -> list[tuple[str, str]]:
+    """``<password>v</password>`` and ``key="ApiKey" value="v"`` with a real value."""
+    out = []
+    for m in R.ASSIGN_XML.finditer(line):
+        key, value = (m.group("key"), m.group("v")) if m.group("key") else (m.group("key2"), m.group("v2"))
+        rule = classify(key, value)
+        if rule:
+            out.append((rule, value))
+    return out
+
+
+def token_ok(rule: str, value: str, line: str, start: int) -> bool:
+    """Whether a token-format match at ``start`` of ``line`` is a real credential."""
+    if R.is_placeholder(value) or "EXAMPLEKEY" in value.upper() and rule != "aws-access-key-id":
+        return False
+    if _DATA_URI.search(line[max(0, start - DATA_URI_LOOKBACK):start]):
+        return False  # inside a base64 data URI (an embedded image)
+    if rule == "url-credentials":  # (``user:password@host`` is a placeholder already)
+        return not (R.is_reference(value) or value.startswith(("$", "%", "{")))
+    if rule in ("authorization-header", "url-query-credential"):
+        return R.not_a_value_reason(value) is None and R.looks_generated(value, 16 if rule == "authorization-header" else 8)
+    if rule == "jwt":
+        return jwt_header_ok(value)
+    return True
+
+
+def jwt_header_ok(value: str) -> bool:
+    """A JWT's first part decodes to a JSON header naming ``alg`` or ``typ``."""
+    head = value.partition(".")[0]
+    try:
+        decoded = base64.urlsafe_b64decode(head + "=" * (-len(head) % 4))
+    except ValueError:
+        return False
+    return b'"alg"' in decoded or b'"typ"' in decoded

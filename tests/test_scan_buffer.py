@@ -1,0 +1,285 @@
+"""Tests of buffer confirmation: lines around hits, assignments at names, PEM blocks, AWS pairs."""
+
+import pytest
+
+from runbook_lib.scan_buffer import (AWS_SECRET_LINES, LONG_LINE, NAME_WINDOW, PEM_MAX_BLOCK, PEM_MIN_BODY,
+                                     PEM_NO_END_BODY, RULE_PRIORITY, BufferScan, decode,
+                                     Candidate, select_candidates)
+from runbook_lib.scan_prefilter import shared_prefilter
+
+PW = "Tq7!vR2m#Lx9"
+AKIA = "AKIA" + "QX7Z2MWB4HNPLK3D"
+AWS_SECRET = "q8Jz3kLm9Xw2PbTv7RaN/5cYdE1fHgU0iOsKjLe+"
+BODY = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7" * 2
+
+
+def confirm(text: str, config: bool = False) -> list[tuple[int, str, str]]:
+    data = text.encode()
+    scan = BufferScan(data, config)
+    scan.run(shared_prefilter().hits(data, config), shared_prefilter().families)
+    return [(c.offset, c.rule, c.value) for c in select_candidates(scan.candidates)]
+
+
+def test_line_bounds_and_text():
+    scan = BufferScan(b"one\ntwo\nthree", config=False)
+    assert scan.line_bounds(0) == (0, 3) and scan.line_bounds(5) == (4, 7) and scan.line_bounds(10) == (8, 13)
+    assert scan.line_bounds(3) == (0, 3)  # the newline belongs to its line
+    assert scan.line_text(4, 7, 5) == "two"
+
+
+def test_a_long_line_is_read_around_the_hit_only():
+    data = b"a" * (LONG_LINE + 1000) + b"\n"
+    scan = BufferScan(data, config=False)
+    assert len(scan.line_text(0, LONG_LINE + 1000, 3000)) == LONG_LINE
+    assert scan.line_text(0, LONG_LINE + 1000, 10) == "a" * (10 + LONG_LINE // 2)
+    exact = BufferScan(b"a" * LONG_LINE, config=False)
+    assert exact.line_text(0, LONG_LINE, LONG_LINE) == "a" * LONG_LINE
+
+
+def test_a_minified_line_still_yields_its_secret_with_the_right_offset():
+    text = "x" * 20_000 + f';var password="{PW}";' + "y" * 20_000 + "\n" + f'token = "{PW}"\n'
+    assert confirm(text) == [(0, "keyword-assignment", PW), (text.index("token"), "keyword-assignment", PW)]
+
+
+def test_assignment_forms_and_offsets():
+    text = f'x = 1\nDB_PASSWORD = "{PW}"\n  "password": "{PW}2",\n'
+    assert confirm(text) == [(6, "keyword-assignment", PW), (text.index('  "pass'), "keyword-assignment", PW + "2")]
+    assert confirm(f"DB_PASSWORD={PW}\n", config=True) == [(0, "keyword-assignment", PW)]
+    assert confirm(f"DB_PASSWORD={PW}\n", config=False) == []
+
+
+def test_names_inside_values_are_not_assignments():
+    assert confirm(f'url = "https://h/password=x"; path = "/etc/token=y"\n') == []
+    assert confirm(f'ref = "arn:aws:secret:password = {PW}"\n') == []
+
+
+def test_names_far_before_the_hit_are_not_looked_at():
+    near = "DB_PASSWORD" + " " * 4 + f'= "{PW}"'
+    assert confirm(near + "\n") == [(0, "keyword-assignment", PW)]
+    assert NAME_WINDOW == 200
+
+
+def test_a_quoted_name_is_matched_with_its_quote():
+    # "password", "value": a pair only when the name is quoted
+    assert confirm(f'conf.set("password", "{PW}")\n') == [(0, "keyword-assignment", PW)]
+    assert confirm(f'conf.set(password, "{PW}")\n') == []
+
+
+def test_fstring_and_call_forms():
+    assert confirm(f'password = f"{{x}}{PW}"\n') == []
+    assert confirm(f'ftp.login("deploy", "{PW}")\n') == [(0, "keyword-assignment", PW)]
+    assert confirm(f"<password>{PW}</password>\n") == [(0, "keyword-assignment", PW)]
+    assert confirm(f'DSN = "Server=db;Password={PW};"\n') == [(0, "keyword-assignment", PW)]
+
+
+def test_private_key_needs_a_body():
+    block = f"-----BEGIN RSA PRIVATE KEY-----\n{BODY}\n-----END RSA PRIVATE KEY-----\n"
+    assert confirm(block) == [(0, "private-key", block.rstrip("\n"))]
+    short = f"-----BEGIN PRIVATE KEY-----\n{'A' * (PEM_MIN_BODY - 1)}\n-----END PRIVATE KEY-----\n"
+    assert confirm(short) == []
+    enough = short.replace("A" * (PEM_MIN_BODY - 1), "A" * PEM_MIN_BODY)
+    assert [r for _, r, _ in confirm(enough)] == ["private-key"]
+    assert confirm('BEGIN = "-----BEGIN PRIVATE KEY-----"\n') == []
+
+
+def test_private_key_in_an_escaped_string_and_without_an_end():
+    escaped = f'KEY = "-----BEGIN PRIVATE KEY-----\\n{BODY}\\n-----END PRIVATE KEY-----"\n'
+    assert [r for _, r, _ in confirm(escaped)] == ["private-key"]
+    no_end = f"-----BEGIN EC PRIVATE KEY-----\n{BODY}\n"
+    found = confirm(no_end)
+    assert [r for _, r, _ in found] == ["private-key"] and found[0][2].startswith("-----BEGIN EC PRIVATE KEY-----")
+
+
+def _pair(gap: int) -> str:
+    return f'key = "{AKIA}"\n' + "x = 1\n" * gap + f'other = "{AWS_SECRET}"\n'
+
+
+def test_aws_secret_near_an_access_key_id_within_four_lines():
+    assert AWS_SECRET_LINES == 4
+    near = confirm(_pair(AWS_SECRET_LINES - 1))
+    assert [r for _, r, _ in near] == ["aws-access-key-id", "aws-secret-access-key"]
+    assert near[1][0] == _pair(AWS_SECRET_LINES - 1).index("other")
+    assert [r for _, r, _ in confirm(_pair(AWS_SECRET_LINES))] == ["aws-access-key-id"]
+    before = f'other = "{AWS_SECRET}"\n' + "x = 1\n" * (AWS_SECRET_LINES - 1) + f'key = "{AKIA}"\n'
+    assert [r for _, r, _ in confirm(before)] == ["aws-secret-access-key", "aws-access-key-id"]
+    low_entropy = _pair(0).replace(AWS_SECRET, "ab" * 20)
+    assert [r for _, r, _ in confirm(low_entropy)] == ["aws-access-key-id"]
+
+
+def test_a_token_is_reported_once_per_line_and_rule():
+    token = "ghp_" + "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5"
+    assert confirm(f'a = "{token}"; b = "{token}"\n') == [(0, "github-token", token)]
+
+
+def test_select_keeps_the_most_specific_rule_per_value_and_line():
+    candidates = [Candidate(0, "keyword-assignment", AKIA, ""), Candidate(0, "aws-access-key-id", AKIA, ""),
+                  Candidate(0, "keyword-assignment", "other", ""), Candidate(5, "keyword-assignment", AKIA, ""),
+                  Candidate(0, "high-entropy-env-value", "x" + AKIA, "")]
+    assert [(c.offset, c.rule, c.value) for c in select_candidates(candidates)] == [
+        (0, "aws-access-key-id", AKIA), (0, "keyword-assignment", "other"), (5, "keyword-assignment", AKIA)]
+    assert RULE_PRIORITY["aws-access-key-id"] < RULE_PRIORITY["aws-secret-access-key"] < RULE_PRIORITY[
+        "keyword-assignment"] < RULE_PRIORITY["high-entropy-env-value"]
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "no secrets here\n"])
+def test_nothing_to_confirm(text):
+    assert confirm(text) == []
+
+
+def test_bytes_that_are_not_utf8_never_stop_a_scan():
+    assert decode(b"ok \xff\xfe") == "ok \ufffd\ufffd"
+    token = "ghp_" + "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5"
+    lines = [f'\xff password = "{PW}"', f'\xff t = "{token}"', f"\xff key = '{AKIA}' \xff",
+             f'\xff other = "{AWS_SECRET}"', f"\xff-----BEGIN PRIVATE KEY-----\xff", BODY, "-----END PRIVATE KEY-----",
+             "\xff" + "x" * LONG_LINE + f' token = "{token}"']
+    data = "\n".join(lines).encode("utf-8", "surrogateescape").replace("\xff".encode(), b"\xff")
+    data = data.replace(b"\xc3\xbf", b"\xff")  # the \xff characters as raw invalid bytes
+    scan = BufferScan(data, config=False)
+    scan.run(shared_prefilter().hits(data, False), shared_prefilter().families)
+    rules = sorted({c.rule for c in select_candidates(scan.candidates)})
+    assert rules == ["aws-access-key-id", "aws-secret-access-key", "github-token", "keyword-assignment",
+                     "private-key"]
+
+
+def test_two_token_rules_on_one_line_and_a_repeated_hit_before_others():
+    token = "ghp_" + "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5"
+    text = f'a = "{AKIA}"; b = "{token}"; c = "{token}"\npassword = "{PW}"\n'
+    assert [r for _, r, _ in confirm(text)] == ["aws-access-key-id", "github-token", "keyword-assignment"]
+
+
+def test_a_token_on_a_minified_line():
+    token = "ghp_" + "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5"
+    assert confirm("x" * (3 * LONG_LINE) + f'"{token}"' + "y" * LONG_LINE + "\n") == [(0, "github-token", token)]
+
+
+def test_each_token_is_checked_on_its_own():
+    fake_jwt = "eyJraWQiOiIxMjM0NTY3ODkwIn0.eyJzdWIiOiIxMjM0NTY3ODkwIn0.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
+    assert confirm(f'jwt = "{fake_jwt}"\n') == []  # no alg/typ in its header: not a token
+    token = "ghp_" + "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5"
+    text = f'a = "ghp_{"x" * 36}"; b = "{token}"\n'  # the first is a placeholder, the second is not
+    assert confirm(text) == [(0, "github-token", token)]
+
+
+def test_unquoted_values_are_not_read_in_code():
+    assert confirm(f'token = {PW}; password = "changeme"\n', config=False) == []
+    assert confirm(f"token = Xk29vLq7Pw03Zr58; password = 'x'\n", config=True) == [
+        (0, "keyword-assignment", "Xk29vLq7Pw03Zr58")]
+
+
+def test_aws_secret_window_counts_empty_lines_as_lines():
+    above = f'other = "{AWS_SECRET}"\n' + "\n" * AWS_SECRET_LINES + f'key = "{AKIA}"\n'
+    assert [r for _, r, _ in confirm(above)] == ["aws-access-key-id"]
+    above_in = f'other = "{AWS_SECRET}"\n' + "\n" * (AWS_SECRET_LINES - 1) + f'key = "{AKIA}"\n'
+    assert [r for _, r, _ in confirm(above_in)] == ["aws-secret-access-key", "aws-access-key-id"]
+    below = f'key = "{AKIA}"\n' + "\n" * AWS_SECRET_LINES + f'other = "{AWS_SECRET}"\n'
+    assert [r for _, r, _ in confirm(below)] == ["aws-access-key-id"]
+    below_in = f'key = "{AKIA}"\n' + "\n" * (AWS_SECRET_LINES - 1) + f'other = "{AWS_SECRET}"'  # no final newline
+    found = confirm(below_in)
+    assert [r for _, r, _ in found] == ["aws-access-key-id", "aws-secret-access-key"]
+    assert found[1][0] == below_in.index("other")
+
+
+@pytest.mark.parametrize("secret,found", [
+    (AWS_SECRET, True),
+    ("q8jz3klm9xw2pbtv7ran/5cyde1fhgu0iosk" + "jle+", True),    # lower, digit, symbol: three classes
+    ("q8jz3klm9xw2pbtv7ran05cyde1fhgu0ioskjle1", False),           # two classes
+    ("abcdefghijklmnopABCDEFGHIJKLMNOP12345678", True),            # 40 distinct: 5.3 bits
+    ("aabbccddeeffgghhAABBCCDDEEFFGGHH11223344", True),            # 20 distinct twice: 4.32 bits, 3 classes
+    ("aaabbbcccdddeeeAAABBBCCCDDD11122334455//", False),           # 15 distinct: 3.88 bits
+])
+def test_aws_secret_near_needs_three_classes_and_four_bits(secret, found):
+    from runbook_lib.rules import char_classes, shannon_entropy
+
+    rules = [r for _, r, _ in confirm(f'key = "{AKIA}"\nother = "{secret}"\n')]
+    assert ("aws-secret-access-key" in rules) is found, (char_classes(secret), shannon_entropy(secret))
+
+
+def test_private_key_span_limits():
+    head = "-----BEGIN PRIVATE KEY-----\n"
+    end = "\n-----END PRIVATE KEY-----"
+    filler = PEM_MAX_BLOCK - len(head) - len(end)
+    fits = head + ("A" * 63 + "\n") * (filler // 64) + "A" * (filler % 64) + end
+    assert len(fits) == PEM_MAX_BLOCK
+    assert confirm(fits + "\n")[0][2] == fits  # the END line ends at the last byte looked at
+    one_more = fits.replace("\nA", "\nAA", 1)
+    block = confirm(one_more + "\n")[0][2]  # END out of reach: the header and 4096 bytes of body
+    assert len(block) == len("-----BEGIN PRIVATE KEY-----") + PEM_NO_END_BODY
+
+
+def test_private_key_body_counts_escaped_newlines_as_breaks():
+    head, end = "-----BEGIN PRIVATE KEY-----", "-----END PRIVATE KEY-----"
+    escaped_63 = f'K = "{head}\\n{"A" * 63}\\n{end}"\n'
+    assert confirm(escaped_63) == []  # \n is a break, its "n" is not a body character
+    split_by_cr = f'K = "{head}\\n{"A" * 50}\\r{"B" * 14}\\n{end}"\n'
+    assert [r for _, r, _ in confirm(split_by_cr)] == ["private-key"]  # \r is dropped: one run of 64
+    cr_then_lf = f'K = "{head}\\n{"A" * 60}\\r\\n{end}"\n'
+    assert confirm(cr_then_lf) == []
+
+
+def raw_candidates(text: str, config: bool = False) -> list[tuple[int, str]]:
+    """Every candidate the hits produced, before :func:`select_candidates` keeps one per value."""
+    data = text.encode()
+    scan = BufferScan(data, config)
+    scan.run(shared_prefilter().hits(data, config), shared_prefilter().families)
+    return [(c.offset, c.value) for c in scan.candidates]
+
+
+def test_line_bounds_when_the_buffer_starts_with_a_newline():
+    scan = BufferScan(b"\nabc", config=False)
+    assert scan.line_bounds(0) == (0, 0)  # the empty first line ends at its own newline
+    assert scan.line_bounds(1) == (1, 4)
+    assert confirm(f'\npassword = "{PW}"\n') == [(1, "keyword-assignment", PW)]
+
+
+def test_a_line_of_exactly_long_line_bytes_far_into_the_buffer_is_read_whole():
+    data = b"\n" * (2 * LONG_LINE) + b"a" * LONG_LINE
+    scan = BufferScan(data, config=False)
+    start, stop = scan.line_bounds(len(data) - 1)
+    assert (start, stop) == (2 * LONG_LINE, 3 * LONG_LINE)
+    assert scan.line_text(start, stop, stop) == "a" * LONG_LINE  # its length counts, not its offset
+
+
+def test_aws_secret_on_the_last_line_without_a_newline():
+    text = f'key = "{AKIA}"\nother: {AWS_SECRET}'
+    assert confirm(text) == [(0, "aws-access-key-id", AKIA), (text.index("other"), "aws-secret-access-key", AWS_SECRET)]
+
+
+def test_a_name_at_the_start_of_the_buffer_is_a_name_whatever_the_last_byte():
+    # the byte before offset 0 is no byte: a buffer ending in "/" or a quote changes nothing
+    assert confirm(f'password = "{PW}"  # see http://h/') == [(0, "keyword-assignment", PW)]
+    assert confirm(f'password = "{PW}"') == [(0, "keyword-assignment", PW)]
+
+
+def test_a_name_inside_a_url_path_is_not_an_assignment_and_names_after_it_still_are():
+    assert confirm("url: https://h/password=Xk29vLq7Pw03Zr58\n", config=True) == []
+    text = f'x = "arn:aws:secretsmanager:r:1:secret:db"; password = "{PW}"\n'
+    assert confirm(text) == [(0, "keyword-assignment", PW)]
+
+
+def test_each_name_and_each_token_line_is_confirmed_once():
+    # the second hit's window holds the first name again: it is not matched twice
+    assert raw_candidates(f'password = "{PW}"; token = "{PW}2"\n') == [(0, PW), (0, PW + "2")]
+    # two access key ids on a line: two hits, the line confirmed once for the rule
+    other = AKIA[:-1] + "E"
+    assert raw_candidates(f'a = "{AKIA}"; b = "{other}"\n') == [(0, AKIA), (0, other)]
+
+
+def test_an_unquoted_value_is_read_when_the_quoted_form_is_a_template():
+    # in configuration "password: X = f'{user}'" is no quoted assignment, but password: X is one
+    assert confirm('password: Xk29vLq7Pw03Zr58 = f"{user}"\n', config=True) == [
+        (0, "keyword-assignment", "Xk29vLq7Pw03Zr58")]
+
+
+def test_a_short_key_block_does_not_borrow_the_body_of_the_next_block():
+    text = ("-----BEGIN PRIVATE KEY-----\nshort\n-----END PRIVATE KEY-----\n"
+            f"-----BEGIN CERTIFICATE-----\n{BODY}\n-----END CERTIFICATE-----\n")
+    assert confirm(text) == []
+
+
+def test_in_configuration_a_keyword_hit_reads_its_whole_line_unquoted_pairs_included():
+    # the first name is too long for a prefilter hit of its own (its keyword is more than 48
+    # characters before the "="): the connection-string hit later on the line finds it
+    name = "password_for_the_reporting_database_replica_in_eu_west"
+    assert confirm(f"{name}=Xk29vLq7Pw03Zr58 password=(x)\n", config=True) == [
+        (0, "keyword-assignment", "Xk29vLq7Pw03Zr58")]
+    assert confirm(f"{name}=Xk29vLq7Pw03Zr58\n", config=True) == []  # alone: a known limit (docs/scanner.md)

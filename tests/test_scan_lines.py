@@ -1,0 +1,165 @@
+"""Tests of line confirmation: each assignment form, each call, each token check, both sides."""
+
+import base64
+import json
+
+import pytest
+
+from runbook_lib.scan_lines import (DATA_URI_LOOKBACK, aws_rule_for_key, call_candidates, classify, jwt_header_ok,
+                                    keyword_candidates, token_ok, unescape, unquoted_candidates, xml_candidates)
+
+PW = "Tq7!vR2m#Lx9"
+TOKEN = "Xk29vLq7Pw03Zr58"
+AWS_SECRET = "q8Jz3kLm9Xw2PbTv7RaN/5cYdE1fHgU0iOsKjLe+"
+
+
+def test_unescape_decodes_the_escapes_of_a_literal():
+    assert unescape(r"a\nb\tc\"d\'e\\f") == "a\nb\tc\"d'e\\f"
+    assert unescape(r"keep \x41 and \u0041") == r"keep \x41 and \u0041"
+    assert unescape("plain") == "plain"
+
+
+@pytest.mark.parametrize("key,value,rule", [
+    ("aws_secret_access_key", AWS_SECRET, "aws-secret-access-key"),
+    ("AWS_SECRET", AWS_SECRET, "aws-secret-access-key"),
+    ("SecretAccessKey", AWS_SECRET, "aws-secret-access-key"),           # the name alone, no "aws"
+    ("awsSecretKey", AWS_SECRET, "aws-secret-access-key"),
+    ("aws_secret_access_key", AWS_SECRET[:39], None),                 # 39 characters: not the shape
+    ("aws_secret_access_key", AWS_SECRET + "x", None),                # 41
+    ("secret", AWS_SECRET, None),                                     # no aws in the name
+    ("aws_session_token", "A" * 100, "aws-session-token"),
+    ("SecurityToken", "A" * 100, "aws-session-token"),
+    ("aws_session_token", "A" * 99, None),
+])
+def test_aws_rules_by_name_and_shape(key, value, rule):
+    assert aws_rule_for_key(key, value) == rule
+
+
+def test_classify_by_name_class_and_value():
+    assert classify("DB_PASSWORD", f"  {PW} ") == "keyword-assignment"
+    assert classify("aws_secret_access_key", f" {AWS_SECRET} ") == "aws-secret-access-key"
+    assert classify("TABLE_NAME", TOKEN) is None and classify("DB_PASSWORD", "changeme") is None
+
+
+@pytest.mark.parametrize("line,found", [
+    (f'DB_PASSWORD = "{PW}"', [("keyword-assignment", PW)]),
+    (f"password: str = '{PW}'", [("keyword-assignment", PW)]),
+    (f'const token = `{TOKEN}`;', [("keyword-assignment", TOKEN)]),
+    # both the assignment and the pair form read a JSON member; the buffer scan keeps one
+    (f'"client_secret": "{TOKEN}"', [("keyword-assignment", TOKEN)] * 2),
+    (f'props.setProperty("password", "{PW}")', [("keyword-assignment", PW)]),
+    (f'os.environ.get("DB_PASSWORD", "{PW}")', [("keyword-assignment", PW)]),
+    (f'f(password, "{PW}")', []),                                     # an argument list, not a pair
+    (f'f(x, "a"); password = "{PW}"', [("keyword-assignment", PW)]),  # ... and the assignment after it
+    (f'"password"("{PW}")', []),                                      # a call on a string: not an assignment
+    (f'password = f"{{prefix}}{PW}"', []),                            # an f-string template
+    (f'password = f"{{x!r}}-{PW}"', []),                              # an f-string whatever its braces
+    (f'password = F"{{x!r}}-{PW}"', []),
+    (f'password = "{{x!r}}-{PW}"', [("keyword-assignment", "{x!r}-" + PW)]),  # braces without f: a value
+    (f'password = rb"{PW}"', [("keyword-assignment", PW)]),
+    (f'password = "{PW[:6]}\\"{PW[6:]}"', [("keyword-assignment", PW[:6] + '"' + PW[6:])]),  # unescaped
+    (f'DSN = "Server=db;User Id=app;Password={PW}"', [("keyword-assignment", PW)]),  # connection string
+    (f'TABLE = "orders"', []),
+])
+def test_keyword_candidates_in_code(line, found):
+    assert keyword_candidates(line, config=False) == found
+
+
+def test_keyword_candidates_in_configuration_add_unquoted_values():
+    assert keyword_candidates(f"DB_PASSWORD={PW}", config=True) == [("keyword-assignment", PW)]
+    assert keyword_candidates(f"DB_PASSWORD={PW}", config=False) == []
+    # in configuration a quoted connection string is read by the unquoted pass, not twice
+    assert keyword_candidates(f'DSN: "Password={PW};"', config=True) == [("keyword-assignment", PW)]
+
+
+@pytest.mark.parametrize("text,found", [
+    (f"DB_PASSWORD={PW}", [("keyword-assignment", PW)]),
+    (f"db.password: {PW} # note", [("keyword-assignment", PW)]),
+    (f"a=1&token={TOKEN}&b=2", [("keyword-assignment", TOKEN)]),
+    ("DB_PASSWORD=${DB_PASSWORD}", []), ("TABLE=orders", []), (f"DB_PASSWORD= {{x}}", []),
+])
+def test_unquoted_candidates(text, found):
+    assert unquoted_candidates(text) == found
+
+
+@pytest.mark.parametrize("line,found", [
+    (f'ftp.login("deploy", "{PW}")', [("keyword-assignment", PW)]),
+    (f'requests.get(url, auth=("svc", "{PW}"))', [("keyword-assignment", PW)]),
+    (f'HTTPBasicAuth("svc", "{PW}")', [("keyword-assignment", PW)]),
+    ('ftp.login("deploy", "changeme")', []),
+    (f'hmac.new(b"{TOKEN}", msg, sha256)', [("keyword-assignment", TOKEN)]),
+    (f'hmac.new(b"{TOKEN[:10]}", msg, sha256)', [("keyword-assignment", TOKEN[:10])]),  # a secret, not a bare key
+    (f'jwt.encode(payload, "{TOKEN}", algorithm="HS256")', [("keyword-assignment", TOKEN)]),
+    ('jwt.encode(payload, key, algorithm="HS256")', []),
+    (f'connect_db("{PW}")', []),
+])
+def test_call_candidates(line, found):
+    assert call_candidates(line) == found
+
+
+@pytest.mark.parametrize("line,found", [
+    (f"<password>{PW}</password>", [("keyword-assignment", PW)]),
+    (f'<add key="ApiSecret" value="{TOKEN}" />', [("keyword-assignment", TOKEN)]),
+    ('<add key="PartnerBaseUrl" value="https://api.example.com" />', []),
+    (f"<name>{PW}</name>", []),
+])
+def test_xml_candidates(line, found):
+    assert xml_candidates(line) == found
+
+
+def _jwt(header: dict) -> str:
+    head = base64.urlsafe_b64encode(json.dumps(header).encode()).rstrip(b"=").decode()
+    return f"{head}.eyJzdWIiOiIxMjM0NTY3ODkwIn0.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
+
+
+def test_jwt_header_must_name_alg_or_typ():
+    assert jwt_header_ok(_jwt({"alg": "HS256"})) and jwt_header_ok(_jwt({"typ": "JWT"}))
+    assert not jwt_header_ok(_jwt({"kid": "1"}))
+    payload_only = _jwt({"kid": "1"}).replace("eyJzdWIiOiIxMjM0NTY3ODkwIn0", "eyJ0eXAiOiJKV1QifQ")  # {"typ":..}
+    assert not jwt_header_ok(payload_only)            # only the header counts, not the payload
+    for header in (b'{"alg"}', b'{"alg":1}', b'{"alg":12}'):  # 10, 12 and 14 characters of base64
+        head = base64.urlsafe_b64encode(header).rstrip(b"=").decode()
+        assert jwt_header_ok(head + ".eyJ4IjoxfQ.c2ln"), head
+    assert not jwt_header_ok("eyJ!!!.x.y")            # not base64: no header
+    assert not jwt_header_ok("eyJh" + "A")            # a length no padding repairs
+
+
+def test_token_ok_placeholders_and_example_keys():
+    assert not token_ok("github-token", "ghp_" + "x" * 36, "", 0)
+    assert not token_ok("stripe-secret-key", "sk_live_EXAMPLEKEY1234567890ab", "", 0)
+    assert token_ok("aws-access-key-id", "AKIAEXAMPLEKEY123456", "", 0)   # AWS's own check covers its docs key
+    assert token_ok("github-token", "ghp_" + TOKEN * 2 + "abcd", "", 0)
+
+
+def test_token_ok_inside_a_data_uri_only_when_the_uri_is_still_open():
+    line = "data:image/png;base64," + "A" * 100 + TOKEN
+    start = line.index(TOKEN)
+    assert not token_ok("github-token", TOKEN, line, start)
+    assert token_ok("github-token", TOKEN, line.replace(",", ", "), start)       # the base64 run was broken
+    far = "base64," + "A" * DATA_URI_LOOKBACK + TOKEN
+    assert token_ok("github-token", TOKEN, far, far.index(TOKEN))                # the opening is too far back
+    near = "base64," + "A" * (DATA_URI_LOOKBACK - 8) + TOKEN
+    assert not token_ok("github-token", TOKEN, near, near.index(TOKEN))
+
+
+@pytest.mark.parametrize("value,ok", [
+    (PW, True), ("${DB_PASSWORD}", False), ("$PW", False), ("%PW%", False), ("{pw}", False),
+    ("$pw9!x", False), ("%pw9!x", False), ("{pw9!x", False), ("p$w9!x", True), ("p%w9{x", True),
+    ("password", False), ("PASS", False), ("pwd", False), ("secret", False), ("token", False), ("passwd", False),
+    ("ssm:/app/db", False),
+])
+def test_token_ok_url_passwords(value, ok):
+    assert token_ok("url-credentials", value, "", 0) is ok
+
+
+def test_token_ok_authorization_and_query_values_must_look_generated():
+    assert token_ok("authorization-header", TOKEN, "", 0)
+    assert not token_ok("authorization-header", TOKEN[:15], "", 0)          # 16 needed in a header
+    assert token_ok("url-query-credential", TOKEN[:8], "", 0)              # 8 in a query string
+    assert not token_ok("url-query-credential", TOKEN[:7], "", 0)
+    assert not token_ok("url-query-credential", "3600abcdef", "", 0)              # short hex: not generated
+    assert not token_ok("url-query-credential", "https://x.example.com/cb", "", 0)  # a reason: a URL
+
+
+def test_token_ok_jwt_needs_a_header():
+    assert token_ok("jwt", _jwt({"alg": "HS256"}), "", 0) and not token_ok("jwt", _jwt({"x": 1}), "", 0)
