@@ -14,7 +14,9 @@ the function's team put there. This module tells them apart from the package's o
   their package but **not verified**: a changed file there cannot be told from the original.
 
 Everything else is first-party. Paths are those of the archive's members (the scanner's
-``Finding.path`` is ``<label>!<member>``); nested archives are not attributed.
+``Finding.path`` is ``<label>!<member>``) or of a folder's files; nested archives are not
+attributed. The scanner moves findings in attributed files to ``ScanReport.third_party``
+(:func:`runbook_lib.scanning.attribute_third_party`).
 
 Examples
 --------
@@ -30,10 +32,12 @@ import csv
 import hashlib
 import io
 import json
+import os
 import posixpath
 import re
 import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 
 PYTHON, NPM = "python", "npm"
 _DIST_INFO = re.compile(r"^(?P<site>(?:.*/)?)(?P<dir>[^/]+)\.dist-info/RECORD$")
@@ -56,7 +60,7 @@ class Package:
         return f"{self.name} {self.version} ({self.ecosystem}; {how})"
 
     def to_dict(self) -> dict:
-        return {"package": self.name, "version": self.version, "ecosystem": self.ecosystem,
+        return {"package": self.name, "package_version": self.version, "ecosystem": self.ecosystem,
                 "verified": self.verified}
 
 
@@ -160,17 +164,36 @@ def archive_owners(data: bytes) -> dict[str, Package]:
         return {}
 
 
-def split_findings(findings: list, data: bytes, label: str = "") -> tuple[list, list[tuple[object, Package]]]:
-    """(first-party findings, [(finding, its Package)]) of a zip's findings (``Finding.path`` as the scanner names it)."""
-    owners = archive_owners(data)
-    prefix = f"{label}!" if label else ""
-    first, third = [], []
-    for finding in findings:
-        path = getattr(finding, "path", None) or (finding.get("path") if isinstance(finding, dict) else None)
-        member = path[len(prefix):] if path and path.startswith(prefix) else None
-        package = owners.get(member) if member is not None else None
-        if package is None:
-            first.append(finding)
-        else:
-            third.append((finding, package))
-    return first, third
+class FolderMembers:
+    """The files under a folder as a read-on-demand mapping of their ``/``-separated relative paths."""
+
+    def __init__(self, root, limit: int = MAX_HASHED_BYTES):
+        self._root = Path(root)
+        self._limit = limit
+        self._names: dict[str, Path] = {}
+        for folder, _, files in os.walk(self._root):  # symbolic links to folders: not followed, as the scanner
+            for name in files:
+                path = Path(folder, name)
+                if path.is_file() and not path.is_symlink():
+                    self._names[path.relative_to(self._root).as_posix()] = path
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __contains__(self, name) -> bool:
+        return name in self._names
+
+    def get(self, name: str, default=None):
+        path = self._names.get(name)
+        try:
+            if path is None or path.stat().st_size > self._limit:
+                return default
+            return path.read_bytes()
+        except OSError:
+            return default
+
+
+def folder_owners(root) -> dict[str, Package]:
+    """:func:`third_party_files` of the files under ``root`` (paths relative to it, OS separators)."""
+    owners = third_party_files(FolderMembers(root))
+    return {name.replace("/", os.sep): package for name, package in owners.items()}

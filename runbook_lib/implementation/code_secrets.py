@@ -2,7 +2,7 @@
 
 The function's package (``$LATEST`` before the snapshot exists, the snapshot after) is scanned
 with the run's scanner (its allowlist applies), and every finding is told apart as the team's
-own code or an unmodified third-party file (:mod:`runbook_lib.scan_packages`).
+own code or an unmodified third-party file (the scanner's ``third_party``, :mod:`runbook_lib.scan_packages`).
 
 * Strategy ``wrapper`` changes no code: each first-party finding is an **advisory** blocked
   row naming the file and line (a code change is needed: ``code_path``, strategy package);
@@ -16,7 +16,7 @@ This step changes nothing in AWS.
 
 from __future__ import annotations
 
-from .. import functions, scan_packages
+from .. import functions
 from ..exceptions import ChangeRefused, RunbookError
 from ..steps import BLOCKED, NONE, Step
 
@@ -38,7 +38,7 @@ class CodeSecretsStep(Step):
         key = functions.code_sha256(data)
         if key not in self._scans:
             report = self.c.scanner.scan_zip(data)
-            self._scans[key] = scan_packages.split_findings(report.findings, data)
+            self._scans[key] = (report.findings, [(t.finding, t.package) for t in report.third_party])
         return self._scans[key]
 
     def _original(self) -> bytes:
