@@ -172,9 +172,9 @@ def _stand_ins(folder, second_cells):
     params = "\n".join(['target: str = "lab"  # t', 'region: str = "us-east-1"  # r', 'profile: str = ""  # p',
                         'endpoint_url: str = ""  # e', 'run_dir: str = "."  # d', 'function_name: str = ""  # f',
                         'apply: bool = False  # a', 'change_ticket: str = ""  # c', 'lab_pid: int = 0  # pid'])
-    first = ("from runbook_lib.checks import CheckLog\n"
-             "CheckLog(run_dir, '01_test_plan', 'baseline').add('baseline-check', 'stand-in', 'PASS', "
-             "controls=['AU-2'])")
+    first = ("from runbook_lib.checks import Check, CheckLog\n"
+             "CheckLog(run_dir, '01_test_plan', 'baseline').put(Check(id='baseline-check', title='stand-in', "
+             "phase='baseline', status='PASS', controls=['AU-2']))")
     for name, cells in (("01_test_plan", [first]), ("02_implementation", second_cells)):
         nb = nbformat.v4.new_notebook()
         parameters = nbformat.v4.new_code_cell(params)

@@ -373,14 +373,14 @@ def test_lab_stopped_trail_fails_audit_logging(lab_env, tmp_path):
 
 
 def test_lab_live_probe_with_iam_enforcement(lab_env, tmp_path):
-    ledger, _ = deploy(lab_env, tmp_path, "probe-api")
+    ledger, _ = deploy(lab_env, tmp_path, "probe-root-api")
     # the probe follows the trust policy: this role also trusts the account, so it may be assumed
-    lab_env.client("iam").update_assume_role_policy(RoleName="probe-api-role", PolicyDocument=json.dumps(
+    lab_env.client("iam").update_assume_role_policy(RoleName="probe-root-api-role", PolicyDocument=json.dumps(
         {"Version": "2012-10-17", "Statement": TRUST["Statement"] + [{
             "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "sts:AssumeRole"}]}))
     lab_env.set_enforce_iam(True)
     try:
-        _, checks = run_validation(lab_env, tmp_path, "probe-api", ledger)
+        _, checks = run_validation(lab_env, tmp_path, "probe-root-api", ledger)
     finally:
         lab_env.set_enforce_iam(False)
     check = checks["least-privilege"]
@@ -525,7 +525,7 @@ def test_seeded_lab_after_implementation_every_check(seeded_after_implementation
     assert {o["outcome"] for o in others} == {"denied"}
     probe = checks["least-privilege"].evidence["live_probe"]
     # orders-api-role trusts only Lambda: the probe is not performed, in the lab as on AWS
-    assert probe["performed"] is False and "trusts only AWS services" in probe["reason"]
+    assert probe["performed"] is False and "does not name the operator" in probe["reason"]
     assert checks["audit-logging"].evidence["organization_trail"] is True
     assert no_value_in_run_folder(run_dir, seeded_values)
     assert "0 failed" in str(v.summary())
