@@ -396,3 +396,66 @@ def test_the_ledger_records_which_fields_the_change_sets(world):
     assert world.ledger.latest(FunctionConfig, FUNCTION).changed_fields == ["Environment", "Handler", "code"]
     make(world, role_mode="dedicated", change_ticket="CHG-2").apply()
     assert world.ledger.latest(FunctionConfig, FUNCTION).changed_fields == ["Environment", "Handler", "Role", "code"]
+
+
+# -- strategy wrapper, shared and dedicated roles, named keys (moto) ------------------------------------
+def test_wrapper_keeps_the_code_and_shows_hardcoded_secrets_as_a_blocked_advisory_with_file_and_line(world):
+    lam = world.client("lambda")
+    before = lam.get_function_configuration(FunctionName=FUNCTION)
+    impl = make(world, strategy="wrapper")
+    rows = {r.step: r for r in impl.plan()}
+    assert rows["code"].action == "blocked" and rows["code"].advisory and ".py:" in (rows["code"].resource + rows["code"].reason)
+    assert rows["wrapper-layer"].action == "create" and rows["grant"].action == "create"
+    impl.apply()  # the advisory blocks nothing else
+    after = lam.get_function_configuration(FunctionName=FUNCTION)
+    assert after["CodeSha256"] == before["CodeSha256"]
+    env = after["Environment"]["Variables"]
+    assert env["AWS_LAMBDA_EXEC_WRAPPER"] == "/opt/lambda-secrets-runbook/exec-wrapper"
+    assert not set(SECRET_VARS) & set(env)
+    assert [layer["Arn"].split(":")[6] for layer in after["Layers"]] == ["lambda-secrets-runbook-wrapper"]
+
+
+def test_wrapper_with_five_layers_already_is_one_line_and_nothing_changes(world):
+    lam = world.client("lambda")
+    arns = [lam.publish_layer_version(LayerName=f"team-layer-{i}", Content={"ZipFile": world.code})["LayerVersionArn"]
+            for i in range(5)]
+    lam.update_function_configuration(FunctionName=FUNCTION, Layers=arns)
+    before = world.state()
+    with pytest.raises(InputError) as raised:
+        make(world, strategy="wrapper").plan()
+    assert "5 layers, Lambda's limit of 5" in str(raised.value) and "\n" not in str(raised.value)
+    assert world.state() == before
+
+
+def test_the_plan_names_every_function_on_the_execution_role(world):
+    lam = world.client("lambda")
+    role = lam.get_function_configuration(FunctionName=FUNCTION)["Role"]
+    lam.create_function(FunctionName="billing-api", Runtime="python3.12", Role=role, Handler="app.handler",
+                        Code={"ZipFile": world.code})
+    text = "\n".join(f"{r.step} {r.resource} {r.action} {r.reason}" for r in make(world).plan())
+    assert "billing-api" in text
+
+
+def test_dedicated_role_drops_another_functions_secret_and_says_so(world):
+    iam = world.client("iam")
+    theirs = f"arn:aws:secretsmanager:{REGION}:123456789012:secret:lambda/billing-api/config-XyZ123"
+    iam.put_role_policy(RoleName="orders-api-role", PolicyName="billing-secret", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+                                                 "Resource": theirs}]}))
+    impl = make(world, role_mode="dedicated")
+    text = "\n".join(f"{r.step} {r.resource} {r.action} {r.reason}" for r in impl.plan())
+    assert "billing-secret: statement 1 dropped" in text
+    impl.apply()
+    role = world.client("lambda").get_function_configuration(FunctionName=FUNCTION)["Role"].rsplit("/", 1)[1]
+    documents = [json.dumps(iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"])
+                 for name in iam.list_role_policies(RoleName=role)["PolicyNames"]]
+    assert not [d for d in documents if theirs in d and '"Allow"' in d]
+
+
+def test_a_named_key_that_does_not_let_the_function_decrypt_blocks_the_grant(world):
+    kms = world.client("kms")
+    key = kms.create_key(Description="team key")["KeyMetadata"]["Arn"]  # default policy: the account's IAM decides
+    before = world.state()
+    rows = {r.step: r for r in make(world, kms_key=key, apply=False, change_ticket="").plan()}
+    assert rows["grant"].action == "blocked" and "does not let" in rows["grant"].reason
+    assert "\n" not in rows["grant"].reason and world.state() == before

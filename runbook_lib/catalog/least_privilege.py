@@ -143,7 +143,7 @@ def judge(ev) -> Verdict:
         warnings.append("whether the function may read the secret depends on conditions the runbook cannot "
                         f"evaluate ({', '.join(own.because)})")
     if doubtful:
-        warnings.append(f"other function(s) may read the secret: {listed(doubtful, 3)}")
+        warnings.append(f"the secret may be read by other function(s): {listed(doubtful, 3)}")
     if "functions" in ev.errors:
         warnings.append(f"the region's other functions could not be listed ({ev.errors['functions']})")
     if ev.role.unreadable:
