@@ -55,8 +55,9 @@ def test_policy_covers_every_action_the_code_needs(part):
 
 def test_required_actions_come_from_the_steps_and_the_calls():
     implementer = set(policies.required_actions("implementer"))
-    assert {"iam:CreatePolicy", "secretsmanager:CreateSecret", "secretsmanager:DeleteSecret",
-            "lambda:TagResource", "iam:DetachRolePolicy"} <= implementer
+    assert {"secretsmanager:PutResourcePolicy", "secretsmanager:CreateSecret", "secretsmanager:DeleteSecret",
+            "lambda:TagResource", "lambda:PublishLayerVersion", "iam:DetachRolePolicy"} <= implementer
+    assert "iam:CreatePolicy" not in implementer, "the grant is the secret's resource policy, no identity policy"
     auditor = set(policies.required_actions("auditor"))
     assert {"lambda:GetFunction", "cloudtrail:LookupEvents", "logs:FilterLogEvents"} <= auditor
     assert "sts:AssumeRole" in policies.required_actions("auditor", include_optional=True)
@@ -64,9 +65,9 @@ def test_required_actions_come_from_the_steps_and_the_calls():
 
 
 def test_uncovered_actions_reports_what_is_missing():
-    document = policies.without_statement(policies.load_policy("implementer"), "TheRunbookPolicy")
+    document = policies.without_statement(policies.load_policy("implementer"), "TheRunbooksWrapperLayer")
     missing = policies.uncovered_actions(document, policies.required_actions("implementer"))
-    assert "iam:CreatePolicy" in missing and "iam:DeletePolicy" in missing
+    assert missing == ["lambda:DeleteLayerVersion", "lambda:PublishLayerVersion"]
     assert policies.uncovered_actions({"Statement": [{"Effect": "Allow", "Action": "lambda:Get*"}]},
                                       ["lambda:GetFunction", "lambda:EnableReplication*"]) == \
         ["lambda:EnableReplication*"]
@@ -224,7 +225,7 @@ def _fresh_implementation(operators, tmp_path, lab):
 @pytest.mark.parametrize("sid, operation, resource, permission", [
     ("ReadAndChangeTheFunction", "GetFunctionConfiguration", "orders-api", "lambda:GetFunctionConfiguration"),
     ("SecretsUnderTheRunbookPrefix", "DescribeSecret", "lambda/orders-api/config", "secretsmanager:DescribeSecret"),
-    ("TheRunbookPolicy", "GetPolicy", "policy/LambdaSecretsManagerPolicy-orders-api", "iam:GetPolicy"),
+    ("ListLayerVersionsAndTheRolesFunctions", "ListFunctions", "functions of the region", "lambda:ListFunctions"),
 ])
 def test_implementer_without_one_statement_gets_a_named_permission_error(enforcing_lab, tmp_path, sid,
                                                                          operation, resource, permission):
