@@ -328,7 +328,7 @@ def test_lab_a_role_shared_by_two_functions_fails_least_privilege_naming_the_oth
     _, checks = run_validation(lab_env, tmp_path, "shared-a", ledger)
     check = checks["least-privilege"]
     assert check.status == FAIL
-    assert "1 other function(s) can read the secret: shared-b (role shared-role)" in check.reason
+    assert "the secret can be read by 1 other function(s): shared-b (role shared-role)" in check.reason
     assert {"function": "shared-b", "role": role_arn, "outcome": "allowed",
             "because": [f"managed:arn:aws:iam::{ACCOUNT}:policy/LambdaSecretsManagerPolicy-shared-a statement 1"]} \
         in check.evidence["other_functions"]
