@@ -31,7 +31,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Callable
 
-from .audit_result import AuditResult, FunctionScan, finding_row, version_key
+from .audit_result import AuditResult, FunctionScan, finding_row, third_party_row, version_key
 from .audit_result import baseline_invocation  # noqa: F401 - the test plan imports it from here
 from .exceptions import RunbookError
 from .inventory import (AccountScope, CallCounter, Gap, cloudfront_associations, edge_reason, gap_from_error,
@@ -124,6 +124,8 @@ class Audit:
         means the caller's account. Member accounts are reached by assuming ``assume_role_name``.
     scanner:
         A :class:`runbook_lib.scanning.Scanner`; default one with the run's fingerprint key.
+    allowlist_path:
+        A committed allowlist file the default scanner applies (``runbook run --allowlist``).
     progress:
         ``progress(done, total, label)`` called from the calling thread as functions finish.
     downloader:
@@ -134,11 +136,11 @@ class Audit:
                  include_layers: bool = True, include_versions: bool = False, max_workers: int = 8,
                  accounts=(), assume_role_name: str = "", scanner=None,
                  progress: Progress | None = None, max_package_bytes: int = DEFAULT_MAX_PACKAGE_BYTES,
-                 downloader: Downloader | None = None):
+                 downloader: Downloader | None = None, allowlist_path: str = ""):
         if scanner is None:
             from .redaction import Fingerprinter
             from .scanning import Scanner
-            scanner = Scanner(fingerprinter=Fingerprinter())
+            scanner = Scanner(fingerprinter=Fingerprinter(), allowlist=allowlist_path or None)
         self.target = target
         self.regions = regions or [target.region]
         self.function_names = [n for n in (function_names or []) if n]
@@ -377,6 +379,7 @@ class Audit:
         ctx = (record.account, record.region)
         if status == "ok":
             rows += [finding_row(f, record, location, version, layer) for f in value.findings]
+            rows += [third_party_row(t, record, location, version, layer) for t in value.third_party]
             if first:  # a package's skipped files are one coverage row each, not one per user
                 gaps += [Gap(*ctx, f"{label} {s.get('path', '')}", "", "file-not-scanned",
                              str(s.get("reason", "")))

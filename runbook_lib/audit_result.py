@@ -83,6 +83,11 @@ def finding_row(finding, record: FunctionScan, location: str, version: str, laye
 
 
 
+def third_party_row(item, record: FunctionScan, location: str, version: str, layer: str = "") -> dict:
+    """A finding in an installed dependency's file: the finding's row plus the package that owns the file."""
+    return {**finding_row(item.finding, record, location, version, layer), **item.package.to_dict()}
+
+
 def complete(record: FunctionScan) -> bool:
     return (record.environment == "scanned" and record.code in ("scanned", "not requested")
             and record.layer_scan in ("scanned", "none"))
@@ -95,7 +100,9 @@ class AuditResult:
                  api_calls: dict, elapsed: float, regions_done: list, include_code: bool = True,
                  include_layers: bool = True, downloads: int = 0):
         self.functions = functions
-        self.finding_records = findings
+        # rows of findings in unmodified dependency files (they name a package) are kept apart
+        self.finding_records = [f for f in findings if "package" not in f]
+        self.third_party_records = [f for f in findings if "package" in f]
         self.gaps = gaps
         self.api_calls = api_calls
         self.elapsed = elapsed
@@ -147,6 +154,7 @@ class AuditResult:
             "gaps_failing": sum(g.status in FAILING_STATUSES for g in self.gaps),
             "gaps_warning": sum(g.status in WARNING_STATUSES for g in self.gaps),
             "findings": len(self.finding_records), "findings_by_location": by_location,
+            "third_party_findings": len(self.third_party_records),
             "functions_with_findings": len({(f["account"], f["region"], f["function"])
                                             for f in self.finding_records}),
             "api_calls": sum(self.api_calls.values()), "api_calls_by_operation": dict(sorted(self.api_calls.items())),
@@ -171,7 +179,8 @@ class AuditResult:
         summary = self.summary
         paths = {name: folder / name for name in ("findings.json", "findings.csv", "inventory.csv",
                                                   "coverage.json")}
-        paths["findings.json"].write_text(json.dumps({"summary": summary, "findings": self.finding_records},
+        paths["findings.json"].write_text(json.dumps({"summary": summary, "findings": self.finding_records,
+                                                      "third_party": self.third_party_records},
                                                      indent=2, default=str) + "\n")
         import pandas as pd
         # names and tags come from the audited account: a cell must not act as a spreadsheet formula

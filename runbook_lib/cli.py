@@ -39,6 +39,12 @@ def _parameter_option(parser: argparse.ArgumentParser) -> None:
     _signing_option(parser)
 
 
+def _allowlist_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--allowlist", metavar="FILE", default="",
+                        help="committed allowlist (sha256: entries, see `runbook scan --print-allowlist-entries`) "
+                             "the secret scanner applies in every notebook that scans")
+
+
 def _signing_option(parser: argparse.ArgumentParser, role: str = "signs the run's manifest") -> None:
     parser.add_argument("--signing-key", metavar="FILE", default=None,
                         help=f"Ed25519 private key (PEM) that {role}; default "
@@ -64,11 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--backout", dest="backout", action="store_true", default=None,
                      help="run the backout notebook after validation (default on the lab)")
     run.add_argument("--no-backout", dest="backout", action="store_false", help="keep the change")
+    _allowlist_option(run)
     _parameter_option(run)
 
     audit = sub.add_parser("audit", help="run the test plan alone; a finding fails (exit 1)")
     _target_options(audit)
     audit.add_argument("--out", type=Path, default=Path("runs"))
+    _allowlist_option(audit)
     _parameter_option(audit)
 
     backout = sub.add_parser("backout", help="undo an archived run's change, from its ledger")
@@ -131,7 +139,8 @@ def _options(args):
                              profile=args.profile, endpoint_url=args.endpoint_url, function_name=args.function_name,
                              out=getattr(args, "out", Path("runs")), apply=getattr(args, "apply", None),
                              backout=getattr(args, "backout", None), parameters=dict(args.parameter),
-                             signing_key=args.signing_key, trusted_keys=getattr(args, "trusted_key", []))
+                             signing_key=args.signing_key, trusted_keys=getattr(args, "trusted_key", []),
+                             allowlist=getattr(args, "allowlist", ""))
 
 
 def _report(outcome) -> int:

@@ -205,12 +205,37 @@ def build_reference_package(secret_id: str, region: str, environment_defaults: d
 
 def handler_module_path(handler: str) -> str:
     """``pkg.mod.handler`` -> ``pkg/mod.py`` (the file a Python package must contain)."""
+    return handler_files(handler, "python3.12")[0]
+
+
+def handler_files(handler: str, runtime: str) -> list[str]:
+    """The package members that can hold ``handler``'s module for ``runtime``, as its runtime looks for them.
+
+    Python: ``pkg.mod.fn`` (or ``pkg/mod.fn``) is ``pkg/mod.py`` or ``pkg/mod/__init__.py``.
+    Node.js: ``lib/api.routes.get`` is ``lib/api`` + ``.js``, ``.mjs`` or ``.cjs`` (the module is
+    the last path part up to its first dot, the rest is the export path). Ruby: ``file.fn`` is
+    ``file.rb``. OS-only runtimes: an executable ``bootstrap`` at the root. Other runtimes
+    (Java, .NET): no member is required (their handlers name classes, not files).
+    """
+    if runtime.startswith("provided"):
+        return ["bootstrap"]
+    if runtime.startswith("nodejs"):
+        folder, _, base = handler.rpartition("/")
+        module = (f"{folder}/" if folder else "") + base.split(".", 1)[0]
+        return [module + ext for ext in (".js", ".mjs", ".cjs")]
     module = handler.rsplit(".", 1)[0] if "." in handler else handler
-    return module.replace(".", "/") + ".py"
+    if runtime.startswith("ruby"):
+        return [module + ".rb"]
+    if runtime.startswith("python"):
+        path = module.replace(".", "/")
+        return [path + ".py", path + "/__init__.py"]
+    return []
 
 
-def read_code_package(path: str, handler: str) -> bytes:
-    """Read and check a deployment package: a readable zip that contains the handler module."""
+def read_code_package(path: str, handler: str, runtime: str = "python3.12") -> bytes:
+    """Read and check a deployment package: a readable zip that holds the handler's module for ``runtime``."""
+    if ".." in handler.split("/") or handler.startswith("/"):
+        raise InputError("code_path", f"the handler {handler} points outside the package")
     file = Path(path)
     if not file.is_file():
         raise InputError("code_path", f"{path} does not exist or is not a file")
@@ -222,9 +247,9 @@ def read_code_package(path: str, handler: str) -> bytes:
         broken = zf.testzip()
     if broken:
         raise InputError("code_path", f"{path}: member {broken} is corrupt")
-    module = handler_module_path(handler)
-    if module not in names:
-        raise InputError("code_path", f"{path} lacks the handler module {module} "
+    wanted = handler_files(handler, runtime)
+    if wanted and not names & set(wanted):
+        raise InputError("code_path", f"{path} lacks the handler module {' or '.join(wanted)} for {runtime} "
                          f"(the function's handler is {handler})")
     return data
 
@@ -309,3 +334,12 @@ def exists(lam, function_name: str) -> bool:
         with aws_call("GetFunctionConfiguration", function_name, "lambda:GetFunctionConfiguration"):
             raise
 
+
+
+def functions_using_role(lam, role_arn: str) -> list[str]:
+    """Names of every function of the region whose execution role is ``role_arn``: one paged ListFunctions."""
+    names = []
+    with aws_call("ListFunctions", "functions of the region", "lambda:ListFunctions"):
+        for page in lam.get_paginator("list_functions").paginate():
+            names += [f["FunctionName"] for f in page.get("Functions", []) if f.get("Role") == role_arn]
+    return sorted(names)

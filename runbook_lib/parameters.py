@@ -36,7 +36,7 @@ RUNNER_OWNED = {
 }
 #: Parameters naming a file of the operator's: resolved against the operator's working
 #: directory, because the kernel works in a folder of its own.
-PATH_PARAMETERS = ("code_path", "rotate_from")
+PATH_PARAMETERS = ("code_path", "rotate_from", "allowlist_path")
 
 
 def refuse_runner_owned(extra: dict) -> None:

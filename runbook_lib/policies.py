@@ -68,7 +68,7 @@ PART_MODULES = {
     "auditor": ("context", "session", "audit", "inventory", "residue", "validation", "validation_collect",
                 "validation_access", "evidence", "iam_analysis", "access_probes"),
     "implementer": ("context", "session", "change", "implementation", "backout", "closeout", "residue", "functions",
-                    "secrets_store", "iam", "edge"),
+                    "secrets_store", "iam", "edge", "wrapper", "secret_grant"),
 }
 #: Calls the implementer makes outside its Steps: the run lock (tag on the function), the
 #: orphan search and the invocation of backout's checks.
@@ -91,6 +91,9 @@ OPTIONAL = {
         "iam:UpdateAccessKey": "it re-activates any disabled key as well (parliament: CREDENTIALS_EXPOSURE): the "
                                "key's owner or an administrator deactivates it, or grants it per change for one "
                                "user by change_grant(function_arn, key_users=[...])",
+        "lambda:ListFunctions": "it returns every function's environment variables, secrets included: the "
+                                "plan's overview then says the role's other functions were not listed (the "
+                                "secret's resource policy admits only this function's session either way)",
         "iam:CreatePolicyVersion": "a new version of any runbook policy could grant anything (parliament: "
                                    "CreateNewPolicyVersion); a policy whose document changed is deleted and "
                                    "created again by an administrator, and the secret's resource policy "

@@ -203,7 +203,11 @@ class Secret(Record):
 @record_kind
 @dataclass(frozen=True, kw_only=True)
 class Policy(Record):
-    """The least-privilege policy the runbook created; ``secret`` is the one ARN it grants."""
+    """The identity policy earlier versions of the runbook created (``secret``: the one ARN it grants).
+
+    The runbook now grants through the secret's resource policy (:class:`SecretPolicy`); these
+    records are still read, so a backout of an older run detaches and deletes its policy.
+    """
 
     kind: ClassVar[str] = "policy"
     name: str = ""
@@ -223,6 +227,38 @@ class PolicyAttachment(Record):
 
 @record_kind
 @dataclass(frozen=True, kw_only=True)
+class SecretPolicy(Record):
+    """The secret's resource policy statements the runbook put (``resource``: the secret's ARN).
+
+    ``statements`` are the runbook's Sids; ``role_arn`` and ``role_id`` name the one role
+    session (``<role id>:<function>``) they let read the secret. Backout removes those
+    statements and nothing else.
+    """
+
+    kind: ClassVar[str] = "secret_policy"
+    role_arn: str
+    role_id: str
+    function: str
+    statements: list[str] = field(default_factory=list)
+    validation: str = ""
+
+
+@record_kind
+@dataclass(frozen=True, kw_only=True)
+class WrapperLayer(Record):
+    """A version of the runbook's exec-wrapper layer (``resource``: the layer version ARN).
+
+    Backout deletes it once no function (no version of any function) uses it.
+    """
+
+    kind: ClassVar[str] = "wrapper_layer"
+    name: str
+    version: str
+    code_sha256: str
+
+
+@record_kind
+@dataclass(frozen=True, kw_only=True)
 class FunctionConfig(Record):
     """The function's configuration was changed: variables out, ``SECRET_ID`` in."""
 
@@ -234,12 +270,14 @@ class FunctionConfig(Record):
     #: The restorable configuration fields the change sets (``Environment``, ``Handler``, ...):
     #: what backout restores and ``function-restored`` compares, nothing else.
     changed_fields: list[str] = field(default_factory=list)
+    #: How the function gets its secret now: ``wrapper``, ``package`` or ``reference``.
+    strategy: str = ""
 
 
 @record_kind
 @dataclass(frozen=True, kw_only=True)
 class FunctionCode(Record):
-    """The function's code was replaced (``source``: what was deployed, in words)."""
+    """The function's code was replaced (``source``: what was deployed, in words: the strategy)."""
 
     kind: ClassVar[str] = "function_code"
     previous_code_sha256: str = ""

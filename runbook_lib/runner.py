@@ -61,6 +61,7 @@ class RunOptions:
     cell_timeout: int = CELL_TIMEOUT_SECONDS
     signing_key: str | None = None  # key file; None: RUNBOOK_SIGNING_KEY_FILE or the per-user key
     trusted_keys: list = field(default_factory=list)  # who may have signed an archived folder
+    allowlist: str = ""  # committed allowlist file: the scanner applies it wherever it runs
 
 
 # -- the run folder -------------------------------------------------------------------
@@ -160,7 +161,7 @@ def run_runbook(options: RunOptions, names: Sequence[str] | None = None,
     names = list(names or (CHANGE_NOTEBOOKS + ((BACKOUT,) if backout else ())))
     notebooks = _notebook_paths(options.notebooks_dir, names)
     refuse_runner_owned(options.parameters)
-    extra = resolve_path_parameters(options.parameters)
+    extra = resolve_path_parameters({**options.parameters, **allowlist_parameter(options.allowlist)})
     if apply and options.target == "lab":
         extra.setdefault("change_ticket", LAB_CHANGE_TICKET)
     if apply and not str(extra.get("change_ticket", "")).strip() and any(
@@ -175,6 +176,7 @@ def run_runbook(options: RunOptions, names: Sequence[str] | None = None,
         endpoint_url, env, seed_info = _lab_or_endpoint(stack, options)
         identity = _preflight(options, endpoint_url, env)
         function_name = options.function_name or seed_info.get("function_name", "")
+        extra = {**seeded_strategy(seed_info, function_name, extra), **extra}
         run_dir = new_run_dir(options.out, options.target)
         progress(f"run folder {run_dir}")
         common = {"target": options.target, "region": identity["region"], "profile": options.profile,
@@ -187,6 +189,26 @@ def run_runbook(options: RunOptions, names: Sequence[str] | None = None,
         key_hex = Fingerprinter.new_key_hex()
         results = _execute_in_order(notebooks, run_dir, routed, options, {**env, KEY_ENV: key_hex, **KERNEL_ENV})
         return finish_run(run_dir, summary_options, results, include_baseline, started, key, key_hex)
+
+
+def allowlist_parameter(path: str) -> dict:
+    """``{"allowlist_path": path}`` for ``--allowlist``, checked first (a bad entry is one line, nothing runs)."""
+    if not path:
+        return {}
+    from .allowlist import Allowlist
+
+    Allowlist.from_file(path)
+    return {"allowlist_path": path}
+
+
+def seeded_strategy(seed_info: dict, function_name: str, extra: dict) -> dict:
+    """The strategy the lab's seed names for its demo function (``reference``), unless ``-p strategy`` was given.
+
+    Only for the function the runner's own lab seeded: any other function gets the notebook's ``auto``.
+    """
+    if "strategy" in extra or not seed_info.get("strategy") or function_name != seed_info.get("function_name"):
+        return {}
+    return {"strategy": seed_info["strategy"]}
 
 
 def verify_before_running(run_dir: Path, options: RunOptions, purpose: str):

@@ -52,15 +52,34 @@ class Finding:
         return f"{self.location}: {self.title} [{self.rule}] {self.redacted} {self.fingerprint}"
 
 
+@dataclass(frozen=True)
+class ThirdPartyFinding:
+    """A finding in a file of an installed dependency (``package``: a :class:`~runbook_lib.scan_packages.Package`)."""
+
+    finding: Finding
+    package: object
+
+    def to_dict(self) -> dict:
+        return {**self.finding.to_dict(), **self.package.to_dict()}
+
+    def __str__(self) -> str:
+        return f"{self.finding} in {self.package.label()}"
+
+
 @dataclass
 class ScanReport:
-    """Findings of a file/directory/zip scan, what was read, and what was skipped and why."""
+    """Findings of a file/directory/zip scan, what was read, and what was skipped and why.
+
+    ``findings`` are in the package's own (first-party) files; ``third_party`` those in files of
+    installed dependencies (:mod:`runbook_lib.scan_packages`), kept apart: someone else's code.
+    """
 
     findings: list[Finding] = field(default_factory=list)
     files_scanned: int = 0
     bytes_scanned: int = 0
     skipped: list[dict] = field(default_factory=list)
     allowlisted: int = 0
+    third_party: list[ThirdPartyFinding] = field(default_factory=list)
 
     def skip(self, path: str, reason: str) -> None:
         self.skipped.append({"path": path, "reason": reason})
@@ -71,4 +90,5 @@ class ScanReport:
         self.bytes_scanned += other.bytes_scanned
         self.skipped.extend(other.skipped)
         self.allowlisted += other.allowlisted
+        self.third_party.extend(other.third_party)
         return self

@@ -17,6 +17,8 @@ How a buffer is scanned, module by module:
   the prefilter reports a hit are decoded and confirmed in Python;
 * :mod:`runbook_lib.scan_environment` -- environment variables, JSON values opened up;
 * :mod:`runbook_lib.scan_archive` -- zip packages and layers, bounded;
+* :mod:`runbook_lib.scan_packages` -- which files are installed dependencies (``dist-info/RECORD``
+  hashes, ``node_modules/*/package.json``): their findings go to ``ScanReport.third_party``;
 * :mod:`runbook_lib.scan_results` -- :class:`Finding` and :class:`ScanReport`.
 
 Examples
@@ -36,6 +38,7 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from . import rules as R
+from . import scan_packages
 from .allowlist import Allowlist, allowlist_entry, has_inline_marker
 from .exceptions import InputError
 from .redaction import Fingerprinter, redact
@@ -43,10 +46,10 @@ from .scan_archive import ZIP_MAGIC, ZIP_SUFFIXES, ZipLimits, ZipWalker
 from .scan_buffer import BufferScan, Candidate, select_candidates
 from .scan_environment import environment_candidates
 from .scan_prefilter import engine_name, shared_prefilter
-from .scan_results import Finding, ScanReport
+from .scan_results import Finding, ScanReport, ThirdPartyFinding
 
-__all__ = ["CODE_SUFFIXES", "SKIP_DIRS", "ZIP_SUFFIXES", "Finding", "ScanReport", "Scanner", "ZipLimits",
-           "engine_name", "is_binary", "is_config", "scan_many"]
+__all__ = ["CODE_SUFFIXES", "SKIP_DIRS", "ZIP_SUFFIXES", "Finding", "ScanReport", "Scanner", "ThirdPartyFinding",
+           "ZipLimits", "attribute_third_party", "engine_name", "is_binary", "is_config", "scan_many"]
 
 CODE_SUFFIXES = {".py", ".pyi", ".js", ".mjs", ".cjs", ".ts", ".tsx", ".jsx", ".java", ".kt", ".kts",
                  ".go", ".rb", ".php", ".cs", ".scala", ".groovy", ".swift", ".rs", ".c", ".cc",
@@ -183,7 +186,7 @@ class Scanner:
         before = self.allowlisted
         report = self._zips.report(data, label)
         report.allowlisted = self.allowlisted - before
-        return report
+        return attribute_third_party(report, scan_packages.archive_owners(data), f"{label}!" if label else "")
 
     def _scan_content(self, content: bytes, path: str, report: ScanReport) -> None:
         if is_binary(content):
@@ -212,6 +215,7 @@ class Scanner:
                 dirnames[:] = [d for d in dirnames if d not in SKIP_DIRS]
                 for name in sorted(filenames):
                     self._scan_file(Path(dirpath, name), report, must_exist=False)
+            attribute_third_party(report, scan_packages.folder_owners(root), f"{root}{os.sep}")
         elif root.exists():
             self._scan_file(root, report, must_exist=True)
         else:
@@ -227,7 +231,8 @@ class Scanner:
             return
         if is_zip or data[:4] == ZIP_MAGIC:
             try:
-                report.merge(self._zips.report(data, label))
+                report.merge(attribute_third_party(self._zips.report(data, label),
+                                                   scan_packages.archive_owners(data), f"{label}!"))
             except InputError:
                 if must_exist:
                     raise
@@ -256,6 +261,20 @@ class Scanner:
                 raise InputError("path", f"cannot read {label}: {exc.strerror or type(exc).__name__}") from None
             report.skip(label, f"unreadable ({exc.strerror or type(exc).__name__})")
             return None
+
+
+def attribute_third_party(report: ScanReport, owners: dict, prefix: str) -> ScanReport:
+    """Move the findings in unmodified dependency files (``owners``: member path -> package) to ``third_party``."""
+    first = []
+    for finding in report.findings:
+        path = finding.path or ""
+        package = owners.get(path[len(prefix):]) if path.startswith(prefix) else None
+        if package is None:
+            first.append(finding)
+        else:
+            report.third_party.append(ThirdPartyFinding(finding, package))
+    report.findings = first
+    return report
 
 
 def scan_many(scanner: Scanner, paths: Iterable[str | Path]) -> ScanReport:

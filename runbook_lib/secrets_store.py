@@ -158,8 +158,25 @@ def describe_key(kms, key_id: str) -> dict | None:
         raise
 
 
-def key_policy(account: str, partition: str, region: str, role_arn: str) -> dict:
-    """Account root administers the key; the function's role may only decrypt through Secrets Manager."""
+def secret_arn_pattern(partition: str, region: str, account: str, secret_name: str) -> str:
+    """The ARN of a secret named ``secret_name`` before it exists: AWS appends ``-`` and 6 random characters."""
+    return f"arn:{partition}:secretsmanager:{region}:{account}:secret:{secret_name}-??????"
+
+
+def key_policy(account: str, partition: str, region: str, role_arn: str, userid: str = "",
+               secret_pattern: str = "") -> dict:
+    """Account root administers the key; the function's role session decrypts only through Secrets Manager.
+
+    ``userid`` (``<role id>:<function>``) pins the decrypt to the function's own session, so another
+    function sharing the role cannot use the key; ``secret_pattern`` to the function's secret (the
+    encryption context Secrets Manager passes, ``SecretARN``).
+    """
+    condition: dict = {"StringEquals": {"kms:ViaService": f"secretsmanager.{region}.amazonaws.com",
+                                        "kms:CallerAccount": account}}
+    if userid:
+        condition["StringEquals"]["aws:userid"] = userid
+    if secret_pattern:
+        condition["StringLike"] = {"kms:EncryptionContext:SecretARN": secret_pattern}
     return {
         "Version": "2012-10-17",
         "Id": "lambda-secrets-runbook",
@@ -169,10 +186,14 @@ def key_policy(account: str, partition: str, region: str, role_arn: str) -> dict
              "Action": "kms:*", "Resource": "*"},
             {"Sid": "FunctionRoleDecryptsOnlyViaSecretsManager", "Effect": "Allow",
              "Principal": {"AWS": role_arn}, "Action": "kms:Decrypt", "Resource": "*",
-             "Condition": {"StringEquals": {"kms:ViaService": f"secretsmanager.{region}.amazonaws.com",
-                                            "kms:CallerAccount": account}}},
+             "Condition": condition},
         ],
     }
+
+
+def get_key_policy(kms, key_id: str) -> dict:
+    with aws_call("GetKeyPolicy", key_id, "kms:GetKeyPolicy"):
+        return json.loads(kms.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"])
 
 
 def create_key(kms, alias: str, policy: dict, tags: dict, description: str) -> str:

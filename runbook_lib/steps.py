@@ -38,6 +38,9 @@ class PlanRow:
     action: str
     reason: str
     source: str = ""  # e.g. the ledger entry a backout action comes from
+    #: A ``blocked`` row that does not stop the change: something only its owner can do (a secret
+    #: hard-coded in code the strategy leaves alone); the step's check WARNs with it.
+    advisory: bool = False
 
     def __post_init__(self):
         if self.action not in ACTIONS:
@@ -124,8 +127,13 @@ def required_permissions(steps: Sequence[Step]) -> list[str]:
     return sorted({p for s in steps for p in s.permissions})
 
 
+def stops(row: PlanRow) -> bool:
+    """True for a blocked row that stops the change (an advisory one does not)."""
+    return row.action == BLOCKED and not row.advisory
+
+
 def blocked_rows(steps: Sequence[Step]) -> list[PlanRow]:
-    return [row for step in steps for row in step.plan() if row.action == BLOCKED]
+    return [row for step in steps for row in step.plan() if stops(row)]
 
 
 def run_steps(steps: Sequence[Step], apply: bool, progress: Callable[[str], None] | None = None,
@@ -141,7 +149,7 @@ def run_steps(steps: Sequence[Step], apply: bool, progress: Callable[[str], None
     for step in steps:
         started = time.monotonic()
         rows = step.plan()
-        blocked = [r for r in rows if r.action == BLOCKED]
+        blocked = [r for r in rows if stops(r)]
         changed = sorted({r.action for r in rows} - {NONE, BLOCKED})
         reasons = "; ".join(f"{r.resource}: {r.reason}" if policy.continue_past_blocked else r.reason for r in blocked)
         if blocked and (not apply or not policy.continue_past_blocked or not changed):

@@ -118,7 +118,8 @@ class Validation:
     trail_wait_seconds:
         How long to poll CloudTrail for the function's GetSecretValue; -1: target default.
     scanner:
-        A :class:`runbook_lib.scanning.Scanner`; default one built with the run's fingerprinter.
+        A :class:`runbook_lib.scanning.Scanner`; default one built with the run's fingerprinter
+        and ``allowlist_path`` (a committed allowlist file; ``runbook run --allowlist``).
     fingerprinter:
         Default: the run's (``RUNBOOK_FINGERPRINT_KEY``).
     live_probe:
@@ -136,7 +137,7 @@ class Validation:
                  payload: Any = "{}", trail_wait_seconds: float = -1, scanner=None,
                  fingerprinter: Fingerprinter | None = None, live_probe: bool | None = None,
                  poll_seconds: float = 30, progress: Callable | None = None, retrieval_log_pattern: str = "",
-                 cache_ttl_seconds: float = -1):
+                 cache_ttl_seconds: float = -1, allowlist_path: str = ""):
         self.target, self.ledger, self.run_dir = target, ledger, Path(run_dir)
         self.function_name = function_name or ledger.context.get("function_name", "")
         if not self.function_name:
@@ -151,7 +152,7 @@ class Validation:
         wait = float(trail_wait_seconds)
         self.trail_wait_seconds = DEFAULT_TRAIL_WAIT.get(target.name, 900) if wait < 0 else wait
         self.fingerprinter = fingerprinter or Fingerprinter()
-        self._scanner = scanner
+        self._scanner, self.allowlist_path = scanner, allowlist_path
         self.live_probe, self.poll_seconds, self.progress = live_probe, poll_seconds, progress
         self.invocations: list[dict] = []
         self.window: tuple = ()
@@ -162,7 +163,7 @@ class Validation:
     def scanner(self):
         if self._scanner is None:
             from .scanning import Scanner
-            self._scanner = Scanner(fingerprinter=self.fingerprinter)
+            self._scanner = Scanner(fingerprinter=self.fingerprinter, allowlist=self.allowlist_path or None)
         return self._scanner
 
     def collection(self) -> Collection:

@@ -168,7 +168,8 @@ def scan_package(c: Collection, location: str, label: str) -> dict:
                            str(exc).split("http")[0][:200], permission="lambda:GetFunction") from None
     report = c.scanner.scan_zip(data, label=label)
     return {"files_scanned": report.files_scanned, "bytes_scanned": report.bytes_scanned,
-            "skipped": list(report.skipped or []), "findings": [finding_row(f) for f in report.findings]}
+            "skipped": list(report.skipped or []), "findings": [finding_row(f) for f in report.findings],
+            "third_party": [{**finding_row(t.finding), **t.package.to_dict()} for t in report.third_party]}
 
 
 # -- the secret and its key ------------------------------------------------------------------------

@@ -13,6 +13,7 @@ POLICY_ARN = f"arn:aws:iam::123456789012:policy/LambdaSecretsManagerPolicy-{FUNC
 
 
 def implement(world, **kw):
+    kw.setdefault("strategy", "reference")
     Implementation(world.target, world.ledger, function_name=FUNCTION, change_ticket="CHG-1", apply=True,
                    fingerprinter=world.fingerprinter, **kw).apply()
 
@@ -86,9 +87,10 @@ def test_function_changed_outside_the_runbook_is_left_alone_with_a_reason(world)
     results = {r.step: r for r in b.apply()}
     assert results["function"].status == "blocked" and "changed outside" in results["function"].detail
     assert live(world) == changed, "the function was not overwritten"
-    # the other steps still ran: the policy is detached and deleted
-    iam = world.client("iam")
-    assert POLICY_ARN not in [p["Arn"] for p in iam.list_policies(Scope="Local")["Policies"]]
+    # the other steps still ran: the grant is off the secret, the secret scheduled for deletion
+    sm = world.client("secretsmanager")
+    secret = sm.describe_secret(SecretId=world.ledger.records(Secret)[0].resource)
+    assert secret.get("DeletedDate") and results["grant"].status == "applied"
     checks = {c.id: c for c in b.checks(invoke=False)}
     reason = checks["backout-complete"].reason
     assert checks["backout-complete"].status == "FAIL" and "function_config" in reason and "outside" in reason
@@ -96,19 +98,43 @@ def test_function_changed_outside_the_runbook_is_left_alone_with_a_reason(world)
 
 def test_untagged_resources_are_never_deleted(world):
     implement(world)
-    sm, iam = world.client("secretsmanager"), world.client("iam")
+    sm = world.client("secretsmanager")
     arn = world.ledger.secret().resource
     sm.untag_resource(SecretId=arn, TagKeys=["managed-by"])
-    iam.untag_policy(PolicyArn=POLICY_ARN, TagKeys=["managed-by"])
     b = backout(world)
     blocked = {r.step for r in b.plan() if r.action == "blocked"}
-    assert blocked == {"secret", "policy"}
+    assert blocked == {"secret", "grant"}
     with pytest.raises(ChangeRefused, match="lacks the runbook's tags"):
         b.apply(raise_on_blocked=True)
     assert not sm.describe_secret(SecretId=arn).get("DeletedDate")
-    assert iam.get_policy(PolicyArn=POLICY_ARN)["Policy"]
+    assert "LambdaSecretsRunbookReadByFunction" in sm.get_resource_policy(SecretId=arn)["ResourcePolicy"]
     # the function itself was restored: its step was not blocked
     assert "SECRET_ID" not in live(world)["Environment"]["Variables"]
+
+
+def test_the_ledger_of_an_older_run_backs_out_its_identity_policy(world):
+    """Runs before the resource-policy grant attached LambdaSecretsManagerPolicy-<fn>: their backout still works."""
+    import json
+
+    from runbook_lib.records import Policy, PolicyAttachment
+    implement(world)
+    iam = world.client("iam")
+    document = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+                                                        "Resource": world.ledger.secret().resource}]}
+    iam.create_policy(PolicyName=POLICY_ARN.rsplit("/", 1)[-1], PolicyDocument=json.dumps(document),
+                      Tags=[{"Key": "managed-by", "Value": "lambda-secrets-runbook"}, {"Key": "function", "Value": FUNCTION}])
+    iam.attach_role_policy(RoleName="orders-api-role", PolicyArn=POLICY_ARN)
+    world.ledger.put(Policy(resource=POLICY_ARN, step="policy", name="LambdaSecretsManagerPolicy-orders-api",
+                            secret=world.ledger.secret().resource))
+    world.ledger.put(PolicyAttachment(resource=f"orders-api-role|{POLICY_ARN}", step="policy", role="orders-api-role",
+                                      policy_arn=POLICY_ARN))
+    b = backout(world)
+    rows = {(r.step, r.resource): r.action for r in b.plan() if r.step == "policy"}
+    assert rows == {("policy", f"orders-api-role|{POLICY_ARN}"): "delete", ("policy", POLICY_ARN): "delete"}
+    b.apply()
+    assert iam.list_attached_role_policies(RoleName="orders-api-role")["AttachedPolicies"] == []
+    assert POLICY_ARN not in [p["Arn"] for p in iam.list_policies(Scope="Local")["Policies"]]
+    assert {c.status for c in b.checks(invoke=False)} == {"PASS"}
 
 
 def test_mode_remove_deletes_only_functions_the_runbook_created(world):

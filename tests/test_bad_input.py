@@ -55,6 +55,8 @@ def unchanged(seeded_lab):
 
 def _implementation(lab, run_dir, **kw):
     kw.setdefault("function_name", lab.seed_info["function_name"])
+    if not kw.get("code_path"):
+        kw.setdefault("strategy", lab.seed_info["strategy"])
     return Implementation(_target(lab), Ledger.open(run_dir), **kw)
 
 
@@ -122,7 +124,7 @@ def test_code_path_not_a_zip_or_without_the_handler(unchanged, tmp_path, content
     path = tmp_path / "package.zip"
     path.write_bytes(content)
     with pytest.raises(InputError) as caught:
-        _implementation(unchanged, tmp_path / "run", code_path=str(path), use_reference_handler=False,
+        _implementation(unchanged, tmp_path / "run", code_path=str(path), strategy="package",
                         change_ticket="CHG", apply=True)
     assert _one_line(caught.value, "code_path") and message in str(caught.value)
     with pytest.raises(InputError, match="does not exist"):

@@ -17,8 +17,8 @@ def test_every_step_has_its_check_declared_once():
     assert {f"closeout-{s.name}" for s in CLOSEOUT_STEPS} <= ids
     assert {"backout-complete", "function-restored", "no-orphans"} <= ids
     assert all(catalog.spec(f"change-{s.name}").phases == ("change",) for s in IMPLEMENTATION_STEPS)
-    assert {s.name for s in BACKOUT_STEPS} == {"edge", "access-keys", "function", "policy", "role", "secret",
-                                               "kms-key", "remove"}
+    assert {s.name for s in BACKOUT_STEPS} == {"edge", "access-keys", "function", "wrapper-layer", "grant", "policy",
+                                               "role", "secret", "kms-key", "remove"}
 
 
 @pytest.mark.parametrize("args, status, reason", [

@@ -31,7 +31,7 @@ def run_folder_text(folder) -> str:
 # -- moto in-process ------------------------------------------------------------------------------
 def implement(world, target=None):
     Implementation(target or world.target, world.ledger, function_name=FUNCTION, change_ticket="CHG-1",
-                   apply=True, fingerprinter=world.fingerprinter).apply()
+                   apply=True, fingerprinter=world.fingerprinter, strategy="reference").apply()
 
 
 def closeout(world, target=None, **kw):
@@ -225,7 +225,7 @@ def test_lab_old_versions_listed_residue_alias_block_closeout_and_backout_refuse
     assert listed == [(v, var) for v in old for var in ("DB_PASSWORD", "PARTNER_API_KEY")]
     assert ledger.baseline["target_function"]["old_versions_with_findings"] == old
 
-    Implementation(target, ledger, name, change_ticket="CHG-LAB", apply=True).apply()
+    Implementation(target, ledger, name, change_ticket="CHG-LAB", apply=True, strategy="reference").apply()
     snapshot = ledger.snapshot(name).version
     validation = Validation(target, ledger, tmp_path / "run", name)
     residue_check, rotated_check = validation.residue_checks()
@@ -277,7 +277,7 @@ def test_lab_rotation_keeps_the_function_working_with_one_refetch(closeout_lab, 
     exposed = [env[k] for k in lab.seed_info["secret_env_vars"]]
     run_dir = tmp_path / "run"
     ledger = Ledger.open(run_dir)
-    Implementation(target, ledger, name, change_ticket="CHG-LAB", apply=True).apply()
+    Implementation(target, ledger, name, change_ticket="CHG-LAB", apply=True, strategy="reference").apply()
     before = invoke_function(lam, name, {}, 2)
     assert [(r["status_code"], r["http_status"], r["function_error"]) for r in before] == [(200, 200, "")] * 2
     residue_check, _ = __import__("runbook_lib.validation", fromlist=["Validation"]).Validation(
@@ -334,7 +334,7 @@ def test_lab_closeout_notebook_headless_into_the_run_folder(closeout_lab, tmp_pa
     run_dir = tmp_path / "run"
     ledger = Ledger.open(run_dir)
     ledger.bind(target="lab", account=lab.account_id, region=lab.region, function_name=name)
-    Implementation(target, ledger, name, change_ticket="CHG-LAB", apply=True).apply()
+    Implementation(target, ledger, name, change_ticket="CHG-LAB", apply=True, strategy="reference").apply()
     write_manifest(run_dir)  # as `runbook run` leaves it: a later close-out runs only in a signed folder
     new = {"DB_PASSWORD": secrets.token_urlsafe(18)}
     values_file = tmp_path / "new-values.json"

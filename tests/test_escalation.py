@@ -68,9 +68,9 @@ def test_cannot_create_a_policy_without_the_runbook_tags_or_a_new_version_of_one
 
 @pytest.fixture
 def broad_runbook_policy(lab, attacker):
-    """A policy of the runbook's name and tags granting everything: the implementer may create it today."""
-    arn = attacker("iam").create_policy(PolicyName="LambdaSecretsManagerPolicy-pwn", PolicyDocument=ADMIN_POLICY,
-                                        Tags=RUNBOOK_TAGS)["Policy"]["Arn"]
+    """A policy of the runbook's name and tags granting everything, made by someone else (the implementer cannot)."""
+    arn = lab.client("iam").create_policy(PolicyName="LambdaSecretsManagerPolicy-pwn", PolicyDocument=ADMIN_POLICY,
+                                          Tags=RUNBOOK_TAGS)["Policy"]["Arn"]
     yield arn
     admin = lab.client("iam")
     for role in admin.list_entities_for_policy(PolicyArn=arn)["PolicyRoles"]:
@@ -91,12 +91,16 @@ def test_cannot_attach_any_policy_to_a_role_not_approved(lab, attacker, broad_ru
         ["orders-api-basic"]
 
 
-@pytest.mark.xfail(strict=True, reason="today's read policy (CreatePolicy + AttachRolePolicy of "
-                   "LambdaSecretsManagerPolicy-* to the approved function's role) goes when real-functions grants "
-                   "the read by the secret's resource policy; then remove AttachTheReadPolicyToApprovedRoles "
-                   "and CreateTheReadPolicy, and this mark")
 def test_cannot_attach_a_broad_policy_to_the_approved_functions_role(lab, attacker, broad_runbook_policy):
     denied(attacker("iam").attach_role_policy, RoleName=lab.seed_info["role_name"], PolicyArn=broad_runbook_policy)
+    assert lab.client("iam").list_attached_role_policies(RoleName=lab.seed_info["role_name"])["AttachedPolicies"] == []
+
+
+def test_cannot_create_a_policy_of_the_runbooks_name(lab, attacker):
+    denied(attacker("iam").create_policy, PolicyName="LambdaSecretsManagerPolicy-mine", PolicyDocument=ADMIN_POLICY,
+           Tags=RUNBOOK_TAGS)
+    names = [p["PolicyName"] for p in lab.client("iam").list_policies(Scope="Local")["Policies"]]
+    assert "LambdaSecretsManagerPolicy-mine" not in names
 
 
 def test_cannot_create_a_role_without_the_runbook_boundary(lab, attacker):

@@ -19,7 +19,6 @@ from runbook_lib.exceptions import AwsCallError, ChangeRefused, LabError
 from runbook_lib.change.locks import LOCK_TAG
 from runbook_lib.implementation import Implementation
 from runbook_lib.ledger import Ledger
-from runbook_lib.records import Policy
 from runbook_lib.session import Target
 
 NO_RETRY = Config(retries={"total_max_attempts": 1})
@@ -101,14 +100,15 @@ def _kinds(ledger):
 
 
 def _denied_midway(lab, run_dir):
-    """Apply with AttachRolePolicy denied: the secret and the policy exist, nothing is attached."""
+    """Apply with PutResourcePolicy denied: the secret exists, it has no grant, the function is untouched."""
     target = _target(lab)
     name = lab.seed_info["function_name"]
     ledger = Ledger.open(run_dir)
-    lab.inject_faults(deny={"operation": "AttachRolePolicy"})
+    lab.inject_faults(deny={"operation": "PutResourcePolicy"})
     try:
         with pytest.raises(AwsCallError) as caught:
-            Implementation(target, ledger, function_name=name, change_ticket="CHG-F", apply=True).apply()
+            Implementation(target, ledger, function_name=name, change_ticket="CHG-F", apply=True,
+                           strategy="reference").apply()
     finally:
         lab.clear_faults()
     return target, name, Ledger.open(run_dir), caught.value
@@ -120,26 +120,27 @@ def test_access_denied_midway_leaves_an_exact_ledger_and_resume_completes(own_la
     seeded_env = lam.get_function_configuration(FunctionName=name)["Environment"]["Variables"]
     target, name, ledger, error = _denied_midway(own_lab, tmp_path / "run")
     assert (error.operation, error.permission, error.access_denied) == (
-        "AttachRolePolicy", "iam:AttachRolePolicy", True)
-    assert _kinds(ledger) == ["policy", "secret", "snapshot"]
-    # exactly what exists: the secret and policy of the ledger are live, the function is untouched
-    iam, sm = own_lab.client("iam"), own_lab.client("secretsmanager")
+        "PutResourcePolicy", "secretsmanager:PutResourcePolicy", True)
+    assert _kinds(ledger) == ["secret", "snapshot"]
+    # exactly what exists: the ledger's secret is live without a grant, the function is untouched
+    sm = own_lab.client("secretsmanager")
     assert sm.describe_secret(SecretId=ledger.secret().resource)["ARN"] == ledger.secret().resource
-    assert iam.get_policy(PolicyArn=ledger.latest(Policy).resource)["Policy"]["AttachmentCount"] == 0
+    assert not sm.get_resource_policy(SecretId=ledger.secret().resource).get("ResourcePolicy")
     live = lam.get_function_configuration(FunctionName=name)
     assert bool(live["Environment"]["Variables"] == seeded_env) is True
     # the locks were released on the way out
     assert ledger.lock_holder() is None
     assert LOCK_TAG not in lam.list_tags(Resource=live["FunctionArn"]).get("Tags", {})
-    assert any("apply stopped: AttachRolePolicy" in e["message"] for e in ledger.doc["events"])
+    assert any("apply stopped: PutResourcePolicy" in e["message"] for e in ledger.doc["events"])
 
     # the permission is granted: the same run folder resumes where it stopped
-    resumed = Implementation(target, ledger, function_name=name, change_ticket="CHG-F", apply=True)
+    resumed = Implementation(target, ledger, function_name=name, change_ticket="CHG-F", apply=True,
+                             strategy="reference")
     actions = {r.step: r.action for r in resumed.plan()}
     assert actions["snapshot"] == "none" and actions["secret"] == "none"
     resumed.apply()
     assert {c.status for c in resumed.checks()} == {"PASS"}
-    assert "policy_attachment" in _kinds(ledger) and "function_config" in _kinds(ledger)
+    assert "secret_policy" in _kinds(ledger) and "function_config" in _kinds(ledger)
 
     from runbook_lib.backout import Backout
     backout = Backout(target, ledger, change_ticket="CHG-F-B", apply=True)
@@ -151,16 +152,14 @@ def test_backout_after_a_denied_implementation_cleans_up_what_exists(own_lab, tm
     from runbook_lib.backout import Backout
 
     target, name, ledger, _ = _denied_midway(own_lab, tmp_path / "run")
-    secret_arn, policy_arn = ledger.secret().resource, ledger.latest(Policy).resource
+    secret_arn = ledger.secret().resource
     backout = Backout(target, ledger, change_ticket="CHG-F-B2", apply=True)
     rows = {r.step: r.action for r in backout.plan()}
-    assert rows["secret"] == "delete" and rows["policy"] == "delete" and rows["function"] == "none"
+    assert rows["secret"] == "delete" and rows["function"] == "none" and rows["grant"] == "none"
     backout.apply()
     checks = {c.id: c.status for c in backout.checks(invoke=False)}
     assert checks == {"backout-complete": "PASS", "function-restored": "PASS", "no-orphans": "PASS"}
     assert own_lab.client("secretsmanager").describe_secret(SecretId=secret_arn).get("DeletedDate")
-    with pytest.raises(ClientError):
-        own_lab.client("iam").get_policy(PolicyArn=policy_arn)
 
 
 # -- the runner: a dying kernel, a stopping lab ----------------------------------------------------------
@@ -258,7 +257,8 @@ target = Target.from_parameters("lab", region=os.environ["AWS_DEFAULT_REGION"],
                                 endpoint_url=os.environ["AWS_ENDPOINT_URL"])
 ledger = Ledger.open(run_dir)
 ledger.bind(target="lab", function_name=name)
-Implementation(target, ledger, name, secret_name=secret_name, change_ticket="CHG-CRASH", apply=True).apply()
+Implementation(target, ledger, name, secret_name=secret_name, change_ticket="CHG-CRASH", apply=True,
+               strategy="reference").apply()
 """
 
 
@@ -340,7 +340,8 @@ def _runbook_run_mid_apply(lab, runs: Path, monkeypatch):
     lab.inject_faults(throttle={"operation": "UpdateFunctionConfiguration", "every": 1})
     try:
         run = subprocess.Popen([sys.executable, "-m", "runbook_lib.cli", "run", "--endpoint-url", lab.endpoint_url,
-                                "--function", lab.seed_info["function_name"], "--no-backout", "--out", str(runs)],
+                                "--function", lab.seed_info["function_name"], "--no-backout", "--out", str(runs),
+                                "-p", "strategy", "reference"],  # the demo's code change: a lab it did not start
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             yield run, _kernel_changing_the_function(runs, timeout=240)

@@ -64,3 +64,26 @@ def test_restore_version_puts_code_and_configuration_back(monkeypatch):
         assert functions.environment(live) == {"A": "1", "B": "2"} and live["Handler"] == "app.handler"
         with pytest.raises(InputError, match="function 'nope' not found"):
             functions.get_configuration(lam, "nope")
+
+
+@pytest.mark.parametrize("runtime, handler, files", [
+    ("nodejs20.x", "index.handler", ["index.js", "index.mjs", "index.cjs"]),
+    ("nodejs20.x", "src/api.routes.get", ["src/api.js", "src/api.mjs", "src/api.cjs"]),
+    ("python3.12", "pkg.app.handler", ["pkg/app.py", "pkg/app/__init__.py"]),
+    ("provided.al2023", "anything", ["bootstrap"]),
+    ("java21", "com.example.Handler::handle", []),
+])
+def test_handler_files_follow_the_runtime(runtime, handler, files):
+    assert functions.handler_files(handler, runtime) == files
+
+
+def test_a_node_package_with_index_mjs_or_a_nested_module_is_accepted(tmp_path):
+    for member, handler in (("index.mjs", "index.handler"), ("src/api.cjs", "src/api.handler")):
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
+            zf.writestr(member, "export const handler = async () => 1;\n")
+        path = tmp_path / "node.zip"
+        path.write_bytes(buf.getvalue())
+        assert functions.read_code_package(str(path), handler, "nodejs20.x") == buf.getvalue()
+        with pytest.raises(InputError):
+            functions.read_code_package(str(path), "other.handler", "nodejs20.x")

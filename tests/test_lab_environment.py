@@ -42,7 +42,11 @@ def handler(e, c):
     assert env["PYTHONPATH"] == runtime_dir
     for value in (task_root, runtime_dir, env["PATH"], env["LD_LIBRARY_PATH"], *seen["path"]):
         assert not (value.startswith(PROJECT) and "/lambda-runtimes/" not in value), value
-    assert seen["runtime_files"] == ["bootstrap.py", "lab-runtime.json"]
+    # the runtime's own files, and its boto3 (links to the lab's pinned SDK), as /var/runtime holds them on AWS
+    from runbook_lib.lab import runtimes
+    sdk = sorted(e.name for e in runtimes.launcher("python").sdk.iterdir()
+                 if not e.name.startswith(".") and e.name not in ("bin", "__pycache__"))
+    assert seen["runtime_files"] == sorted(["bootstrap.py", "lab-runtime.json", *sdk]) and "boto3" in sdk
 
 
 TRACE = re.compile(r"^Root=1-[0-9a-f]{8}-[0-9a-f]{24};Parent=[0-9a-f]{16};Sampled=0$")

@@ -282,9 +282,9 @@ def test_importing_a_module_the_package_does_not_ship_fails_as_on_lambda(lab, mo
 
 def test_boto3_is_the_pinned_runtime_sdk_and_nothing_of_the_lab_is_on_the_path(lab):
     code = """
-import sys, boto3, botocore
+import os, sys, boto3, botocore
 def handler(e, c):
-    return {"boto3": boto3.__version__, "botocore": botocore.__version__, "file": boto3.__file__,
+    return {"boto3": boto3.__version__, "botocore": botocore.__version__, "file": os.path.realpath(boto3.__file__),
             "path": sys.path, "site_modules": sorted(m for m in sys.modules if m in ("site", "sitecustomize"))}
 """
     from pathlib import Path

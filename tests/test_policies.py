@@ -64,8 +64,9 @@ def test_policy_covers_every_action_the_code_needs(part):
 
 def test_required_actions_come_from_the_steps_and_the_calls():
     implementer = set(policies.required_actions("implementer"))
-    assert {"iam:CreatePolicy", "secretsmanager:CreateSecret", "secretsmanager:DeleteSecret",
-            "lambda:TagResource", "iam:DetachRolePolicy"} <= implementer
+    assert {"secretsmanager:PutResourcePolicy", "secretsmanager:CreateSecret", "secretsmanager:DeleteSecret",
+            "lambda:TagResource", "lambda:PublishLayerVersion", "iam:DetachRolePolicy"} <= implementer
+    assert "iam:CreatePolicy" not in implementer, "the grant is the secret's resource policy, no identity policy"
     auditor = set(policies.required_actions("auditor"))
     assert {"lambda:GetFunction", "cloudtrail:LookupEvents", "logs:FilterLogEvents"} <= auditor
     assert "sts:AssumeRole" in policies.required_actions("auditor", include_optional=True)
@@ -76,9 +77,9 @@ def test_required_actions_come_from_the_steps_and_the_calls():
 
 
 def test_uncovered_actions_reports_what_is_missing():
-    document = policies.without_statement(policies.load_policy("implementer"), "CreateTheReadPolicy")
+    document = policies.without_statement(policies.load_policy("implementer"), "TheRunbookLayer")
     missing = policies.uncovered_actions(document, policies.required_actions("implementer"))
-    assert "iam:CreatePolicy" in missing and "iam:TagPolicy" in missing
+    assert missing == ["lambda:DeleteLayerVersion", "lambda:PublishLayerVersion"]
     assert policies.uncovered_actions({"Statement": [{"Effect": "Allow", "Action": "lambda:Get*"}]},
                                       ["lambda:GetFunction", "lambda:EnableReplication*"]) == \
         ["lambda:EnableReplication*"]
@@ -228,7 +229,8 @@ def _implement(operators, run_dir, name, ticket):
     from runbook_lib.implementation import Implementation
 
     ctx = _context(operators, "implementer", run_dir, "02_implementation", "change", name)
-    impl = Implementation(ctx.target, ctx.ledger, function_name=name, change_ticket=ticket, apply=True)
+    impl = Implementation(ctx.target, ctx.ledger, function_name=name, change_ticket=ticket, apply=True,
+                          strategy=operators.lab.seed_info["strategy"])
     impl.apply()
     assert {c.id: c.status for c in impl.checks()} == {f"change-{s.name}": "PASS" for s in impl.steps}
 
@@ -320,13 +322,14 @@ def _fresh_implementation(operators, tmp_path, lab):
 
     name = lab.seed_info["function_name"]
     ctx = _context(operators, "implementer", tmp_path / "reduced", "02_implementation", "change", name)
-    return Implementation(ctx.target, ctx.ledger, function_name=name, change_ticket="CHG-R", apply=True)
+    return Implementation(ctx.target, ctx.ledger, function_name=name, change_ticket="CHG-R", apply=True,
+                          strategy=lab.seed_info["strategy"])
 
 
 @pytest.mark.parametrize("sid, operation, resource, permission", [
     ("ReadApprovedFunctions", "GetFunctionConfiguration", "orders-api", "lambda:GetFunctionConfiguration"),
     ("DescribeSecretsByName", "DescribeSecret", "lambda/orders-api/config", "secretsmanager:DescribeSecret"),
-    ("ReadExecutionRoles", "GetPolicy", "policy/LambdaSecretsManagerPolicy-orders-api", "iam:GetPolicy"),
+    ("ReadExecutionRoles", "GetRole", "orders-api-role", "iam:GetRole"),
 ])
 def test_implementer_without_one_statement_gets_a_named_permission_error(enforcing_lab, tmp_path, sid,
                                                                          operation, resource, permission):
@@ -390,23 +393,23 @@ def test_lab_authorises_simulate_principal_policy_on_the_principal():
     assert iam_enforcement.resources_for(call, "123456789012") == [role]
 
 
-def test_lab_evaluates_iam_policy_arn_condition_on_attach():
+def test_lab_evaluates_iam_policy_arn_condition_on_detach():
     from runbook_lib.lab import iam_enforcement
     from runbook_lib.lab.identity import IAM_USER, Caller
 
     caller = Caller(IAM_USER, "arn:aws:iam::123456789012:user/runbook-implementer", "123456789012",
                     "AKIAEXAMPLE", "AIDAEXAMPLE", "runbook-implementer")
     statement = next(s for s in policies.statements(policies.load_policy("implementer"))
-                     if s["Sid"] == "AttachTheReadPolicyToApprovedRoles")
+                     if s["Sid"] == "DetachTheLegacyReadPolicy")
     role = "arn:aws:iam::123456789012:role/orders-api-role"
     verdicts = {}
     for policy in ("LambdaSecretsManagerPolicy-orders-api", "AdministratorAccess"):
         for tags in ({policies.APPROVAL_TAG[0]: "true"}, {}):
-            call = _call("iam", "AttachRolePolicy", {"RoleName": "orders-api-role",
+            call = _call("iam", "DetachRolePolicy", {"RoleName": "orders-api-role",
                                                      "PolicyArn": f"arn:aws:iam::123456789012:policy/{policy}"})
             context = iam_enforcement.request_context(caller, call).for_resource(role, tags)
             verdicts[policy, bool(tags)] = iam_enforcement.evaluate([{"Statement": [statement]}],
-                                                                    "iam:AttachRolePolicy", role, context)
+                                                                    "iam:DetachRolePolicy", role, context)
     assert verdicts == {("LambdaSecretsManagerPolicy-orders-api", True): "Allow",
                         ("LambdaSecretsManagerPolicy-orders-api", False): "Neutral",
                         ("AdministratorAccess", True): "Neutral", ("AdministratorAccess", False): "Neutral"}
@@ -446,3 +449,11 @@ def test_implementer_deletes_a_published_version_of_an_approved_function_but_nev
     assert admin_lambda.get_function(FunctionName=function)["Configuration"]["FunctionName"] == function
     versions = [v["Version"] for v in admin_lambda.list_versions_by_function(FunctionName=function)["Versions"]]
     assert version not in versions
+
+
+def test_the_implementers_plan_says_the_roles_functions_were_not_listed(enforcing_lab, tmp_path):
+    # lambda:ListFunctions returns every function's environment: the implementer does not hold it
+    lab, operators = enforcing_lab
+    rows = [r for r in _fresh_implementation(operators, tmp_path, lab).plan() if r.step == "strategy"]
+    assert "were not listed (lambda:ListFunctions is not granted)" in rows[1].reason
+    assert "only orders-api's session read it" in rows[1].reason

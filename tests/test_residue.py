@@ -27,7 +27,7 @@ def publish_old_versions(world, count=2):
 
 def implement(world):
     Implementation(world.target, world.ledger, function_name=FUNCTION, change_ticket="CHG-1", apply=True,
-                   fingerprinter=world.fingerprinter).apply()
+                   fingerprinter=world.fingerprinter, strategy="reference").apply()
     return world.ledger.snapshot(FUNCTION).version
 
 

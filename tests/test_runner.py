@@ -386,3 +386,27 @@ def test_a_kernel_never_starts_in_the_run_folder(tmp_path, moto_endpoint, stand_
     assert "cwd-is-run-folder False" in executed
     if sys.version_info >= (3, 11):  # PYTHONSAFEPATH
         assert "cwd-on-path False" in executed
+
+
+def test_the_seeds_strategy_goes_only_to_the_seeded_function_unless_one_is_asked_for():
+    from runbook_lib.runner import seeded_strategy
+
+    seed = {"function_name": "orders-api", "strategy": "reference"}
+    assert seeded_strategy(seed, "orders-api", {}) == {"strategy": "reference"}
+    assert seeded_strategy(seed, "team-fn", {}) == {}
+    assert seeded_strategy(seed, "orders-api", {"strategy": "wrapper"}) == {}
+    assert seeded_strategy({}, "orders-api", {}) == {}
+
+
+def test_allowlist_is_checked_before_anything_runs(tmp_path):
+    from runbook_lib.exceptions import InputError
+    from runbook_lib.runner import allowlist_parameter
+
+    good = tmp_path / "allow.txt"
+    good.write_text("# fixtures\nsha256:" + "a" * 64 + "\n")
+    assert allowlist_parameter(str(good)) == {"allowlist_path": str(good)}
+    assert allowlist_parameter("") == {}
+    bad = tmp_path / "bad.txt"
+    bad.write_text("not-an-entry\n")
+    with pytest.raises(InputError):
+        allowlist_parameter(str(bad))

@@ -105,7 +105,7 @@ def test_adopt_is_a_plan_action_that_applies():
 def _listed_steps(text: str) -> list[str]:
     """Step names written as ``N `name```, in the order they appear, numbered 1, 2, ..."""
     import re
-    found = re.findall(r"(?<![\w`])(\d) `([a-z-]+)`", text)
+    found = re.findall(r"(?<![\w`])(\d+) `([a-z-]+)`", text)
     assert [int(n) for n, _ in found] == list(range(1, len(found) + 1)), found
     return [name for _, name in found]
 

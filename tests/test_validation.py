@@ -330,7 +330,7 @@ def test_lab_a_role_shared_by_two_functions_fails_least_privilege_naming_the_oth
     _, checks = run_validation(lab_env, tmp_path, "shared-a", ledger)
     check = checks["least-privilege"]
     assert check.status == FAIL
-    assert "1 other function(s) can read the secret: shared-b (role shared-role)" in check.reason
+    assert "the secret can be read by 1 other function(s): shared-b (role shared-role)" in check.reason
     assert {"function": "shared-b", "role": role_arn, "outcome": "allowed",
             "because": [f"managed:arn:aws:iam::{ACCOUNT}:policy/LambdaSecretsManagerPolicy-shared-a statement 1"]} \
         in check.evidence["other_functions"]
@@ -491,7 +491,8 @@ def seeded_after_implementation(tmp_path_factory):
         ledger = Ledger.open(run_dir)
         ledger.bind(target="lab", account=ACCOUNT, region=REGION, function_name=FUNCTION)
         assert baseline_invocation(target, FUNCTION, ledger)["baseline_status"] == "ok"
-        Implementation(target, ledger, FUNCTION, change_ticket="CHG-VALIDATION", apply=True).apply()
+        Implementation(target, ledger, FUNCTION, change_ticket="CHG-VALIDATION", apply=True,
+                       strategy="reference").apply()
         yield running, target, ledger, run_dir, seeded_values
 
 

@@ -83,7 +83,7 @@ def test_the_regions_functions_are_listed_with_their_roles_each_role_read_once(a
     from runbook_lib.catalog.least_privilege import judge
     verdict = judge(ev)
     assert verdict.status == "FAIL"
-    assert ("3 other function(s) can read the secret: billing (role other-role), billing-2 (role other-role), "
+    assert ("the secret can be read by 3 other function(s): billing (role other-role), billing-2 (role other-role), "
             "reports-api (role shared-role)") in verdict.reason
 
 

@@ -5,9 +5,12 @@
 in :data:`STEP_ORDER`: ``edge`` (remove or restore the viewer-request association; the
 version and its replicas stay), ``access-keys`` (re-activate only when asked), ``function``
 (the fields the runbook changed, back from the snapshot version: this reinstates the secrets
-in the environment), ``policy`` (detach, delete), ``role`` (a dedicated role the runbook
-made), ``secret`` (scheduled deletion with a recovery window), ``kms-key`` (scheduled
-deletion) and, with ``mode="remove"``, ``remove`` (functions the runbook created).
+in the environment, and the function's own layers and wrapper), ``wrapper-layer`` (the
+function's wrapper layer version, deleted once the function no longer uses it), ``grant`` (the runbook's
+statements off the secret's resource policy), ``policy`` (an older run's identity policy:
+detach, delete), ``role`` (a dedicated role the runbook made), ``secret`` (scheduled
+deletion with a recovery window), ``kms-key`` (scheduled deletion) and, with
+``mode="remove"``, ``remove`` (functions the runbook created).
 
 Before them, a create a crash interrupted before its ledger write is reconciled by token
 and tag, so backout removes it too. Ownership: a delete happens only when the resource
@@ -33,17 +36,20 @@ from . import states
 from .access_keys import AccessKeyUndo
 from .edge_trigger import EdgeUndo
 from .function import FunctionRestore
+from .grant import GrantUndo
 from .kms_key import KmsKeyUndo
 from .policy import PolicyUndo
 from .remove import FunctionRemove
 from .role import RoleUndo
 from .secret import SecretUndo
 from .undo import UndoOptions
+from .wrapper_layer import WrapperLayerUndo
 
 NOTEBOOK = "04_backout"
 MODES = ("restore", "remove")
 #: Every step, in the order it runs (the implementation's, reversed); ``remove`` only with mode=remove.
-STEP_ORDER = (EdgeUndo, AccessKeyUndo, FunctionRestore, PolicyUndo, RoleUndo, SecretUndo, KmsKeyUndo, FunctionRemove)
+STEP_ORDER = (EdgeUndo, AccessKeyUndo, FunctionRestore, WrapperLayerUndo, GrantUndo, PolicyUndo, RoleUndo, SecretUndo,
+              KmsKeyUndo, FunctionRemove)
 #: Ledger kinds a backout leaves in place on purpose (they are reported, not orphans).
 KEPT_KINDS = ("snapshot", "edge_version")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .. import edge, functions, iam, secrets_store
+from .. import edge, functions, iam, secret_grant, secrets_store, wrapper
 from ..change import access_keys
 from ..exceptions import AwsCallError, InputError, RunbookError
 from ..records import Record
@@ -84,6 +84,24 @@ def _access_key(ctx, record) -> str:
     return key["status"] if key else "gone"
 
 
+def _wrapper_layer(ctx, record) -> str:
+    if wrapper.get_version(ctx.lam, record.resource) is None:
+        return "gone"
+    config = functions.get_configuration(ctx.lam, ctx.function_name) or {}
+    return f"exists, used by {ctx.function_name}" if wrapper.function_uses(config, record.resource) \
+        else "exists, unused"
+
+
+def _secret_policy(ctx, record) -> str:
+    secret = secrets_store.describe_secret(ctx.sm, record.resource)
+    if secret is None:
+        return "gone"
+    if secret.get("DeletedDate"):
+        return f"scheduled for deletion with the secret ({secret['DeletedDate']})"
+    ours = secret_grant.runbook_statements(secret_grant.get_resource_policy(ctx.sm, record.resource))
+    return f"{len(ours)} runbook statement(s) on the secret" if ours else "gone"
+
+
 def _created_function(ctx, record) -> str:
     return "exists" if functions.exists(ctx.lam, record.name or record.resource) else "gone"
 
@@ -91,7 +109,7 @@ def _created_function(ctx, record) -> str:
 _DESCRIBERS = {**{kind: _function for kind in FUNCTION_KINDS}, "snapshot": _version, "edge_version": _version,
                "secret": _secret, "policy": _policy, "policy_attachment": _attachment, "role": _role,
                "kms_key": _key, "edge_association": _association, "access_key": _access_key,
-               "function": _created_function}
+               "function": _created_function, "wrapper_layer": _wrapper_layer, "secret_policy": _secret_policy}
 
 
 # -- resources tagged for the function that this ledger does not name ----------------------------------

@@ -36,14 +36,23 @@ SPECS = (
           "DescribeSecret shows the runbook's tags and GetSecretValue (compared in memory, never shown) equals "
           "the moved variables of the function.",
           ("SC-28", "IA-5"), ("secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue")),
-    _step("policy", "Least-privilege policy: read exactly this secret, attached to the role",
-          "The policy's default version allows GetSecretValue on exactly the secret's ARN and "
-          "ListAttachedRolePolicies shows it on the function's role.",
-          ("AC-6",), ("iam:GetPolicy", "iam:GetPolicyVersion", "iam:ListAttachedRolePolicies")),
-    _step("function", "Function: variables out, SECRET_ID in, code deployed",
-          "GetFunctionConfiguration shows no moved variable, SECRET_ID set to the secret's ARN, and the "
-          "handler and CodeSha256 the runbook deployed.",
-          ("IA-5(7)",), ("lambda:GetFunctionConfiguration",)),
+    _step("grant", "Only this function reads the secret: its resource policy, pinned to the function's session",
+          "GetResourcePolicy of the secret shows the runbook's two statements: GetSecretValue and DescribeSecret "
+          "allowed to the function's role only as aws:userid <role id>:<function>, and GetSecretValue denied to "
+          "every other session of that role.",
+          ("AC-6",), ("secretsmanager:GetResourcePolicy", "iam:GetRole")),
+    _step("wrapper-layer", "The runbook's exec-wrapper layer (strategy wrapper)",
+          "GetLayerVersionByArn of the recorded version returns the CodeSha256 of this build of the wrapper.",
+          ("CM-3",), ("lambda:GetLayerVersion",)),
+    _step("function", "Function: variables out, SECRET_ID in, the strategy's code or wrapper",
+          "GetFunctionConfiguration shows no moved variable and no moved value (compared in memory with the "
+          "secret), SECRET_ID set to the secret's ARN, the wrapper and its layer (strategy wrapper, CodeSha256 "
+          "unchanged since the snapshot) or the handler and CodeSha256 the runbook deployed.",
+          ("IA-5(7)",), ("lambda:GetFunctionConfiguration", "secretsmanager:GetSecretValue")),
+    _step("code", "Secrets hard-coded in the code: what only a code change removes",
+          "The scanner finds no first-party secret in the deployed package (GetFunction download); with strategy "
+          "wrapper, which changes no code, findings are left for the code's owner (WARN), with file and line.",
+          ("IA-5(7)",), ("lambda:GetFunction",)),
     _step("access-keys", "Hardcoded AWS access keys: the function uses its role now",
           "ListAccessKeys shows every hardcoded key of an IAM user of this account Inactive (lab); on AWS the "
           "keys are listed for their owner (WARN).",

@@ -128,7 +128,7 @@ def judge(ev) -> Verdict:
     problems = problems_of(ev, identity, own)
     readers, doubtful, rows = other_functions(ev)
     if readers:
-        problems.append(f"{len(readers)} other function(s) can read the secret: {listed(readers, 5, ', ')}")
+        problems.append(f"the secret can be read by {len(readers)} other function(s): {listed(readers, 5, ', ')}")
     methods, why = proof(ev)
     evidence = {"role_arn": ev.role_arn, "secret_arn": ev.secret_arn,
                 "managed_policies": [p["name"] for p in ev.role.managed_policies],
@@ -143,7 +143,7 @@ def judge(ev) -> Verdict:
         warnings.append("whether the function may read the secret depends on conditions the runbook cannot "
                         f"evaluate ({', '.join(own.because)})")
     if doubtful:
-        warnings.append(f"other function(s) may read the secret: {listed(doubtful, 3)}")
+        warnings.append(f"the secret may be read by other function(s): {listed(doubtful, 3)}")
     if "functions" in ev.errors:
         warnings.append(f"the region's other functions could not be listed ({ev.errors['functions']})")
     if ev.role.unreadable:

@@ -3,7 +3,10 @@
 The baseline judges the audit's scan of every package and layer it read; validation scans
 the migrated function's deployed package again (downloaded from ``GetFunction``'s
 ``Code.Location``) and each of its layers. A secret in a layer only WARNs in validation:
-layers are shared, and migrating one is a change of its own.
+layers are shared, and migrating one is a change of its own. A finding in an unmodified
+file of an installed dependency (its ``dist-info/RECORD`` hash still matches, or its
+``node_modules/<package>``) is someone else's published code: a WARN naming the package and
+version, never a FAIL; a dependency file changed after installation counts as the package's own.
 """
 
 from __future__ import annotations
@@ -31,14 +34,29 @@ def judge_baseline(result) -> Verdict:
     found = [f for f in result.finding_records if f["location"] in ("code", "layer")]
     evidence = {"findings": len(found), "functions": where_list(found, limit=50)}
     note = gap_note(result)
+    third = [f for f in getattr(result, "third_party_records", []) if f["location"] in ("code", "layer")]
+    if third:
+        evidence["third_party"] = len(third)
     if found:
         functions = len({f["function"] for f in found})
         return Verdict(FAIL, f"{len(found)} secrets in code packages and layers of {functions} functions: "
                              f"{listed(where_list(found, limit=len(found)), limit=6)}{note}", evidence)
+    if third:
+        return Verdict(WARN, f"{len(third)} finding(s) only in unmodified third-party files: "
+                             f"{third_party_list(third)}{note}", evidence)
     if note:
         return Verdict(WARN, "no secret found in the code packages and layers that could be read" + note, evidence)
     return Verdict(PASS, f"{result.downloads} package(s) and layer(s) of {len(result.functions)} functions "
                          "scanned: no secret", evidence)
+
+
+def third_party_list(rows: list[dict]) -> str:
+    """``package version (path:line)`` per finding, a few of them."""
+    return listed((f"{r['package']} {r['package_version']} ({r.get('where') or _where(r)})" for r in rows), 4, ", ")
+
+
+def _where(row: dict) -> str:
+    return f"{row.get('path', '')}:{row['line']}" if row.get("line") else str(row.get("path", ""))
 
 
 def judge_validation(ev) -> Verdict:
@@ -64,6 +82,10 @@ def judge_validation(ev) -> Verdict:
     if dirty:
         warnings.append(f"the function's own package is clean, but layer(s) {', '.join(dirty)} hold findings: "
                         "layers are shared, migrate them in their own change")
+    third = list(ev.code.get("third_party") or []) + [t for layer in ev.layers for t in layer.get("third_party") or []]
+    if third:
+        warnings.append(f"{len(third)} finding(s) in unmodified third-party files, not the team's code: "
+                        + third_party_list(third))
     unread = [f"{layer['layer']} ({layer['error']})" for layer in ev.layers if "error" in layer]
     if unread:
         warnings.append(f"layer(s) not read: {listed(unread, 3)}")

@@ -168,10 +168,12 @@ class ChangeContext:
             fields.add("code")
         return tuple(f for f in functions.CHANGEABLE_FIELDS if f in fields)
 
-    def row(self, step: str, resource: str, action: str, reason: str, record: Record | None = None) -> PlanRow:
-        """A plan row; ``record`` names the ledger record the action comes from."""
+    def row(self, step: str, resource: str, action: str, reason: str, record: Record | None = None,
+            advisory: bool = False) -> PlanRow:
+        """A plan row; ``record`` names the ledger record the action comes from; ``advisory``: a
+        blocked row that does not stop the change."""
         source = f"ledger {record.kind} {record.action} {record.at} ({record.step})" if record else ""
-        return PlanRow(step, resource, action, reason, source)
+        return PlanRow(step, resource, action, reason, source, advisory)
 
 
 # -- where a run stands: backed out, closed out ----------------------------------------------------

@@ -14,6 +14,7 @@ kms_key                   the token tag :data:`TOKEN_TAG` (the key has no name u
                           alias is created, the step after)
 role, policy              the deterministic name and ARN, and the runbook's tags for the function
 snapshot, edge_version    the token in the published version's description
+wrapper_layer             the token in the layer version's description
 function_state            the function's live state equals the one the intent expected
 ========================  ==========================================================
 """
@@ -22,15 +23,16 @@ from __future__ import annotations
 
 from typing import Callable
 
-from .. import functions, iam, secrets_store
-from ..records import CREATED, EdgeVersion, FunctionState, Intent, KmsKey, Policy, Record, Role, Secret, Snapshot
+from .. import functions, iam, secrets_store, wrapper
+from ..records import (CREATED, EdgeVersion, FunctionState, Intent, KmsKey, Policy, Record, Role, Secret, Snapshot,
+                       WrapperLayer)
 from ..session import aws_call
 
 #: The tag that carries an intent's token on a resource whose id AWS assigns and that has no token.
 TOKEN_TAG = "runbook-token"
 PERMISSIONS = ("secretsmanager:DescribeSecret", "iam:GetRole", "iam:ListRoleTags", "iam:GetPolicy",
                "iam:ListPolicyTags", "kms:ListKeys", "kms:ListResourceTags", "lambda:ListVersionsByFunction",
-               "lambda:GetFunctionConfiguration")
+               "lambda:GetFunctionConfiguration", "lambda:ListLayerVersions")
 
 
 # -- records, as the steps write them --------------------------------------------------------------
@@ -61,6 +63,13 @@ def policy_record(arn: str, name: str, secret: str, step: str, action: str = CRE
 
 def key_record(arn: str, alias: str, role: str, step: str, action: str = CREATED) -> KmsKey:
     return KmsKey(resource=arn, action=action, step=step, alias=alias, role=role)
+
+
+def layer_record(version: dict, step: str, action: str = CREATED) -> WrapperLayer:
+    """A version of the runbook's wrapper layer (its CodeSha256: this build's, checked by the step)."""
+    name, _ = wrapper.layer_name_and_version(version["LayerVersionArn"])
+    return WrapperLayer(resource=version["LayerVersionArn"], action=action, step=step, name=name,
+                        version=str(version["Version"]), code_sha256=wrapper.layer_sha256())
 
 
 # -- finders ------------------------------------------------------------------------------------------
@@ -117,9 +126,15 @@ def find_function_state(ctx, pending: Intent) -> Record | None:
     return FunctionState(resource=pending.name, action="changed", step=pending.step, **live)
 
 
+def find_wrapper_layer(ctx, pending: Intent) -> Record | None:
+    version = wrapper.find_version(ctx.lam, ctx.function_name, token=pending.token)
+    return layer_record(version, pending.step) if version else None
+
+
 FINDERS: dict[str, Callable] = {
     "secret": find_secret, "role": find_role, "policy": find_policy, "kms_key": find_kms_key,
     "snapshot": find_snapshot, "edge_version": find_edge_version, "function_state": find_function_state,
+    "wrapper_layer": find_wrapper_layer,
 }
 
 

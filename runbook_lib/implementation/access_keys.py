@@ -34,6 +34,10 @@ class AccessKeyStep(Step):
         for key in self.keys():
             if key["status"] == "Inactive":
                 rows.append(self.c.row(self.name, access_keys.label(key), NONE, "hardcoded key already inactive"))
+            elif not self.c.strategy.changes_code:
+                rows.append(self.c.row(self.name, access_keys.label(key), NONE, "left active: the code still uses "
+                                       f"this key (strategy {self.c.strategy.name} changes no code); deactivate it "
+                                       "once the code change that removes it is deployed"))
             elif self.c.target.name == "lab":
                 rows.append(self.c.row(self.name, access_keys.label(key), UPDATE, "deactivate the hardcoded key (lab)"))
             else:
@@ -41,15 +45,19 @@ class AccessKeyStep(Step):
                                        "key (the function no longer uses it)"))
         return rows
 
+    def deactivates(self) -> bool:
+        """Keys are deactivated here only in the lab, and only when the new code no longer holds them."""
+        return self.c.target.name == "lab" and self.c.strategy.changes_code
+
     def apply(self):
         for key in self.keys():
-            if key["status"] == "Active" and self.c.target.name == "lab":
+            if key["status"] == "Active" and self.deactivates():
                 self.evidence.append(access_keys.deactivate(self.c, key, self.name))
         self._keys = None
 
     def verify(self):
         keys = self.keys()
-        if self.c.target.name == "lab":
+        if self.deactivates():
             active = [k for k in keys if k["status"] != "Inactive"]
             if active:
                 raise ChangeRefused(self.c.function_name, f"{len(active)} hardcoded key(s) still active")

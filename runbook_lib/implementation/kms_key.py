@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .. import secrets_store
+from .. import secret_grant, secrets_store
 from ..change.finders import TOKEN_TAG, key_record
 from ..change.intents import intent
 from ..exceptions import ChangeRefused
@@ -63,13 +63,26 @@ class KmsKeyStep(Step):
         role = self.c.role_arn()
         token = self.c.token("kms-key")
         with intent(self.c.ledger, "kms_key", self.alias, token, self.name, {"role": role}):
-            policy = secrets_store.key_policy(self.c.account, self.c.partition, self.c.region, role)
+            policy = secrets_store.key_policy(self.c.account, self.c.partition, self.c.region, role,
+                                              self.c.session_userid() or "", self._secret_pattern())
             arn = secrets_store.create_key(self.c.kms, self.alias, policy, {**self.c.tags, TOKEN_TAG: token},
                                            f"Secrets of {self.c.function_name} (lambda-secrets-runbook)")
             return self.c.ledger.put(key_record(arn, self.alias, role, self.name))
+
+    def _secret_pattern(self) -> str:
+        return secrets_store.secret_arn_pattern(self.c.partition, self.c.region, self.c.account, self.c.secret_name)
 
     def verify(self):
         meta = secrets_store.describe_key(self.c.kms, self.alias)
         if meta is None or meta.get("KeyState") != "Enabled":
             raise ChangeRefused(self.alias, f"key not enabled ({meta and meta.get('KeyState')})")
-        return f"{meta['Arn']} enabled, alias {self.alias}"
+        role = self.c.role()
+        if role is None:
+            raise ChangeRefused(self.alias, "the function's role is gone")
+        facts = secret_grant.session_facts(role["Arn"], role["RoleId"], self.c.function_name, self.c.region,
+                                           self._secret_pattern(), meta["Arn"])
+        problem = secret_grant.key_decrypt_problem(secrets_store.get_key_policy(self.c.kms, meta["Arn"]), [], facts)
+        if problem:
+            raise ChangeRefused(meta["Arn"], problem)
+        return (f"{meta['Arn']} enabled, alias {self.alias}; its policy lets only {facts['aws:userid']} decrypt, "
+                f"via {facts['kms:viaservice']}, for {self._secret_pattern()}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .. import iam
+from .. import functions, iam, role_grants, secrets_store
 from ..change.finders import role_record
 from ..change.intents import intent
 from ..exceptions import ChangeRefused
@@ -25,12 +25,33 @@ class RoleStep(Step):
         return iam.role_name_from_arn(self.c.previous_role_arn())
 
     def _wanted_inline(self) -> dict:
+        return self.copies()[0]
+
+    def copies(self) -> tuple[dict, list[str]]:
+        """The inline policies the dedicated role gets, and one line per grant left out of the copies.
+
+        The old role's inline policies are copied with their secret reads narrowed to the secrets
+        this function's variables name (:mod:`runbook_lib.role_grants`); ``deny-other-secrets``
+        takes every other secret read away from whatever stays attached.
+        """
         wanted = {iam.LOGGING_POLICY_NAME: iam.logging_policy(self.c.partition, self.c.region, self.c.account,
                                                               self.c.function_name, self.c.edge_mode)}
-        if self._previous() != self.role_name:
-            for name, doc in iam.inline_policies(self.c.iam, self._previous()).items():
-                wanted[iam.COPIED_POLICY_PREFIX + name] = doc
-        return wanted
+        if self._previous() == self.role_name:
+            return wanted, []
+        moved, removed = self.c.variables()
+        # the variables as they were before the change: the runbook's own (SECRET_ID, the wrapper) are no references
+        before = self.c.snapshot_config() if self.c.snapshot() else self.c.live()
+        kept = {k: v for k, v in functions.environment(before).items() if k not in set(moved) | set(removed)}
+        references = role_grants.secret_references(kept, self.c.partition, self.c.region, self.c.account)
+        lines = []
+        for name, doc in iam.inline_policies(self.c.iam, self._previous()).items():
+            copy, dropped = role_grants.narrowed_copy(name, doc, references)
+            lines += dropped
+            if copy is not None:
+                wanted[iam.COPIED_POLICY_PREFIX + name] = copy
+        own = secrets_store.secret_arn_pattern(self.c.partition, self.c.region, self.c.account, self.c.secret_name)
+        wanted[role_grants.DENY_POLICY_NAME] = role_grants.deny_other_secrets(references + [own])
+        return wanted, lines
 
     def _wanted_managed(self) -> set:
         if self._previous() == self.role_name:
@@ -46,9 +67,12 @@ class RoleStep(Step):
                                    "does not exist: an administrator creates it from "
                                    "policies/runbook-role-boundary.json (docs/permissions.md), or use "
                                    "role_mode=existing")]
+            _, dropped = self.copies()
+            left_out = ("; left out of the copies: " + "; ".join(dropped)) if dropped else ""
             return [self.c.row(self.name, self.role_name, CREATE, "dedicated role trusting only Lambda, logging "
-                               "to its own log group, with the previous role's other grants copied, within the "
-                               f"permissions boundary {iam.BOUNDARY_POLICY_NAME}")]
+                               "to its own log group, with the previous role's grants this function needs copied "
+                               f"and every other secret read denied ({role_grants.DENY_POLICY_NAME}), within the "
+                               f"permissions boundary {iam.BOUNDARY_POLICY_NAME}{left_out}")]
         if not self.c.managed(iam.role_tags(self.c.iam, self.role_name)):
             return [self.c.row(self.name, role["Arn"], BLOCKED, "a role of this name exists and was not created "
                                "by the runbook (no managed-by tag for this function); delete or rename it, or use "
@@ -89,10 +113,16 @@ class RoleStep(Step):
         services = iam.trusted_services(role)
         if not services or services - {"lambda.amazonaws.com", "edgelambda.amazonaws.com"}:
             raise ChangeRefused(role["Arn"], f"trust policy names {sorted(services)}")
-        if iam.LOGGING_POLICY_NAME not in iam.inline_policies(self.c.iam, self.role_name):
+        inline = iam.inline_policies(self.c.iam, self.role_name)
+        if iam.LOGGING_POLICY_NAME not in inline:
             raise ChangeRefused(role["Arn"], "logging policy missing")
         boundary = (role.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
         if boundary != self.boundary:
             raise ChangeRefused(role["Arn"], f"permissions boundary is {boundary}, not {self.boundary}")
+        wanted, dropped = self.copies()
+        differs = sorted(name for name, doc in wanted.items() if inline.get(name) != doc)
+        if differs:
+            raise ChangeRefused(role["Arn"], f"inline policies not as planned: {', '.join(differs)}")
         return (f"{role['Arn']} trusts only {', '.join(sorted(services))}; logs to its own log group; "
-                f"bounded by {iam.BOUNDARY_POLICY_NAME}")
+                f"bounded by {iam.BOUNDARY_POLICY_NAME}; {len(wanted)} inline policies"
+                + (f"; left out: {'; '.join(dropped)}" if dropped else ""))

@@ -328,6 +328,8 @@ class ExecutionEnvironment:
         for source, name in _BOOTSTRAP_FILES[launcher.family].items():
             shutil.copyfile(HERE / source, self.runtime_dir / name)
             os.chmod(self.runtime_dir / name, 0o644)
+        if launcher.family == "python":
+            link_sdk(launcher.sdk, self.runtime_dir)
 
     def _write_config(self, launcher: runtimes.Launcher, reply_fd: int) -> None:
         config = {"reply_fd": reply_fd, "opt": str(self.opt), "runtime": self.spec.runtime,
@@ -393,6 +395,18 @@ class ExecutionEnvironment:
         if self.root is not None:
             shutil.rmtree(self.root, ignore_errors=True)
             self.root = None
+
+
+def link_sdk(sdk: Path, runtime_dir: Path) -> None:
+    """The runtime's boto3 in ``LAMBDA_RUNTIME_DIR`` (on ``PYTHONPATH``), as ``/var/runtime`` holds it on AWS.
+
+    On Lambda any process started with the runtime's interpreter imports boto3 (an exec
+    wrapper's helper, a subprocess); the lab starts its interpreter with ``-S``, so without
+    these links only the bootstrap, which adds the SDK folder itself, could.
+    """
+    for entry in sorted(sdk.iterdir()):
+        if not entry.name.startswith(".") and entry.name not in ("bin", "__pycache__"):
+            (runtime_dir / entry.name).symlink_to(entry)
 
 
 def trace_header() -> str:

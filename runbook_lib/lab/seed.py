@@ -37,6 +37,9 @@ DECOY_ROLE_NAME = "lab-decoy-functions-role"
 DECOY_FUNCTIONS = ("inventory-sync", "thumbnail-resize", "web-edge-router")
 TRAIL_NAME = "org-trail"
 SECRET_ENV_VARS = ("PARTNER_API_KEY", "DB_PASSWORD")
+#: The demo's code holds hardcoded keys, which only a code change removes: the runbook deploys its
+#: reference handler there (the runner passes this on the lab), not the wrapper `auto` would pick.
+DEMO_STRATEGY = "reference"
 DECOY_SECRET_NAME = "app/api/key"
 
 _ALNUM = string.ascii_letters + string.digits
@@ -220,7 +223,7 @@ def seed_lab(endpoint_url: str, admin_env: dict, partner=None) -> dict:
     Returns
     -------
     dict
-        ``seed_info``: function_name, function_arn, role_name, role_arn, table_name,
+        ``seed_info``: function_name, function_arn, strategy (the demo's: ``reference``), role_name, role_arn, table_name,
         table_arn, layer_name, layer_arn, legacy_user, legacy_access_key_id (redacted),
         secret_env_vars, decoy_functions, decoy_role_name, trail_name, trail_arn,
         trail_bucket, distribution_id, partner_url, region, account_id.
@@ -246,7 +249,7 @@ def seed_lab(endpoint_url: str, admin_env: dict, partner=None) -> dict:
     distribution_id = _seed_distribution(s3, client("cloudfront"), region, account)
 
     return {
-        "function_name": FUNCTION_NAME, "function_arn": function_arn,
+        "function_name": FUNCTION_NAME, "function_arn": function_arn, "strategy": DEMO_STRATEGY,
         "role_name": ROLE_NAME, "role_arn": role_arn,
         "table_name": TABLE_NAME, "table_arn": table_arn,
         "layer_name": LAYER_NAME, "layer_arn": layer_arn,

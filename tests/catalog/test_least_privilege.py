@@ -110,7 +110,7 @@ def test_another_function_on_the_same_role_fails_by_name():
     ev = healthy(functions=[{"function": "reports-api", "role": ROLE_ARN},
                             {"function": "inventory-sync", "role": DECOY_ROLE_ARN}])
     verdict = judge(ev)
-    assert (verdict.status, verdict.reason) == (FAIL, "1 other function(s) can read the secret: reports-api "
+    assert (verdict.status, verdict.reason) == (FAIL, "the secret can be read by 1 other function(s): reports-api "
                                                       "(role orders-api-role)")
     assert verdict.evidence["other_functions"][0] == {"function": "reports-api", "role": ROLE_ARN,
                                                       "outcome": "allowed", "because": ["inline:read statement 1"]}
@@ -121,7 +121,7 @@ def test_another_role_granting_every_secret_fails_by_name():
                      policy(allow("secretsmanager:GetSecretValue", "*"))}, role_arn=DECOY_ROLE_ARN,
                     role_id="AROADECOYROLE00000001")
     verdict = judge(healthy(role_analyses={DECOY_ROLE_ARN: wide}))
-    assert (verdict.status, verdict.reason) == (FAIL, "1 other function(s) can read the secret: inventory-sync "
+    assert (verdict.status, verdict.reason) == (FAIL, "the secret can be read by 1 other function(s): inventory-sync "
                                                       "(role decoy-role)")
 
 
@@ -134,7 +134,7 @@ def test_a_deny_in_the_other_roles_policy_keeps_it_out():
 
 def test_a_role_whose_policies_could_not_be_read_warns():
     verdict = judge(healthy(role_analyses={}, role_errors={DECOY_ROLE_ARN: "GetRole on decoy-role failed: denied"}))
-    assert (verdict.status, verdict.reason) == (WARN, "other function(s) may read the secret: inventory-sync (role "
+    assert (verdict.status, verdict.reason) == (WARN, "the secret may be read by other function(s): inventory-sync (role "
                                                       "decoy-role): its policies could not be read (GetRole on "
                                                       "decoy-role failed: denied)")
 
@@ -148,12 +148,12 @@ def test_another_role_with_an_unreadable_admin_policy_fails_by_its_name():
     admin = analysis({}, role_arn=DECOY_ROLE_ARN, role_id="AROADECOYROLE00000001", unreadable=unread,
                      managed=[{"name": "AdministratorAccess", "arn": ADMIN, "aws_managed": True, "version": ""}])
     verdict = judge(healthy(role_analyses={DECOY_ROLE_ARN: admin}))
-    assert (verdict.status, verdict.reason) == (FAIL, "1 other function(s) can read the secret: inventory-sync "
+    assert (verdict.status, verdict.reason) == (FAIL, "the secret can be read by 1 other function(s): inventory-sync "
                                                       "(role decoy-role)")
     custom = analysis({}, role_arn=DECOY_ROLE_ARN, role_id="AROADECOYROLE00000001", unreadable=unread,
                       managed=[{"name": "AdministratorAccess", "arn": ADMIN, "aws_managed": False, "version": ""}])
     verdict = judge(healthy(role_analyses={DECOY_ROLE_ARN: custom}))  # a customer policy of that name proves nothing
-    assert (verdict.status, verdict.reason) == (WARN, "other function(s) may read the secret: inventory-sync (role "
+    assert (verdict.status, verdict.reason) == (WARN, "the secret may be read by other function(s): inventory-sync (role "
                                                       "decoy-role): 1 of its policies could not be read")
 
 
@@ -164,7 +164,7 @@ def test_an_unreadable_admin_policy_that_reads_no_secret_value_only_warns(name):
                     unreadable=[{"policy": arn, "reason": "GetPolicyVersion failed: AccessDenied"}],
                     managed=[{"name": name, "arn": arn, "aws_managed": True, "version": ""}])
     verdict = judge(healthy(role_analyses={DECOY_ROLE_ARN: role}))
-    assert (verdict.status, verdict.reason) == (WARN, "other function(s) may read the secret: inventory-sync (role "
+    assert (verdict.status, verdict.reason) == (WARN, "the secret may be read by other function(s): inventory-sync (role "
                                                       "decoy-role): 1 of its policies could not be read")
 
 
@@ -292,7 +292,7 @@ def test_a_role_with_a_path_is_named_by_its_last_part():
     path_role = "arn:aws:iam::123456789012:role/service-role/team/reports-role"
     verdict = judge(healthy(functions=[{"function": "reports-api", "role": path_role}], role_analyses={},
                             role_errors={path_role: "denied"}))
-    assert verdict.reason == ("other function(s) may read the secret: reports-api (role reports-role): its policies "
+    assert verdict.reason == ("the secret may be read by other function(s): reports-api (role reports-role): its policies "
                               "could not be read (denied)")
     assert verdict.evidence["other_functions"] == [{"function": "reports-api", "role": path_role,
                                                     "outcome": "unknown"}]
@@ -303,9 +303,9 @@ def test_an_unlisted_role_error_reads_not_read_and_the_next_function_is_still_ev
                  role_analyses={})
     verdict = judge(ev)
     assert verdict.status == FAIL
-    assert verdict.reason == "1 other function(s) can read the secret: second (role orders-api-role)"
+    assert verdict.reason == "the secret can be read by 1 other function(s): second (role orders-api-role)"
     ev.functions = ev.functions[:1]
-    assert judge(ev).reason == ("other function(s) may read the secret: first (role decoy-role): its policies could "
+    assert judge(ev).reason == ("the secret may be read by other function(s): first (role decoy-role): its policies could "
                                 "not be read (not read)")
 
 
@@ -314,18 +314,18 @@ def test_other_functions_under_unevaluable_conditions_are_named_as_doubtful():
                                                      Condition={"Bool": {"aws:SecureTransport": "true"}}))},
                            role_arn=DECOY_ROLE_ARN, role_id="AROADECOYROLE00000001")
     verdict = judge(healthy(role_analyses={DECOY_ROLE_ARN: conditional}))
-    assert verdict == Verdict(WARN, "other function(s) may read the secret: inventory-sync (role decoy-role): under "
+    assert verdict == Verdict(WARN, "the secret may be read by other function(s): inventory-sync (role decoy-role): under "
                                     "conditions the runbook cannot evaluate", verdict.evidence)
 
 
 def test_long_lists_are_cut_readers_at_five_doubtful_at_three_problems_at_five():
     readers = [{"function": f"f{i}", "role": ROLE_ARN} for i in range(7)]
     assert judge(healthy(functions=readers)).reason == (
-        "7 other function(s) can read the secret: f0 (role orders-api-role), f1 (role orders-api-role), f2 (role "
+        "the secret can be read by 7 other function(s): f0 (role orders-api-role), f1 (role orders-api-role), f2 (role "
         "orders-api-role), f3 (role orders-api-role), f4 (role orders-api-role), and 2 more")
     doubtful = [{"function": f"d{i}", "role": DECOY_ROLE_ARN} for i in range(4)]
     assert judge(healthy(functions=doubtful, role_analyses={})).reason == (
-        "other function(s) may read the secret: d0 (role decoy-role): its policies could not be read (not read); "
+        "the secret may be read by other function(s): d0 (role decoy-role): its policies could not be read (not read); "
         "d1 (role decoy-role): its policies could not be read (not read); d2 (role decoy-role): its policies could "
         "not be read (not read); and 1 more")
     wide = healthy(role=analysis({"inline:wide": policy(allow("*", "*"))}), functions=readers,
@@ -382,7 +382,7 @@ def test_a_resource_policy_naming_another_functions_session_makes_it_a_reader():
                            "Condition": {"StringEquals": {"aws:userid": [f"{ROLE_ID}:{FUNCTION}",
                                                                          f"{ROLE_ID}:reports-api"]}}}]}
     ev = healthy(role=logs_only_role(), secret_policy=both, functions=[{"function": "reports-api", "role": ROLE_ARN}])
-    assert judge(ev).reason == "1 other function(s) can read the secret: reports-api (role orders-api-role)"
+    assert judge(ev).reason == "the secret can be read by 1 other function(s): reports-api (role orders-api-role)"
 
 
 def test_a_kms_grant_is_only_allowed_on_a_customer_managed_key():

@@ -145,3 +145,32 @@ def test_at_most_three_unread_layers_or_skipped_files_are_named():
     two = healthy(layers=[dict(layer, layer=name) for name in ("a", "b")
                           for layer in [{"files_scanned": 1, "findings": [{"path": "c"}], "skipped": []}]])
     assert judge_validation(two).reason.startswith("the function's own package is clean, but layer(s) a, b hold")
+
+
+# -- third-party files: someone else's published code ------------------------------------------
+def third_party(name, location, where, package="aws-lambda-powertools", version="3.2.0"):
+    return {**finding(name, location, where), "package": package, "package_version": version,
+            "ecosystem": "python", "verified": True}
+
+
+def test_baseline_findings_only_in_unmodified_dependencies_warn_naming_package_and_version():
+    verdict = judge_baseline(result([third_party("orders-api", "code", "aws_lambda_powertools/x.py:9")]))
+    assert verdict.status == WARN
+    assert verdict.reason.startswith("1 finding(s) only in unmodified third-party files: aws-lambda-powertools 3.2.0 (")
+    assert verdict.evidence["third_party"] == 1 and verdict.evidence["findings"] == 0
+
+
+def test_baseline_first_party_findings_still_fail_beside_third_party_ones():
+    verdict = judge_baseline(result([third_party("orders-api", "code", "lib.py:1"), finding("orders-api", "code", "app.py:2")]))
+    assert verdict.status == FAIL and verdict.evidence["third_party"] == 1 and verdict.evidence["findings"] == 1
+
+
+def test_validation_third_party_findings_warn_and_do_not_fail():
+    row = {"path": "aws_lambda_powertools-3.2.0.dist-info/METADATA", "line": 4, "rule": "github-token",
+           "package": "aws-lambda-powertools", "package_version": "3.2.0", "ecosystem": "python", "verified": True}
+    ev = healthy()
+    ev.code["third_party"] = [row]
+    verdict = judge_validation(ev)
+    assert verdict.status == WARN
+    assert verdict.reason == ("1 finding(s) in unmodified third-party files, not the team's code: aws-lambda-powertools "
+                              "3.2.0 (aws_lambda_powertools-3.2.0.dist-info/METADATA:4)")
