@@ -172,7 +172,7 @@ def token_ok(rule: str, value: str, line: str, start: int) -> bool:
         return jwt_header_ok(value)
     if rule == "private-key":  # the base64-encoded forms; a PEM header is confirmed by its block
         return encoded_key_ok(value)
-    if R.has_filler_run(value):
+    if rule != "aws-access-key-id" and R.has_filler_run(value):
         return False  # ``AIzaaaaaaa…``, ``sk-ant-api03-abc123xyz-…klmnopqrstu…``: typed by hand
     return rule not in SHAPE_NEEDS_RANDOM or R.looks_generated(value)
 

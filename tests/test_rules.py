@@ -296,5 +296,5 @@ def test_random_token_entropy_classes_and_digits():
 def test_rule_catalog_remediations():
     assert {r.remediation for r in R.RULES.values()} == {R.REMOVE_USE_ROLE, R.MOVE_TO_SECRETS_MANAGER}
     assert [r.id for r in R.RULES.values() if r.remediation == R.REMOVE_USE_ROLE] == [
-        "aws-access-key-id", "aws-secret-access-key", "aws-session-token"]
+        "aws-access-key-id", "aws-secret-access-key", "aws-session-token", "aws-bedrock-api-key"]
     assert all(t.rule in R.RULES for t in R.TOKEN_RULES)
