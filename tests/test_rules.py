@@ -298,3 +298,35 @@ def test_rule_catalog_remediations():
     assert [r.id for r in R.RULES.values() if r.remediation == R.REMOVE_USE_ROLE] == [
         "aws-access-key-id", "aws-secret-access-key", "aws-session-token", "aws-bedrock-api-key"]
     assert all(t.rule in R.RULES for t in R.TOKEN_RULES)
+
+
+def test_filler_runs_repeats_and_steps():
+    assert R.has_filler_run("ab" + "q" * 6) and not R.has_filler_run("ab" + "q" * 5)
+    assert R.has_filler_run("x-abcdef-y") and not R.has_filler_run("x-abcde-y")
+    assert R.has_filler_run("k123456") and not R.has_filler_run("k12345z6")
+    assert not R.has_filler_run("9abcde")                        # a digit then letters: no step
+    assert R.has_filler_run("ABCdef") and not R.has_filler_run("ab!cdef")
+    assert not R.has_filler_run("qqqqqqqq", repeats=False) and R.has_filler_run("abcdefghij", 10, repeats=False)
+
+
+def test_alphabet_constants_are_not_keys():
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
+    assert not R.is_secret_value(alphabet, R.KEY) and not R.is_secret_value(alphabet, R.SECRET)
+    assert R.is_secret_value("ABCDEFGHI" + "Xk29vLq7Pw03Zr58", R.SECRET)      # nine steps: not an alphabet
+    assert R.is_secret_value("abcdefghijkl7!", R.PASSWORD)                   # passwords are judged as passwords
+
+
+def test_public_samples_by_hash():
+    assert R.is_public_sample("AIzaSyabcdefghijklmnopqrstuvwxyz1234567")
+    assert not R.is_public_sample("AIzaSyabcdefghijklmnopqrstuvwxyz1234568")
+
+
+@pytest.mark.parametrize("value", ["ENC(Xk29vLq7Pw03Zr58==)", "ENC[AES256_GCM,data:Xk29vLq7,iv:abc]",
+                                   "$ANSIBLE_VAULT;1.1;AES256"])
+def test_encrypted_values_are_not_secrets(value):
+    assert R.not_a_value_reason(value) == "encrypted"
+
+
+def test_a_last_word_glued_to_here_is_a_placeholder():
+    assert R.is_placeholder("xoxp-1-RANDOMSTRINGHERE") and R.is_placeholder("sk_live_YourKeyGoesHere")
+    assert not R.is_placeholder("Somewhere7!x") and not R.is_placeholder("Xk29vLq7Pw03HERE")
