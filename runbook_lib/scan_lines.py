@@ -158,6 +158,10 @@ SHAPE_NEEDS_RANDOM = {"stripe-secret-key", "gitlab-token", "sendgrid-api-key", "
                       "google-oauth-credential", "azure-client-secret", "azure-storage-key", "twilio-api-key"}
 
 
+#: Token formats that embed account or team numbers (``xoxb-123456789012-…``): a run of digits is an id there.
+STRUCTURED_IDS = {"aws-access-key-id", "slack-token"}
+
+
 def token_ok(rule: str, value: str, line: str, start: int) -> bool:
     """Whether a token-format match at ``start`` of ``line`` is a real credential."""
     if R.is_placeholder(value) or R.is_public_sample(value) or is_documentation_sample(rule, value):
@@ -172,7 +176,7 @@ def token_ok(rule: str, value: str, line: str, start: int) -> bool:
         return jwt_header_ok(value)
     if rule == "private-key":  # the base64-encoded forms; a PEM header is confirmed by its block
         return encoded_key_ok(value)
-    if rule != "aws-access-key-id" and R.has_filler_run(value):
+    if rule not in STRUCTURED_IDS and R.has_filler_run(value):
         return False  # ``AIzaaaaaaa…``, ``sk-ant-api03-abc123xyz-…klmnopqrstu…``: typed by hand
     return rule not in SHAPE_NEEDS_RANDOM or R.looks_generated(value)
 

@@ -53,8 +53,8 @@ TOKEN_RULES: tuple[TokenRule, ...] = (
     TokenRule("gitlab-token", r"(gl(pat|oas|ptt|rt|cbt|ft|imt|agent|soat|ffct|dt)-|GR1348941)[0-9A-Za-z_-]{20}|_gitlab_session=[0-9a-z]{32}",
               r"(?<![A-Za-z0-9])(?P<v>(?:gl(?:pat|oas|ptt|rt|cbt|ft|imt|agent|soat|ffct|dt)-|GR1348941)[0-9A-Za-z_.-]{20,})"
               r"|_gitlab_session=(?P<s>[0-9a-z]{32})(?![0-9a-z])"),
-    TokenRule("slack-token", r"(xox[abposre]|xapp|xoxe\.xox[bp])-[0-9A-Za-z]{1,20}-[0-9A-Za-z-]{8}",
-              r"(?<![A-Za-z0-9])(?P<v>(?:xox[abposre]|xapp|xoxe\.xox[bp])-[0-9A-Za-z]{1,20}-[0-9A-Za-z-]{8,})"),
+    TokenRule("slack-token", r"(xox[abposre]|xapp|xoxe\.xox[bp])-[0-9]{1,20}-[0-9A-Za-z-]{8}",
+              r"(?<![A-Za-z0-9])(?P<v>(?:xox[abposre]|xapp|xoxe\.xox[bp])-[0-9]{1,20}-[0-9A-Za-z-]{8,})"),
     TokenRule("slack-webhook", r"hooks\.slack\.com/(services|workflows|triggers)/[A-Za-z0-9_]{8}",
               r"(?P<v>https?://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_]+/[A-Za-z0-9_]+/[A-Za-z0-9_]{16,})"),
     TokenRule("stripe-secret-key", r"((sk|rk)_(live|test|prod)_[0-9A-Za-z]{10}|whsec_[0-9A-Za-z]{24})",
