@@ -141,7 +141,8 @@ class BufferScan:
             seen.add((key_start, FAMILY_ASSIGN))
             quoted = key_start > start and data[key_start - 1] in b"\"'`"
             # a quoted name (``"password": …``), else the name alone (``"TOKEN=v\n…"`` inside a string)
-            for begin in ((key_start - 1, key_start) if quoted else (key_start,)):
+            inside = quoted and data[name_match.end():name_match.end() + 1] == b"="  # ``"TOKEN=v…``: no closing quote
+            for begin in ((key_start - 1, key_start) if inside else (key_start - quoted,)):
                 if self.match_assignment(decode(data[begin:min(stop, begin + ASSIGNMENT_SPAN)]), start, stop, end):
                     break
 
