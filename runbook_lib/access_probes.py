@@ -45,24 +45,25 @@ def simulate_secret_access(iam, role_arn: str, secret_arn: str, decoy_arn: str,
                            resource_policy: dict | None = None, userid: str = "") -> dict:
     """``iam:SimulatePrincipalPolicy`` for GetSecretValue on the secret, on ``*`` and on a decoy.
 
-    ``resource_policy`` (the secret's) is evaluated with the question on the secret, and
-    ``userid`` (``<role id>:<function>``) is given as ``aws:userid``, so a grant made by the
-    secret's resource policy to this function's session is simulated as AWS decides it.
+    The role's identity-based policies, boundary and SCPs are simulated; ``userid``
+    (``<role id>:<function>``) is given as ``aws:userid``. AWS simulates a resource policy
+    only for an IAM user as the caller (``CallerArn`` is required with ``ResourcePolicy``
+    when the source is a role, and can only be a user), so the secret's resource policy
+    (``resource_policy``) is not sent: when it is what grants the function the secret, the
+    secret's own decision is left to the static analysis, and the answer says so.
 
     Returns
     -------
     dict
-        ``{"available": True, "decisions": {resource: EvalDecision}, "as_expected": bool}``;
+        ``{"available": True, "decisions": {resource: EvalDecision}, "as_expected": bool}``
+        (and a ``note`` when the secret's read rests on its resource policy);
         ``{"available": False, "reason": ...}`` when the endpoint has no simulator or the
         caller may not use it.
     """
-    resources = [secret_arn, "*", decoy_arn]
     decisions = {}
     context = [{"ContextKeyName": "aws:userid", "ContextKeyValues": [userid], "ContextKeyType": "string"}]
-    for resource in resources:
-        extra: dict = {"ContextEntries": context} if userid else {}
-        if resource_policy and resource == secret_arn:
-            extra["ResourcePolicy"] = json.dumps(resource_policy)
+    extra: dict = {"ContextEntries": context} if userid else {}
+    for resource in (secret_arn, "*", decoy_arn):
         try:
             result = iam.simulate_principal_policy(
                 PolicySourceArn=role_arn, ActionNames=["secretsmanager:GetSecretValue"],
@@ -73,9 +74,14 @@ def simulate_secret_access(iam, role_arn: str, secret_arn: str, decoy_arn: str,
                       else f"SimulatePrincipalPolicy failed: {code} (needs iam:SimulatePrincipalPolicy)")
             return {"available": False, "reason": reason, "code": code}
         decisions[resource] = result[0]["EvalDecision"] if result else "unknown"
-    as_expected = (decisions[secret_arn] == "allowed"
+    by_resource_policy = resource_policy is not None and decisions[secret_arn] != "allowed"
+    as_expected = ((decisions[secret_arn] == "allowed" or by_resource_policy)
                    and decisions["*"] != "allowed" and decisions[decoy_arn] != "allowed")
-    return {"available": True, "decisions": decisions, "as_expected": as_expected}
+    answer = {"available": True, "decisions": decisions, "as_expected": as_expected}
+    if by_resource_policy:
+        answer["note"] = ("the role's policies do not grant the secret: its resource policy does, which AWS's "
+                          "simulator evaluates only for an IAM user as the caller (static analysis)")
+    return answer
 
 
 # -- a live probe as the role ----------------------------------------------------------------

@@ -15,9 +15,11 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from typing import Iterator
+from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
@@ -91,7 +93,10 @@ class Target:
             if self.endpoint_url:
                 options["endpoint_url"] = self.endpoint_url
             options.update(kwargs)
-            self._clients[key] = self.session.client(service, **options)
+            client = self.session.client(service, **options)
+            if is_loopback(options.get("endpoint_url", "")):
+                fail_fast_when_refused(client)
+            self._clients[key] = client
         return self._clients[key]
 
     def caller_identity(self) -> dict:
@@ -103,6 +108,33 @@ class Target:
     def with_session(self, session: boto3.session.Session) -> "Target":
         """The same target reached through another session (an assumed role)."""
         return Target(self.name, self.region, self.profile, self.endpoint_url, session)
+
+
+def is_loopback(endpoint_url: str) -> bool:
+    """Whether ``endpoint_url`` is on this machine (the lab): ``localhost`` or a loopback address."""
+    host = urlsplit(endpoint_url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def fail_fast_when_refused(client) -> None:
+    """No retries of a refused connection on ``client``: on a loopback endpoint nothing is listening.
+
+    A connection to a server on this machine is refused at once, and only because the server
+    is gone, so the ten backed-off attempts that ride out a network blip (about 25 s) only delay
+    the one-line error. Throttling and server errors are still retried.
+    """
+    def stop_when_refused(caught_exception=None, **_):
+        if isinstance(caught_exception, EndpointConnectionError):
+            raise caught_exception
+        return None
+
+    event = f"needs-retry.{client.meta.service_model.service_id.hyphenize()}"
+    client.meta.events.register_first(event, stop_when_refused, unique_id="runbook-fail-fast-when-refused")
 
 
 @contextlib.contextmanager

@@ -57,19 +57,32 @@ def test_simulator_surprises_are_not_as_expected(decisions):
     assert result["available"] is True and result["as_expected"] is False
 
 
-def test_simulator_is_given_the_resource_policy_and_the_functions_userid():
+def test_simulator_is_given_the_functions_userid_never_the_resource_policy():
+    # AWS refuses ResourcePolicy for a role as the source unless CallerArn (a user) is given
     simulator = Simulator({SECRET_ARN: "allowed"})
     resource_policy = {"Statement": [{"Effect": "Allow", "Principal": {"AWS": ROLE_ARN}, "Action": "*"}]}
     simulate_secret_access(simulator, ROLE_ARN, SECRET_ARN, "decoy", resource_policy=resource_policy,
                            userid="AROAEXAMPLE:orders-api")
-    on_secret, on_star, on_decoy = simulator.calls
-    assert json.loads(on_secret["ResourcePolicy"]) == resource_policy
-    assert "ResourcePolicy" not in on_star and "ResourcePolicy" not in on_decoy
-    assert on_secret["ContextEntries"] == [{"ContextKeyName": "aws:userid", "ContextKeyValues": ["AROAEXAMPLE:orders-api"],
-                                            "ContextKeyType": "string"}]
+    assert [c["ResourceArns"] for c in simulator.calls] == [[SECRET_ARN], ["*"], ["decoy"]]
+    assert all("ResourcePolicy" not in c and "CallerArn" not in c for c in simulator.calls)
+    assert all(c["ContextEntries"] == [{"ContextKeyName": "aws:userid", "ContextKeyValues": ["AROAEXAMPLE:orders-api"],
+                                        "ContextKeyType": "string"}] for c in simulator.calls)
     plain = Simulator({SECRET_ARN: "allowed"})
     simulate_secret_access(plain, ROLE_ARN, SECRET_ARN, "decoy")
-    assert all("ContextEntries" not in c and "ResourcePolicy" not in c for c in plain.calls)
+    assert all("ContextEntries" not in c for c in plain.calls)
+
+
+def test_a_grant_by_the_resource_policy_leaves_the_secret_to_static_analysis():
+    resource_policy = {"Statement": [{"Effect": "Allow", "Principal": {"AWS": ROLE_ARN}, "Action": "*"}]}
+    result = simulate_secret_access(Simulator({}), ROLE_ARN, SECRET_ARN, "decoy", resource_policy=resource_policy)
+    assert result["as_expected"] is True and "resource policy" in result["note"]
+    assert simulate_secret_access(Simulator({}), ROLE_ARN, SECRET_ARN, "decoy")["as_expected"] is False
+    leaky = simulate_secret_access(Simulator({"*": "allowed"}), ROLE_ARN, SECRET_ARN, "decoy",
+                                   resource_policy=resource_policy)
+    assert leaky["as_expected"] is False
+    granted = simulate_secret_access(Simulator({SECRET_ARN: "allowed"}), ROLE_ARN, SECRET_ARN, "decoy",
+                                     resource_policy=resource_policy)
+    assert granted["as_expected"] is True and "note" not in granted
 
 
 # -- trust ------------------------------------------------------------------------------------------

@@ -31,3 +31,36 @@ def test_aws_call_names_call_resource_and_permission():
     assert str(info.value) == ("CreatePolicy on LambdaSecretsManagerPolicy-orders-api failed: "
                                "AccessDenied (needs iam:CreatePolicy) - not allowed")
     assert info.value.access_denied
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:  # bound then closed: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_refused_loopback_endpoint_is_one_line_at_once(monkeypatch):
+    import time
+
+    from runbook_lib.exceptions import LabError
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    target = Target.from_parameters("lab", "us-east-1", endpoint_url=f"http://127.0.0.1:{_closed_port()}")
+    started = time.monotonic()
+    with pytest.raises(LabError, match=r"^GetCallerIdentity on sts: cannot reach http://127\.0\.0\.1:\d+/ "
+                                       r"\(is the lab still running\?\)$"):
+        target.caller_identity()
+    assert time.monotonic() - started < 3
+
+
+@pytest.mark.parametrize("endpoint, expected", [
+    ("http://127.0.0.1:5000", True), ("http://localhost:5000", True), ("http://[::1]:5000", True),
+    ("http://127.8.9.10", True), ("https://lambda.us-east-1.amazonaws.com", False), ("http://10.0.0.1:5000", False),
+    ("", False)])
+def test_only_loopback_endpoints_give_up_on_a_refused_connection(endpoint, expected):
+    from runbook_lib.session import is_loopback
+
+    assert is_loopback(endpoint) is expected

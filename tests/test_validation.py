@@ -223,9 +223,9 @@ def no_value_in_run_folder(folder, values):
     return not any(value in text for text in texts for value in values.values())
 
 
-#: What the lab gives a freshly deployed function: no simulator, a role trusting only Lambda (no probe),
-#: rotation off, no edge, no published version, the moved values not yet replaced.
-LAB_EXPECTED = {**{cid: PASS for cid in CHECK_IDS}, "least-privilege": WARN, "secret-encrypted": WARN,
+#: What the lab gives a freshly deployed function: the lab's policy simulator, a role trusting only Lambda
+#: (no probe), rotation off, no edge, no published version, the moved values not yet replaced.
+LAB_EXPECTED = {**{cid: PASS for cid in CHECK_IDS}, "secret-encrypted": WARN,
                 "edge-association": SKIP, "exposed-credentials-rotated": WARN}
 
 
@@ -246,8 +246,10 @@ def test_lab_reference_style_function_every_check_with_evidence(lab_env, tmp_pat
     assert (cached["invocations"], cached["get_secret_value_calls"], cached["execution_environments"]) == (5, 1, 1)
     lp = checks["least-privilege"]
     assert lp.evidence["grants"][0]["resources"] == [ledger.secret().resource]
-    assert lp.reason.startswith("proven by static analysis only (policy simulator: this endpoint has no policy "
-                                "simulator; live probe: the role's trust policy does not name the operator")
+    assert lp.reason.endswith("proven by static analysis, policy simulator"), lp.reason
+    decisions = lp.evidence["simulation"]["decisions"]  # the secret, "*" and a decoy, from the lab's evaluation
+    assert decisions[ledger.secret().resource] == "allowed" and decisions["*"] == "implicitDeny"
+    assert list(decisions.values()) == ["allowed", "implicitDeny", "implicitDeny"]
     assert checks["audit-logging"].evidence["qualifying"] == ["org-trail"]
     assert "rotation is not enabled" in checks["secret-encrypted"].reason
     for name in ("invocations.json", "cloudtrail_events.json", "log_excerpt.json", "iam_analysis.json"):
@@ -349,8 +351,8 @@ def test_lab_live_probe_when_the_trust_names_the_operator_with_iam_enforcement(l
     probe = check.evidence["live_probe"]
     assert check.status == PASS, check.reason
     assert (probe["performed"], probe["own_secret"], probe["decoy"]) == (True, "allowed", "AccessDeniedException")
-    assert check.evidence["proven_by"] == ["static analysis", "live probe"]
-    assert check.reason.endswith("proven by static analysis, live probe")
+    assert check.evidence["proven_by"] == ["static analysis", "policy simulator", "live probe"]
+    assert check.reason.endswith("proven by static analysis, policy simulator, live probe")
 
 
 def test_lab_variable_left_behind_fails_environment(lab_env, tmp_path):

@@ -14,7 +14,8 @@ For each request :class:`LabApp` does, in order:
    with IAM enforcement on, every policy type (:mod:`.iam_enforcement`) and the KMS use
    Secrets Manager makes for the caller (:mod:`.kms_enforcement`);
 5. ``cloudtrail:LookupEvents`` from the event store (throttled as AWS does),
-   ``lambda:Invoke`` by the Lambda runtime, everything else by moto; GetFunction and
+   ``lambda:Invoke`` by the Lambda runtime, ``iam:SimulatePrincipalPolicy`` by the lab's own
+   policy evaluation (:mod:`.simulator`), everything else by moto; GetFunction and
    GetLayerVersion code Locations are rewritten to the lab's own download URL, and
    environment variables under a customer managed key are hidden from a caller who may
    not decrypt them;
@@ -31,7 +32,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
 from urllib.parse import quote
 
-from . import cloudtrail, credentials, iam_enforcement, kms_enforcement, operations, trust
+from . import cloudtrail, credentials, iam_enforcement, kms_enforcement, operations, simulator, trust
 from .control import control
 from .errors import (Response, aws_error, header, is_html, json_response, missing_authentication, not_implemented,
                      parse_error, throttled, with_length)
@@ -146,6 +147,8 @@ class LabApp:
             return self._lookup_events(call, caller)
         if call.service == "lambda" and call.operation == "Invoke":
             return self._invoke(call, caller, body)
+        if call.service == "iam" and call.operation == "SimulatePrincipalPolicy":
+            return simulator.simulate_principal_policy(call)
         if call.service == "lambda" and call.operation == "GetLayerVersionByArn":
             return self._layer_version_by_arn(call)
         if call.service == "lambda" and self.lab.runtime is not None and self.lab.runtime.guards(call.operation):
