@@ -147,6 +147,8 @@ _PLACEHOLDER_SEPARATORS = re.compile(r"[-_ .:/]+")
 #: letter runs (``gtvTBD``, ``MyPHESwlo``: random) stay one word, so no filler hides in them.
 _CAMEL_WORDS = re.compile(r"[a-z]+(?:[A-Z][a-z]+)+|(?:[A-Z][a-z]+)+")
 #: Words that make a value a stand-in wherever they stand: start, middle or end.
+#: ``k2q``: digits inside letters, as generators write them and people do not (``Key2024``).
+_DIGITS_BETWEEN_LETTERS = re.compile(r"[A-Za-z][0-9]+(?=[A-Za-z])")
 _FILLER_ANYWHERE = {"changeme", "changeit", "replaceme", "placeholder", "redacted", "todo", "tbd", "fixme"}
 #: ... only as its first word (``your-api-key``, ``test_token_1``) ...
 _FILLER_FIRST = {"your", "my", "insert", "enter", "put", "replace", "add", "test", "example", "sample",
@@ -293,11 +295,16 @@ def is_placeholder(value: str) -> bool:
         return True
     words = placeholder_words(_MASK_RUN.sub(" ", v))
     lower = [w.lower() for w in words]
-    marked = (_MASK_RUN.search(v) is not None or any(w in _FILLER_ANYWHERE for w in lower)
+    masked = _MASK_RUN.search(v) is not None
+    marked = (masked or any(w in _FILLER_ANYWHERE for w in lower)
               or bool(lower) and (lower[0] in _FILLER_FIRST or lower[-1] in _FILLER_LAST
                                   or _HERE_LAST.search(words[-1]) is not None))
-    # filler words are dictionary words, never generated-looking: only the others can be
-    return marked and not any(looks_generated(w) for w in words)
+    # filler words are dictionary words, never generated-looking: only the others can be,
+    # alone or, cut short by separators, together (``my-Xk2_q9L-vR2m_Lx9w``: mixed case and
+    # digits; ``your_api_key_2024`` stays a placeholder); a mask's sides are not joined
+    rest = "".join(w for w, low in zip(words, lower) if low not in _FILLER_ANYWHERE | _FILLER_FIRST | _FILLER_LAST)
+    random_rest = not masked and len(_DIGITS_BETWEEN_LETTERS.findall(rest)) >= 2 and looks_generated(rest)
+    return marked and not random_rest and not any(looks_generated(w) for w in words)
 
 
 def is_reference(value: str) -> bool:
@@ -365,7 +372,10 @@ def looks_generated(value: str, min_length: int = 8) -> bool:
 def is_secret_value(value: str, strength: str) -> bool:
     """Whether ``value`` is a real literal for a name of class ``strength`` (see :func:`key_class`)."""
     v = value.strip()
-    if not_a_value_reason(v):
+    reason = not_a_value_reason(v)
+    # a UUID is an id under ``key`` (``KMS_KEY``), but generated credentials under a name that
+    # says secret or password: MongoDB Atlas and Heroku API keys, npm tokens are UUIDs
+    if reason and not (reason == "uuid" and strength in (PASSWORD, SECRET)):
         return False
     if strength == PASSWORD:
         if len(v) < 6 and not any(not c.isalpha() for c in v):

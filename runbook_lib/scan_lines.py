@@ -131,11 +131,23 @@ def define_or_sql_candidates(line: str) -> list[tuple[str, str]]:
     return out
 
 
+def unbraced(value: str) -> str:
+    """``{Xk29vLq7Pw03}`` -> ``Xk29vLq7Pw03``: a generated value pasted into a ``{apikey}`` template.
+
+    Documentation writes ``--user "{apikey}"``; a user who pastes a key in keeps the braces.
+    Braces around a name (``{password}``, ``{API_KEY}``) stay a template.
+    """
+    inner = value[1:-1]
+    if value[:1] == "{" and value[-1:] == "}" and not any(c in inner for c in "{}$%") and R.looks_generated(inner):
+        return inner
+    return value
+
+
 def cli_candidates(line: str) -> list[tuple[str, str]]:
     """A credential given to a command-line option: ``curl -u user:pw``, ``--passphrase X``, ``-passin pass:X``."""
     out = []
     for m in R.CLI_CREDENTIAL.finditer(line):
-        value = next(v for v in (m.group("v"), m.group("v2"), m.group("v3")) if v is not None) or m.group("u")
+        value = unbraced(next(v for v in (m.group("v"), m.group("v2"), m.group("v3")) if v is not None) or m.group("u"))
         if "<" in m.group(0) or value.startswith(("$", "%", "{", "@")) or not R.is_secret_value(value, R.PASSWORD):
             continue  # a variable, a template, a file (``@creds.txt``): not the credential itself
         out.append(("cli-credential", value))

@@ -55,7 +55,8 @@ def test_whole_value_stand_ins_are_placeholders(value):
     # a first word that marks a stand-in
     "your-api-key", "YOUR_TOKEN_1", "yourApiKeyHere", "my_token", "insert-token", "enter_password",
     "put-key", "replace_with_key", "add-token", "test_key_123", "example-token", "sample_secret",
-    "dummy-value-1", "fake_token",
+    "dummy-value-1", "fake_token", "your_api_key_2024", "Your_Api_Key_2024", "test_key_1234567",
+    "test_Abc9Def_Ghij",                            # one digit inside letters: not yet random
     # a last word that marks one
     "token_here", "api-key-here", "xoxb-your-token-here", "token-goes-here", "TOKEN GOES HERE",
     "secret_example", "key-sample", "password_dummy", "token-fake",
@@ -79,6 +80,8 @@ def test_marked_values_are_placeholders(value):
     "gtvTBD-seBmtLQXm", "MyPHESwloUKy_^R7X?^w", "mY-mb5_upVzUPm34xoPs1b9cnV7PgY7Q",
     # below the mask lengths
     "AKIAXXX9vLq7Pw03", "Tq7!**vR2m", "pw-##-Tq7!",
+    # a generated value cut into short words by separators, a filler first: random together
+    "my-Xk2_q9L-vR2m_Lx9w", "Add_v7Qk-2mRx_9tLw",
     "Xk29vLq7Pw03Zr58",
 ])
 def test_real_values_are_not_placeholders(value):
@@ -254,6 +257,13 @@ def test_secret_and_key_values():
     weak = shaped([3, 2, 2, 2, 2, 2, 2, 1], "gH1jK2mN")      # 16 chars, generated-looking, 2.95 bits
     assert looks_generated(weak, 16) and shannon_entropy(weak) < 3.3 and not is_secret_value(weak, KEY)
     assert not is_secret_value("${X}", SECRET) and not is_secret_value("${X}", KEY)
+
+
+def test_uuid_values_are_secrets_only_under_secret_and_password_names():
+    uuid = "3f2b8c1e-9d4a-4e7b-8c2f-1a6d5e9b0c47"
+    assert is_secret_value(uuid, SECRET) and is_secret_value(uuid, PASSWORD)
+    assert not is_secret_value(uuid, KEY)                       # ``KMS_KEY = <uuid>``: an id
+    assert not is_secret_value("3600", SECRET) and not is_secret_value("3600", PASSWORD)  # other reasons still reject
 
 
 # ------------------------------------------------------------------ random tokens under neutral names

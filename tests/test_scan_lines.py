@@ -6,6 +6,7 @@ import json
 import pytest
 
 from runbook_lib.scan_lines import (DATA_URI_LOOKBACK, SHAPE_NEEDS_RANDOM, aws_rule_for_key, call_candidates, classify,
+                                    unbraced,
                                     cli_candidates, define_or_sql_candidates, encoded_key_ok, jwt_header_ok,
                                     keyword_candidates, token_ok, unescape, unquoted_candidates, xml_candidates)
 
@@ -202,6 +203,9 @@ def test_define_or_sql_candidates(line, found):
     (f'curl -u "{PW}:" https://x', [("cli-credential", PW)]),                    # an API key as the user
     ('curl -u "$USER:$PASSWORD" https://x', []),                                  # variables
     ('curl -u <user:password> https://x', []),                                   # a template
+    (f'curl --user "{{{PW}}}":"{{{PW}}}" https://x', [("cli-credential", PW)]),  # a value pasted into a {{…}} template
+    ('curl --user "{apikey}":"{password}" https://x', []),                       # the template itself
+    ('curl --user "x:{my_api_key}" https://x', []),
     ('docker run -u 1000:1000 image', []),                                        # uid:gid
     (f"gpg --batch --passphrase '{PW}' -d f.gpg", [("cli-credential", PW)]),
     (f"curl --oauth2-bearer {TOKEN} https://x", [("cli-credential", TOKEN)]),
@@ -211,6 +215,20 @@ def test_define_or_sql_candidates(line, found):
 ])
 def test_cli_candidates(line, found):
     assert cli_candidates(line) == found
+
+
+@pytest.mark.parametrize("value,expected", [
+    ("{" + TOKEN + "}", TOKEN),               # a generated value in braces: the braces go
+    ("{apikey}", "{apikey}"),                 # a name in braces: a template, kept whole
+    ("{" + TOKEN + "$}", "{" + TOKEN + "$}"),  # a variable inside
+    ("{" + TOKEN, "{" + TOKEN),               # not closed
+    (TOKEN + "}", TOKEN + "}"),               # not opened
+    ("{}", "{}"),
+    ("", ""),
+    (TOKEN, TOKEN),
+])
+def test_unbraced(value, expected):
+    assert unbraced(value) == expected
 
 
 def test_token_ok_rejects_documentation_public_and_typed_samples():
