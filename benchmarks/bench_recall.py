@@ -2,13 +2,16 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_recall.py --gitleaks DIR --kingfisher DIR [--part dev|held-out|all]
-                                                [--skip-peers] [--misses]
+    .venv/bin/python benchmarks/bench_recall.py [--part dev|held-out|all] [--skip-peers] [--misses]
+                                                [--rebuild --gitleaks DIR --kingfisher DIR]
 
-``DIR`` is a git clone (or bare git directory) of gitleaks / Kingfisher holding the commits
-of :data:`peer_data.PINNED`. The labelled set is built once into
-``benchmarks/.cache/peer_data`` (:mod:`peer_data` says how, and what a label means); later
-runs reuse it (``--rebuild`` to build it again). It is scanned as a whole process by
+The labelled set is kept in this repository as data, ``benchmarks/data/peers/``
+(``<source>.jsonl``, one example a line with its labels; ``set.json``, the pinned commits,
+licences and digest; ``NOTICE.md``, where it comes from). Each run writes the examples as
+files under ``benchmarks/.cache/peer_data/files`` and scans those. ``--rebuild`` builds the
+set again from the peers' git history (``DIR``: a git clone or bare git directory of
+gitleaks / Kingfisher holding the commits of :data:`peer_data.PINNED`; :mod:`peer_data` says
+how, and what a label means) and rewrites the kept data. The examples are scanned as a whole process by
 ``runbook scan --format json`` and, where they are installed in ``benchmarks/.venv-peers``
 (see ``bench_scan.py``), by Kingfisher (``--confidence low --no-validate --no-dedup``) and
 detect-secrets (``--all-files``), and scored per line: a reported line that holds a
@@ -25,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections import defaultdict
@@ -37,7 +41,7 @@ sys.path.insert(0, str(HERE))
 import bench_scan  # noqa: E402
 import peer_data  # noqa: E402
 
-DATA = HERE / ".cache" / "peer_data"
+CACHE = HERE / ".cache" / "peer_data"
 
 
 def runbook_found(tree: Path) -> set[tuple[str, int]]:
@@ -118,24 +122,24 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gitleaks", type=Path, help="git directory of gitleaks")
     parser.add_argument("--kingfisher", type=Path, help="git directory of Kingfisher")
-    parser.add_argument("--data", type=Path, default=DATA)
-    parser.add_argument("--rebuild", action="store_true")
+    parser.add_argument("--data", type=Path, default=peer_data.DATA, help="the kept labelled set")
+    parser.add_argument("--cache", type=Path, default=CACHE, help="where its examples are written as files")
+    parser.add_argument("--rebuild", action="store_true", help="build the set again from the peers' git history")
     parser.add_argument("--part", choices=("dev", "held-out", "all", "both"), default="both")
     parser.add_argument("--skip-peers", action="store_true")
     parser.add_argument("--misses", action="store_true", help="list the development part's misses")
     args = parser.parse_args(argv)
 
-    labels_file = args.data / "labels.json"
-    if args.rebuild or not labels_file.exists():
+    if args.rebuild:
         if not (args.gitleaks or args.kingfisher):
-            print("bench_recall: no labelled set yet: give --gitleaks DIR and/or --kingfisher DIR", file=sys.stderr)
+            print("bench_recall: --rebuild needs --gitleaks DIR and/or --kingfisher DIR", file=sys.stderr)
             return 2
-        if args.data.exists():
-            import shutil
-            shutil.rmtree(args.data)
-        peer_data.build(args.data, args.gitleaks, args.kingfisher)
-    doc = json.loads(labels_file.read_text(encoding="utf-8"))
-    labels, tree = doc["files"], args.data / "files"
+        shutil.rmtree(args.cache / "files", ignore_errors=True)
+        peer_data.build(args.cache, args.gitleaks, args.kingfisher)
+        peer_data.export(args.cache, args.data)
+    shutil.rmtree(args.cache / "files", ignore_errors=True)  # only the examples of the kept set are scanned
+    doc = peer_data.materialize(args.cache, args.data)
+    labels, tree = doc["files"], args.cache / "files"
     for source, pin in doc["pinned"].items():
         print(f"{source}: {pin['repo']} at {pin['commit'][:12]} ({pin['licence']}), "
               f"{sum(f['source'] == source for f in labels)} examples, "

@@ -29,9 +29,10 @@ Files get the extension of their syntax (``.go``, ``.py``, ``.json``, ``.ini``, 
 Held-out part: whole rules, chosen by a hash of ``source:rule id`` (:func:`held_out`), about
 three in ten. Tuning looks at the development part only.
 
-Nothing from the peers is kept in this repository: the set is rebuilt from the peers'
-git history (``--gitleaks DIR`` / ``--kingfisher DIR``, a clone or bare git directory) into
-``benchmarks/.cache/peer_data/``. :data:`PINNED` says which commits.
+The built set is kept in this repository as data (:func:`export`, ``benchmarks/data/peers/``,
+their licences in its ``NOTICE.md``) and written out as files for a run (:func:`materialize`);
+it can be built again from the peers' git history (``--gitleaks DIR`` / ``--kingfisher DIR``,
+a clone or bare git directory). :data:`PINNED` says which commits.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from pathlib import Path
 
 import go_values as G
 
-#: The commits the set is built from, and the peers' licences (their files are not copied here).
+#: The commits the set is built from, and the peers' licences (their examples are kept under :data:`DATA`).
 PINNED = {
     "gitleaks": {"repo": "gitleaks/gitleaks", "commit": "b58d3f102cf3a2c84cb7f923d05c25c9b1aed84b",
                  "licence": "MIT", "paths": "cmd/generate/config/rules/*.go, cmd/generate/config/utils/*.go"},
@@ -361,3 +362,41 @@ def build(dest: Path, gitleaks_dir: Path | None, kingfisher_dir: Path | None) ->
               "unevaluated": {s: e.unevaluated for s, e in extractions.items()}}
     (dest / "labels.json").write_text(json.dumps(labels, indent=1), encoding="utf-8")
     return labels
+
+
+#: Where the built set is kept in this repository (one JSON line per example, text included).
+DATA = Path(__file__).resolve().parent / "data" / "peers"
+
+
+def export(dest: Path, data: Path = DATA) -> None:
+    """Keep a built set (``dest``, from :func:`build`) as data: ``<source>.jsonl`` and ``set.json``."""
+    doc = json.loads((dest / "labels.json").read_text(encoding="utf-8"))
+    data.mkdir(parents=True, exist_ok=True)
+    for source in doc["pinned"]:
+        rows = [dict(f, text=(dest / "files" / f["rel"]).read_text(encoding="utf-8")[:-1])
+                for f in doc["files"] if f["source"] == source]
+        (data / f"{source}.jsonl").write_text(
+            "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in rows), encoding="utf-8")
+    meta = {k: v for k, v in doc.items() if k != "files"}
+    (data / "set.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def materialize(dest: Path, data: Path = DATA) -> dict:
+    """Write the kept set's examples as files under ``dest/files``; the labels as :func:`build` gives them.
+
+    The examples' digest must be the one ``set.json`` records (the data were not edited by hand).
+    """
+    meta = json.loads((data / "set.json").read_text(encoding="utf-8"))
+    files, digest = [], hashlib.sha256()
+    for source in meta["pinned"]:
+        for row in (data / f"{source}.jsonl").read_text(encoding="utf-8").splitlines():
+            f = json.loads(row)
+            text = f.pop("text")
+            target = dest / "files" / f["rel"]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text + "\n", encoding="utf-8")
+            digest.update(f["rel"].encode() + b"\0" + text.encode() + b"\0")
+            files.append(f)
+    if digest.hexdigest() != meta["sha256"]:
+        raise ValueError(f"{data}: the examples' sha256 is not the one set.json records: rebuild the set")
+    return dict(meta, files=files)
