@@ -307,6 +307,10 @@ def is_placeholder(value: str) -> bool:
     return marked and not random_rest and not any(looks_generated(w) for w in words)
 
 
+def is_uuid(value: str) -> bool:
+    return bool(_UUID_RE.match(value.strip()))
+
+
 def is_reference(value: str) -> bool:
     """A pointer to a secret rather than one: ``${X}``, ``!Ref``, ``{{resolve:...}}``, ``ssm:``, ``arn:``."""
     return bool(_REFERENCE_RE.search(value))
@@ -372,10 +376,7 @@ def looks_generated(value: str, min_length: int = 8) -> bool:
 def is_secret_value(value: str, strength: str) -> bool:
     """Whether ``value`` is a real literal for a name of class ``strength`` (see :func:`key_class`)."""
     v = value.strip()
-    reason = not_a_value_reason(v)
-    # a UUID is an id under ``key`` (``KMS_KEY``), but generated credentials under a name that
-    # says secret or password: MongoDB Atlas and Heroku API keys, npm tokens are UUIDs
-    if reason and not (reason == "uuid" and strength in (PASSWORD, SECRET)):
+    if not_a_value_reason(v):
         return False
     if strength == PASSWORD:
         if len(v) < 6 and not any(not c.isalpha() for c in v):

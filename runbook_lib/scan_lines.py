@@ -57,9 +57,17 @@ def classify(key: str, value: str) -> str | None:
     aws = aws_rule_for_key(key, value)
     if aws:
         return aws
-    if R.is_secret_value(value, strength):
+    if R.is_secret_value(value, strength) or uuid_credential(key, strength, value):
         return "keyword-assignment"
     return None
+
+
+def uuid_credential(key: str, strength: str | None, value: str) -> bool:
+    """A UUID under a password, secret or ``<qualifier> key`` name: MongoDB Atlas and Heroku
+    API keys are UUIDs. Under ``key`` (``KMS_KEY``) and ``token`` names (``ClientToken``,
+    ``LifecycleActionToken``, ``update_token``) a UUID is an id."""
+    words = R.split_words(key)
+    return strength in (R.PASSWORD, R.SECRET) and words[-1:] != ["token"] and R.is_uuid(value)
 
 
 def literal_value(match: re.Match) -> str | None:

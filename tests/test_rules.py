@@ -10,7 +10,7 @@ import pytest
 
 from runbook_lib import rules as R
 from runbook_lib.rules import (KEY, PASSWORD, SECRET, char_classes, is_placeholder, is_random_token, is_reference,
-                               is_secret_value, looks_generated, not_a_value_reason, placeholder_words,
+                               is_secret_value, is_uuid, looks_generated, not_a_value_reason, placeholder_words,
                                shannon_entropy)
 
 TOKEN16 = "Xk29vLq7Pw03Zr58"  # generated for these tests: 16 distinct characters, 3 classes
@@ -259,11 +259,10 @@ def test_secret_and_key_values():
     assert not is_secret_value("${X}", SECRET) and not is_secret_value("${X}", KEY)
 
 
-def test_uuid_values_are_secrets_only_under_secret_and_password_names():
-    uuid = "3f2b8c1e-9d4a-4e7b-8c2f-1a6d5e9b0c47"
-    assert is_secret_value(uuid, SECRET) and is_secret_value(uuid, PASSWORD)
-    assert not is_secret_value(uuid, KEY)                       # ``KMS_KEY = <uuid>``: an id
-    assert not is_secret_value("3600", SECRET) and not is_secret_value("3600", PASSWORD)  # other reasons still reject
+def test_is_uuid():
+    assert is_uuid("3f2b8c1e-9d4a-4e7b-8c2f-1a6d5e9b0c47") and is_uuid(" 3F2B8C1E-9D4A-4E7B-8C2F-1A6D5E9B0C47 ")
+    assert not is_uuid("3f2b8c1e-9d4a-4e7b-8c2f-1a6d5e9b0c4") and not is_uuid("x3f2b8c1e-9d4a-4e7b-8c2f-1a6d5e9b0c47")
+    assert not is_secret_value("3f2b8c1e-9d4a-4e7b-8c2f-1a6d5e9b0c47", SECRET)  # by value alone: an id
 
 
 # ------------------------------------------------------------------ random tokens under neutral names

@@ -217,6 +217,20 @@ def test_cli_candidates(line, found):
     assert cli_candidates(line) == found
 
 
+UUID = "3f2b8c1e-9d4a-4e7b-8c2f-1a6d5e9b0c47"
+
+
+@pytest.mark.parametrize("key,found", [
+    ("ATLAS_PRIVATE_KEY", "keyword-assignment"), ("HEROKU_API_KEY", "keyword-assignment"),
+    ("client_secret", "keyword-assignment"), ("DB_PASSWORD", "keyword-assignment"),
+    ("KMS_KEY", None), ("key", None),                                   # key names: an id
+    ("ClientToken", None), ("LifecycleActionToken", None), ("update_token", None),  # token names: an id
+    ("SECRET_ARN", None), ("region", None),
+])
+def test_uuid_values_by_name(key, found):
+    assert classify(key, UUID) == found
+
+
 @pytest.mark.parametrize("value,expected", [
     ("{" + TOKEN + "}", TOKEN),               # a generated value in braces: the braces go
     ("{apikey}", "{apikey}"),                 # a name in braces: a template, kept whole
