@@ -57,6 +57,7 @@ def test_whole_value_stand_ins_are_placeholders(value):
     "put-key", "replace_with_key", "add-token", "test_key_123", "example-token", "sample_secret",
     "dummy-value-1", "fake_token", "your_api_key_2024", "Your_Api_Key_2024", "test_key_1234567",
     "test_Abc9Def_Ghij",                            # one digit inside letters: not yet random
+    "my-2Ab-c5De-FgHk9",                            # the filler is not joined to the rest: ``my2A`` is not counted
     # a last word that marks one
     "token_here", "api-key-here", "xoxb-your-token-here", "token-goes-here", "TOKEN GOES HERE",
     "secret_example", "key-sample", "password_dummy", "token-fake",
@@ -81,7 +82,7 @@ def test_marked_values_are_placeholders(value):
     # below the mask lengths
     "AKIAXXX9vLq7Pw03", "Tq7!**vR2m", "pw-##-Tq7!",
     # a generated value cut into short words by separators, a filler first: random together
-    "my-Xk2_q9L-vR2m_Lx9w", "Add_v7Qk-2mRx_9tLw",
+    "my-Xk2_q9L-vR2m_Lx9w", "Add_v7Qk-2mRx_9tLw", "my-Ab3cDe_f5GhJk",   # the last: two digits inside letters
     "Xk29vLq7Pw03Zr58",
 ])
 def test_real_values_are_not_placeholders(value):
