@@ -114,9 +114,9 @@ def run_detect_secrets(exe: Path, tree: Path) -> tuple[float, set[tuple[str, int
     return seconds, found
 
 
-def run_kingfisher(exe: Path, tree: Path) -> tuple[float, set[tuple[str, int]]]:
+def run_kingfisher(exe: Path, tree: Path, extra: tuple[str, ...] = ()) -> tuple[float, set[tuple[str, int]]]:
     start = time.perf_counter()
-    result = subprocess.run([str(exe), "scan", ".", "--format", "json", "--confidence", "low", "--no-validate"],
+    result = subprocess.run([str(exe), "scan", ".", "--format", "json", "--confidence", "low", "--no-validate", *extra],
                             cwd=tree, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     doc, _ = json.JSONDecoder().raw_decode(result.stdout.strip() or '{"findings": []}')

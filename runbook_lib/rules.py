@@ -21,6 +21,7 @@ else moves to Secrets Manager (``move-to-secrets-manager``).
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections import Counter
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 
 # the name test lives in secret_names; rules is where the scanner reads every rule from
 from .secret_names import KEY, PASSWORD, SECRET, key_class, split_words, words_as_written  # noqa: F401
+from .token_formats import TOKEN_RULES, TokenRule  # noqa: F401  (the catalog's token formats)
 
 
 REMOVE_USE_ROLE = "remove-use-role"
@@ -65,7 +67,13 @@ RULES: dict[str, Rule] = {r.id: r for r in (
     Rule("mailgun-api-key", "Mailgun API key"),
     Rule("mailchimp-api-key", "Mailchimp API key"),
     Rule("shopify-token", "Shopify access token"),
-    Rule("azure-storage-key", "Azure storage account key"),
+    Rule("azure-storage-key", "Azure storage account or shared access key"),
+    Rule("azure-client-secret", "Azure AD (Entra ID) client secret"),
+    Rule("azure-devops-pat", "Azure DevOps personal access token"),
+    Rule("google-oauth-credential", "Google OAuth client secret, access or refresh token"),
+    Rule("aws-bedrock-api-key", "Amazon Bedrock API key", REMOVE_USE_ROLE),
+    Rule("amazon-mws-token", "Amazon MWS auth token"),
+    Rule("cli-credential", "credential passed as a command-line option"),
     Rule("jwt", "JSON Web Token"),
     Rule("authorization-header", "credential in an Authorization header"),
     Rule("url-credentials", "credentials inside a URL or connection string"),
@@ -75,85 +83,34 @@ RULES: dict[str, Rule] = {r.id: r for r in (
 )}
 
 
-@dataclass(frozen=True)
-class TokenRule:
-    """A credential recognisable by its shape.
-
-    ``prefilter`` is Hyperscan/PCRE syntax run over whole buffers and should be
-    selective and report once per occurrence (fixed length after the prefix);
-    ``confirm`` is a Python expression run on the hit's line whose group ``v`` is the value.
-    """
-
-    rule: str
-    prefilter: str
-    confirm: str
-    caseless: bool = False
-
-
-_B64 = r"A-Za-z0-9+/"
-TOKEN_RULES: tuple[TokenRule, ...] = (
-    TokenRule("aws-access-key-id", r"(AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}",
-              r"(?<![A-Za-z0-9/+])(?P<v>(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16})(?![A-Za-z0-9])"),
-    TokenRule("aws-session-token", r"(FwoGZXIvYXdzE|IQoJb3JpZ2luX2Vj|FQoGZXIvYXdzE)",
-              rf"(?P<v>(?:FwoGZXIvYXdzE|IQoJb3JpZ2luX2Vj|FQoGZXIvYXdzE)[{_B64}=]{{80,}})"),
-    TokenRule("private-key", r"-----BEGIN[ A-Z0-9]{0,30}PRIVATE KEY( BLOCK)?-----",
-              r"(?P<v>-----BEGIN[ A-Z0-9]{0,30}PRIVATE KEY(?: BLOCK)?-----)"),
-    TokenRule("github-token", r"(gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9]{22}_)",
-              r"(?<![A-Za-z0-9_])(?P<v>gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59})(?![A-Za-z0-9])"),
-    TokenRule("gitlab-token", r"glpat-[0-9A-Za-z_-]{20}",
-              r"(?<![A-Za-z0-9])(?P<v>glpat-[0-9A-Za-z_-]{20,})"),
-    TokenRule("slack-token", r"(xox[abposr]|xapp)-[0-9]{1,20}-[0-9A-Za-z-]{8}",
-              r"(?<![A-Za-z0-9])(?P<v>(?:xox[abposr]|xapp)-[0-9]{1,20}-[0-9A-Za-z-]{8,})"),
-    TokenRule("slack-webhook", r"hooks\.slack\.com/(services|workflows|triggers)/[A-Za-z0-9_]{8}",
-              r"(?P<v>https?://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_]+/[A-Za-z0-9_]+/[A-Za-z0-9_]{16,})"),
-    TokenRule("stripe-secret-key", r"(sk|rk)_(live|test)_[0-9A-Za-z]{20}",
-              r"(?<![A-Za-z0-9])(?P<v>(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{20,247})(?![A-Za-z0-9])"),
-    TokenRule("google-api-key", r"AIza[0-9A-Za-z_-]{35}",
-              r"(?<![A-Za-z0-9])(?P<v>AIza[0-9A-Za-z_-]{35})(?![A-Za-z0-9_-])"),
-    TokenRule("sendgrid-api-key", r"SG\.[0-9A-Za-z_-]{22}\.[0-9A-Za-z_-]{43}",
-              r"(?P<v>SG\.[0-9A-Za-z_-]{22}\.[0-9A-Za-z_-]{43})"),
-    TokenRule("twilio-api-key", r"SK[0-9a-f]{32}",
-              r"(?<![A-Za-z0-9])(?P<v>SK[0-9a-f]{32})(?![A-Za-z0-9])"),
-    TokenRule("npm-token", r"npm_[A-Za-z0-9]{36}",
-              r"(?<![A-Za-z0-9])(?P<v>npm_[A-Za-z0-9]{36})(?![A-Za-z0-9])"),
-    TokenRule("pypi-token", r"pypi-AgE[A-Za-z0-9_-]{40}",
-              r"(?P<v>pypi-AgE[A-Za-z0-9_-]{40,})"),
-    TokenRule("openai-api-key", r"sk-(proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20}T3BlbkFJ|sk-(proj|svcacct|admin)-[A-Za-z0-9_-]{40}",
-              r"(?<![A-Za-z0-9])(?P<v>sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}T3BlbkFJ[A-Za-z0-9_-]{20,}|sk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{40,})"),
-    TokenRule("anthropic-api-key", r"sk-ant-(api|admin)[0-9]{2}-[A-Za-z0-9_-]{40}",
-              r"(?P<v>sk-ant-(?:api|admin)[0-9]{2}-[A-Za-z0-9_-]{40,})"),
-    TokenRule("mailgun-api-key", r"key-[0-9a-f]{32}",
-              r"(?<![A-Za-z0-9-])(?P<v>key-[0-9a-f]{32})(?![A-Za-z0-9])"),
-    TokenRule("mailchimp-api-key", r"[0-9a-f]{32}-us[0-9]{1,2}",
-              r"(?<![A-Za-z0-9])(?P<v>[0-9a-f]{32}-us[0-9]{1,2})(?![A-Za-z0-9])"),
-    TokenRule("shopify-token", r"shp(at|ca|pa|ss)_[a-fA-F0-9]{32}",
-              r"(?P<v>shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32})"),
-    TokenRule("azure-storage-key", r"AccountKey=[A-Za-z0-9+/]{80}",
-              r"AccountKey=(?P<v>[A-Za-z0-9+/]{80,}={0,2})"),
-    TokenRule("jwt", r"eyJ[A-Za-z0-9_-]{10,400}\.eyJ[A-Za-z0-9_-]{10}",
-              r"(?<![A-Za-z0-9_-])(?P<v>eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{16,})"),
-    TokenRule("authorization-header", r"\b(bearer|basic|token)\s+[A-Za-z0-9._~+/-]{16}",
-              r"(?i:\b(?:bearer|basic|token))\s+(?P<v>[A-Za-z0-9._~+/-]{16,}=*)", caseless=True),
-    TokenRule("url-credentials", r"[a-zA-Z][a-zA-Z0-9+.-]{1,20}://[^\s/@:\"'<>]{0,64}:[^\s/@\"'<>]{1,128}@",
-              r"[a-zA-Z][a-zA-Z0-9+.-]{1,20}://(?P<u>[^\s/@:\"'<>]{0,64}):(?P<v>[^\s/\"'<>]{1,128})@(?P<h>[^\s/\"'<>:@]+)"),
-    TokenRule("url-query-credential",
-              r"[?&](access_token|api_key|apikey|api-key|token|auth|auth_token|password|passwd|secret|client_secret|key|sig|signature)=[^&\s\"'#]{8}",
-              r"[?&](?i:access_token|api_key|apikey|api-key|token|auth|auth_token|password|passwd|secret|client_secret|key|sig|signature)=(?P<v>[^&\s\"'#<>]{8,})",
-              caseless=True),
-)
-
 #: Prefilter for keyword assignments, matching the name then an operator then the start
 #: of a quoted literal (code) -- one pattern for quoted values, one for unquoted (config).
 _KEYWORD = (r"(pass|pwd|pw|secret|token|api.?key|credential|creds?"
             r"|auth|private.?key|access.?key|signing.?key|encryption.?key|master.?key|client.?key|key)")
-KEYWORD_QUOTED_PREFILTER = (_KEYWORD + r"[\w.$@-]{0,48}[\"'`]?\]?\s{0,4}(:[\w\[\]., |]{0,40})?(:=|=>|==?|:|,|\()\s{0,4}"
-                            r"([\w.$\[\]]{1,80}\s{0,2}(\|\||\?\?)\s{0,2})?[rbuf]{0,2}[\"'`][^\s\"'`]")
+KEYWORD_QUOTED_PREFILTER = (_KEYWORD + r"[\w.$@-]{0,48}[\"'`]?\]?\s{0,4}(:[\w\[\]., |]{0,40}|\s(string|\[\]byte)\s{0,4})?(:{1,3}=|[.?+]=|=>|==?|:|,|\()\s{0,4}"
+                            r"([\w.$\[\]]{1,80}\s{0,2}(\|\||\?\?)\s{0,2})?[rbuf]{0,2}([\"'`][^\s\"'`]|[\"']`[^\s])")
 #: ``Password=...;`` inside a connection string held in a quoted literal (code files too).
 KEYWORD_CONNSTR_PREFILTER = r"(^|[;\"'\s&?])(password|pwd|passwd)\s{0,2}=\s{0,2}[^\s\"'`;&]"
 #: Credentials passed positionally to a login call or a signing function.
 CALL_PREFILTER = (r"((login|authenticate|connect|basic_?auth|HTTPBasicAuth|sign_?in)\s{0,2}\(|auth\s{0,2}=\s{0,2}\(?)"
                   r"\s{0,2}[\"'][^\"'\n]{1,64}[\"']\s{0,2},\s{0,2}[\"']"
                   r"|(hmac\.new|hmac\.HMAC|jwt\.(encode|decode|sign|verify)|createHmac|SecretKeySpec)\s{0,2}\(")
+#: ``#define API_TOKEN "..."``; SQL's ``IDENTIFIED BY '...'`` and ``SET PASSWORD ... = '...'``;
+#: command-line options that take a credential (``curl -u user:pw``, ``--passphrase X``, ``-passin pass:X``).
+DEFINE_OR_SQL_PREFILTER = (r"#\s{0,4}define\s{1,4}[\w]{0,48}" + _KEYWORD + r"\w{0,48}\s{1,8}[\"']"
+                           r"|identified\s{1,4}by\s{1,4}(password\s{0,2}\(\s{0,2})?[\"']"
+                           r"|set\s{1,4}password\b[^=\n]{0,80}=\s{0,4}(password\s{0,2}\(\s{0,2})?[\"']")
+CLI_PREFILTER = (r"(^|\s)(-u|--user)\s{1,4}[\"']?[^\s\"':]{0,64}[\"']?:[\"']?[^\s$]"
+                 r"|(^|\s)--(passphrase|password|oauth2-bearer|api-key|token|secret|client-secret|registration-token)[\s=]\s{0,3}[\"']?[^\s\"'$<{-]"
+                 r"|(^|\s)-pass(in|out)\s{1,4}[\"']?pass:[^\s\"'$]")
+DEFINE_OR_SQL = re.compile(
+    r"""#\s*define\s+(?P<key>\w{1,80})\s+(?P<q>["'])(?P<v>(?:(?!(?P=q))[^\\\n]|\\.){1,1024})(?P=q)"""
+    r"""|(?i:identified\s+by|set\s+password\b[^=\n]{0,80}=)\s*(?i:password\s*\(\s*)?(?P<q2>["'])(?P<v2>[^"'\n]{1,256})(?P=q2)""")
+CLI_CREDENTIAL = re.compile(
+    r"""(?:^|\s)(?:-u|--user)\s+["']?(?P<u>[^\s"':]{0,64})["']?:["']?(?P<v>[^\s"']{0,256})"""
+    r"""|(?:^|\s)(?:--(?:passphrase|password|oauth2-bearer|api-key|token|secret|client-secret|registration-token))"""
+    r"""[\s=]\s*(?P<q2>["']?)(?P<v2>[^\s"']{1,512})(?P=q2)"""
+    r"""|(?:^|\s)-pass(?:in|out)\s+(?P<q3>["']?)pass:(?P<v3>[^\s"']{1,256})(?P=q3)""")
 KEYWORD_UNQUOTED_PREFILTER = _KEYWORD + r"[\w.$@-]{0,48}[\"']?\s{0,4}(=|:)[ \t]{0,4}[^\s\"'`{\[(|>]"
 KEYWORD_XML_PREFILTER = r"(<[\w.:-]{0,40}(passw|secret|token|apikey|api_key)[\w.:-]{0,40}>[^<\s]|key=\"[\w.:-]{0,40}(passw|secret|token|apikey|api_?key)[\w.:-]{0,40}\"\s+value=\"[^\"])"
 
@@ -190,6 +147,8 @@ _PLACEHOLDER_SEPARATORS = re.compile(r"[-_ .:/]+")
 #: letter runs (``gtvTBD``, ``MyPHESwlo``: random) stay one word, so no filler hides in them.
 _CAMEL_WORDS = re.compile(r"[a-z]+(?:[A-Z][a-z]+)+|(?:[A-Z][a-z]+)+")
 #: Words that make a value a stand-in wherever they stand: start, middle or end.
+#: ``k2q``: digits inside letters, as generators write them and people do not (``Key2024``).
+_DIGITS_BETWEEN_LETTERS = re.compile(r"[A-Za-z][0-9]+(?=[A-Za-z])")
 _FILLER_ANYWHERE = {"changeme", "changeit", "replaceme", "placeholder", "redacted", "todo", "tbd", "fixme"}
 #: ... only as its first word (``your-api-key``, ``test_token_1``) ...
 _FILLER_FIRST = {"your", "my", "insert", "enter", "put", "replace", "add", "test", "example", "sample",
@@ -197,6 +156,8 @@ _FILLER_FIRST = {"your", "my", "insert", "enter", "put", "replace", "add", "test
 #: ... only as its last word (``xoxb-token-here``, ``token-goes-here``, ``key_example``).
 _FILLER_LAST = {"here", "goeshere", "example", "sample", "dummy", "fake"}
 #: Two words read as one filler: ``CHANGE_ME``, ``replace-me``, ``goes here``.
+#: A last word glued to ``HERE``/``Here`` as written (``RANDOMSTRINGHERE``, ``KeyGoesHere``), not ``somewhere``.
+_HERE_LAST = re.compile(r"^(?:[A-Z]{2,}HERE|(?:[A-Z][a-z]+)+Here)$")
 _FILLER_PAIRS = {("change", "me"), ("replace", "me"), ("change", "it"), ("goes", "here")}
 _REFERENCE_RE = re.compile(
     r"\$\{|\{\{|\$\(|%\(|!Ref\b|!Sub\b|!GetAtt\b|!ImportValue\b|\bresolve:(?:secretsmanager|ssm)"
@@ -215,6 +176,8 @@ _LOCKFILE_HASH_RE = re.compile(r"^(?:sha(?:1|256|384|512)|md5)[-:][A-Za-z0-9+/=]
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[T ][\d:.]+(?:Z|[+-]\d{2}:?\d{2})?)?$")
 #: Dotted/dashed identifiers (``access_logs.s3.enabled``, ``my-app-prod``): short parts joined.
 _SHORT_PARTS_RE = re.compile(r"^[A-Za-z0-9]{1,12}(?:[-_./:][A-Za-z0-9]{1,12})+$")
+#: Jasypt's ``ENC(...)``, SOPS' ``ENC[AES256_GCM,...]``: ciphertext that only its key opens.
+_ENCRYPTED_RE = re.compile(r"^(?:ENC\(.*\)|ENC\[[A-Z0-9_]+,.*\]|!vault\s*\|?.*|\$ANSIBLE_VAULT;.*)$", re.DOTALL)
 _EMAIL_RE = re.compile(r"^[\w.+-]+@[\w-]+(?:\.[\w-]+)+$")
 
 
@@ -232,6 +195,56 @@ def _word_part(part: str) -> bool:
     # camelCase words capitalise one letter in several; random letters about one in two
     return bool(_WORD_PART_RE.match(part)) and (
         part.isupper() or part.islower() or sum(c.isupper() for c in part) <= max(1, len(part) // 4))
+
+
+#: Values published as samples, public by construction: the Google API keys of the Firebase
+#: SDKs' examples (as gitleaks lists them). Kept as the first 128 bits of their SHA-256 so
+#: this file holds no key-shaped string; checked for token formats only.
+PUBLIC_SAMPLE_SHA256 = frozenset({
+    "0b476bdf9acf2123d547b5ae76f1e598",
+    "2037abcaffb2b77785da716cf7ccff4f",
+    "27a9a42931dff7eb2f8434e20a9bce97",
+    "37f8f09bdf12c2f2eae4ead7273a62dd",
+    "3a8b61d0f636b007840c0d40ba12bcf4",
+    "3f370c9dd8225c63b5c77de1f785edc9",
+    "49f777db995e8260da7ca9ffdf0c08d6",
+    "4c98242dcadc8b29005c6b4aad526552",
+    "8731261cb72d86267a32a532ebd3df42",
+    "a19f89ab3555eac10c40741f6df79ecf",
+    "a6c814bc555ae62c7bd8b58ec07bf559",
+    "dc0fcf046c61640cbd1e8b999ada3262",
+    "e4a5542bb7fd7b67e943c71ad29c34b5",
+    "ea9bb1082cf95663f5faca23b8b15ef2",
+    "eb540d2b6ee2a0a47c5779bc8a014178",
+    "f56e323494a6ffc2064e7a955908957d",
+})
+#: Six of one character in a row, or six steps up the alphabet or the digits (``aaaaaa``,
+#: ``abcdef``, ``123456``): fillers typed by hand. A random base62 token holds either
+#: about once in ten million characters.
+_REPEAT_RUN = re.compile(r"(.)\1{5}")
+FILLER_RUN = 6
+#: An alphabet written out (base64 tables, ``keyStr``): ten steps in a row.
+ALPHABET_RUN = 10
+
+
+def is_public_sample(value: str) -> bool:
+    """A value published as a sample (:data:`PUBLIC_SAMPLE_SHA256`)."""
+    return hashlib.sha256(value.encode("utf-8", "surrogateescape")).hexdigest()[:32] in PUBLIC_SAMPLE_SHA256
+
+
+def has_filler_run(value: str, run_length: int = FILLER_RUN, repeats: bool = True) -> bool:
+    """Whether ``value`` holds a typed filler: a character six times (``repeats``), or
+    ``run_length`` steps up the alphabet or the digits (``abcdef``, ``123456``)."""
+    if repeats and _REPEAT_RUN.search(value):
+        return True
+    run = 1
+    for prev, cur in zip(value, value[1:]):
+        step = (prev.isalnum() and cur.isalnum() and prev.isdigit() == cur.isdigit()
+                and ord(cur.lower()) - ord(prev.lower()) == 1)
+        run = run + 1 if step else 1
+        if run >= run_length:
+            return True
+    return False
 
 
 def shannon_entropy(value: str) -> float:
@@ -282,10 +295,20 @@ def is_placeholder(value: str) -> bool:
         return True
     words = placeholder_words(_MASK_RUN.sub(" ", v))
     lower = [w.lower() for w in words]
-    marked = (_MASK_RUN.search(v) is not None or any(w in _FILLER_ANYWHERE for w in lower)
-              or bool(lower) and (lower[0] in _FILLER_FIRST or lower[-1] in _FILLER_LAST))
-    # filler words are dictionary words, never generated-looking: only the others can be
-    return marked and not any(looks_generated(w) for w in words)
+    masked = _MASK_RUN.search(v) is not None
+    marked = (masked or any(w in _FILLER_ANYWHERE for w in lower)
+              or bool(lower) and (lower[0] in _FILLER_FIRST or lower[-1] in _FILLER_LAST
+                                  or _HERE_LAST.search(words[-1]) is not None))
+    # filler words are dictionary words, never generated-looking: only the others can be,
+    # alone or, cut short by separators, together (``my-Xk2_q9L-vR2m_Lx9w``: mixed case and
+    # digits; ``your_api_key_2024`` stays a placeholder); a mask's sides are not joined
+    rest = "".join(w for w, low in zip(words, lower) if low not in _FILLER_ANYWHERE | _FILLER_FIRST | _FILLER_LAST)
+    random_rest = not masked and len(_DIGITS_BETWEEN_LETTERS.findall(rest)) >= 2 and looks_generated(rest)
+    return marked and not random_rest and not any(looks_generated(w) for w in words)
+
+
+def is_uuid(value: str) -> bool:
+    return bool(_UUID_RE.match(value.strip()))
 
 
 def is_reference(value: str) -> bool:
@@ -322,6 +345,8 @@ def not_a_value_reason(value: str) -> str | None:
         return "date"
     if "..." in v or "\u2026" in v or "EXAMPLE" in v:
         return "placeholder"
+    if _ENCRYPTED_RE.match(v):
+        return "encrypted"
     return None
 
 
@@ -361,6 +386,8 @@ def is_secret_value(value: str, strength: str) -> bool:
         if v.isalpha() and re.search(r"(?i)passw|secret", v):
             return False  # "mynewpassword": a description of a password, not one
         return True
+    if has_filler_run(v, ALPHABET_RUN, repeats=False):
+        return False  # ``keyStr = "ABCDEFGHIJKLMNOP…"``: an alphabet constant, not a key
     if strength == SECRET:
         return looks_generated(v)
     return looks_generated(v, 16) and shannon_entropy(v) >= 3.3
@@ -381,15 +408,21 @@ def is_random_token(value: str) -> bool:
 #: Assignment in code: key (optionally quoted, optionally annotated), operator, quoted literal.
 ASSIGN_QUOTED = re.compile(
     r"""(?<![\w.$@-])(?P<kq>["'`]?)(?P<key>[A-Za-z_$@][\w.$@-]{0,80})(?P=kq)\]?\s*"""
-    r"""(?P<op>:\s*[A-Za-z_][\w\[\]., |]{0,40}?\s*=(?!=)|:=|=>|==?|:|,|\()\s*"""
+    r"""(?P<op>:\s*[A-Za-z_][\w\[\]., |]{0,40}?\s*=(?!=)|[ \t]+(?:string|\[\]byte)[ \t]*=(?!=)"""
+    r"""|:{1,3}=|[.?+]=|=>|==?|:|,|\()\s*"""
     r"""(?:[\w.$\[\]]{1,80}\s*(?:\|\||\?\?)\s*)?"""
     r"""(?P<pre>[rbuRBUfF]{0,2})(?P<q>["'`])(?P<v>(?:(?!(?P=q))[^\\\n]|\\.){0,1024})(?P=q)"""
 )
 #: Assignment in configuration (.env, YAML, properties, INI): unquoted value up to a separator.
 ASSIGN_UNQUOTED = re.compile(
     r"""(?<![\w.$@-])(?P<kq>["']?)(?P<key>[A-Za-z_$@][\w.$@-]{0,80})(?P=kq)\s*(?P<op>=|:)[ \t]*"""
-    r"""(?P<v>[^\s"'`;,&<>{}\[\]()|#][^\s"'`;,&<>]{0,1023})(?=$|[\s;,&<>])"""
+    r"""(?P<v>[^\s"'`;,&<>{}\[\]()|#\\](?:[^\s"'`;,&<>\\]|\\(?![nrt])){0,1023})(?=$|[\s;,&<>]|\\[nrt])"""
 )
+#: ``<password>`` on its own line, the value on the next (confirmed with the lines around it).
+KEYWORD_XML_BLOCK_PREFILTER = (r"<[\w.:-]{0,40}(passw|secret|token|apikey|api_key)[\w.:-]{0,40}>[ \t]{0,8}\r?\n"
+                               r"[ \t]{0,40}[^<\s]")
+XML_OPEN_LINE = re.compile(r"^\s*<(?P<key>[\w.:-]{1,80})>\s*$")
+XML_VALUE_LINE = re.compile(r"^\s*(?P<v>[^<\s][^<]{0,1023}?)\s*$")
 ASSIGN_XML = re.compile(
     r"""<(?P<key>[\w.:-]{1,80})>(?P<v>[^<\n]{1,1024})</(?P=key)>"""
     r"""|key="(?P<key2>[^"]{1,80})"\s+value="(?P<v2>[^"\n]{0,1024})\""""

@@ -24,9 +24,14 @@ import re
 from dataclasses import dataclass
 
 from . import rules as R
-from .scan_lines import (call_candidates, classify, keyword_candidates, literal_value, token_ok,
-                         xml_candidates)
-from .scan_prefilter import FAMILY_ASSIGN, FAMILY_CALL, FAMILY_KEYWORD, FAMILY_TOKEN
+from .scan_lines import (call_candidates, classify, cli_candidates, define_or_sql_candidates, keyword_candidates,
+                         literal_value, token_ok, xml_candidates)
+from .scan_prefilter import (FAMILY_ASSIGN, FAMILY_CALL, FAMILY_CLI, FAMILY_DEFINE, FAMILY_KEYWORD, FAMILY_TOKEN,
+                             FAMILY_XML_BLOCK)
+
+#: Line confirmation per prefilter family (token formats and assignments have their own paths).
+LINE_CONFIRM = {FAMILY_CALL: call_candidates, FAMILY_DEFINE: define_or_sql_candidates,
+                FAMILY_CLI: cli_candidates}
 
 #: Lines longer than this (minified files) are decoded around the hit only.
 LONG_LINE = 4096
@@ -37,11 +42,12 @@ ASSIGNMENT_SPAN = 2048
 #: How many lines above and below an access key id its secret key is looked for.
 AWS_SECRET_LINES = 4
 
-_CONFIRM = {t.rule: re.compile(t.confirm) for t in R.TOKEN_RULES}
+_CONFIRM = {t: re.compile(t.confirm) for t in R.TOKEN_RULES}
 #: Lower wins when two rules match one value: token formats first, keyword rules last.
 #: Every rule a candidate can carry is here (a missing one is a KeyError, not a guess).
 RULE_PRIORITY = {t.rule: i for i, t in enumerate(R.TOKEN_RULES)}
-RULE_PRIORITY.update({"aws-secret-access-key": 1, "keyword-assignment": 90, "high-entropy-env-value": 95})
+RULE_PRIORITY.update({"aws-secret-access-key": 1, "cli-credential": 85, "keyword-assignment": 90,
+                      "high-entropy-env-value": 95})
 _AWS_SECRET_NEAR = re.compile(r"""(?:["'`]|[=:]\s*)(?P<v>[A-Za-z0-9/+]{40})(?:["'`]|\s*$)""")
 _B64_BODY = re.compile(rb"[A-Za-z0-9+/=]{16,}")
 _NAME_TOKEN = re.compile(rb"[A-Za-z_$@][\w.$@-]*")
@@ -102,18 +108,20 @@ class BufferScan:
             if family == FAMILY_ASSIGN:
                 self.confirm_assignment(start, stop, end, seen)
                 continue
-            key = (start, family if family != FAMILY_TOKEN else token_rule.rule)
+            key = (start, family if family != FAMILY_TOKEN else token_rule)
             if key in seen:
                 continue
             seen.add(key)
             text = self.line_text(start, stop, end)
             if family == FAMILY_TOKEN:
-                self.confirm_token(token_rule.rule, text, start, stop)
+                self.confirm_token(token_rule, text, start, stop)
                 continue
-            if family == FAMILY_KEYWORD:
+            if family == FAMILY_XML_BLOCK:
+                found = self.xml_block(start, stop, text)
+            elif family == FAMILY_KEYWORD:
                 found = keyword_candidates(text, self.config)
-            elif family == FAMILY_CALL:
-                found = call_candidates(text)
+            elif family in LINE_CONFIRM:
+                found = LINE_CONFIRM[family](text)
             else:
                 found = xml_candidates(text)
             self.candidates.extend(Candidate(start, rule, value, text) for rule, value in found)
@@ -131,11 +139,27 @@ class BufferScan:
             if (key_start, FAMILY_ASSIGN) in seen:
                 continue
             seen.add((key_start, FAMILY_ASSIGN))
-            if key_start > start and data[key_start - 1] in b"\"'`":
-                key_start -= 1
-            self.match_assignment(decode(data[key_start:min(stop, key_start + ASSIGNMENT_SPAN)]), start, stop, end)
+            quoted = key_start > start and data[key_start - 1] in b"\"'`"
+            # a quoted name (``"password": …``), else the name alone (``"TOKEN=v\n…"`` inside a string)
+            inside = quoted and data[name_match.end():name_match.end() + 1] == b"="  # ``"TOKEN=v…``: no closing quote
+            for begin in ((key_start - 1, key_start) if inside else (key_start - quoted,)):
+                if self.match_assignment(decode(data[begin:min(stop, begin + ASSIGNMENT_SPAN)]), start, stop, end):
+                    break
 
-    def match_assignment(self, text: str, start: int, stop: int, end: int) -> None:
+    def xml_block(self, start: int, stop: int, text: str) -> list[tuple[str, str]]:
+        """``<password>`` / value / ``</password>`` on three lines: the value's line is ``text``."""
+        data = self.data
+        above = data.rfind(b"\n", 0, max(start - 1, 0)) + 1 if start else start
+        below_end = data.find(b"\n", stop + 1)
+        opening = R.XML_OPEN_LINE.match(decode(data[above:max(start - 1, above)]))
+        value = R.XML_VALUE_LINE.match(text)
+        closing = decode(data[stop + 1: below_end if below_end >= 0 else len(data)]).strip()
+        if not (start and opening and value and closing == f"</{opening.group('key')}>"):
+            return []
+        rule = classify(opening.group("key"), value.group("v"))
+        return [(rule, value.group("v"))] if rule else []
+
+    def match_assignment(self, text: str, start: int, stop: int, end: int) -> bool:
         """The first assignment form that matches at the start of ``text`` with a real value."""
         regexes = (R.ASSIGN_QUOTED, R.ASSIGN_PAIR, R.ASSIGN_UNQUOTED) if self.config else (R.ASSIGN_QUOTED, R.ASSIGN_PAIR)
         for regex in regexes:
@@ -148,17 +172,19 @@ class BufferScan:
             rule = classify(m.group("key"), value)
             if rule:
                 self.candidates.append(Candidate(start, rule, value, self.line_text(start, stop, end)))
-                return
+                return True
+        return False
 
-    def confirm_token(self, rule: str, text: str, start: int, stop: int) -> None:
+    def confirm_token(self, token_rule: R.TokenRule, text: str, start: int, stop: int) -> None:
         """Each confirmed match of a token format on the line (a PEM header: its whole block)."""
-        if rule == "private-key":
+        rule = token_rule.rule
+        if token_rule.block:
             value = self.private_key_block(start)
             if value:
                 self.candidates.append(Candidate(start, rule, value, text))
             return
-        for m in _CONFIRM[rule].finditer(text):
-            value = m.group("v")
+        for m in _CONFIRM[token_rule].finditer(text):
+            value = m.group("v") if m.group("v") is not None else m.group("s")
             if not token_ok(rule, value, text, m.start("v")):
                 continue
             self.candidates.append(Candidate(start, rule, value, text))

@@ -57,9 +57,17 @@ def classify(key: str, value: str) -> str | None:
     aws = aws_rule_for_key(key, value)
     if aws:
         return aws
-    if R.is_secret_value(value, strength):
+    if R.is_secret_value(value, strength) or uuid_credential(key, strength, value):
         return "keyword-assignment"
     return None
+
+
+def uuid_credential(key: str, strength: str | None, value: str) -> bool:
+    """A UUID under a password, secret or ``<qualifier> key`` name: MongoDB Atlas and Heroku
+    API keys are UUIDs. Under ``key`` (``KMS_KEY``) and ``token`` names (``ClientToken``,
+    ``LifecycleActionToken``, ``update_token``) a UUID is an id."""
+    words = R.split_words(key)
+    return strength in (R.PASSWORD, R.SECRET) and words[-1:] != ["token"] and R.is_uuid(value)
 
 
 def literal_value(match: re.Match) -> str | None:
@@ -118,6 +126,42 @@ def call_candidates(line: str) -> list[tuple[str, str]]:
     return out
 
 
+def define_or_sql_candidates(line: str) -> list[tuple[str, str]]:
+    """``#define API_TOKEN "v"`` under a secret name; SQL's ``IDENTIFIED BY 'v'`` / ``SET PASSWORD = 'v'``."""
+    out = []
+    for m in R.DEFINE_OR_SQL.finditer(line):
+        if m.group("key"):
+            rule = classify(m.group("key"), unescape(m.group("v")))
+            if rule:
+                out.append((rule, unescape(m.group("v"))))
+        elif R.is_secret_value(m.group("v2"), R.PASSWORD):
+            out.append(("keyword-assignment", m.group("v2")))
+    return out
+
+
+def unbraced(value: str) -> str:
+    """``{Xk29vLq7Pw03}`` -> ``Xk29vLq7Pw03``: a generated value pasted into a ``{apikey}`` template.
+
+    Documentation writes ``--user "{apikey}"``; a user who pastes a key in keeps the braces.
+    Braces around a name (``{password}``, ``{API_KEY}``) stay a template.
+    """
+    inner = value[1:-1]
+    if value[:1] == "{" and value[-1:] == "}" and not any(c in inner for c in "{}$%") and R.looks_generated(inner):
+        return inner
+    return value
+
+
+def cli_candidates(line: str) -> list[tuple[str, str]]:
+    """A credential given to a command-line option: ``curl -u user:pw``, ``--passphrase X``, ``-passin pass:X``."""
+    out = []
+    for m in R.CLI_CREDENTIAL.finditer(line):
+        value = unbraced(next(v for v in (m.group("v"), m.group("v2"), m.group("v3")) if v is not None) or m.group("u"))
+        if "<" in m.group(0) or value.startswith(("$", "%", "{", "@")) or not R.is_secret_value(value, R.PASSWORD):
+            continue  # a variable, a template, a file (``@creds.txt``): not the credential itself
+        out.append(("cli-credential", value))
+    return out
+
+
 def xml_candidates(line: str) -> list[tuple[str, str]]:
     """``<password>v</password>`` and ``key="ApiKey" value="v"`` with a real value."""
     out = []
@@ -129,9 +173,18 @@ def xml_candidates(line: str) -> list[tuple[str, str]]:
     return out
 
 
+#: Token formats whose shape alone is weak (a short or common prefix): the value must also look generated.
+SHAPE_NEEDS_RANDOM = {"stripe-secret-key", "gitlab-token", "sendgrid-api-key", "mailgun-api-key",
+                      "google-oauth-credential", "azure-client-secret", "azure-storage-key", "twilio-api-key"}
+
+
+#: Token formats that embed account or team numbers (``xoxb-123456789012-…``): a run of digits is an id there.
+STRUCTURED_IDS = {"aws-access-key-id", "slack-token"}
+
+
 def token_ok(rule: str, value: str, line: str, start: int) -> bool:
     """Whether a token-format match at ``start`` of ``line`` is a real credential."""
-    if R.is_placeholder(value) or "EXAMPLEKEY" in value.upper() and rule != "aws-access-key-id":
+    if R.is_placeholder(value) or R.is_public_sample(value) or is_documentation_sample(rule, value):
         return False
     if _DATA_URI.search(line[max(0, start - DATA_URI_LOOKBACK):start]):
         return False  # inside a base64 data URI (an embedded image)
@@ -141,7 +194,32 @@ def token_ok(rule: str, value: str, line: str, start: int) -> bool:
         return R.not_a_value_reason(value) is None and R.looks_generated(value, 16 if rule == "authorization-header" else 8)
     if rule == "jwt":
         return jwt_header_ok(value)
-    return True
+    if rule == "private-key":  # the base64-encoded forms; a PEM header is confirmed by its block
+        return encoded_key_ok(value)
+    if rule not in STRUCTURED_IDS and R.has_filler_run(value):
+        return False  # ``AIzaaaaaaa…``, ``sk-ant-api03-abc123xyz-…klmnopqrstu…``: typed by hand
+    return rule not in SHAPE_NEEDS_RANDOM or R.looks_generated(value)
+
+
+def is_documentation_sample(rule: str, value: str) -> bool:
+    """``EXAMPLE`` in a token marks a documentation sample; AWS's end in it (``AKIAIOSFODNN7EXAMPLE``).
+
+    Inside an access key id it can be a planted test key (``AKIA…EXAMPLE7…``), which is reported.
+    """
+    if rule == "aws-access-key-id":
+        return value.endswith("EXAMPLE")
+    return "EXAMPLE" in value.upper() and "EXAMPLE" in value
+
+
+def encoded_key_ok(value: str) -> bool:
+    """A base64 PEM block that decodes to a private key header and a body, or an OpenSSH key body."""
+    if value.startswith("b3BlbnNzaC1rZXktdjE"):
+        return len(value) >= 64
+    try:
+        decoded = base64.b64decode(value[: len(value) // 4 * 4] or "", validate=False)
+    except ValueError:
+        return False
+    return b"PRIVATE KEY" in decoded[:80] and len(decoded) >= 64 + decoded.find(b"KEY-----")
 
 
 def jwt_header_ok(value: str) -> bool:
@@ -151,4 +229,6 @@ def jwt_header_ok(value: str) -> bool:
         decoded = base64.urlsafe_b64decode(head + "=" * (-len(head) % 4))
     except ValueError:
         return False
+    if value.endswith("."):  # unsigned: only a header that says so (``"alg":"none"``)
+        return re.search(rb'"alg"\s*:\s*"none"', decoded, re.IGNORECASE) is not None
     return b'"alg"' in decoded or b'"typ"' in decoded

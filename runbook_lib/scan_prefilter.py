@@ -30,6 +30,8 @@ except ImportError:  # pragma: no cover - hyperscan is a dependency
 
 #: How a hit is confirmed: a token format, a keyword on the line, an XML element, a call.
 FAMILY_TOKEN, FAMILY_KEYWORD, FAMILY_XML, FAMILY_CALL = "token", "keyword", "xml", "call"
+#: ``#define``/SQL statements, command-line options, an XML element whose value has a line of its own.
+FAMILY_DEFINE, FAMILY_CLI, FAMILY_XML_BLOCK = "define", "cli", "xml-block"
 #: Keyword prefilters with a start offset: confirmed by one anchored match at the name.
 FAMILY_ASSIGN = "assign"
 
@@ -46,7 +48,10 @@ def _patterns() -> tuple[list[tuple[str, object]], list[tuple[str, bool, bool]]]
             (FAMILY_ASSIGN, R.KEYWORD_UNQUOTED_PREFILTER, True),
             (FAMILY_XML, R.KEYWORD_XML_PREFILTER, False),
             (FAMILY_KEYWORD, R.KEYWORD_CONNSTR_PREFILTER, False),
-            (FAMILY_CALL, R.CALL_PREFILTER, False)):
+            (FAMILY_CALL, R.CALL_PREFILTER, False),
+            (FAMILY_DEFINE, R.DEFINE_OR_SQL_PREFILTER, False),
+            (FAMILY_CLI, R.CLI_PREFILTER, False),
+            (FAMILY_XML_BLOCK, R.KEYWORD_XML_BLOCK_PREFILTER, False)):
         families.append((family, None))
         patterns.append((expression, True, config_only))
     return families, patterns

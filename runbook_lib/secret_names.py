@@ -55,7 +55,8 @@ _NAME_LIKE_LAST = {
 _NAME_LIKE_ANY = {"next", "page", "pagination", "continuation", "marker", "csrf", "xsrf", "is", "has",
                   "use", "show", "hide", "toggle", "confirm", "forgot", "reset", "min", "max",
                   "token_type", "lexer", "syntax", "ast", "parse", "cancellation", "idempotency",
-                  "sync", "resume", "push", "device", "sequence", "output", "input", "change", "request"}
+                  "sync", "resume", "push", "device", "sequence", "output", "input", "change", "request",
+                  "public", "publishable"}
 _VERB_FIRST = {"get", "fetch", "load", "read", "resolve", "lookup", "describe", "retrieve", "rotate",
                "create", "delete", "remove", "validate", "verify", "check", "generate", "gen", "make",
                "new", "from", "decode", "encode", "encrypt", "decrypt", "hash", "is", "has", "to",

@@ -10,7 +10,7 @@ import pytest
 
 from runbook_lib import rules as R
 from runbook_lib.rules import (KEY, PASSWORD, SECRET, char_classes, is_placeholder, is_random_token, is_reference,
-                               is_secret_value, looks_generated, not_a_value_reason, placeholder_words,
+                               is_secret_value, is_uuid, looks_generated, not_a_value_reason, placeholder_words,
                                shannon_entropy)
 
 TOKEN16 = "Xk29vLq7Pw03Zr58"  # generated for these tests: 16 distinct characters, 3 classes
@@ -55,7 +55,9 @@ def test_whole_value_stand_ins_are_placeholders(value):
     # a first word that marks a stand-in
     "your-api-key", "YOUR_TOKEN_1", "yourApiKeyHere", "my_token", "insert-token", "enter_password",
     "put-key", "replace_with_key", "add-token", "test_key_123", "example-token", "sample_secret",
-    "dummy-value-1", "fake_token",
+    "dummy-value-1", "fake_token", "your_api_key_2024", "Your_Api_Key_2024", "test_key_1234567",
+    "test_Abc9Def_Ghij",                            # one digit inside letters: not yet random
+    "my-2Ab-c5De-FgHk9",                            # the filler is not joined to the rest: ``my2A`` is not counted
     # a last word that marks one
     "token_here", "api-key-here", "xoxb-your-token-here", "token-goes-here", "TOKEN GOES HERE",
     "secret_example", "key-sample", "password_dummy", "token-fake",
@@ -79,6 +81,8 @@ def test_marked_values_are_placeholders(value):
     "gtvTBD-seBmtLQXm", "MyPHESwloUKy_^R7X?^w", "mY-mb5_upVzUPm34xoPs1b9cnV7PgY7Q",
     # below the mask lengths
     "AKIAXXX9vLq7Pw03", "Tq7!**vR2m", "pw-##-Tq7!",
+    # a generated value cut into short words by separators, a filler first: random together
+    "my-Xk2_q9L-vR2m_Lx9w", "Add_v7Qk-2mRx_9tLw", "my-Ab3cDe_f5GhJk",   # the last: two digits inside letters
     "Xk29vLq7Pw03Zr58",
 ])
 def test_real_values_are_not_placeholders(value):
@@ -256,6 +260,12 @@ def test_secret_and_key_values():
     assert not is_secret_value("${X}", SECRET) and not is_secret_value("${X}", KEY)
 
 
+def test_is_uuid():
+    assert is_uuid("3f2b8c1e-9d4a-4e7b-8c2f-1a6d5e9b0c47") and is_uuid(" 3F2B8C1E-9D4A-4E7B-8C2F-1A6D5E9B0C47 ")
+    assert not is_uuid("3f2b8c1e-9d4a-4e7b-8c2f-1a6d5e9b0c4") and not is_uuid("x3f2b8c1e-9d4a-4e7b-8c2f-1a6d5e9b0c47")
+    assert not is_secret_value("3f2b8c1e-9d4a-4e7b-8c2f-1a6d5e9b0c47", SECRET)  # by value alone: an id
+
+
 # ------------------------------------------------------------------ random tokens under neutral names
 
 RANDOM20 = "Xk29vLq7Pw03Zr58Tq6M"
@@ -296,5 +306,37 @@ def test_random_token_entropy_classes_and_digits():
 def test_rule_catalog_remediations():
     assert {r.remediation for r in R.RULES.values()} == {R.REMOVE_USE_ROLE, R.MOVE_TO_SECRETS_MANAGER}
     assert [r.id for r in R.RULES.values() if r.remediation == R.REMOVE_USE_ROLE] == [
-        "aws-access-key-id", "aws-secret-access-key", "aws-session-token"]
+        "aws-access-key-id", "aws-secret-access-key", "aws-session-token", "aws-bedrock-api-key"]
     assert all(t.rule in R.RULES for t in R.TOKEN_RULES)
+
+
+def test_filler_runs_repeats_and_steps():
+    assert R.has_filler_run("ab" + "q" * 6) and not R.has_filler_run("ab" + "q" * 5)
+    assert R.has_filler_run("x-abcdef-y") and not R.has_filler_run("x-abcde-y")
+    assert R.has_filler_run("k123456") and not R.has_filler_run("k12345z6")
+    assert not R.has_filler_run("9abcde")                        # a digit then letters: no step
+    assert R.has_filler_run("ABCdef") and not R.has_filler_run("ab!cdef")
+    assert not R.has_filler_run("qqqqqqqq", repeats=False) and R.has_filler_run("abcdefghij", 10, repeats=False)
+
+
+def test_alphabet_constants_are_not_keys():
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
+    assert not R.is_secret_value(alphabet, R.KEY) and not R.is_secret_value(alphabet, R.SECRET)
+    assert R.is_secret_value("ABCDEFGHI" + "Xk29vLq7Pw03Zr58", R.SECRET)      # nine steps: not an alphabet
+    assert R.is_secret_value("abcdefghijkl7!", R.PASSWORD)                   # passwords are judged as passwords
+
+
+def test_public_samples_by_hash():
+    assert R.is_public_sample("AIzaSyabcdefghijklmnopqrstuvwxyz1234567")
+    assert not R.is_public_sample("AIzaSyabcdefghijklmnopqrstuvwxyz1234568")
+
+
+@pytest.mark.parametrize("value", ["ENC(Xk29vLq7Pw03Zr58==)", "ENC[AES256_GCM,data:Xk29vLq7,iv:abc]",
+                                   "$ANSIBLE_VAULT;1.1;AES256"])
+def test_encrypted_values_are_not_secrets(value):
+    assert R.not_a_value_reason(value) == "encrypted"
+
+
+def test_a_last_word_glued_to_here_is_a_placeholder():
+    assert R.is_placeholder("xoxp-1-RANDOMSTRINGHERE") and R.is_placeholder("sk_live_YourKeyGoesHere")
+    assert not R.is_placeholder("Somewhere7!x") and not R.is_placeholder("Xk29vLq7Pw03HERE")

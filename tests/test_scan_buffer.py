@@ -283,3 +283,27 @@ def test_in_configuration_a_keyword_hit_reads_its_whole_line_unquoted_pairs_incl
     assert confirm(f"{name}=Xk29vLq7Pw03Zr58 password=(x)\n", config=True) == [
         (0, "keyword-assignment", "Xk29vLq7Pw03Zr58")]
     assert confirm(f"{name}=Xk29vLq7Pw03Zr58\n", config=True) == []  # alone: a known limit (docs/scanner.md)
+
+
+def test_xml_element_over_three_lines():
+    text = f"<config>\n  <apiToken>\n    {PW}Zr58\n  </apiToken>\n</config>\n"
+    assert confirm(text) == [(text.index(f"    {PW}"), "keyword-assignment", PW + "Zr58")]
+    unclosed = f"<config>\n  <apiToken>\n    {PW}Zr58\n  </other>\n"
+    assert confirm(unclosed) == []
+    neutral = f"<config>\n  <mode>\n    {PW}Zr58\n  </mode>\n"
+    assert confirm(neutral) == []
+    first_line = f"    {PW}Zr58\n  </apiToken>\n"
+    assert confirm(first_line) == []
+
+
+def test_a_key_value_line_inside_a_json_string():
+    text = '{"config.env": "DEPLOY_TOKEN=' + PW.replace("!", "x").replace("#", "y") + 'Zr58\\nLOG_LEVEL=info"}'
+    found = confirm(text, config=True)
+    assert [(rule, value) for _, rule, value in found] == [("keyword-assignment", "Tq7xvR2myLx9Zr58")]
+
+
+def test_a_second_confirm_group_carries_the_value():
+    session = "_gitlab_session=" + "k29vlq7pw03zr58tq7vr2mlx9wbn4hd2"
+    assert confirm(f'cookie = "{session}"') [0][1:] == ("gitlab-token", "k29vlq7pw03zr58tq7vr2mlx9wbn4hd2")
+    npmrc = "//registry.npmjs.org/:_authToken=3f2a9c1e-7b4d-4e8a-9c0f-1d2e3f4a5b6c\n"
+    assert confirm(npmrc, config=True) == [(0, "npm-token", "3f2a9c1e-7b4d-4e8a-9c0f-1d2e3f4a5b6c")]

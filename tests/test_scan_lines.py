@@ -5,7 +5,9 @@ import json
 
 import pytest
 
-from runbook_lib.scan_lines import (DATA_URI_LOOKBACK, aws_rule_for_key, call_candidates, classify, jwt_header_ok,
+from runbook_lib.scan_lines import (DATA_URI_LOOKBACK, SHAPE_NEEDS_RANDOM, aws_rule_for_key, call_candidates, classify,
+                                    unbraced,
+                                    cli_candidates, define_or_sql_candidates, encoded_key_ok, jwt_header_ok,
                                     keyword_candidates, token_ok, unescape, unquoted_candidates, xml_candidates)
 
 PW = "Tq7!vR2m#Lx9"
@@ -163,3 +165,119 @@ def test_token_ok_authorization_and_query_values_must_look_generated():
 
 def test_token_ok_jwt_needs_a_header():
     assert token_ok("jwt", _jwt({"alg": "HS256"}), "", 0) and not token_ok("jwt", _jwt({"x": 1}), "", 0)
+
+
+# ---------------------------------------------------------------- contexts and families added for peer recall
+
+@pytest.mark.parametrize("line,found", [
+    (f'var apiToken string = "{TOKEN}"', [("keyword-assignment", TOKEN)]),       # Go, typed
+    (f'const token = `{TOKEN}`;', [("keyword-assignment", TOKEN)]),              # no type: still the name
+    (f'$apiToken .= "{TOKEN}";', [("keyword-assignment", TOKEN)]),               # PHP append
+    (f'API_TOKEN ?= "{TOKEN}"', [("keyword-assignment", TOKEN)]),                # Makefile
+    (f'API_TOKEN ::= "{TOKEN}"', [("keyword-assignment", TOKEN)]),
+    (f'API_TOKEN :::= "{TOKEN}"', [("keyword-assignment", TOKEN)]),
+    (f'if token == "{TOKEN}" {{', [("keyword-assignment", TOKEN)]),              # a comparison with a literal
+    (f'var mode string = "{TOKEN}"', []),                                        # a neutral name
+])
+def test_keyword_candidates_in_more_syntaxes(line, found):
+    assert keyword_candidates(line, config=False)[:1] == found
+
+
+@pytest.mark.parametrize("line,found", [
+    (f'#define SERVICE_API_KEY "{TOKEN}"', [("keyword-assignment", TOKEN)]),
+    ('#define API_KEY_HEADER "X-Api-Key"', []),                                   # about a key, not one
+    (f'#define BUILD_ID "{TOKEN}"', []),                                         # a neutral name
+    (f"CREATE USER 'app'@'%' IDENTIFIED BY '{PW}';", [("keyword-assignment", PW)]),
+    (f"ALTER USER app IDENTIFIED BY PASSWORD('{PW}')", [("keyword-assignment", PW)]),
+    (f"SET PASSWORD FOR 'app'@'%' = '{PW}';", [("keyword-assignment", PW)]),
+    ("CREATE USER 'app'@'%' IDENTIFIED BY 'changeme';", []),                     # a placeholder
+])
+def test_define_or_sql_candidates(line, found):
+    assert define_or_sql_candidates(line) == found
+
+
+@pytest.mark.parametrize("line,found", [
+    (f'curl -u "deploy:{PW}" https://x', [("cli-credential", PW)]),
+    (f"curl --user 'deploy:{PW}' https://x", [("cli-credential", PW)]),
+    (f'curl -u deploy:{PW} https://x', [("cli-credential", PW)]),
+    (f'curl -u "{PW}:" https://x', [("cli-credential", PW)]),                    # an API key as the user
+    ('curl -u "$USER:$PASSWORD" https://x', []),                                  # variables
+    ('curl -u <user:password> https://x', []),                                   # a template
+    (f'curl --user "{{{PW}}}":"{{{PW}}}" https://x', [("cli-credential", PW)]),  # a value pasted into a {{…}} template
+    ('curl --user "{apikey}":"{password}" https://x', []),                       # the template itself
+    ('curl --user "x:{my_api_key}" https://x', []),
+    ('docker run -u 1000:1000 image', []),                                        # uid:gid
+    (f"gpg --batch --passphrase '{PW}' -d f.gpg", [("cli-credential", PW)]),
+    (f"curl --oauth2-bearer {TOKEN} https://x", [("cli-credential", TOKEN)]),
+    (f"openssl rsa -passin pass:{PW} -in k.pem", [("cli-credential", PW)]),
+    ("openssl rsa -passin env:KEY_PASS -in k.pem", []),
+    ("tool --password-file /run/secrets/pw", []),
+])
+def test_cli_candidates(line, found):
+    assert cli_candidates(line) == found
+
+
+UUID = "3f2b8c1e-9d4a-4e7b-8c2f-1a6d5e9b0c47"
+
+
+@pytest.mark.parametrize("key,found", [
+    ("ATLAS_PRIVATE_KEY", "keyword-assignment"), ("HEROKU_API_KEY", "keyword-assignment"),
+    ("client_secret", "keyword-assignment"), ("DB_PASSWORD", "keyword-assignment"),
+    ("KMS_KEY", None), ("key", None),                                   # key names: an id
+    ("ClientToken", None), ("LifecycleActionToken", None), ("update_token", None),  # token names: an id
+    ("SECRET_ARN", None), ("region", None),
+])
+def test_uuid_values_by_name(key, found):
+    assert classify(key, UUID) == found
+
+
+@pytest.mark.parametrize("value,expected", [
+    ("{" + TOKEN + "}", TOKEN),               # a generated value in braces: the braces go
+    ("{apikey}", "{apikey}"),                 # a name in braces: a template, kept whole
+    ("{" + TOKEN + "$}", "{" + TOKEN + "$}"),  # a variable inside
+    ("{" + TOKEN, "{" + TOKEN),               # not closed
+    (TOKEN + "}", TOKEN + "}"),               # not opened
+    ("{}", "{}"),
+    ("", ""),
+    (TOKEN, TOKEN),
+])
+def test_unbraced(value, expected):
+    assert unbraced(value) == expected
+
+
+def test_token_ok_rejects_documentation_public_and_typed_samples():
+    assert not token_ok("aws-access-key-id", "AKIAIOSFODNN7" + "EXAMPLE", "", 0)     # AWS's documentation key
+    assert token_ok("aws-access-key-id", "AKIAQ3EXAMPLE7PLANT", "", 0)               # EXAMPLE inside: planted
+    assert not token_ok("npm-token", "npm_" + "Xk29vLq7Pw03Zr58Tq7vR2mLx9WbN" + "EXAMPLE", "", 0)
+    assert token_ok("npm-token", "npm_" + "Xk29vLq7Pw03Zr58Tq7vR2mLx9WbNexampl", "", 0)  # lower case: letters
+    assert not token_ok("google-api-key", "AIza" + "a" * 35, "", 0)                     # repeated filler
+    assert not token_ok("openai-api-key", "sk-" + "1234567" + "Xk29vLq7Pw03Zr58Tq", "", 0)   # sequential filler
+    assert token_ok("openai-api-key", "sk-" + "12345" + "Xk29vLq7Pw03Zr58Tq7v", "", 0)       # five steps: random enough
+    assert not token_ok("google-api-key", "AIzaSyabcdefghijklmnopqrstuvwxyz1234567", "", 0)  # a Firebase sample
+    assert not token_ok("slack-token", "xoxe.xoxp-1-RANDOMSTRINGHERE", "", 0)
+
+
+def test_token_ok_weak_shapes_need_a_random_value():
+    assert "stripe-secret-key" in SHAPE_NEEDS_RANDOM and "aws-access-key-id" not in SHAPE_NEEDS_RANDOM
+    assert token_ok("stripe-secret-key", "sk_live_" + TOKEN, "", 0)
+    assert not token_ok("stripe-secret-key", "sk_live_" + "productionkey", "", 0)  # a word
+    assert token_ok("gitlab-token", "glrt-" + TOKEN + "abcd", "", 0)
+
+
+def test_encoded_private_keys_decode_to_a_key():
+    body = base64.b64encode(bytes(range(256))).decode()
+    pem = f"-----BEGIN RSA PRIVATE KEY-----\n{body}\n-----END RSA PRIVATE KEY-----\n"
+    encoded = base64.b64encode(pem.encode()).decode()
+    assert encoded_key_ok(encoded) and token_ok("private-key", encoded, "", 0)
+    header_only = base64.b64encode(b"-----BEGIN RSA PRIVATE KEY-----\n-----END").decode()
+    assert not encoded_key_ok(header_only)                                       # no body
+    public = base64.b64encode(f"-----BEGIN PUBLIC KEY-----\n{body}\n".encode()).decode()
+    assert not encoded_key_ok(public)                                            # a public key
+    assert encoded_key_ok("b3BlbnNzaC1rZXktdjE" + "A" * 45) and not encoded_key_ok("b3BlbnNzaC1rZXktdjE" + "A" * 40)
+
+
+def test_unsigned_jwt_only_with_alg_none():
+    head_none = base64.urlsafe_b64encode(b'{"alg":"none","typ":"JWT"}').decode().rstrip("=")
+    head_hs = base64.urlsafe_b64encode(b'{"alg":"HS256","typ":"JWT"}').decode().rstrip("=")
+    assert jwt_header_ok(head_none + ".eyJzdWIiOiIxMjM0In0.")
+    assert not jwt_header_ok(head_hs + ".eyJzdWIiOiIxMjM0In0.")                  # a signed header, signature cut

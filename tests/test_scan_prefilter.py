@@ -8,7 +8,8 @@ import pytest
 
 from runbook_lib import rules as R
 from runbook_lib.scan_buffer import BufferScan, select_candidates
-from runbook_lib.scan_prefilter import (FAMILY_ASSIGN, FAMILY_CALL, FAMILY_KEYWORD, FAMILY_TOKEN, FAMILY_XML, Prefilter,
+from runbook_lib.scan_prefilter import (FAMILY_ASSIGN, FAMILY_CALL, FAMILY_CLI, FAMILY_DEFINE, FAMILY_KEYWORD, FAMILY_TOKEN,
+                                        FAMILY_XML, FAMILY_XML_BLOCK, Prefilter,
                                         engine_name, shared_prefilter)
 
 sys.path.insert(0, str(Path(__file__).parent / "corpus"))
@@ -40,7 +41,8 @@ def test_a_pattern_per_token_rule_then_the_keyword_families(make):
     assert [f for f, _ in families[:len(R.TOKEN_RULES)]] == [FAMILY_TOKEN] * len(R.TOKEN_RULES)
     assert [rule.rule for _, rule in families[:len(R.TOKEN_RULES)]] == [t.rule for t in R.TOKEN_RULES]
     assert [f for f, _ in families[len(R.TOKEN_RULES):]] == [FAMILY_ASSIGN, FAMILY_ASSIGN, FAMILY_XML,
-                                                            FAMILY_KEYWORD, FAMILY_CALL]
+                                                            FAMILY_KEYWORD, FAMILY_CALL, FAMILY_DEFINE,
+                                                            FAMILY_CLI, FAMILY_XML_BLOCK]
 
 
 @ENGINES

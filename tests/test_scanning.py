@@ -479,3 +479,21 @@ def test_each_zip_scan_counts_its_own_allowlisted():
     package = _zip({"a.py": f'password = "{PASSWORD}"\n'.encode()})
     assert [scanner.scan_zip(package, "f.zip").allowlisted for _ in range(3)] == [1, 1, 1]
     assert scanner.allowlisted == 3
+
+
+# generated for this test in the new families' shapes: GitLab runner, Google OAuth secret,
+# Entra ID client secret, Slack refresh token, a command-line password, an XML element's line
+NEW_FAMILIES = ["glrt-" + "Xk29vLq7Pw03Zr58Tq7v", "GOCSPX-" + "Xk29vLq7Pw03Zr58Tq7vR2mLx9Wb",
+                "Qz" + "x8Q~" + "Xk29vLq7Pw03Zr58Tq7vR2mLx9WbN4hD2", "xoxe-1-" + "Xk29vLq7Pw03Zr58Tq7vR2mLx9WbN4hD2",
+                "Tq7!vR2m#Lx9d", "Pw03Zr58Tq7vR2mLx9WbN4hD"]
+
+
+def test_planted_values_of_the_new_families_never_reach_an_output(scanner):
+    text = (f'var runner string = "{NEW_FAMILIES[0]}"\nclient: {NEW_FAMILIES[1]}\nazure = "{NEW_FAMILIES[2]}"\n'
+            f'REFRESH ?= "{NEW_FAMILIES[3]}"\ncurl -u "ops:{NEW_FAMILIES[4]}" https://x\n'
+            f'<apiToken>\n  {NEW_FAMILIES[5]}\n</apiToken>\n')
+    findings = scanner.scan_text(text, "settings.conf")
+    assert sorted(f.line for f in findings) == [1, 2, 3, 4, 5, 7]
+    env = scanner.scan_environment({"CFG": json.dumps({"token": NEW_FAMILIES[0]})})
+    out = _all_outputs(scanner, findings + env, None)
+    assert [v for v in NEW_FAMILIES if v in out or v[6:] in out] == []

@@ -42,7 +42,7 @@ def test_a_bare_key_is_the_strictest_class():
     "SECRET_ARN", "secretName", "TOKEN_TTL", "PASSWORD_MIN_LENGTH", "token_url", "password_policy",
     "KMS_KEY_ID", "apiKeyId", "ClientToken", "next_token", "pageToken", "csrf_token", "is_secret",
     "change_password", "request_token", "get_secret", "fetchToken", "rotate_password", "tokenizer",
-    "secretary", "tokens", "passwordless", "orders_table", "", "2", "v",
+    "secretary", "tokens", "passwordless", "orders_table", "", "2", "v", "publicToken", "STRIPE_PUBLISHABLE_KEY",
 ])
 def test_names_that_refer_to_a_secret_or_are_not_one(name):
     assert name_class(name) is None

@@ -1,0 +1,3 @@
+#define SERVICE_API_KEY "OmyGUhx7oqSSWdHZ72mZFGu2l9330Nwg" ⟦S⟧
+#define API_KEY_LENGTH 32
+#define MAX_TOKENS 8
