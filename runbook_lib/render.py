@@ -159,6 +159,35 @@ def escaped_style(data):
     return styler
 
 
+#: Exported pages show every cell whole: long words (ARNs, session identities) wrap inside their
+#: cell and outputs grow instead of scrolling text out of view.
+READABLE_CSS = ("td, th { overflow-wrap: anywhere; word-break: break-word; white-space: normal; text-align: left; } "
+                ".jp-OutputArea-output { overflow-x: visible; } "
+                ".jp-OutputArea-output table { max-width: 100%; } "
+                "pre { white-space: pre-wrap; overflow-wrap: anywhere; }")
+
+
+def show_full_tables() -> None:
+    """Tell pandas to display every row, column and character of a table (no ``...`` anywhere).
+
+    A notebook calls it once (:func:`runbook_lib.context.start_notebook`): evidence an
+    auditor reads is never cut to pandas' 50 characters per cell or 60 rows.
+    """
+    import pandas as pd
+
+    for option in ("display.max_colwidth", "display.max_rows", "display.max_columns"):
+        pd.set_option(option, None)
+
+
+def readable_table(frame):
+    """A DataFrame as an escaped ``Styler`` whose cells wrap long words instead of overflowing."""
+    styler = escaped_style(frame).hide(axis="index")
+    return styler.set_table_styles([{"selector": "td, th",
+                                     "props": "overflow-wrap: anywhere; word-break: break-word; "
+                                              "white-space: normal; text-align: left; vertical-align: top;"}],
+                                   overwrite=False)
+
+
 def inert_html_document(document: str) -> str:
     """An exported HTML page with :data:`CONTENT_SECURITY_POLICY` as the first thing in its head.
 
@@ -171,4 +200,7 @@ def inert_html_document(document: str) -> str:
     if match is None:
         raise ValueError("exported HTML has no <head>: cannot add its Content-Security-Policy")
     meta = f'<meta http-equiv="Content-Security-Policy" content="{CONTENT_SECURITY_POLICY}">'
+    head_end = re.search(r"</head>", document, flags=re.IGNORECASE)
+    if head_end is not None:  # last in the head, so it wins over the template's own rules
+        document = document[:head_end.start()] + f"<style>{READABLE_CSS}</style>" + document[head_end.start():]
     return document[:match.end()] + meta + document[match.end():]

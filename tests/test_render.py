@@ -50,7 +50,10 @@ def parse(document: str) -> Elements:
 def assert_inert(document: str, hostile=HOSTILE) -> None:
     """No element, attribute or script came from the hostile names; each shows as text."""
     found = parse(document)
-    assert [t for t, _ in found.tags if t in ("img", "iframe", "object", "embed", "base", "form")] == []
+    # the only image a page may hold is a chart the runbook drew, embedded as a PNG data URI
+    charts = [a for t, a in found.tags if t == "img" and (a.get("src") or "").startswith("data:image/png;base64,")]
+    assert [t for t, a in found.tags if t in ("img", "iframe", "object", "embed", "base", "form")
+            and not any(a is c for c in charts)] == []
     assert [(t, a) for t, attrs in found.tags for a in attrs if a.lower().startswith("on")] == []
     assert [s for s in found.script_text if "pwned" in s] == []
     assert "display:none" not in " ".join(attrs.get("style") or "" for _, attrs in found.tags)

@@ -154,4 +154,4 @@ class FunctionStep(Step):
         moved, removed = self.c.variables()
         env = functions.environment(live)
         return (f"{len(env)} variable(s) kept ({', '.join(sorted(env))}); removed {', '.join(moved + removed)}; "
-                f"handler {live.get('Handler')}; CodeSha256 {live.get('CodeSha256', '')[:12]}…")
+                f"handler {live.get('Handler')}; CodeSha256 {live.get('CodeSha256', '')}")
