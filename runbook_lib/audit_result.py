@@ -243,7 +243,7 @@ class AuditResult:
         fig.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
         if path:
             Path(path).write_bytes(buffer.getvalue())
-        return Chart(Path(path) if path else None, png=buffer.getvalue())
+        return Chart(Path(path) if path else None, png=buffer.getvalue(), figure=fig)
 
 
 # -- baseline invocation -------------------------------------------------------------------

@@ -19,11 +19,12 @@ class Chart:
     image, never a ``<Figure size ...>`` line.
     """
 
-    def __init__(self, path: Path | None = None, png: bytes | None = None):
+    def __init__(self, path: Path | None = None, png: bytes | None = None, figure=None):
         if path is None and png is None:
             raise ValueError("a Chart needs a PNG file or the PNG's bytes")
         self.path = Path(path) if path is not None else None
         self.png = png
+        self.figure = figure  # the matplotlib Figure it was drawn from, when there is one
 
     def _repr_png_(self) -> bytes:
         return self.png if self.png is not None else self.path.read_bytes()
