@@ -11,7 +11,7 @@
   --findings file://checks.asff.json``);
 * ``checks.junit.xml``: one ``testcase`` per check. FAIL is a ``failure`` (when it gates the
   run: a baseline FAIL of ``runbook run`` describes the account before the change and, like the
-  exit code, fails nothing), WARN passes with a ``system-out`` note starting ``WARN:``,
+  exit code, fails nothing), WARN passes with a ``system-out`` note starting ``WARN -``,
   SKIP is ``skipped``; every testcase's ``system-out`` holds its evidence line.
 
 They are built from check records only (names, ARNs, counts, redacted previews), never from a
@@ -172,14 +172,15 @@ def _testcase(suite: ET.Element, check: Check, gating: bool) -> str | None:
     """Add the testcase of ``check``; the counter it adds to besides ``tests`` (``failures``, ``skipped``)."""
     case = ET.SubElement(suite, "testcase", name=check.id, classname=f"{PRODUCT}.{check.phase}")
     line = evidence_summary(check)
-    note = [f"{check.status}: {line}", f"controls: {', '.join(check.controls)}",
+    # "PASS: text" would read as a password setting to a secret scanner (the leak guard's): a dash
+    note = [f"{check.status} - {line}", f"controls: {', '.join(check.controls)}",
             f"evidence: {check.evidence_file or (check.notebook + '.ipynb' if check.notebook else '-')}"]
     counted = None
     if check.status == FAIL and gating:
         ET.SubElement(case, "failure", message=visible(check.reason), type="FAIL").text = line
         counted = "failures"
     elif check.status == FAIL:
-        note[0] = f"FAIL in the {check.phase} (before the change): does not gate this run: {line}"
+        note[0] = f"FAIL in the {check.phase} (before the change), does not gate this run - {line}"
     elif check.status == SKIP:
         ET.SubElement(case, "skipped", message=visible(check.reason))
         counted = "skipped"

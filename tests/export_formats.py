@@ -10,7 +10,9 @@ class_uid, metadata, severity_id, time, type_uid; ``finding``: finding_info;
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 OCSF_REQUIRED = {"activity_id": int, "category_uid": int, "class_uid": int, "metadata": dict,
                  "severity_id": int, "time": int, "type_uid": int, "finding_info": dict}
@@ -58,4 +60,22 @@ def junit_cases(data: bytes) -> dict[str, ET.Element]:
         assert int(suite.get("skipped")) == sum(1 for c in found if c.find("skipped") is not None)
         cases.update({f"{suite.get('name')}/{c.get('name')}": c for c in found})
     assert int(root.get("tests")) == len(cases)
+    return cases
+
+
+def assert_exports(run_dir: Path, checks: list[dict]) -> dict:
+    """The OCSF, ASFF and JUnit files: one entry per check, each as its consumers require; JUnit's cases."""
+    ocsf = json.loads((run_dir / "checks.ocsf.json").read_text())
+    asff = json.loads((run_dir / "checks.asff.json").read_text())
+    for doc in ocsf:
+        assert_ocsf_detection_finding(doc)
+    for doc in asff:
+        assert_asff_finding(doc)
+    cases = junit_cases((run_dir / "checks.junit.xml").read_bytes())
+    assert [d["status_code"] for d in ocsf] == [c["status"] for c in checks] == [
+        {"PASSED": "PASS", "FAILED": "FAIL", "WARNING": "WARN", "NOT_AVAILABLE": "SKIP"}[d["Compliance"]["Status"]]
+        for d in asff]
+    assert sorted(cases) == sorted(f"{c['phase']}/{c['id']}" for c in checks)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert {"checks.ocsf.json", "checks.asff.json", "checks.junit.xml"} <= {f["path"] for f in manifest["files"]}
     return cases

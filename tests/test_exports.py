@@ -68,9 +68,9 @@ def test_junit_fails_gating_fails_only_warns_in_system_out_and_skips_skips():
     baseline = cases["baseline/no-secrets-in-environment"]
     assert baseline.find("failure") is None and "does not gate this run" in baseline.find("system-out").text
     warn = cases["validation/least-privilege"]
-    assert warn.find("failure") is None and warn.find("system-out").text.startswith("WARN: proven by static")
+    assert warn.find("failure") is None and warn.find("system-out").text.startswith("WARN - proven by static")
     assert cases["validation/edge-association"].find("skipped").get("message") == "no Lambda@Edge association"
-    assert cases["change/change-secret"].find("system-out").text.startswith("PASS: secret lambda/orders-api")
+    assert cases["change/change-secret"].find("system-out").text.startswith("PASS - secret lambda/orders-api")
     audit = junit_cases(__import__("runbook_lib.exports", fromlist=["junit_xml"]).junit_xml(
         CHECKS, {(c.phase, c.id) for c in CHECKS}))  # `runbook audit`: the baseline gates
     assert audit["baseline/no-secrets-in-environment"].find("failure") is not None
@@ -89,3 +89,14 @@ def test_write_exports_writes_three_parseable_files(tmp_path):
     assert [p.name for p in paths] == [OCSF_FILE, ASFF_FILE, JUNIT_FILE]
     assert len(json.loads(paths[0].read_text())) == len(json.loads(paths[1].read_text())) == len(CHECKS)
     assert len(junit_cases(paths[2].read_bytes())) == len(CHECKS)
+
+
+def test_the_leak_guards_scanner_finds_nothing_in_the_exports_of_ordinary_checks(tmp_path):
+    from runbook_lib.leak_guard import guard_scanner
+
+    passes = [Check("change-snapshot", "Snapshot", "change", "PASS", "", {"detail": "version 1 (CodeSha256 abc=)"},
+                    ["CP-10"]),
+              Check("function-restored", "Restored", "backout", "PASS", "", {"snapshot_version": "1"}, ["CP-10"])]
+    scanner = guard_scanner()
+    for path in write_exports(tmp_path, CHECKS + passes, CONTEXT, GATING):
+        assert scanner.scan_text(path.read_text(), path.name) == [], path.name

@@ -17,7 +17,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from conftest import free_port
-from export_formats import assert_asff_finding, assert_ocsf_detection_finding, junit_cases
+from export_formats import assert_exports
 from runbook_lib import cli, runner
 from runbook_lib.exceptions import ChangeRefused, InputError
 from runbook_lib.manifest import verify_manifest, verify_run, write_manifest
@@ -132,24 +132,6 @@ def test_full_run_makes_the_documented_folder_and_exits_0(tmp_path, moto_endpoin
     # the kernel reached the run folder by its own name, from a folder outside it
     assert f"run_dir {run_dir.name}" in executed
     assert str(tmp_path) not in executed
-
-
-def assert_exports(run_dir: Path, checks: list[dict]) -> dict:
-    """The OCSF, ASFF and JUnit files: one entry per check, each as its consumers require; JUnit's cases."""
-    ocsf = json.loads((run_dir / "checks.ocsf.json").read_text())
-    asff = json.loads((run_dir / "checks.asff.json").read_text())
-    for doc in ocsf:
-        assert_ocsf_detection_finding(doc)
-    for doc in asff:
-        assert_asff_finding(doc)
-    cases = junit_cases((run_dir / "checks.junit.xml").read_bytes())
-    assert [d["status_code"] for d in ocsf] == [c["status"] for c in checks] == [
-        {"PASSED": "PASS", "FAILED": "FAIL", "WARNING": "WARN", "NOT_AVAILABLE": "SKIP"}[d["Compliance"]["Status"]]
-        for d in asff]
-    assert sorted(cases) == sorted(f"{c['phase']}/{c['id']}" for c in checks)
-    manifest = json.loads((run_dir / "manifest.json").read_text())
-    assert {"checks.ocsf.json", "checks.asff.json", "checks.junit.xml"} <= {f["path"] for f in manifest["files"]}
-    return cases
 
 
 def test_failed_validation_check_exits_1_but_baseline_findings_do_not(tmp_path, moto_endpoint,
