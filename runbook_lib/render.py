@@ -161,10 +161,12 @@ def escaped_style(data):
 
 #: Exported pages show every cell whole: long words (ARNs, session identities) wrap inside their
 #: cell and outputs grow instead of scrolling text out of view.
-READABLE_CSS = ("td, th { overflow-wrap: anywhere; word-break: break-word; white-space: normal; text-align: left; } "
+READABLE_CSS = ("td, th { overflow-wrap: break-word; white-space: normal; text-align: left; } "
                 ".jp-OutputArea-output { overflow-x: visible; } "
                 ".jp-OutputArea-output table { max-width: 100%; } "
                 "pre { white-space: pre-wrap; overflow-wrap: anywhere; }")
+# ``break-word``, not ``anywhere``: a short word (PASS, a check id) stays whole; only a word longer
+# than its cell (an ARN in a narrow column) is broken
 
 
 def show_full_tables() -> None:
@@ -183,8 +185,8 @@ def readable_table(frame):
     """A DataFrame as an escaped ``Styler`` whose cells wrap long words instead of overflowing."""
     styler = escaped_style(frame).hide(axis="index")
     return styler.set_table_styles([{"selector": "td, th",
-                                     "props": "overflow-wrap: anywhere; word-break: break-word; "
-                                              "white-space: normal; text-align: left; vertical-align: top;"}],
+                                     "props": "overflow-wrap: break-word; white-space: normal; "
+                                              "text-align: left; vertical-align: top;"}],
                                    overwrite=False)
 
 
