@@ -159,14 +159,13 @@ def escaped_style(data):
     return styler
 
 
-#: Exported pages show every cell whole: long words (ARNs, session identities) wrap inside their
-#: cell and outputs grow instead of scrolling text out of view.
-READABLE_CSS = ("td, th { overflow-wrap: break-word; white-space: normal; text-align: left; } "
-                ".jp-OutputArea-output { overflow-x: visible; } "
-                ".jp-OutputArea-output table { max-width: 100%; } "
+#: Exported pages show every cell whole: a table fits its output instead of scrolling sideways, so a
+#: long word (an ARN, a session identity) may break anywhere, while every cell keeps room for a short
+#: status (PASS, WARN) whole.
+CELL_CSS = ("overflow-wrap: anywhere; white-space: normal; text-align: left; vertical-align: top; "
+            "min-width: 5ch;")
+READABLE_CSS = (f"td, th {{ {CELL_CSS} }} "
                 "pre { white-space: pre-wrap; overflow-wrap: anywhere; }")
-# ``break-word``, not ``anywhere``: a short word (PASS, a check id) stays whole; only a word longer
-# than its cell (an ARN in a narrow column) is broken
 
 
 def show_full_tables() -> None:
@@ -184,10 +183,7 @@ def show_full_tables() -> None:
 def readable_table(frame):
     """A DataFrame as an escaped ``Styler`` whose cells wrap long words instead of overflowing."""
     styler = escaped_style(frame).hide(axis="index")
-    return styler.set_table_styles([{"selector": "td, th",
-                                     "props": "overflow-wrap: break-word; white-space: normal; "
-                                              "text-align: left; vertical-align: top;"}],
-                                   overwrite=False)
+    return styler.set_table_styles([{"selector": "td, th", "props": CELL_CSS}], overwrite=False)
 
 
 def inert_html_document(document: str) -> str:

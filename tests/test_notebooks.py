@@ -137,14 +137,15 @@ def test_backout_later_from_the_archived_run_folder(tmp_path, monkeypatch):
     assert verify_manifest(run_dir) == []
 
 
-#: Runs after the page loaded (in a copy without the page's script-forbidding policy): marks every
-#: output, cell or pre whose text is clipped (scrolled out of view) and a page wider than the window.
+#: Runs after the page loaded (in a copy without the page's script-forbidding policy): lists every
+#: element whose content is clipped or scrolled sideways out of view, and a page wider than the window.
 OVERFLOW_PROBE = """<script>
 window.addEventListener('load', () => {
   const clipped = [];
-  document.querySelectorAll('.jp-OutputArea-output, td, th, pre').forEach(el => {
+  document.querySelectorAll('body *').forEach(el => {
     const style = getComputedStyle(el);
-    if (el.scrollWidth > el.clientWidth + 1 && style.overflowX !== 'visible') clipped.push(el.textContent.slice(0, 120));
+    if (el.scrollWidth > el.clientWidth + 1 && style.overflowX !== 'visible' && el.clientWidth > 0)
+      clipped.push(el.tagName + '.' + el.className + ': ' + el.textContent.trim().slice(0, 120));
   });
   if (document.documentElement.scrollWidth > window.innerWidth + 1) clipped.push('page wider than the window');
   const mark = document.createElement('pre');
