@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Sequence
 
 from . import __version__
+from .check_summary import evidence_summary
 from .checks import FAIL, PASS, SKIP, WARN, Check, load_checks
 from .exceptions import RunbookError
 from .execution import NotebookRun, progress_line
@@ -83,10 +84,11 @@ def write_summary(run_dir: Path, options: dict, notebooks: Sequence[NotebookRun]
         lines += ["", "## Before and after", "", "| check | before (test plan) | after (validation) |",
                   "|---|---|---|"]
         lines += [_row(cid, before[cid].status, after[cid].status) for cid in shared]
-    lines += ["", "## Checks", "", "| check | what it proves | phase | status | controls | evidence file | reason |",
+    lines += ["", "## Checks", "",
+              "| check | what it proves | phase | status | controls | evidence file | reason and evidence |",
               "|---|---|---|---|---|---|---|"]
     lines += [_row(c.id, c.title, c.phase, c.status, ", ".join(c.controls),
-                   c.evidence_file or f"{c.notebook}.ipynb", c.reason) for c in checks]
+                   c.evidence_file or f"{c.notebook}.ipynb", evidence_summary(c)) for c in checks]
     (run_dir / "summary.md").write_text("\n".join(lines) + "\n")
 
 
@@ -110,6 +112,20 @@ def guard_against_leaks(run_dir: Path, key_hex: str | None) -> Check:
         verdict = Verdict(PASS, f"{evidence['artifacts_scanned']} artifacts scanned: no handled value (by keyed "
                           "fingerprint) and no scanner finding", evidence)
     return log.put(make_check("no-secret-in-artifacts", "validation", verdict, notebook="99_leak_guard"))
+
+
+def write_check_exports(run_dir: Path, options: dict, checks: Sequence[Check], include_baseline: bool) -> None:
+    """OCSF, ASFF and JUnit XML of ``checks`` (:mod:`runbook_lib.exports`); a FAIL fails JUnit when it gates."""
+    from . import catalog
+    from .exports import ExportContext, write_exports
+
+    context = ExportContext(account=str(options.get("account") or ""), region=str(options.get("region") or ""),
+                            target=str(options.get("target") or ""),
+                            function_name=str(options.get("function_name") or ""), version=__version__,
+                            time=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    gating = {(c.phase, c.id) for c in gating_checks(checks, include_baseline)}
+    proves = {s.id: s.proves for s in catalog.specs()}
+    write_exports(run_dir, checks, context, gating, proves)
 
 
 def _exit_code(notebooks: Sequence[NotebookRun], gating: Sequence[Check]) -> tuple[int, str]:
@@ -144,10 +160,14 @@ def finish_run(run_dir: Path, options: dict, notebooks: Sequence[NotebookRun], i
             except Exception as exc:  # an unreadable half-written notebook must not lose the rest
                 progress_line(f"{nb.name}: HTML export failed ({type(exc).__name__})")
     neutralise_csv_files(run_dir)
+    # written before the leak guard so it reads them; again after, with its own check added
+    write_check_exports(run_dir, options, load_checks(run_dir), include_baseline)
     leak = guard_against_leaks(run_dir, key_hex)
     progress_line(f"leak guard: {leak.status}" + (f" - {leak.reason}" if leak.reason else ""))
     checks = load_checks(run_dir)
-    (run_dir / "checks.json").write_text(json.dumps([asdict(c) for c in checks], indent=2) + "\n")
+    (run_dir / "checks.json").write_text(json.dumps(
+        [{**asdict(c), "summary": evidence_summary(c)} for c in checks], indent=2) + "\n")
+    write_check_exports(run_dir, options, checks, include_baseline)
     exit_code, reason = _exit_code(notebooks, gating_checks(checks, include_baseline))
     write_summary(run_dir, options, notebooks, checks, exit_code, reason)
     _write_run_record(run_dir, {

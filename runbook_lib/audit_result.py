@@ -220,9 +220,20 @@ class AuditResult:
         ledger.set_baseline(**values)
 
     def chart(self, path=None):
-        """Findings by rule and by function, as a matplotlib Figure (saved as PNG when ``path`` is given)."""
+        """Findings by rule and by function as a :class:`~runbook_lib.charts.Chart` (PNG; written to ``path``).
+
+        Counts are whole numbers, so the count axis has integer ticks only.
+        """
+        import io
+
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
+        from matplotlib.ticker import MaxNLocator
+
+        from .charts import Chart
+
         fig = Figure(figsize=(11, 4), layout="constrained")
+        FigureCanvasAgg(fig)
         left, right = fig.subplots(1, 2)
         for ax, key, title in ((left, "rule", "Findings by rule"), (right, "function", "Findings by function")):
             counts: dict[str, int] = {}
@@ -233,12 +244,15 @@ class AuditResult:
                 labels = sorted(counts, key=lambda k: (counts[k], k))
                 ax.barh(labels, [counts[k] for k in labels], color="#c0392b")
                 ax.set_xlabel("findings")
+                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             else:
                 ax.text(0.5, 0.5, "no findings", ha="center", va="center", transform=ax.transAxes)
                 ax.set_axis_off()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
         if path:
-            fig.savefig(path, dpi=100, metadata={"Software": None})
-        return fig
+            Path(path).write_bytes(buffer.getvalue())
+        return Chart(Path(path) if path else None, png=buffer.getvalue(), figure=fig)
 
 
 # -- baseline invocation -------------------------------------------------------------------

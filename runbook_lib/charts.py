@@ -12,16 +12,25 @@ from .evidence import parse_time
 
 
 class Chart:
-    """A PNG written to the run folder; a notebook displays it inline (``_repr_png_``)."""
+    """A PNG chart; a notebook (JupyterLab, papermill, the exported HTML) displays it inline.
 
-    def __init__(self, path: Path):
-        self.path = Path(path)
+    ``path`` is the PNG written to the run folder; ``png`` the image itself when it was drawn
+    without a file. ``_repr_png_`` is what IPython's display asks for, so the cell shows the
+    image, never a ``<Figure size ...>`` line.
+    """
+
+    def __init__(self, path: Path | None = None, png: bytes | None = None, figure=None):
+        if path is None and png is None:
+            raise ValueError("a Chart needs a PNG file or the PNG's bytes")
+        self.path = Path(path) if path is not None else None
+        self.png = png
+        self.figure = figure  # the matplotlib Figure it was drawn from, when there is one
 
     def _repr_png_(self) -> bytes:
-        return self.path.read_bytes()
+        return self.png if self.png is not None else self.path.read_bytes()
 
     def __repr__(self) -> str:
-        return f"Chart({str(self.path)!r})"
+        return f"Chart({str(self.path)!r})" if self.path else f"Chart(<{len(self.png)} bytes of PNG>)"
 
 
 def cache_chart(invocations: list[dict], rows: list[dict], path: str | Path, title: str = "") -> Chart:

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Iterable
 
-from .render import escaped_style
+from .render import escaped_style, readable_table
 
 PASS, FAIL, WARN, SKIP = "PASS", "FAIL", "WARN", "SKIP"
 STATUSES = (PASS, FAIL, WARN, SKIP)
@@ -128,16 +128,21 @@ def load_checks(run_dir: str | Path) -> list[Check]:
 
 
 def checks_table(checks: Iterable[Check]):
-    """The checks as an HTML-escaped pandas ``Styler``, the status cell coloured."""
+    """The checks as an HTML-escaped pandas ``Styler``, the status cell coloured, every row with its evidence line.
+
+    ``reason and evidence`` is :func:`~runbook_lib.check_summary.evidence_summary`: the reason of a
+    FAIL/WARN/SKIP, the evidence summary of a PASS (with how it was proven), never blank, never cut.
+    """
     import pandas as pd
 
+    from .check_summary import evidence_summary
+
     rows = [{"check": c.id, "status": c.status, "title": c.title,
-             "reason": c.reason, "controls": ", ".join(c.controls)} for c in checks]
-    frame = pd.DataFrame(rows, columns=["check", "status", "title", "reason", "controls"])
+             "reason and evidence": evidence_summary(c), "controls": ", ".join(c.controls)} for c in checks]
+    frame = pd.DataFrame(rows, columns=["check", "status", "title", "reason and evidence", "controls"])
     # a reason quotes names from AWS (zip and layer members): a Styler does not escape them itself
-    return escaped_style(frame).apply(
-        lambda col: [f"background-color: {STATUS_COLOURS.get(v, '')}" for v in col],
-        subset=["status"]).hide(axis="index")
+    return readable_table(frame).apply(
+        lambda col: [f"background-color: {STATUS_COLOURS.get(v, '')}" for v in col], subset=["status"])
 
 
 def controls_table(checks: Iterable[Check]):

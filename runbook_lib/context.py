@@ -22,6 +22,7 @@ from typing import Callable
 
 from .checks import CheckLog
 from .ledger import Ledger
+from .render import show_full_tables
 from .session import Target
 
 Progress = Callable[[int, int, str], None]
@@ -94,7 +95,11 @@ class NotebookContext:
 def start_notebook(notebook: str, phase: str, *, target: str, region: str, profile: str,
                    endpoint_url: str, run_dir: str, function_name: str = "",
                    create_ledger: bool = True) -> NotebookContext:
-    """Validate the common parameters, reach the target, open and bind the run's ledger."""
+    """Validate the common parameters, reach the target, open and bind the run's ledger.
+
+    Also makes pandas display tables whole (:func:`runbook_lib.render.show_full_tables`).
+    """
+    show_full_tables()
     tgt = Target.from_parameters(target, region=region, profile=profile, endpoint_url=endpoint_url)
     identity = tgt.caller_identity()
     folder = Path(run_dir)

@@ -36,7 +36,7 @@ from .redaction import Fingerprinter
 #: difference (:func:`runbook_lib.evidence.shape_differences`) and the type names of a shape.
 RUNBOOK_WORDS = ("missing", "not in baseline", "str", "int", "float", "bool", "NoneType", "list", "dict")
 
-TEXT_SUFFIXES = {".ipynb", ".html", ".json", ".csv", ".md", ".txt", ".log", ".svg"}
+TEXT_SUFFIXES = {".ipynb", ".html", ".json", ".csv", ".md", ".txt", ".log", ".svg", ".xml"}
 PNG_SUFFIX = ".png"
 # Values are matched as whole tokens; several splits so a value inside
 # `key=value`, a URL or a header line is still its own token in one of them.
@@ -137,7 +137,7 @@ def scan_run_folder(run_dir: str | Path, fingerprinter: Fingerprinter,
                     if fp in handled:
                         hits.append(LeakHit(rel, number, f"value of a handled secret ({fp})"))
                         break
-        if scanner is not None and path.suffix in (".ipynb", ".json", ".csv", ".md", ".log", ".txt"):
+        if scanner is not None and path.suffix in (".ipynb", ".json", ".csv", ".md", ".log", ".txt", ".xml"):
             for finding in scanner.scan_text(path.read_text(errors="replace"), rel):
                 hits.append(LeakHit(rel, finding.line or 0, f"{finding.rule} ({finding.redacted})"))
     return hits

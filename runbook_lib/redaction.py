@@ -23,8 +23,10 @@ import hmac
 import os
 import secrets
 
-#: Environment variable through which the runner shares one key with every notebook of a run.
+#: Environment variable through which the runner shares one key with every notebook of a run
+#: (and through which a user gives ``runbook scan`` a stable key): hex, at least 16 bytes.
 KEY_ENV = "RUNBOOK_FINGERPRINT_KEY"
+MIN_KEY_BYTES = 16
 
 
 def redact(value: str | bytes) -> str:
@@ -51,7 +53,7 @@ class Fingerprinter:
     def __init__(self, key: bytes | None = None):
         if key is None:
             env = os.environ.get(KEY_ENV, "")
-            key = bytes.fromhex(env) if env else secrets.token_bytes(32)
+            key = parse_key_hex(env) if env else secrets.token_bytes(32)
         self._key = key
 
     def __call__(self, value: str | bytes) -> str:
@@ -65,3 +67,41 @@ class Fingerprinter:
     @staticmethod
     def new_key_hex() -> str:
         return secrets.token_bytes(32).hex()
+
+    @classmethod
+    def from_key_file(cls, path: str | os.PathLike) -> "Fingerprinter":
+        """A fingerprinter keyed by the hex key in ``path`` (as :data:`KEY_ENV` holds it).
+
+        Raises
+        ------
+        InputError
+            The file cannot be read, or holds no hex key of at least :data:`MIN_KEY_BYTES` bytes.
+        """
+        from .exceptions import InputError
+
+        try:
+            text = open(path, encoding="ascii", errors="replace").read()
+        except OSError as exc:
+            raise InputError("--fingerprint-key-file", f"cannot read {path}: "
+                             f"{exc.strerror or type(exc).__name__}") from None
+        return cls(parse_key_hex(text, f"--fingerprint-key-file {path}"))
+
+
+def parse_key_hex(text: str, source: str = KEY_ENV) -> bytes:
+    """The key bytes of a hex key; a bad key is one line naming ``source``, never echoing it.
+
+    Examples
+    --------
+    >>> len(parse_key_hex("ab" * 32))
+    32
+    """
+    from .exceptions import InputError
+
+    try:
+        key = bytes.fromhex(text.strip())
+    except ValueError:
+        key = b""
+    if len(key) < MIN_KEY_BYTES:
+        raise InputError(source, f"needs a hex key of at least {MIN_KEY_BYTES} bytes "
+                         "(make one with: openssl rand -hex 32)")
+    return key

@@ -159,6 +159,33 @@ def escaped_style(data):
     return styler
 
 
+#: Exported pages show every cell whole: a table fits its output instead of scrolling sideways, so a
+#: long word (an ARN, a session identity) may break anywhere, while every cell keeps room for a short
+#: status (PASS, WARN) whole.
+CELL_CSS = ("overflow-wrap: anywhere; white-space: normal; text-align: left; vertical-align: top; "
+            "min-width: 5ch;")
+READABLE_CSS = (f"td, th {{ {CELL_CSS} }} "
+                "pre { white-space: pre-wrap; overflow-wrap: anywhere; }")
+
+
+def show_full_tables() -> None:
+    """Tell pandas to display every row, column and character of a table (no ``...`` anywhere).
+
+    A notebook calls it once (:func:`runbook_lib.context.start_notebook`): evidence an
+    auditor reads is never cut to pandas' 50 characters per cell or 60 rows.
+    """
+    import pandas as pd
+
+    for option in ("display.max_colwidth", "display.max_rows", "display.max_columns"):
+        pd.set_option(option, None)
+
+
+def readable_table(frame):
+    """A DataFrame as an escaped ``Styler`` whose cells wrap long words instead of overflowing."""
+    styler = escaped_style(frame).hide(axis="index")
+    return styler.set_table_styles([{"selector": "td, th", "props": CELL_CSS}], overwrite=False)
+
+
 def inert_html_document(document: str) -> str:
     """An exported HTML page with :data:`CONTENT_SECURITY_POLICY` as the first thing in its head.
 
@@ -171,4 +198,7 @@ def inert_html_document(document: str) -> str:
     if match is None:
         raise ValueError("exported HTML has no <head>: cannot add its Content-Security-Policy")
     meta = f'<meta http-equiv="Content-Security-Policy" content="{CONTENT_SECURITY_POLICY}">'
+    head_end = re.search(r"</head>", document, flags=re.IGNORECASE)
+    if head_end is not None:  # last in the head, so it wins over the template's own rules
+        document = document[:head_end.start()] + f"<style>{READABLE_CSS}</style>" + document[head_end.start():]
     return document[:match.end()] + meta + document[match.end():]

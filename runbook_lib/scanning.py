@@ -46,6 +46,7 @@ from .scan_archive import ZIP_MAGIC, ZIP_SUFFIXES, ZipLimits, ZipWalker
 from .scan_buffer import BufferScan, Candidate, select_candidates
 from .scan_environment import environment_candidates
 from .scan_prefilter import engine_name, shared_prefilter
+from .scan_ignore import PathFilter
 from .scan_results import Finding, ScanReport, ThirdPartyFinding
 
 __all__ = ["CODE_SUFFIXES", "SKIP_DIRS", "ZIP_SUFFIXES", "Finding", "ScanReport", "Scanner", "ThirdPartyFinding",
@@ -196,8 +197,11 @@ class Scanner:
         report.bytes_scanned += len(content)
         report.findings.extend(self.scan_bytes(content, path))
 
-    def scan_path(self, path: str | Path) -> ScanReport:
+    def scan_path(self, path: str | Path, paths: PathFilter | None = None) -> ScanReport:
         """Scan a file, a directory (recursively) or a zip archive on disk.
+
+        ``paths`` says what a folder scan leaves out (default: what its ``.gitignore`` files
+        ignore); a left-out path is in the report's ``skipped`` with the file that said so.
 
         Raises
         ------
@@ -207,21 +211,38 @@ class Scanner:
         root = Path(path)
         report = ScanReport()
         before = self.allowlisted
+        paths = paths if paths is not None else PathFilter()
         if root.is_dir():
-            for dirpath, dirnames, filenames in os.walk(root):  # symbolic links to directories: not followed
-                dirnames.sort()
-                for skipped in [d for d in dirnames if d in SKIP_DIRS]:
-                    report.skip(str(Path(dirpath, skipped)), "version-control metadata")
-                dirnames[:] = [d for d in dirnames if d not in SKIP_DIRS]
-                for name in sorted(filenames):
-                    self._scan_file(Path(dirpath, name), report, must_exist=False)
+            self._walk(root, report, paths)
             attribute_third_party(report, scan_packages.folder_owners(root), f"{root}{os.sep}")
+        elif paths.excludes_named(root):
+            report.skip(str(root), "excluded by --exclude")
         elif root.exists():
             self._scan_file(root, report, must_exist=True)
         else:
             raise InputError("path", f"{path} does not exist")
         report.allowlisted = self.allowlisted - before
         return report
+
+    def _walk(self, root: Path, report: ScanReport, paths: PathFilter) -> None:
+        for dirpath, dirnames, filenames in os.walk(root):  # symbolic links to directories: not followed
+            here = Path(dirpath)
+            paths.enter(here)
+            dirnames.sort()
+            kept = []
+            for name in dirnames:
+                why = "version-control metadata" if name in SKIP_DIRS else paths.reason(here / name, root, True)
+                if why:
+                    report.skip(str(here / name), why)
+                else:
+                    kept.append(name)
+            dirnames[:] = kept
+            for name in sorted(filenames):
+                why = paths.reason(here / name, root, False)
+                if why:
+                    report.skip(str(here / name), why)
+                else:
+                    self._scan_file(here / name, report, must_exist=False)
 
     def _scan_file(self, file: Path, report: ScanReport, must_exist: bool) -> None:
         label = str(file)

@@ -459,3 +459,21 @@ def test_all_regions_falls_back_to_the_partition_when_describe_regions_is_denied
     assert fell_back and "eu-west-1" in regions and "us-east-1" in regions
     assert [(g.call, g.status, g.permission) for g in gaps] == [("DescribeRegions", "note", "ec2:DescribeRegions")]
     assert "audited every Lambda region of the partition" in gaps[0].reason
+
+
+def test_the_findings_chart_is_a_png_that_displays_and_counts_in_whole_numbers(tmp_path):
+    from runbook_lib.audit_result import AuditResult
+
+    records = [{"rule": "keyword-assignment", "function": "orders-api"}] * 3 + [
+        {"rule": "github-token", "function": "billing"}]
+    result = AuditResult([], records, [], {}, 0.0, [])
+    chart = result.chart(tmp_path / "findings_by_rule.png")
+    png = chart._repr_png_()
+    assert png.startswith(b"\x89PNG") and png == (tmp_path / "findings_by_rule.png").read_bytes()
+    assert "Figure" not in repr(chart)
+    assert result.chart()._repr_png_().startswith(b"\x89PNG")  # no file asked: the image itself
+    for ax in chart.figure.axes:
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks
+    empty = AuditResult([], [], [], {}, 0.0, []).chart()
+    assert [t.get_text() for ax in empty.figure.axes for t in ax.texts] == ["no findings", "no findings"]

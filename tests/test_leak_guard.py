@@ -100,3 +100,20 @@ def test_a_real_value_under_that_key_is_still_a_leak(tmp_path):
     assert sorted(h.path for h in hits) == ["invocations.json", "summary.md"]
     assert all("keyword-assignment" in h.what for h in hits)
     assert (PLANTED in " ".join(map(str, hits))) is False
+
+
+def test_the_ci_and_siem_exports_are_scanned_for_handled_values_and_credentials(tmp_path):
+    from runbook_lib.leak_guard import guard_scanner
+
+    _run_folder(tmp_path, Fingerprinter(KEY))
+    (tmp_path / "checks.junit.xml").write_text(
+        f'<testsuites><testsuite name="v"><testcase name="c"><system-out>PASS: {PLANTED.replace("&", "&amp;")}'
+        "</system-out></testcase></testsuite></testsuites>\n")
+    (tmp_path / "checks.ocsf.json").write_text(json.dumps([{"message": f"value {PLANTED}"}]))
+    (tmp_path / "checks.asff.json").write_text(json.dumps([{"Description": f"value {PLANTED}"}]))
+    assert sorted(h.path for h in _hits(tmp_path)) == ["checks.asff.json", "checks.junit.xml", "checks.ocsf.json"]
+    # a credential the run never handled is caught in the XML by the detection engine
+    token = "ghp_" + "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5"
+    (tmp_path / "checks.junit.xml").write_text(f"<testsuites><testcase name='c'>{token}</testcase></testsuites>\n")
+    hits = scan_run_folder(tmp_path, Fingerprinter(KEY), handled=set(), scanner=guard_scanner())
+    assert [h.what.split()[0] for h in hits if h.path == "checks.junit.xml"] == ["github-token"]

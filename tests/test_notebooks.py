@@ -54,21 +54,30 @@ def leaks(run_dir, values) -> list[str]:
     return hits
 
 
-def test_full_cycle_on_the_lab(lab, tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def full_cycle(lab, tmp_path_factory):
+    """One whole `runbook run` on the lab: (outcome, the folder that held the runs)."""
+    out = tmp_path_factory.mktemp("cycle")
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in lab.env.items():
+            patch.setenv(key, value)
+        # a lab the runner did not start: its seed cannot tell the runner the demo's strategy, so the test does
+        options = runner.RunOptions(target="lab", endpoint_url=lab.endpoint_url, region=lab.region,
+                                    function_name="orders-api", out=out / "runs",
+                                    parameters={"strategy": "reference"})
+        yield runner.run_runbook(options), out
+
+
+def test_full_cycle_on_the_lab(lab, full_cycle):
     values = planted_values(lab)
-    for key, value in lab.env.items():
-        monkeypatch.setenv(key, value)
-    # a lab the runner did not start: its seed cannot tell the runner the demo's strategy, so the test does
-    options = runner.RunOptions(target="lab", endpoint_url=lab.endpoint_url, region=lab.region,
-                                function_name="orders-api", out=tmp_path / "runs",
-                                parameters={"strategy": "reference"})
-    outcome = runner.run_runbook(options)
+    outcome, tmp_path = full_cycle
     run_dir = outcome.run_dir
 
     assert outcome.exit_code == 0, outcome.reason
     for stem in ("01_test_plan", "02_implementation", "03_functional_validation", "04_backout"):
         assert (run_dir / f"{stem}.ipynb").is_file() and (run_dir / f"{stem}.html").is_file()
-    for name in ("checks.json", "summary.md", "manifest.json", "ledger.json", "findings.json"):
+    for name in ("checks.json", "summary.md", "manifest.json", "ledger.json", "findings.json",
+                 "checks.ocsf.json", "checks.asff.json", "checks.junit.xml"):
         assert (run_dir / name).is_file(), name
     assert verify_manifest(run_dir) == []
 
@@ -129,3 +138,84 @@ def test_backout_later_from_the_archived_run_folder(tmp_path, monkeypatch):
     assert "| 04_backout | ok |" in (run_dir / "summary.md").read_text()
     assert (run_dir / "04_backout.html").is_file()
     assert verify_manifest(run_dir) == []
+
+
+#: Runs after the page loaded (in a copy without the page's script-forbidding policy): lists every
+#: element whose content is clipped or scrolled sideways out of view, and a page wider than the window.
+OVERFLOW_PROBE = """<script>
+window.addEventListener('load', () => {
+  const clipped = [];
+  document.querySelectorAll('body *').forEach(el => {
+    const style = getComputedStyle(el);
+    if (el.scrollWidth > el.clientWidth + 1 && style.overflowX !== 'visible' && el.clientWidth > 0)
+      clipped.push(el.tagName + '.' + el.className + ': ' + el.textContent.trim().slice(0, 120));
+  });
+  if (document.documentElement.scrollWidth > window.innerWidth + 1) clipped.push('page wider than the window');
+  const mark = document.createElement('pre');
+  mark.id = 'overflow-probe';
+  mark.textContent = JSON.stringify(clipped);
+  document.body.appendChild(mark);
+});
+</script>"""
+
+
+def _cut_cells(dom: str) -> list[str]:
+    """Text of table cells and outputs that ends in pandas' ``...`` or holds an ellipsis that is not a redaction."""
+    import html as html_lib
+    import re
+
+    cells = re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>|<pre[^>]*>(.*?)</pre>", dom, flags=re.S)
+    texts = [html_lib.unescape(re.sub(r"<[^>]+>", "", a or b)).strip() for a, b in cells]
+    return [t for t in texts if t.endswith("...") or re.search(r"…(?!\(\d+\))", t)]
+
+
+def test_every_exported_page_shows_its_text_whole_in_chromium(full_cycle, chromium, tmp_path):
+    """Screenshots and DOMs of each exported HTML: nothing cut, nothing clipped, the full CloudTrail identity."""
+    import re
+    import shutil
+    import subprocess
+
+    outcome, _ = full_cycle
+    binary = next(filter(None, (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome"))))
+    pages = sorted(outcome.run_dir.glob("*.html"))
+    assert [p.stem for p in pages] == ["01_test_plan", "02_implementation", "03_functional_validation", "04_backout"]
+    for page in pages:
+        dom = chromium(page)
+        assert _cut_cells(dom) == [], f"{page.name}: truncated text"
+        assert "<Figure size" not in dom and "TqdmWarning" not in dom, page.name
+        probed = tmp_path / page.name
+        text = page.read_text()
+        text = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", text, count=1)
+        probed.write_text(text.replace("</body>", OVERFLOW_PROBE + "</body>"))
+        done = subprocess.run(
+            [binary, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--window-size=1280,4000",
+             f"--user-data-dir={tmp_path / ('profile-' + page.stem)}", "--virtual-time-budget=5000",
+             "--dump-dom", probed.as_uri()], capture_output=True, text=True, timeout=180)
+        marks = re.search(r'<pre id="overflow-probe">(.*?)</pre>', done.stdout, flags=re.S)
+        assert marks is not None, done.stderr[-2000:]
+        import html as html_lib
+
+        assert json.loads(html_lib.unescape(marks.group(1))) == [], f"{page.name}: text clipped from view"
+        shot = tmp_path / f"{page.stem}.png"
+        subprocess.run([binary, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                        "--window-size=1280,4000", f"--user-data-dir={tmp_path / ('shot-' + page.stem)}",
+                        f"--screenshot={shot}", page.resolve().as_uri()], capture_output=True, timeout=180)
+        assert shot.read_bytes().startswith(b"\x89PNG"), f"{page.name}: no screenshot"
+    validation = chromium(outcome.run_dir / "03_functional_validation.html")
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", validation, flags=re.S)
+    assert any("assumed-role/orders-api-role/orders-api" in c and "from Lambda" not in c for c in cells), (
+        "the CloudTrail table does not show the full identity")
+    plan = chromium(outcome.run_dir / "01_test_plan.html")
+    assert re.search(r'<img[^>]+src="data:image/png;base64,', plan), "the findings chart is not an image"
+
+
+def test_the_exports_of_a_lab_run_meet_their_formats(full_cycle):
+    from export_formats import assert_exports
+
+    outcome, _ = full_cycle
+    checks = json.loads((outcome.run_dir / "checks.json").read_text())
+    cases = assert_exports(outcome.run_dir, checks)
+    assert all(c["summary"] for c in checks)
+    assert cases["baseline/no-secrets-in-environment"].find("failure") is None  # describes the before
+    least = next(c for c in checks if c["id"] == "least-privilege")
+    assert "proven by" in least["summary"]

@@ -3,6 +3,7 @@ import hmac
 
 import pytest
 
+from runbook_lib.exceptions import InputError
 from runbook_lib.redaction import KEY_ENV, Fingerprinter, redact
 
 
@@ -58,10 +59,24 @@ def test_without_a_shared_key_each_fingerprinter_has_its_own_random_32_byte_key(
     assert len(Fingerprinter()._key) == 32  # noqa: SLF001
 
 
-def test_a_shared_key_that_is_not_hex_is_refused(monkeypatch):
-    monkeypatch.setenv(KEY_ENV, "not-hex")
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize("bad", ["not-hex", "abcd"])  # not hex; hex but 2 bytes
+def test_a_shared_key_that_is_not_a_hex_key_is_refused_naming_the_variable(monkeypatch, bad):
+    monkeypatch.setenv(KEY_ENV, bad)
+    with pytest.raises(InputError, match=f"^{KEY_ENV}: needs a hex key of at least 16 bytes") as caught:
         Fingerprinter()
+    assert bad not in str(caught.value)
+
+
+def test_a_key_file_keys_the_fingerprinter_like_the_variable(tmp_path, monkeypatch):
+    key = Fingerprinter.new_key_hex()
+    (tmp_path / "key").write_text(key + "\n")
+    monkeypatch.setenv(KEY_ENV, key)
+    assert Fingerprinter.from_key_file(tmp_path / "key")("v") == Fingerprinter()("v")
+    (tmp_path / "short").write_text("ab" * 8)  # 8 bytes: too short to key an HMAC that gates secrets
+    with pytest.raises(InputError, match="^--fingerprint-key-file .*short: needs a hex key"):
+        Fingerprinter.from_key_file(tmp_path / "short")
+    with pytest.raises(InputError, match="^--fingerprint-key-file: cannot read .*missing"):
+        Fingerprinter.from_key_file(tmp_path / "missing")
 
 
 def test_new_key_hex_is_32_random_bytes_in_hex():

@@ -17,6 +17,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from conftest import free_port
+from export_formats import assert_exports
 from runbook_lib import cli, runner
 from runbook_lib.exceptions import ChangeRefused, InputError
 from runbook_lib.manifest import verify_manifest, verify_run, write_manifest
@@ -121,6 +122,8 @@ def test_full_run_makes_the_documented_folder_and_exits_0(tmp_path, moto_endpoin
     checks = json.loads((run_dir / "checks.json").read_text())
     assert [c["phase"] for c in checks] == ["baseline", "change", "validation", "backout", "validation"]
     assert checks[-1]["id"] == "no-secret-in-artifacts" and checks[-1]["status"] == "PASS"
+    assert all(c["summary"] for c in checks)  # every row, PASS included, has its evidence line
+    assert_exports(run_dir, checks)
     assert verify_manifest(run_dir) == []
     assert outcome.signer == load_signing_key().public.fingerprint and outcome.public_key
     # the lab applies by default under the lab ticket, and the function is passed through
@@ -140,6 +143,9 @@ def test_failed_validation_check_exits_1_but_baseline_findings_do_not(tmp_path, 
     assert "validation-check" in outcome.reason and "baseline-check" not in outcome.reason
     summary = (outcome.run_dir / "summary.md").read_text()
     assert "| validation-check | stand-in | validation | FAIL |" in summary
+    cases = assert_exports(outcome.run_dir, json.loads((outcome.run_dir / "checks.json").read_text()))
+    assert cases["validation/validation-check"].find("failure") is not None  # JUnit fails as the exit code does
+    assert cases["baseline/baseline-check"].find("failure") is None
 
 
 def test_audit_fails_on_a_baseline_finding(tmp_path, moto_endpoint, stand_in_notebooks):
@@ -148,6 +154,8 @@ def test_audit_fails_on_a_baseline_finding(tmp_path, moto_endpoint, stand_in_not
     outcome = runner.run_runbook(options, names=[runner.TEST_PLAN], include_baseline=True)
     assert outcome.exit_code == 1
     assert sorted(p.name for p in outcome.run_dir.glob("*.ipynb")) == ["01_test_plan.ipynb"]
+    cases = assert_exports(outcome.run_dir, json.loads((outcome.run_dir / "checks.json").read_text()))
+    assert cases["baseline/baseline-check"].find("failure") is not None  # an audit's baseline gates
 
 
 def test_notebook_exception_exits_2_names_the_cell_and_keeps_the_output(tmp_path, moto_endpoint,

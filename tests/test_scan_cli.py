@@ -43,10 +43,11 @@ def test_json_output_and_exit_1(package, capsys):
     assert (PASSWORD in out + err) is False
 
 
-def test_table_output_exit_0_unless_fail_on_findings(package, capsys):
+def test_table_output_exits_1_on_findings_like_every_format(package, capsys):
     code, out, _ = run([package], capsys)
-    assert code == 0 and "keyword-assignment" in out and "1 finding(s)" in out
+    assert code == 1 and "keyword-assignment" in out and "1 finding(s)" in out
     assert (PASSWORD in out) is False
+    assert "keyed for this run only" in out  # no key given: the table says the fingerprints do not compare
     code, _, _ = run(["--fail-on-findings", package], capsys)
     assert code == 1
 
@@ -102,7 +103,7 @@ def test_hostile_member_names_are_shown_not_obeyed(tmp_path, capsys):
     path = tmp_path / "function.zip"
     path.write_bytes(buf.getvalue())
     code, out, err = run([path], capsys)
-    assert code == 0 and "keyword-assignment" in out
+    assert code == 1 and "keyword-assignment" in out
     assert not any(ch in out + err for ch in "\x1b\x07\r")
     assert "\\x1b[2J\\x1b]0;owned\\x07app\\x0dOK.py" in out
     code, out, _ = run(["--format", "json", path], capsys)

@@ -76,4 +76,4 @@ class FunctionRestore(Step):
             self.c.ledger.undo(record, f"restored from version {snap.version}")
         live = self.c.live()
         return (f"{', '.join(self.c.changed_fields())} equal version {snap.version} (CodeSha256 "
-                f"{live['CodeSha256'][:12]}…, {len(functions.environment(live))} variables)")
+                f"{live['CodeSha256']}, {len(functions.environment(live))} variables)")

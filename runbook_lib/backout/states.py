@@ -34,7 +34,7 @@ def _function(ctx, record) -> str:
     if not ctx.function_exists():
         return "gone"
     live = ctx.live()
-    return (f"CodeSha256 {live['CodeSha256'][:12]}…, handler {live.get('Handler')}, variables "
+    return (f"CodeSha256 {live['CodeSha256']}, handler {live.get('Handler')}, variables "
             f"{', '.join(sorted(functions.environment(live)))}")
 
 

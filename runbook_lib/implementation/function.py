@@ -204,4 +204,4 @@ class FunctionStep(Step):
             code = "unchanged since the snapshot"
         return (f"strategy {self.c.strategy.name}: {len(env)} variable(s) ({', '.join(sorted(env))}); removed "
                 f"{', '.join(moved + removed)}; no moved value left in the configuration; handler "
-                f"{live.get('Handler')}; CodeSha256 {live.get('CodeSha256', '')[:12]}… ({code})")
+                f"{live.get('Handler')}; CodeSha256 {live.get('CodeSha256', '')} ({code})")

@@ -54,5 +54,5 @@ class SnapshotStep(Step):
         missing = set(snap.moved_variables) - set(functions.environment(version))
         if missing:
             raise ChangeRefused(version["FunctionArn"], f"snapshot lacks variables {sorted(missing)}")
-        return (f"version {snap.version} (CodeSha256 {snap.code_sha256[:12]}…) keeps the "
+        return (f"version {snap.version} (CodeSha256 {snap.code_sha256}) keeps the "
                 f"pre-change code and configuration; {len(snap.moved_variables)} variable(s) to move")

@@ -1,0 +1,78 @@
+"""Which paths a folder scan leaves out: ``.gitignore`` files and ``--exclude`` patterns.
+
+A folder is scanned the way git sees it: every ``.gitignore`` in the folder and below it
+applies to the paths under its own directory, with git's pattern rules (read by
+:mod:`pathspec`'s ``GitIgnoreSpec``). ``--exclude`` patterns use the same syntax, relative
+to the scanned folder (or matched against a named file's path as given). One limit: a
+``!pattern`` re-includes only what its own file excluded, not what a parent's did.
+
+Examples
+--------
+>>> rules = PathFilter(exclude=["*.min.js", "vendor/"])
+>>> rules.reason(Path("site/app.min.js"), Path("site"), is_dir=False)
+'excluded by --exclude'
+>>> rules.reason(Path("site/app.js"), Path("site"), is_dir=False) is None
+True
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+import pathspec
+
+GITIGNORE = ".gitignore"
+
+
+class PathFilter:
+    """``.gitignore`` files met on the walk, and the user's ``--exclude`` patterns.
+
+    Parameters
+    ----------
+    exclude:
+        gitignore-style patterns, relative to the scanned folder.
+    gitignore:
+        Read each folder's ``.gitignore`` (default); ``False`` scans everything.
+    """
+
+    def __init__(self, exclude: Iterable[str] = (), gitignore: bool = True):
+        self.exclude = pathspec.GitIgnoreSpec.from_lines(list(exclude))
+        self.gitignore = gitignore
+        self._ignores: dict[Path, pathspec.GitIgnoreSpec] = {}
+
+    def __repr__(self) -> str:
+        return f"PathFilter(gitignore={self.gitignore}, exclude={len(self.exclude.patterns)} pattern(s))"
+
+    def enter(self, directory: Path) -> None:
+        """Load ``directory/.gitignore`` (once) before its entries are judged."""
+        if not self.gitignore or directory in self._ignores:
+            return
+        file = directory / GITIGNORE
+        try:
+            lines = file.read_text(encoding="utf-8", errors="replace").splitlines() if file.is_file() else []
+        except OSError:  # an unreadable .gitignore excludes nothing: the files are scanned
+            lines = []
+        self._ignores[directory] = pathspec.GitIgnoreSpec.from_lines(lines)
+
+    def reason(self, path: Path, root: Path, is_dir: bool) -> str | None:
+        """Why ``path`` (under the scanned folder ``root``) is left out, or ``None``."""
+        suffix = "/" if is_dir else ""
+        if self.exclude.patterns and self.exclude.match_file(_relative(path, root) + suffix):
+            return "excluded by --exclude"
+        for base, spec in self._ignores.items():
+            if spec.patterns and _is_under(path, base) and spec.match_file(_relative(path, base) + suffix):
+                return f"ignored by {(base / GITIGNORE).as_posix()}"
+        return None
+
+    def excludes_named(self, path: Path) -> bool:
+        """A file named on the command line matches an ``--exclude`` pattern (as given)."""
+        return bool(self.exclude.patterns) and self.exclude.match_file(Path(path).as_posix())
+
+
+def _is_under(path: Path, base: Path) -> bool:
+    return path != base and base in path.parents
+
+
+def _relative(path: Path, base: Path) -> str:
+    return path.relative_to(base).as_posix() if _is_under(path, base) else path.as_posix()

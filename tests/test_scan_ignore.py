@@ -1,0 +1,68 @@
+"""Tests of :mod:`runbook_lib.scan_ignore`: .gitignore files and --exclude patterns, at their boundaries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from runbook_lib.scan_ignore import PathFilter
+from runbook_lib.scanning import Scanner
+
+PASSWORD = "Tq7!vR2m#Lx9"
+LINE = f'DB_PASSWORD = "{PASSWORD}"\n'
+
+
+def tree(root: Path, files: dict[str, str]) -> Path:
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+def scanned(root: Path, **options) -> tuple[list[str], dict[str, str]]:
+    report = Scanner().scan_path(root, PathFilter(**options))
+    found = sorted(Path(f.path).relative_to(root).as_posix() for f in report.findings)
+    skipped = {Path(s["path"]).relative_to(root).as_posix(): s["reason"] for s in report.skipped}
+    return found, skipped
+
+
+def test_gitignore_of_the_folder_and_of_a_subfolder_apply_below_their_own_directory(tmp_path):
+    root = tree(tmp_path, {".gitignore": "build/\n*.log\n", "app.py": LINE, "build/out.py": LINE,
+                           "debug.log": LINE, "pkg/.gitignore": "local.py\n", "pkg/local.py": LINE,
+                           "pkg/ok.py": LINE, "local.py": LINE})
+    found, skipped = scanned(root)
+    assert found == ["app.py", "local.py", "pkg/ok.py"]  # pkg's rule does not reach the root's local.py
+    assert skipped == {"build": f"ignored by {root.as_posix()}/.gitignore",
+                       "debug.log": f"ignored by {root.as_posix()}/.gitignore",
+                       "pkg/local.py": f"ignored by {root.as_posix()}/pkg/.gitignore"}
+
+
+def test_a_negated_pattern_keeps_a_file_and_no_gitignore_scans_everything(tmp_path):
+    root = tree(tmp_path, {".gitignore": "*.env\n!keep.env\n", "a.env": LINE, "keep.env": LINE})
+    assert scanned(root)[0] == ["keep.env"]
+    assert scanned(root, gitignore=False) == (["a.env", "keep.env"], {})
+
+
+def test_exclude_patterns_are_relative_to_the_scanned_folder_and_repeatable(tmp_path):
+    root = tree(tmp_path / "src", {"vendor/lib.py": LINE, "app.min.js": LINE, "app.py": LINE,
+                                   "deep/vendor/x.py": LINE})
+    found, skipped = scanned(root, exclude=["/vendor/", "*.min.js"])
+    assert found == ["app.py", "deep/vendor/x.py"]  # an anchored pattern matches at the folder's top only
+    assert skipped == {"vendor": "excluded by --exclude", "app.min.js": "excluded by --exclude"}
+
+
+def test_a_named_file_matching_an_exclude_is_skipped_and_others_are_scanned(tmp_path):
+    tree(tmp_path, {"a.py": LINE, "b.py": LINE})
+    rules = PathFilter(exclude=["a.py"])
+    assert rules.excludes_named(tmp_path / "a.py") and not rules.excludes_named(tmp_path / "b.py")
+    report = Scanner().scan_path(tmp_path / "a.py", rules)
+    assert report.findings == [] and report.skipped == [{"path": str(tmp_path / "a.py"),
+                                                         "reason": "excluded by --exclude"}]
+    assert len(Scanner().scan_path(tmp_path / "b.py", rules).findings) == 1
+    assert PathFilter().excludes_named(tmp_path / "a.py") is False  # no pattern excludes nothing
+
+
+def test_an_unreadable_gitignore_excludes_nothing(tmp_path):
+    root = tree(tmp_path, {"app.py": LINE})
+    (root / ".gitignore").mkdir()  # a folder where the file should be: cannot be read as patterns
+    assert scanned(root)[0] == ["app.py"]
