@@ -17,7 +17,9 @@ metadata, the injected parameters and every output, tracebacks included.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -27,6 +29,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from .exceptions import NotebookError
 from .render import terminal
@@ -44,8 +47,46 @@ class NotebookRun:
     error: str = ""
 
 
-def progress_line(line: str) -> None:
-    print(f"[runbook] {terminal(line)}", file=sys.stderr, flush=True)
+#: How much the runner says on stderr: ``runbook -q`` sets WARNING (failures only), ``-v`` DEBUG
+#: (each cell's output as papermill logs it). Only the level is used: lines are printed, not handled.
+LOG = logging.getLogger("runbook")
+LOG.setLevel(logging.INFO)
+
+
+def progress_line(line: str, level: int = logging.INFO) -> None:
+    """``[runbook] line`` on stderr, when the runner's verbosity includes ``level``."""
+    if LOG.isEnabledFor(level):
+        print(f"[runbook] {terminal(line)}", file=sys.stderr, flush=True)
+
+
+class _CellOutputLines(logging.Handler):
+    """papermill's ``log_output`` records as debug progress lines of one notebook, machine paths replaced."""
+
+    def __init__(self, notebook: str, replacements: list[tuple[str, str]]):
+        super().__init__(logging.DEBUG)
+        self.notebook, self.replacements = notebook, replacements
+
+    def emit(self, record: logging.LogRecord) -> None:
+        for text in record.getMessage().splitlines():
+            if text.strip():
+                progress_line(f"{self.notebook}: {scrub_text(text, self.replacements)}", logging.DEBUG)
+
+
+@contextlib.contextmanager
+def cell_output_lines(notebook: str, replacements: list[tuple[str, str]]) -> Iterator[bool]:
+    """Under ``runbook -v``, papermill's cell-output log as progress lines; yields whether it is on."""
+    if not LOG.isEnabledFor(logging.DEBUG):
+        yield False
+        return
+    papermill_log = logging.getLogger("papermill")
+    handler, level = _CellOutputLines(notebook, replacements), papermill_log.level
+    papermill_log.addHandler(handler)
+    papermill_log.setLevel(logging.INFO)
+    try:
+        yield True
+    finally:
+        papermill_log.removeHandler(handler)
+        papermill_log.setLevel(level)
 
 
 def kernel_run_dir(run_dir: Path) -> str:
@@ -100,10 +141,11 @@ def execute(notebook: Path, run_dir: Path, parameters: dict, kernel_name: str,
     try:
         if output.is_symlink():  # papermill would write through it, outside the folder
             raise NotebookError(notebook.stem, f"{output.name} in the run folder is a symlink: not written")
-        papermill.execute_notebook(
-            str(notebook), str(output), parameters=parameters, kernel_name=kernel_name, km=kernel.manager,
-            cwd=kernel.cwd, execution_timeout=cell_timeout, progress_bar=False,
-            request_save_on_cell_execute=True, log_output=False)
+        with cell_output_lines(notebook.stem, replacements) as verbose:
+            papermill.execute_notebook(
+                str(notebook), str(output), parameters=parameters, kernel_name=kernel_name, km=kernel.manager,
+                cwd=kernel.cwd, execution_timeout=cell_timeout, progress_bar=False,
+                request_save_on_cell_execute=True, log_output=verbose)
         record.status = "ok"
     except PapermillExecutionError as exc:
         record.status = "failed"
@@ -124,7 +166,8 @@ def execute(notebook: Path, run_dir: Path, parameters: dict, kernel_name: str,
     if output.is_file() and not output.is_symlink():
         scrub_notebook_file(output, replacements)
     progress_line(f"{notebook.stem}: {record.status} in {record.seconds:.1f}s"
-                  + (f" - {record.error}" if record.error else ""))
+                  + (f" - {record.error}" if record.error else ""),
+                  logging.WARNING if record.status == "failed" else logging.INFO)
     return record
 
 

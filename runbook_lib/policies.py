@@ -33,8 +33,9 @@ import re
 from pathlib import Path
 
 from .exceptions import InputError
+from .resources import missing_file, policies_dir
 
-POLICY_DIR = Path(__file__).resolve().parents[1] / "policies"
+POLICY_DIR = policies_dir()
 PARTS = ("auditor", "implementer")
 
 #: Modules whose calls each part makes (besides the Steps' declared permissions).
@@ -81,7 +82,7 @@ def load_policy(part: str) -> dict:
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
-        raise InputError("part", f"{path} is missing: run from a checkout of the runbook") from None
+        raise missing_file("part", path) from None
 
 
 def statements(document: dict) -> list[dict]:

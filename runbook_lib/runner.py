@@ -28,12 +28,13 @@ from .execution import KERNEL_ENV, NotebookRun, execute, kernel_run_dir, progres
 from .manifest import MANIFEST_FILE, verify_run
 from .parameters import coerce_parameter, refuse_runner_owned, resolve_path_parameters, route_parameters
 from .redaction import KEY_ENV, Fingerprinter
+from .resources import missing_file, notebooks_dir
 from .signing import ensure_outside, load_signing_key, trusted_fingerprints
 
 KERNEL_NAME = "python3"
 CELL_TIMEOUT_SECONDS = 900
 
-NOTEBOOKS_DIR = Path(os.environ.get("RUNBOOK_NOTEBOOKS", Path(__file__).resolve().parents[1] / "notebooks"))
+NOTEBOOKS_DIR = notebooks_dir()
 TEST_PLAN = "01_test_plan"
 IMPLEMENTATION = "02_implementation"
 VALIDATION = "03_functional_validation"
@@ -75,16 +76,20 @@ def check_out_folder(out: Path) -> None:
         raise InputError("--out", f"cannot create run folders under {out}: {probe} is not writable")
 
 
-def new_run_dir(out: Path, target: str, now: _dt.datetime | None = None) -> Path:
-    """``out/<UTC timestamp>-<target>``, unique even for two runs in one second."""
+def new_run_dir(out: Path, target: str, now: _dt.datetime | None = None, label: str = "") -> Path:
+    """``out/<UTC timestamp>-<target>[-<label>]``, unique even for two runs in one second.
+
+    ``label`` names what kind of folder it is (``audit``), so an audit never looks like a change run.
+    """
     now = now or _dt.datetime.now(_dt.timezone.utc)
     stamp = now.strftime("%Y%m%dT%H%M%SZ")
     out = Path(out)
-    candidate = out / f"{stamp}-{target}"
+    name = f"{stamp}-{target}" + (f"-{label}" if label else "")
+    candidate = out / name
     n = 1
     while candidate.exists():
         n += 1
-        candidate = out / f"{stamp}-{target}-{n}"
+        candidate = out / f"{name}-{n}"
     try:
         candidate.mkdir(parents=True)
     except OSError as exc:
@@ -113,7 +118,7 @@ def _notebook_paths(notebooks_dir: Path, names: Sequence[str]) -> list[Path]:
     paths = [Path(notebooks_dir) / f"{name}.ipynb" for name in names]
     missing = [p for p in paths if not p.is_file()]
     if missing:
-        raise InputError("notebooks", f"missing {missing[0]}: run from a checkout of the runbook")
+        raise missing_file("notebooks", missing[0])
     return paths
 
 
@@ -153,8 +158,12 @@ def _execute_in_order(notebooks: Sequence[Path], run_dir: Path, routed: dict, op
 
 
 def run_runbook(options: RunOptions, names: Sequence[str] | None = None,
-                include_baseline: bool = False, progress: Callable[[str], None] = progress_line) -> Outcome:
-    """Execute notebooks ``names`` (default: the change cycle, plus backout when asked)."""
+                include_baseline: bool = False, progress: Callable[[str], None] = progress_line,
+                folder_label: str = "") -> Outcome:
+    """Execute notebooks ``names`` (default: the change cycle, plus backout when asked).
+
+    ``folder_label`` ends the run folder's name (``audit``: ``<timestamp>-lab-audit``).
+    """
     apply = options.apply if options.apply is not None else options.target == "lab"
     backout = options.backout if options.backout is not None else options.target == "lab"
     names = list(names or (CHANGE_NOTEBOOKS + ((BACKOUT,) if backout else ())))
@@ -175,7 +184,7 @@ def run_runbook(options: RunOptions, names: Sequence[str] | None = None,
         endpoint_url, env, seed_info = _lab_or_endpoint(stack, options)
         identity = _preflight(options, endpoint_url, env)
         function_name = options.function_name or seed_info.get("function_name", "")
-        run_dir = new_run_dir(options.out, options.target)
+        run_dir = new_run_dir(options.out, options.target, label=folder_label)
         progress(f"run folder {run_dir}")
         common = {"target": options.target, "region": identity["region"], "profile": options.profile,
                   "endpoint_url": endpoint_url, "run_dir": kernel_run_dir(run_dir),

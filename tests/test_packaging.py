@@ -2,10 +2,16 @@
 
 import json
 import re
+import shutil
+import subprocess
+import sys
+import tarfile
 import tomllib
+import zipfile
 from pathlib import Path
 
 import papermill
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,3 +94,77 @@ def test_runbook_lib_never_imports_ipython():
     for path in (ROOT / "runbook_lib").rglob("*.py"):
         text = path.read_text()
         assert not re.search(r"^\s*(import IPython|from IPython)", text, re.M), path
+
+
+# -- the built package ------------------------------------------------------------------------
+#: What never goes into the sdist's copy of the tree nor the wheel.
+_NOT_SOURCE = shutil.ignore_patterns(".git", ".venv", "runs", "build", "dist", "*.egg-info", "__pycache__",
+                                     ".pytest_cache", ".venv*", ".cache", ".ipynb_checkpoints")
+
+
+def _build(*args: str, cwd: Path) -> None:
+    code = "import sys; from setuptools import build_meta as b; print(getattr(b, sys.argv[1])(sys.argv[2]))"
+    done = subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """``(sdist, wheel)`` built as ``python -m build`` builds them: the sdist from the tree, the wheel from the sdist."""
+    work = tmp_path_factory.mktemp("build")
+    tree = work / "tree"
+    shutil.copytree(ROOT, tree, ignore=_NOT_SOURCE, symlinks=True)
+    _build("build_sdist", str(work / "dist"), cwd=tree)
+    (sdist,) = (work / "dist").glob("*.tar.gz")
+    with tarfile.open(sdist) as archive:
+        archive.extractall(work / "unpacked", filter="data")
+    (unpacked,) = (work / "unpacked").iterdir()
+    _build("build_wheel", str(work / "dist"), cwd=unpacked)
+    (wheel,) = (work / "dist").glob("*.whl")
+    return sdist, wheel
+
+
+def _package_files() -> set[str]:
+    """Every file of ``runbook_lib/`` in the tree (modules and data), as ``runbook_lib/...``."""
+    return {p.relative_to(ROOT).as_posix() for p in (ROOT / "runbook_lib").rglob("*")
+            if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"}
+
+
+def test_the_wheel_ships_the_notebooks_policies_handlers_and_lab_files(built):
+    names = set(zipfile.ZipFile(built[1]).namelist())
+    notebooks = {f"runbook_lib/notebooks/{p.name}" for p in NOTEBOOKS}
+    policies = {f"runbook_lib/policies/{p.name}" for p in (ROOT / "policies").glob("*.json")}
+    assert len(notebooks) == 5 and len(policies) == 2
+    assert notebooks | policies <= names, sorted((notebooks | policies) - names)
+    assert _package_files() <= names, f"not in the wheel: {sorted(_package_files() - names)}"
+    for shipped in ("runbook_lib/handlers/reference_handler.py", "runbook_lib/lab/node_bootstrap.mjs",
+                    "runbook_lib/lab/python_bootstrap.py", "runbook_lib/lab/sdk/package-lock.json",
+                    "runbook_lib/lab/sdk/python-requirements.txt"):
+        assert shipped in names
+    for name in notebooks:  # the shipped notebook is the committed one, byte for byte
+        assert zipfile.ZipFile(built[1]).read(name) == (ROOT / "notebooks" / Path(name).name).read_bytes()
+
+
+def test_the_wheel_holds_nothing_but_the_package_and_its_metadata(built):
+    names = zipfile.ZipFile(built[1]).namelist()
+    stray = [n for n in names if not n.startswith(("runbook_lib/", "lambda_secrets_runbook-"))]
+    assert not stray, stray
+    assert not [n for n in names if re.search(r"(^|/)(tests|benchmarks|runs|__pycache__)/|\.pyc$|^setup\.py$", n)]
+    assert "runbook = runbook_lib.cli:main" in zipfile.ZipFile(built[1]).read(
+        "lambda_secrets_runbook-0.1.0.dist-info/entry_points.txt").decode()
+
+
+def test_the_sdist_holds_the_top_level_folders_and_no_tests(built):
+    with tarfile.open(built[0]) as archive:
+        names = {n.split("/", 1)[1] for n in archive.getnames() if "/" in n}
+    assert {f"notebooks/{p.name}" for p in NOTEBOOKS} <= names
+    assert {"policies/auditor.json", "policies/implementer.json", "setup.py", "pyproject.toml"} <= names
+    assert not [n for n in names if n.startswith(("tests/", "benchmarks/", "runs/"))]
+
+
+def test_package_data_globs_each_match_a_file():
+    """A glob naming a folder that does not exist ships nothing and says nothing: each must match."""
+    globs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["runbook_lib"]
+    assert globs
+    for pattern in globs:
+        assert list((ROOT / "runbook_lib").glob(pattern)), f"package-data {pattern!r} matches no file"
