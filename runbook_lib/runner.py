@@ -235,8 +235,11 @@ def run_later(run_dir: Path, options: RunOptions, notebook: str, purpose: str) -
     options.target = options.target or context.get("target", "aws")
     options.region = options.region or context.get("region", "")
     if options.target == "lab" and not options.endpoint_url:
-        raise InputError("endpoint_url", "the run's lab has stopped: start `runbook lab` with the same "
-                         "state, or pass --endpoint-url of a running lab")
+        raise InputError("endpoint_url", f"{run_dir} was run on an embedded lab, which stopped when its `runbook "
+                         "run` ended and took every resource of the run with it: there is nothing left to "
+                         f"{purpose}. To {purpose} on the lab later, keep one running: `runbook lab` in another "
+                         "terminal (export the variables it prints), then `runbook run --endpoint-url URL --function orders-api "
+                         f"--no-backout` and `runbook {purpose.replace(' ', '')} RUN_DIR --endpoint-url URL`")
     notebooks = _notebook_paths(options.notebooks_dir, [notebook])
     extra = resolve_path_parameters(options.parameters)
     apply = bool(options.apply)
@@ -249,14 +252,33 @@ def run_later(run_dir: Path, options: RunOptions, notebook: str, purpose: str) -
               "endpoint_url": options.endpoint_url, "run_dir": kernel_run_dir(run_dir),
               "function_name": function_name, "apply": apply}
     routed = route_parameters(notebooks, common, extra)
+    recorded = ledger_entries(ledger_path)
     results = _execute_in_order(notebooks, run_dir, routed, options,
                                 {KEY_ENV: Fingerprinter.new_key_hex(), **KERNEL_ENV})
+    done = what_changed(apply, recorded, ledger_entries(ledger_path), results)
     previous = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
     earlier = [NotebookRun(**n) for n in previous.get("notebooks", []) if n["name"] != notebook]
     summary_options = {**previous.get("options", {}), "target": options.target,
                        "region": identity["region"], "function_name": function_name}
     # the original run's key is gone (never stored): the guard falls back to the detection engine
-    return finish_run(run_dir, summary_options, earlier + results, False, started, key, None)
+    return finish_run(run_dir, summary_options, earlier + results, False, started, key, None, decided_by=[notebook],
+                      change_note=done)
+
+
+def ledger_entries(ledger_path: Path) -> list:
+    """The ledger's records of what the runbook created, changed and undid (not its journal of messages)."""
+    return json.loads(ledger_path.read_text()).get("entries", [])
+
+
+def what_changed(apply: bool, before: list, after: list, results: Sequence[NotebookRun]) -> str:
+    """How a later command's summary starts when it changed nothing: a plan only, or nothing left to do."""
+    if any(r.status != "ok" for r in results):
+        return ""
+    if not apply:
+        return "plan only, nothing was changed (--apply -p change_ticket ID makes the change)"
+    if before == after:
+        return "nothing to do: the ledger records no change (the account already was as this command leaves it)"
+    return ""
 
 
 def run_backout(run_dir: Path, options: RunOptions) -> Outcome:

@@ -366,7 +366,9 @@ def test_a_folder_signed_by_another_key_runs_once_that_key_is_trusted(kept_run, 
     with pytest.raises(ChangeRefused, match="untrusted signer"):
         runner.run_backout(kept_run, runner.RunOptions(**options))
     outcome = runner.run_backout(kept_run, runner.RunOptions(**options, trusted_keys=[colleague.public.fingerprint]))
-    assert outcome.exit_code == 1, outcome.reason  # the kept validation FAIL still counts
+    assert outcome.exit_code == 0, outcome.reason  # the backout's own checks decide; the validation FAIL stays listed
+    assert "1 check of earlier commands in this folder not counted" not in outcome.reason
+    assert "checks of earlier commands in this folder not counted" in outcome.reason
     result = verify_run(kept_run)
     assert result.ok and result.signer == load_signing_key().public.fingerprint  # re-signed by whoever backed out
     previous = json.loads((kept_run / "manifest.json").read_text())["previous_manifest"]
@@ -386,3 +388,45 @@ def test_a_kernel_never_starts_in_the_run_folder(tmp_path, moto_endpoint, stand_
     assert "cwd-is-run-folder False" in executed
     if sys.version_info >= (3, 11):  # PYTHONSAFEPATH
         assert "cwd-on-path False" in executed
+
+
+def test_each_later_command_exits_on_what_it_did_not_on_an_earlier_refusal(kept_run, moto_endpoint,
+                                                                          stand_in_notebooks, capsys, monkeypatch):
+    monkeypatch.setattr(runner, "NOTEBOOKS_DIR", stand_in_notebooks)
+    where = [str(kept_run), "--endpoint-url", moto_endpoint]
+    assert cli.main(["backout", *where, "-p", "backout_outcome", "raise"]) == 2  # refused in the notebook
+    assert "04_backout cell" in capsys.readouterr().err
+    assert cli.main(["closeout", *where]) == 0  # a plan: says so, and the refused backout does not decide it
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[-1].startswith("runbook: plan only, nothing was changed (--apply -p change_ticket ID")
+    assert cli.main(["closeout", *where, "--apply", "-p", "change_ticket", "CHG-1"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[-1].startswith("runbook: nothing to do: the ledger records no change")
+    assert "every check passed (2 checks: 2 PASS, 0 WARN, 0 SKIP)" in out[-1]
+    run = json.loads((kept_run / "run.json").read_text())
+    assert run["exit_code"] == 0 and {n["name"]: n["status"] for n in run["notebooks"]}["04_backout"] == "failed"
+    assert cli.main(["closeout", *where, "-p", "closeout_outcome", "fail"]) == 1
+    assert "1 check of 2 failed: closeout-check (05_closeout)" in capsys.readouterr().err
+
+
+def test_quiet_prints_only_the_final_line(kept_run, moto_endpoint, stand_in_notebooks, capfd, monkeypatch):
+    monkeypatch.setattr(runner, "NOTEBOOKS_DIR", stand_in_notebooks)
+    try:
+        assert cli.main(["-q", "closeout", str(kept_run), "--endpoint-url", moto_endpoint]) == 0
+    finally:
+        cli.set_verbosity(0)
+    captured = capfd.readouterr()
+    assert captured.err == "" and captured.out.count("\n") == 1 and captured.out.startswith("runbook: plan only")
+
+
+def test_verbose_prints_each_cells_output_as_debug_lines(kept_run, moto_endpoint, stand_in_notebooks, capfd,
+                                                          monkeypatch):
+    monkeypatch.setattr(runner, "NOTEBOOKS_DIR", stand_in_notebooks)
+    try:
+        assert cli.main(["closeout", str(kept_run), "--endpoint-url", moto_endpoint, "-v"]) == 0
+    finally:
+        cli.set_verbosity(0)
+    err = capfd.readouterr().err
+    assert "[runbook] 05_closeout: running" in err
+    assert "[runbook] 05_closeout: function" in err  # the stand-in's print, as papermill logged it
+    assert str(kept_run.resolve()) not in err  # the kernel's run_dir is the folder's relative name
