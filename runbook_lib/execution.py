@@ -59,33 +59,55 @@ def progress_line(line: str, level: int = logging.INFO) -> None:
         print(f"[runbook] {terminal(line)}", file=sys.stderr, flush=True)
 
 
-class _CellOutputLines(logging.Handler):
-    """papermill's ``log_output`` records as debug progress lines of one notebook, machine paths replaced."""
+class KernelOutput(logging.Handler):
+    """What a kernel says, as the runner's progress lines (machine paths replaced).
+
+    Its ``write`` is papermill's ``stderr_file``: the kernel's own progress lines (``[runbook] ...``, one
+    per step of a long loop or wait) become ``[runbook] NOTEBOOK: ...`` at INFO. As a logging handler on
+    papermill's ``log_output`` (``runbook -v``) every other line of every cell's output is a DEBUG line.
+    """
+
+    PREFIX = "[runbook] "
 
     def __init__(self, notebook: str, replacements: list[tuple[str, str]]):
         super().__init__(logging.DEBUG)
-        self.notebook, self.replacements = notebook, replacements
+        self.notebook, self.replacements, self._partial = notebook, replacements, ""
+
+    def _say(self, text: str, level: int) -> None:
+        progress_line(f"{self.notebook}: {scrub_text(text, self.replacements)}", level)
+
+    def write(self, text: str) -> int:
+        lines = (self._partial + text).split("\n")
+        self._partial = lines.pop()
+        for line in lines:
+            if line.startswith(self.PREFIX):
+                self._say(line[len(self.PREFIX):], logging.INFO)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
 
     def emit(self, record: logging.LogRecord) -> None:
         for text in record.getMessage().splitlines():
-            if text.strip():
-                progress_line(f"{self.notebook}: {scrub_text(text, self.replacements)}", logging.DEBUG)
+            if text.strip() and not text.startswith(self.PREFIX):  # those came through write()
+                self._say(text, logging.DEBUG)
 
 
 @contextlib.contextmanager
-def cell_output_lines(notebook: str, replacements: list[tuple[str, str]]) -> Iterator[bool]:
-    """Under ``runbook -v``, papermill's cell-output log as progress lines; yields whether it is on."""
+def kernel_output(notebook: str, replacements: list[tuple[str, str]]) -> Iterator[tuple[KernelOutput, bool]]:
+    """``(stderr_file, log_output)`` for papermill: progress lines always, every output line under ``-v``."""
+    output = KernelOutput(notebook, replacements)
     if not LOG.isEnabledFor(logging.DEBUG):
-        yield False
+        yield output, False
         return
     papermill_log = logging.getLogger("papermill")
-    handler, level = _CellOutputLines(notebook, replacements), papermill_log.level
-    papermill_log.addHandler(handler)
+    level = papermill_log.level
+    papermill_log.addHandler(output)
     papermill_log.setLevel(logging.INFO)
     try:
-        yield True
+        yield output, True
     finally:
-        papermill_log.removeHandler(handler)
+        papermill_log.removeHandler(output)
         papermill_log.setLevel(level)
 
 
@@ -141,11 +163,11 @@ def execute(notebook: Path, run_dir: Path, parameters: dict, kernel_name: str,
     try:
         if output.is_symlink():  # papermill would write through it, outside the folder
             raise NotebookError(notebook.stem, f"{output.name} in the run folder is a symlink: not written")
-        with cell_output_lines(notebook.stem, replacements) as verbose:
+        with kernel_output(notebook.stem, replacements) as (kernel_stderr, verbose):
             papermill.execute_notebook(
                 str(notebook), str(output), parameters=parameters, kernel_name=kernel_name, km=kernel.manager,
                 cwd=kernel.cwd, execution_timeout=cell_timeout, progress_bar=False,
-                request_save_on_cell_execute=True, log_output=verbose)
+                request_save_on_cell_execute=True, log_output=verbose, stderr_file=kernel_stderr)
         record.status = "ok"
     except PapermillExecutionError as exc:
         record.status = "failed"

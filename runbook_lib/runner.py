@@ -29,6 +29,7 @@ from .manifest import MANIFEST_FILE, verify_run
 from .parameters import coerce_parameter, refuse_runner_owned, resolve_path_parameters, route_parameters
 from .redaction import KEY_ENV, Fingerprinter
 from .resources import missing_file, notebooks_dir
+from .waits import cell_timeout
 from .signing import ensure_outside, load_signing_key, trusted_fingerprints
 
 KERNEL_NAME = "python3"
@@ -149,7 +150,8 @@ def _execute_in_order(notebooks: Sequence[Path], run_dir: Path, routed: dict, op
     results: list[NotebookRun] = []
     with patched_environ(env):
         for nb in notebooks:
-            result = execute(nb, run_dir, routed[nb.stem], options.kernel_name, options.cell_timeout)
+            timeout = cell_timeout(options.cell_timeout, nb.stem, routed[nb.stem], options.target)
+            result = execute(nb, run_dir, routed[nb.stem], options.kernel_name, timeout)
             results.append(result)
             if result.status == "failed":
                 results += [NotebookRun(p.stem, "skipped") for p in notebooks[len(results):]]
