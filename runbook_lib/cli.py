@@ -67,6 +67,16 @@ def _verbosity_options(parser: argparse.ArgumentParser, default) -> None:
                           help="also print each notebook cell's output as it runs (debug lines)")
 
 
+def _later_command(sub, name: str, summary: str) -> None:
+    """``backout``/``closeout RUN_DIR``: one notebook later, on an archived run's ledger."""
+    command = _command(sub, name, summary)
+    command.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    _target_options(command, default_target=None)
+    command.add_argument("--apply", action="store_true", help="make the changes (needs -p change_ticket ID)")
+    _parameter_option(command)
+    _trusted_option(command)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="runbook", description="The AWS Lambda secrets runbook: audit, change, "
                                      "validate and back out, into signed run folders an auditor can read.")
@@ -90,20 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--out", type=Path, default=Path("runs"))
     _parameter_option(audit)
 
-    backout = _command(sub, "backout", "undo an archived run's change, from its ledger")
-    backout.add_argument("run_dir", type=Path, metavar="RUN_DIR")
-    _target_options(backout, default_target=None)
-    backout.add_argument("--apply", action="store_true", help="make the changes (needs -p change_ticket ID)")
-    _parameter_option(backout)
-    _trusted_option(backout)
-
-    closeout = _command(sub, "closeout", "after acceptance: delete secret residue, rotate exposed "
-                              "values, deactivate hardcoded keys (backout is refused afterwards)")
-    closeout.add_argument("run_dir", type=Path, metavar="RUN_DIR")
-    _target_options(closeout, default_target=None)
-    closeout.add_argument("--apply", action="store_true", help="make the changes (needs -p change_ticket ID)")
-    _parameter_option(closeout)
-    _trusted_option(closeout)
+    _later_command(sub, "backout", "undo an archived run's change, from its ledger")
+    _later_command(sub, "closeout", "after acceptance: delete secret residue, rotate exposed values, "
+                   "deactivate hardcoded keys (backout is refused afterwards)")
 
     unlock = _command(sub, "unlock", "release the locks of a run whose process died (checked first)")
     _optional_module("runbook_lib.change.unlock", unlock)

@@ -45,6 +45,7 @@ def install_python(home: Path, manifests: Path) -> str:
                            "-r", str(manifests / "python-requirements.txt")], capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"pip install of the Python runtime SDK failed: {_last_line(done.stderr)}")
+    target.mkdir(parents=True, exist_ok=True)
     (target / MARKER).touch()
     return f"python: boto3 installed in {target}"
 
