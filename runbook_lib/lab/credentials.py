@@ -29,7 +29,7 @@ from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from urllib.parse import parse_qsl
 
-from .operations import ApiCall
+from .operations import ApiCall, raw_path
 
 UNKNOWN_KEY = "unknown-key"          # no such key, a deleted key or an inactive one
 INVALID_TOKEN = "invalid-token"      # session key without its token, or a token of another key
@@ -215,7 +215,7 @@ def expected_signature(environ: dict, body: bytes, signed: Signed, credential: C
     query = environ.get("QUERY_STRING", "")
     if signed.presigned:  # the canonical query string excludes the signature itself
         query = "&".join(p for p in query.split("&") if not p.startswith("X-Amz-Signature="))
-    url = f"http://{environ.get('HTTP_HOST', '')}{_raw_path(environ)}" + (f"?{query}" if query else "")
+    url = f"http://{environ.get('HTTP_HOST', '')}{raw_path(environ)}" + (f"?{query}" if query else "")
     request = AWSRequest(method=environ.get("REQUEST_METHOD", "GET"), url=url, data=body or b"")
     for name in signed.signed_headers:
         if name.lower() == "x-amz-content-sha256" and name in headers:
@@ -234,18 +234,6 @@ def _header_value(environ: dict, name: str) -> str | None:
     if lowered == "host":
         return environ.get("HTTP_HOST")
     return environ.get("HTTP_" + lowered.upper().replace("-", "_"))
-
-
-def _raw_path(environ: dict) -> str:
-    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
-    if raw:
-        raw = raw.split("?", 1)[0]
-        if "://" in raw:  # absolute-form request target
-            raw = "/" + raw.split("://", 1)[1].partition("/")[2]
-        return raw
-    from urllib.parse import quote
-
-    return quote(environ.get("PATH_INFO", "/"), safe="/:@!$&'()*+,;=-._~")
 
 
 # --------------------------------------------------------------------------- the service's answer

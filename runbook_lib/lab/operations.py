@@ -159,7 +159,7 @@ def resolve(environ: dict, body: bytes) -> ApiCall | None:
             return None
     call = ApiCall(service=service, operation="", region=region or "us-east-1",
                    access_key_id=access_key)
-    path = _raw_path(environ)
+    path = raw_path(environ)
     for model in MODELS.candidates(service):
         if _resolve_with(model, call, environ, body, form, target, path):
             call.model = model
@@ -371,7 +371,8 @@ def _json(body: bytes) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def _raw_path(environ: dict) -> str:
+def raw_path(environ: dict) -> str:
+    """The request path as the client sent it (percent-encoding kept): what SigV4 signed."""
     raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
     if raw:
         raw = raw.split("?", 1)[0]

@@ -226,47 +226,17 @@ def seed_lab(endpoint_url: str, admin_env: dict, partner=None) -> dict:
         trail_bucket, distribution_id, partner_url, region, account_id.
     """
     region = admin_env.get("AWS_DEFAULT_REGION") or admin_env.get("AWS_REGION") or "us-east-1"
-    session = boto3.Session(aws_access_key_id=admin_env["AWS_ACCESS_KEY_ID"],
-                            aws_secret_access_key=admin_env["AWS_SECRET_ACCESS_KEY"],
-                            region_name=region)
-    config = Config(retries={"max_attempts": 2, "mode": "standard"})
-
-    def client(service: str):
-        return session.client(service, endpoint_url=endpoint_url, config=config)
-
+    client = _admin_clients(endpoint_url, admin_env, region)
     partner_url = f"{endpoint_url.rstrip('/')}/_lab/partner/v1/orders"
     iam, lam = client("iam"), client("lambda")
 
     table_arn = _seed_table(client("dynamodb"))
     account = table_arn.split(":")[4]
     legacy_key = _seed_legacy_user(iam, table_arn)
-    role_arn = iam.create_role(
-        RoleName=ROLE_NAME, AssumeRolePolicyDocument=_trust("lambda.amazonaws.com"),
-        Description="Execution role of orders-api")["Role"]["Arn"]
-    iam.put_role_policy(RoleName=ROLE_NAME, PolicyName="orders-api-basic", PolicyDocument=_policy(
-        *_logs_statements(region, account, [FUNCTION_NAME]),
-        {"Effect": "Allow", "Action": ["dynamodb:Scan", "dynamodb:GetItem", "dynamodb:Query"],
-         "Resource": table_arn}))
-
-    layer_arn = lam.publish_layer_version(
-        LayerName=LAYER_NAME, Description="Shared settings of the orders services",
-        CompatibleRuntimes=["python3.12"],
-        Content={"ZipFile": _zip({"python/shared_config.json": json.dumps({
-            "service_name": "orders", "environment": "production", "log_format": "json",
-            "partner_timeout_seconds": 5, "retry_attempts": 3,
-            "service_token": random_token(40)}, indent=2)})})["LayerVersionArn"]
-
+    role_arn = _seed_function_role(iam, region, account, table_arn)
+    layer_arn = _seed_layer(lam)
     partner_key = random_token(32)
-    function_arn = lam.create_function(
-        FunctionName=FUNCTION_NAME, Runtime="python3.12", Role=role_arn, Handler="app.handler",
-        Code={"ZipFile": _zip({"app.py": APP_PY.format(
-            access_key_id=legacy_key["AccessKeyId"],
-            secret_access_key=legacy_key["SecretAccessKey"])})},
-        Description="Orders API (legacy)", Timeout=15, MemorySize=256, Layers=[layer_arn],
-        Environment={"Variables": {
-            "PARTNER_API_KEY": partner_key, "DB_PASSWORD": random_password(20),
-            "TABLE_NAME": TABLE_NAME, "PARTNER_API_URL": partner_url, "LOG_LEVEL": "INFO"}},
-        Tags={"team": "orders", "service": "orders-api"})["FunctionArn"]
+    function_arn = _seed_function(lam, role_arn, layer_arn, legacy_key, partner_key, partner_url)
     if partner is not None:
         partner.set_valid_keys([partner_key])
 
@@ -288,6 +258,52 @@ def seed_lab(endpoint_url: str, admin_env: dict, partner=None) -> dict:
         "distribution_id": distribution_id, "partner_url": partner_url,
         "region": region, "account_id": account,
     }
+
+
+def _admin_clients(endpoint_url: str, admin_env: dict, region: str):
+    """``client(service)``: a client of the lab as its admin user."""
+    session = boto3.Session(aws_access_key_id=admin_env["AWS_ACCESS_KEY_ID"],
+                            aws_secret_access_key=admin_env["AWS_SECRET_ACCESS_KEY"], region_name=region)
+    config = Config(retries={"max_attempts": 2, "mode": "standard"})
+    return lambda service: session.client(service, endpoint_url=endpoint_url, config=config)
+
+
+def _seed_function_role(iam, region: str, account: str, table_arn: str) -> str:
+    """orders-api's execution role: its logs and its table, nothing about secrets yet."""
+    role_arn = iam.create_role(
+        RoleName=ROLE_NAME, AssumeRolePolicyDocument=_trust("lambda.amazonaws.com"),
+        Description="Execution role of orders-api")["Role"]["Arn"]
+    iam.put_role_policy(RoleName=ROLE_NAME, PolicyName="orders-api-basic", PolicyDocument=_policy(
+        *_logs_statements(region, account, [FUNCTION_NAME]),
+        {"Effect": "Allow", "Action": ["dynamodb:Scan", "dynamodb:GetItem", "dynamodb:Query"],
+         "Resource": table_arn}))
+    return role_arn
+
+
+def _seed_layer(lam) -> str:
+    """The shared settings layer, with a service token in its JSON (another change's to migrate)."""
+    return lam.publish_layer_version(
+        LayerName=LAYER_NAME, Description="Shared settings of the orders services",
+        CompatibleRuntimes=["python3.12"],
+        Content={"ZipFile": _zip({"python/shared_config.json": json.dumps({
+            "service_name": "orders", "environment": "production", "log_format": "json",
+            "partner_timeout_seconds": 5, "retry_attempts": 3,
+            "service_token": random_token(40)}, indent=2)})})["LayerVersionArn"]
+
+
+def _seed_function(lam, role_arn: str, layer_arn: str, legacy_key: dict, partner_key: str,
+                   partner_url: str) -> str:
+    """orders-api as found: secrets in its environment, a hardcoded access key in its code."""
+    return lam.create_function(
+        FunctionName=FUNCTION_NAME, Runtime="python3.12", Role=role_arn, Handler="app.handler",
+        Code={"ZipFile": _zip({"app.py": APP_PY.format(
+            access_key_id=legacy_key["AccessKeyId"],
+            secret_access_key=legacy_key["SecretAccessKey"])})},
+        Description="Orders API (legacy)", Timeout=15, MemorySize=256, Layers=[layer_arn],
+        Environment={"Variables": {
+            "PARTNER_API_KEY": partner_key, "DB_PASSWORD": random_password(20),
+            "TABLE_NAME": TABLE_NAME, "PARTNER_API_URL": partner_url, "LOG_LEVEL": "INFO"}},
+        Tags={"team": "orders", "service": "orders-api"})["FunctionArn"]
 
 
 def _seed_table(dynamodb) -> str:
