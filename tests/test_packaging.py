@@ -1,6 +1,7 @@
 """The project's packaging stays coherent: environment.yml <-> pyproject, clean notebooks."""
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -168,3 +169,41 @@ def test_package_data_globs_each_match_a_file():
     assert globs
     for pattern in globs:
         assert list((ROOT / "runbook_lib").glob(pattern)), f"package-data {pattern!r} matches no file"
+
+
+@pytest.mark.slow
+def test_the_installed_wheel_runs_the_lab_cycle_from_any_folder(built, tmp_path):
+    """``pip install`` of the wheel in a fresh venv, then ``runbook run --target lab`` from another folder.
+
+    Offline: the dependencies are this environment's, seen through a plain path entry (so its
+    ``.pth`` files, the editable install of this checkout among them, are not processed); the
+    lab's runtime SDKs are this environment's (``RUNBOOK_LAB_RUNTIMES``), as ``runbook lab-runtimes``
+    would install them.
+    """
+    import sysconfig
+
+    from runbook_lib.lab.runtimes import runtimes_home
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    (site / "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    installed = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet",
+                                "--no-deps", "--no-index", str(built[1])], capture_output=True, text=True)
+    assert installed.returncode == 0, installed.stderr[-2000:]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "RUNBOOK_NOTEBOOKS", "AWS_ENDPOINT_URL")}
+    env["RUNBOOK_LAB_RUNTIMES"] = str(runtimes_home())
+    where = subprocess.run([str(python), "-c", "import runbook_lib.resources as r; print(r.notebooks_dir())"],
+                           cwd=elsewhere, env=env, capture_output=True, text=True, check=True).stdout.strip()
+    assert Path(where) == site / "runbook_lib" / "notebooks", "the notebooks did not come from the installed wheel"
+    run = subprocess.run([str(venv / "bin" / "runbook"), "-q", "run", "--target", "lab"], cwd=elsewhere, env=env,
+                         capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    assert run.stdout.startswith("runbook: every check passed") and run.stderr == ""
+    [run_dir] = (elsewhere / "runs").iterdir()
+    assert {f"{n}.html" for n in ("01_test_plan", "02_implementation", "03_functional_validation", "04_backout")} <= {
+        p.name for p in run_dir.iterdir()}

@@ -176,6 +176,9 @@ def test_a_failed_runs_traceback_names_no_absolute_path_or_user(tmp_path, moto_e
     for text, name in ((notebook, "notebook"), (page, "HTML"), (outcome.reason, "reason"),
                        ((outcome.run_dir / "summary.md").read_text(), "summary")):
         assert [m for m in machine if m in text] == [], f"the {name} names this machine"
+    for path in (p for p in outcome.run_dir.rglob("*") if p.is_file()):  # every artifact of the failed run
+        data = path.read_bytes()
+        assert [m for m in machine if m.encode() in data] == [], f"{path.name} names this machine"
 
 
 def test_ctrl_c_still_finishes_and_signs_the_folder(tmp_path, moto_endpoint, stand_in_notebooks):
