@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -187,7 +188,7 @@ def finish_run(run_dir: Path, options: dict, notebooks: Sequence[NotebookRun], i
             try:
                 export_html(path)
             except Exception as exc:  # an unreadable half-written notebook must not lose the rest
-                progress_line(f"{nb.name}: HTML export failed ({type(exc).__name__})")
+                progress_line(f"{nb.name}: HTML export failed ({type(exc).__name__})", logging.WARNING)
     neutralise_csv_files(run_dir)
     leak = guard_against_leaks(run_dir, key_hex)
     progress_line(f"leak guard: {leak.status}" + (f" - {leak.reason}" if leak.reason else ""))

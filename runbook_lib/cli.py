@@ -18,6 +18,7 @@ from pathlib import Path
 from . import __version__
 from .exceptions import RunbookError
 from .render import terminal
+from .wording import counted
 
 
 def _target_options(parser: argparse.ArgumentParser, default_target: str | None = "lab") -> None:
@@ -177,9 +178,9 @@ def _verify(args) -> int:
         _say(difference, sys.stderr)
     if result.differences:
         _say(f"runbook: {args.run_dir} does NOT match its signed manifest "
-             f"({len(result.differences)} difference(s)); {signer}", sys.stderr)
+             f"({counted(len(result.differences), 'difference')}); {signer}", sys.stderr)
         return 1
-    _say(f"runbook: {args.run_dir} matches its signed manifest ({result.files} files); {signer}")
+    _say(f"runbook: {args.run_dir} matches its signed manifest ({counted(result.files, 'file')}); {signer}")
     return 0
 
 

@@ -197,6 +197,9 @@ def test_the_installed_wheel_runs_the_lab_cycle_from_any_folder(built, tmp_path)
     elsewhere.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "RUNBOOK_NOTEBOOKS", "AWS_ENDPOINT_URL")}
     env["RUNBOOK_LAB_RUNTIMES"] = str(runtimes_home())
+    # nbconvert's templates are data files of this environment (share/jupyter), not importable code
+    env["JUPYTER_PATH"] = os.pathsep.join(p for p in (str(Path(sys.prefix) / "share" / "jupyter"),
+                                                       env.get("JUPYTER_PATH")) if p)
     where = subprocess.run([str(python), "-c", "import runbook_lib.resources as r; print(r.notebooks_dir())"],
                            cwd=elsewhere, env=env, capture_output=True, text=True, check=True).stdout.strip()
     assert Path(where) == site / "runbook_lib" / "notebooks", "the notebooks did not come from the installed wheel"
