@@ -27,6 +27,9 @@ from .session import aws_call, error_code
 
 POLICY_PREFIX = "LambdaSecretsManagerPolicy-"
 ROLE_PREFIX = "LambdaSecretsRunbook-"
+#: The permissions boundary every role the runbook creates carries (``policies/runbook-role-boundary.json``,
+#: created by an administrator under this name; the implementer may create roles only with it).
+BOUNDARY_POLICY_NAME = "LambdaSecretsRunbookRoleBoundary"
 LOGGING_POLICY_NAME = "basic-logging"
 COPIED_POLICY_PREFIX = "copied-"
 MAX_POLICY_VERSIONS = 5
@@ -234,10 +237,16 @@ def inline_policies(iam, role_name: str) -> dict[str, dict]:
     return out
 
 
-def create_role(iam, name: str, trust: dict, tags: dict, description: str) -> str:
+def boundary_arn(partition: str, account: str) -> str:
+    """The ARN of the permissions boundary of the runbook's roles in ``account``."""
+    return policy_arn(partition, account, BOUNDARY_POLICY_NAME)
+
+
+def create_role(iam, name: str, trust: dict, tags: dict, description: str, boundary: str) -> str:
+    """CreateRole with its tags and the permissions boundary ``boundary`` (a managed policy ARN)."""
     with aws_call("CreateRole", name, "iam:CreateRole + iam:TagRole"):
         return iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust),
-                               Description=description[:1000],
+                               Description=description[:1000], PermissionsBoundary=boundary,
                                Tags=[{"Key": k, "Value": v} for k, v in sorted(tags.items())])["Role"]["Arn"]
 
 

@@ -1,24 +1,36 @@
-"""The operator policies shipped in ``policies/`` and the IAM actions each part of the runbook needs.
+"""The operator policies shipped in ``policies/``, the IAM actions each part of the runbook needs,
+and the project's policy lint.
 
-Two parts, two policies:
+Two parts, each a set of managed policies (one document is limited to 6,144 characters):
 
 - ``auditor`` (``policies/auditor.json``): the test plan and functional validation. Read
-  calls only, plus ``lambda:InvokeFunction`` (the baseline and validation invocations) and
-  ``secretsmanager:GetSecretValue`` on ``lambda/*`` secrets (validation searches the logs
-  for the secret's values, in memory).
-- ``implementer`` (``policies/implementer.json``): implementation and backout.
+  calls only, plus ``lambda:InvokeFunction`` on functions an administrator approved (the
+  baseline and validation invocations) and ``secretsmanager:GetSecretValue`` on the
+  runbook's own secrets (validation searches the logs for the secret's values, in memory).
+- ``implementer`` (``policies/implementer.json`` for functions, secrets, keys and layers,
+  ``implementer-iam.json`` for roles and today's read policy, ``implementer-edge.json`` for
+  Lambda@Edge): implementation, backout and close-out.
+
+``policies/runbook-role-boundary.json`` is the permissions boundary every role the runbook
+creates must carry (``iam:PermissionsBoundary``); an administrator creates it as the managed
+policy :data:`BOUNDARY_POLICY_NAME`. A function is approved for change by an administrator
+with the tag :data:`APPROVAL_TAG`, which the implementer can never set or remove.
 
 :func:`required_actions` derives what a part needs from the code itself: the
 ``permissions`` every :class:`~runbook_lib.steps.Step` of implementation and backout
 declares, plus the permission named by every ``aws_call(...)`` in the modules of that
 part (found by reading their source, so a new call cannot be forgotten here), minus
-:data:`OPTIONAL` (features the shipped policy leaves out on purpose, each with a reason).
+:data:`OPTIONAL` (what the shipped policies leave out on purpose, each with a reason).
 :func:`uncovered_actions` says which of them a policy does not allow; the tests keep it
-empty.
+empty. :func:`lint` says why a document could be abused (:data:`LINT_RULES`).
+:func:`change_grant` is the one per-change grant an administrator attaches for what no
+standing policy holds (deploying code to one function, deactivating one user's keys).
 
 Examples
 --------
 >>> uncovered_actions(load_policy("auditor"), required_actions("auditor"))  # doctest: +SKIP
+[]
+>>> lint(load_policy("implementer"))                                         # doctest: +SKIP
 []
 """
 
@@ -37,6 +49,20 @@ from .resources import missing_file, policies_dir
 
 POLICY_DIR = policies_dir()
 PARTS = ("auditor", "implementer")
+#: The managed policies (files in ``policies/``) each part is made of.
+POLICY_FILES = {"auditor": ("auditor",), "implementer": ("implementer", "implementer-iam", "implementer-edge")}
+#: The permissions boundary of the roles the runbook creates.
+BOUNDARY = "runbook-role-boundary"
+BOUNDARY_POLICY_NAME = "LambdaSecretsRunbookRoleBoundary"
+#: Every document shipped in ``policies/``.
+SHIPPED = POLICY_FILES["auditor"] + POLICY_FILES["implementer"] + (BOUNDARY,)
+#: The tag an administrator sets on a function (and, for today's read policy, its role) to approve
+#: it for change; the implementer can neither set nor remove it.
+APPROVAL_TAG = ("lambda-secrets-runbook:approved", "true")
+#: Tag keys the runbook writes on what it creates (``managed-by``, ``function``, ``change-ticket``,
+#: the KMS key's ``runbook-token``) and on the function it changes (its lock).
+RUNBOOK_TAG_KEYS = ("managed-by", "function", "change-ticket", "runbook-token")
+LOCK_TAG_KEY = "lambda-secrets-runbook-lock"
 
 #: Modules whose calls each part makes (besides the Steps' declared permissions).
 PART_MODULES = {
@@ -60,6 +86,16 @@ OPTIONAL = {
     },
     "implementer": {
         "sts:AssumeRole": "not used by implementation or backout",
+        "lambda:UpdateFunctionCode": "deploying code runs it as the function's role (parliament: "
+                                     "EditExistingLambdaFunctionWithRole): granted per change, for one function, "
+                                     "by change_grant(function_arn)",
+        "iam:UpdateAccessKey": "it re-activates any disabled key as well (parliament: CREDENTIALS_EXPOSURE): the "
+                               "key's owner or an administrator deactivates it, or grants it per change for one "
+                               "user by change_grant(function_arn, key_users=[...])",
+        "iam:CreatePolicyVersion": "a new version of any runbook policy could grant anything (parliament: "
+                                   "CreateNewPolicyVersion); a policy whose document changed is deleted and "
+                                   "created again by an administrator, and the secret's resource policy "
+                                   "(real-functions) replaces it",
     },
 }
 #: Actions that only read, by their verb (the auditor may hold nothing else, save the two below).
@@ -70,19 +106,28 @@ AUDITOR_NON_READ = {"lambda:InvokeFunction": "baseline and validation invocation
 _PERMISSION = re.compile(r"^[a-z0-9-]+:[A-Za-z*]+$")
 
 
-def policy_path(part: str) -> Path:
-    if part not in PARTS:
-        raise InputError("part", f"{part!r} is not one of {', '.join(PARTS)}")
-    return POLICY_DIR / f"{part}.json"
+def policy_path(name: str) -> Path:
+    """The file of one shipped document (``implementer-iam``, ``runbook-role-boundary``...)."""
+    if name not in SHIPPED:
+        raise InputError("part", f"{name!r} is not one of {', '.join(SHIPPED)}")
+    return POLICY_DIR / f"{name}.json"
 
 
-def load_policy(part: str) -> dict:
-    """The shipped policy document of ``part`` (``auditor`` or ``implementer``)."""
-    path = policy_path(part)
+def load_document(name: str) -> dict:
+    """One shipped document, as its file holds it."""
+    path = policy_path(name)
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
         raise missing_file("part", path) from None
+
+
+def load_policy(part: str) -> dict:
+    """Everything ``part`` (``auditor`` or ``implementer``) holds, as one document (its files' statements)."""
+    if part not in PARTS:
+        raise InputError("part", f"{part!r} is not one of {', '.join(PARTS)}")
+    return {"Version": "2012-10-17",
+            "Statement": [s for name in POLICY_FILES[part] for s in statements(load_document(name))]}
 
 
 def statements(document: dict) -> list[dict]:
@@ -96,6 +141,36 @@ def without_statement(document: dict, sid: str) -> dict:
     if len(kept) == len(statements(document)):
         raise KeyError(f"no statement {sid}")
     return {**document, "Statement": kept}
+
+
+def change_grant(function_arn: str, key_users: tuple[str, ...] | list[str] = ()) -> dict:
+    """The per-change grant an administrator attaches next to ``implementer`` for one change.
+
+    ``lambda:UpdateFunctionCode`` on exactly ``function_arn`` (the ``package`` and ``reference``
+    strategies, and backout of a code change), and ``iam:UpdateAccessKey`` on exactly the IAM
+    users named in ``key_users`` (the hardcoded keys found in that function's code). Nothing
+    else: no standing policy holds either action, because each can be abused on any resource
+    it names. Detach it when the change is closed out.
+
+    Examples
+    --------
+    >>> change_grant("arn:aws:lambda:us-east-1:123456789012:function:orders-api",
+    ...              ["orders-legacy-ci"])["Statement"][1]["Resource"]
+    ['arn:aws:iam::123456789012:user/orders-legacy-ci']
+    """
+    parts = function_arn.split(":")
+    if len(parts) != 7 or parts[:3] != ["arn", parts[1], "lambda"] or parts[5] != "function" or "*" in function_arn:
+        raise InputError("function_arn", f"{function_arn!r} is not one function's unqualified ARN "
+                         "(arn:aws:lambda:<region>:<account>:function:<name>)")
+    grants = [{"Sid": "DeployCodeToThisFunction", "Effect": "Allow", "Action": "lambda:UpdateFunctionCode",
+               "Resource": function_arn}]
+    users = sorted(set(key_users))
+    if any(not re.fullmatch(r"[\w+=,.@-]{1,64}", u) for u in users):
+        raise InputError("key_users", f"{users} must be IAM user names")
+    if users:
+        grants.append({"Sid": "DeactivateTheseUsersKeys", "Effect": "Allow", "Action": "iam:UpdateAccessKey",
+                       "Resource": [f"arn:{parts[1]}:iam::{parts[4]}:user/{u}" for u in users]})
+    return {"Version": "2012-10-17", "Statement": grants}
 
 
 # -- what the code needs -----------------------------------------------------------------------
@@ -185,3 +260,99 @@ def non_read_actions(document: dict) -> list[str]:
         if "*" in verb or (not verb.startswith(READ_VERBS) and pattern not in AUDITOR_NON_READ):
             out.append(pattern)
     return sorted(out)
+
+
+# -- the policy lint: what could be abused ------------------------------------------------------------
+#: Actions no standing policy of the runbook may allow (directly or through a wildcard), and why.
+NEVER_STANDING = {
+    "lambda:UpdateFunctionCode": "runs any code as the function's role",
+    "lambda:CreateFunction": "runs any code as any role it may pass",
+    "iam:UpdateAccessKey": "re-activates any disabled key",
+    "iam:CreateAccessKey": "mints credentials of another user",
+    "iam:CreatePolicyVersion": "rewrites a policy to grant anything",
+    "iam:SetDefaultPolicyVersion": "switches a policy to a broader version",
+    "iam:PutRolePermissionsBoundary": "replaces a role's boundary",
+    "iam:DeleteRolePermissionsBoundary": "removes a role's boundary",
+    "iam:UpdateAssumeRolePolicy": "lets anyone assume a role",
+    "iam:PutUserPolicy": "grants a user anything",
+    "iam:AttachUserPolicy": "grants a user anything",
+    "iam:AddUserToGroup": "grants a user a group's permissions",
+    "iam:CreateLoginProfile": "sets another user's console password",
+    "iam:UpdateLoginProfile": "sets another user's console password",
+    "sts:AssumeRole": "becomes another role",
+}
+#: What :func:`lint` reports, rule by rule.
+LINT_RULES = {
+    "standing-grant": "allows an action no standing policy may hold (NEVER_STANDING)",
+    "tagging": "tags or untags without limiting the tag keys (ForAllValues aws:TagKeys), or may write the "
+               "approval tag: tagging would unlock what the tags guard",
+    "pass-role": "iam:PassRole without iam:PassedToService",
+    "unbounded-role": "iam:CreateRole without iam:PermissionsBoundary",
+    "delete": "deletes without a condition, outside the runbook's own names",
+}
+#: Name parts of what only the runbook creates: an unconditioned delete may name them.
+RUNBOOK_NAMES = ("lambda-secrets-runbook", "LambdaSecretsRunbook-", "LambdaSecretsManagerPolicy-")
+_TAGGING = re.compile(r"^(Un)?tag(Resource|Role|Policy|User|Key)?$", re.IGNORECASE)
+_DELETING = ("Delete", "Detach", "Remove", "ScheduleKeyDeletion")
+
+
+def _listed(value) -> list:
+    return [value] if isinstance(value, str) else list(value or [])
+
+
+def lint(document: dict) -> list[str]:
+    """Why ``document`` could be abused: one line per problem, ``rule: Sid: what`` (empty: none found).
+
+    The rules (:data:`LINT_RULES`) judge the Allow statements: a Deny narrows, never widens,
+    so it is never a problem itself. An unconditioned delete is accepted on the runbook's own
+    names, or where a Deny of the same document refuses it unless the resource's tags say so.
+    """
+    problems = []
+    for statement in statements(document):
+        if statement.get("Effect") != "Allow":
+            continue
+        sid = statement.get("Sid", "(no Sid)")
+        actions = _listed(statement.get("Action"))
+        condition = statement.get("Condition") or {}
+        problems += [f"standing-grant: {sid}: {action} ({why})" for action, why in NEVER_STANDING.items()
+                     if any(_matches(pattern, action) for pattern in actions)]
+        verbs = {a.split(":", 1)[-1] for a in actions}
+        if any(_TAGGING.match(v) or v == "*" for v in verbs):
+            problems += [f"tagging: {sid}: {why}" for why in _tagging_problems(condition)]
+        if any(_matches(a, "iam:PassRole") for a in actions) and not _condition_keys(condition, "iam:PassedToService"):
+            problems.append(f"pass-role: {sid}: may pass roles to any service")
+        if any(_matches(a, "iam:CreateRole") for a in actions) and \
+                not _condition_keys(condition, "iam:PermissionsBoundary"):
+            problems.append(f"unbounded-role: {sid}: creates roles without a permissions boundary")
+        deleting = [a for a in actions if a.split(":", 1)[-1].startswith(_DELETING) or a.endswith(":*")]
+        open_ended = [r for r in _listed(statement.get("Resource")) if not any(n in r for n in RUNBOOK_NAMES)
+                      and not all(_guarded(document, a, r) for a in deleting)]
+        if deleting and not condition and open_ended:
+            problems.append(f"delete: {sid}: deletes on {', '.join(open_ended)} without a condition")
+    return problems
+
+
+def _guarded(document: dict, action: str, resource: str) -> bool:
+    """Whether a Deny of ``document`` refuses ``action`` on ``resource`` unless the resource's tags say so."""
+    return any(s.get("Effect") == "Deny" and resource in _listed(s.get("Resource"))
+               and any(_matches(p, action) for p in _listed(s.get("Action")))
+               and any(k.lower().startswith("aws:resourcetag/") for block in (s.get("Condition") or {}).values()
+                       if isinstance(block, dict) for k in block)
+               for s in statements(document))
+
+
+def _condition_keys(condition: dict, key: str) -> list:
+    """The values ``condition`` tests ``key`` against (any operator), lower-cased key names."""
+    return [v for block in condition.values() if isinstance(block, dict)
+            for k, values in block.items() if k.lower() == key.lower() for v in _listed(values)]
+
+
+def _tagging_problems(condition: dict) -> list[str]:
+    limited = [v for operator, block in condition.items() if operator.startswith("ForAllValues:String")
+               and isinstance(block, dict) for k, values in block.items() if k.lower() == "aws:tagkeys"
+               for v in _listed(values)]
+    if not limited:
+        return ["tag keys not limited (ForAllValues:StringEquals aws:TagKeys)"]
+    if any(_matches(v, APPROVAL_TAG[0]) for v in limited):
+        return [f"may write the approval tag {APPROVAL_TAG[0]}"]
+    return []

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import boto3
 
+from runbook_lib import policies
 from runbook_lib.ledger import Ledger
 from runbook_lib.redaction import Fingerprinter, redact
 from runbook_lib.session import Target
@@ -71,6 +72,8 @@ def build_world(tmp_path, with_findings=True) -> World:
     ddb.create_table(TableName="orders", BillingMode="PAY_PER_REQUEST",
                      KeySchema=[{"AttributeName": "order_id", "KeyType": "HASH"}],
                      AttributeDefinitions=[{"AttributeName": "order_id", "AttributeType": "S"}])
+    iam.create_policy(PolicyName=policies.BOUNDARY_POLICY_NAME,  # as an administrator creates it
+                      PolicyDocument=json.dumps(policies.load_document(policies.BOUNDARY)))
     iam.create_user(UserName="orders-legacy-ci")
     iam.create_user(UserName="someone-else")
     iam.create_access_key(UserName="someone-else")

@@ -103,7 +103,7 @@ def test_run_dir_whose_ledger_belongs_to_another_account_or_function(unchanged, 
         start_notebook("04_backout", "backout", target="lab", region=unchanged.region, profile="",
                        endpoint_url=unchanged.endpoint_url, run_dir=str(tmp_path), function_name="orders-api",
                        create_ledger=False)
-    assert not Ledger.open(tmp_path).entries()
+    assert not Ledger.open(tmp_path).records()
 
 
 def _zip(members):

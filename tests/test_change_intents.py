@@ -103,7 +103,7 @@ def test_secret_found_by_name_tag_and_token_only(ctx):
 
 def test_role_policy_key_versions_and_state_are_found(ctx):
     role_arn = iam.create_role(ctx.iam, "LambdaSecretsRunbook-orders-api", iam.trust_policy("123456789012", False),
-                               ctx.tags, "d")
+                               ctx.tags, "d", iam.boundary_arn("aws", "123456789012"))
     assert finders.find(ctx, pending(ctx, "role", "LambdaSecretsRunbook-orders-api", previous_role="r")).resource == role_arn
     policy_arn = iam.create_policy(ctx.iam, "LambdaSecretsManagerPolicy-orders-api",
                                    iam.secret_read_policy("arn:aws:secretsmanager:us-east-1:123456789012:secret:s"),

@@ -188,6 +188,8 @@ def test_dedicated_role_and_created_kms_key(world):
     assert trust["Statement"][0]["Principal"] == {"Service": ["lambda.amazonaws.com"]}
     assert trust["Statement"][0]["Condition"] == {"StringEquals": {"aws:SourceAccount": "123456789012"}}
     assert lam.get_function_configuration(FunctionName=FUNCTION)["Role"] == role["Arn"]
+    boundary = "arn:aws:iam::123456789012:policy/LambdaSecretsRunbookRoleBoundary"
+    assert role["PermissionsBoundary"]["PermissionsBoundaryArn"] == boundary
     inline = iam.list_role_policies(RoleName=role_name)["PolicyNames"]
     assert set(inline) == {"basic-logging", "copied-orders-read"}
     # the old role is left as it was: no secret policy attached to it
@@ -204,6 +206,28 @@ def test_dedicated_role_and_created_kms_key(world):
     doc = json.loads(doc) if isinstance(doc, str) else doc
     assert doc["Statement"][1]["Resource"] == key_arn
     assert {r.action for r in make(world, role_mode="dedicated", kms_key="create").plan()} == {"none"}
+
+
+def test_dedicated_role_without_the_boundary_blocks_before_any_change(world):
+    iam = world.client("iam")
+    iam.delete_policy(PolicyArn="arn:aws:iam::123456789012:policy/LambdaSecretsRunbookRoleBoundary")
+    before = world.state()
+    row = next(r for r in make(world, role_mode="dedicated").plan() if r.step == "role")
+    assert row.action == "blocked" and "LambdaSecretsRunbookRoleBoundary does not exist" in row.reason
+    assert "policies/runbook-role-boundary.json" in row.reason
+    with pytest.raises(ChangeRefused):
+        make(world, role_mode="dedicated").apply()
+    assert world.state() == before
+
+
+def test_a_dedicated_role_with_another_boundary_fails_its_assertion(world):
+    impl = make(world, role_mode="dedicated")
+    impl.apply()
+    world.client("iam").put_role_permissions_boundary(
+        RoleName=f"LambdaSecretsRunbook-{FUNCTION}", PermissionsBoundary="arn:aws:iam::aws:policy/ReadOnlyAccess")
+    role_step = next(s for s in impl.steps if s.name == "role")
+    with pytest.raises(ChangeRefused, match="permissions boundary is arn:aws:iam::aws:policy/ReadOnlyAccess"):
+        role_step.verify()
 
 
 def test_existing_secret_not_made_by_the_runbook_blocks_before_any_change(world):

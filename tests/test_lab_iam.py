@@ -607,3 +607,41 @@ def test_service_control_policies_bind_a_member_account_but_not_the_management_a
     assert (ceiling.allowed, ceiling.source) == (False, "scp")  # a level that allows nothing
     management = moto_iam(ALLOW_ALL_SECRETS)
     assert _decide(management, "secretsmanager:DeleteSecret", SECRET).allowed
+
+
+# --- what the operator policies need the lab to evaluate (tests/test_escalation.py relies on it) ---
+def test_an_untag_call_carries_the_keys_it_removes_as_aws_tag_keys():
+    from runbook_lib.lab.identity import IAM_USER, Caller
+    from runbook_lib.lab.operations import ApiCall
+    from runbook_lib.lab.request_keys import request_context
+
+    caller = Caller(IAM_USER, "arn:aws:iam::123456789012:user/u", "123456789012", "AKIAEXAMPLE", "AIDAEXAMPLE", "u")
+    arn = "arn:aws:lambda:us-east-1:123456789012:function:f"
+    untag = request_context(caller, ApiCall("lambda", "UntagResource", {"Resource": arn, "TagKeys": ["a", "b"]},
+                                            "us-east-1"), action_prefix="lambda")
+    assert untag.lookup("aws:TagKeys") == ["a", "b"]
+    tag = request_context(caller, ApiCall("lambda", "TagResource", {"Resource": arn, "Tags": {"c": "1"}},
+                                          "us-east-1"), action_prefix="lambda")
+    assert tag.lookup("aws:TagKeys") == ["c"]
+    other = request_context(caller, ApiCall("lambda", "GetFunction", {"FunctionName": "f"}, "us-east-1"),
+                            action_prefix="lambda")
+    assert other.lookup("aws:TagKeys") is None  # not a tagging call: absent, as on AWS
+
+
+def test_cloudfront_distribution_tags_are_read_for_resource_tag_conditions():
+    from moto import mock_aws
+
+    from runbook_lib.lab.resources import resource_tags
+
+    with mock_aws():
+        cloudfront = boto3.client("cloudfront", region_name="us-east-1")
+        config = {"CallerReference": "r", "Comment": "", "Enabled": True, "Origins": {"Quantity": 1, "Items": [
+            {"Id": "o", "DomainName": "example.com", "CustomOriginConfig": {
+                "HTTPPort": 80, "HTTPSPort": 443, "OriginProtocolPolicy": "https-only"}}]},
+            "DefaultCacheBehavior": {"TargetOriginId": "o", "ViewerProtocolPolicy": "allow-all",
+                                     "MinTTL": 0, "ForwardedValues": {"QueryString": False, "Cookies": {
+                                         "Forward": "none"}}}}
+        arn = cloudfront.create_distribution_with_tags(DistributionConfigWithTags={
+            "DistributionConfig": config, "Tags": {"Items": [{"Key": "team", "Value": "web"}]}})["Distribution"]["ARN"]
+        assert resource_tags(arn) == {"team": "web"}
+        assert resource_tags(arn.replace("distribution/", "origin-access-identity/")) is None

@@ -14,11 +14,12 @@ class RoleStep(Step):
     name = "role"
     permissions = ("iam:GetRole", "iam:CreateRole", "iam:TagRole", "iam:ListRoleTags", "iam:PutRolePolicy",
                    "iam:ListRolePolicies", "iam:GetRolePolicy", "iam:ListAttachedRolePolicies",
-                   "iam:AttachRolePolicy")
+                   "iam:AttachRolePolicy", "iam:GetPolicy")
 
     def __init__(self, ctx):
         self.c = ctx
         self.role_name = iam.dedicated_role_name(ctx.function_name)
+        self.boundary = iam.boundary_arn(ctx.partition, ctx.account)
 
     def _previous(self) -> str:
         return iam.role_name_from_arn(self.c.previous_role_arn())
@@ -40,8 +41,14 @@ class RoleStep(Step):
     def plan(self):
         role = iam.get_role(self.c.iam, self.role_name)
         if role is None:
+            if iam.get_policy(self.c.iam, self.boundary) is None:
+                return [self.c.row(self.name, self.role_name, BLOCKED, f"the permissions boundary {self.boundary} "
+                                   "does not exist: an administrator creates it from "
+                                   "policies/runbook-role-boundary.json (docs/permissions.md), or use "
+                                   "role_mode=existing")]
             return [self.c.row(self.name, self.role_name, CREATE, "dedicated role trusting only Lambda, logging "
-                               "to its own log group, with the previous role's other grants copied")]
+                               "to its own log group, with the previous role's other grants copied, within the "
+                               f"permissions boundary {iam.BOUNDARY_POLICY_NAME}")]
         if not self.c.managed(iam.role_tags(self.c.iam, self.role_name)):
             return [self.c.row(self.name, role["Arn"], BLOCKED, "a role of this name exists and was not created "
                                "by the runbook (no managed-by tag for this function); delete or rename it, or use "
@@ -64,7 +71,8 @@ class RoleStep(Step):
             with intent(self.c.ledger, "role", self.role_name, token, self.name, {"previous_role": previous}):
                 trust = iam.trust_policy(self.c.account, self.c.edge_mode)
                 arn = iam.create_role(self.c.iam, self.role_name, trust, self.c.tags,
-                                      f"Execution role for {self.c.function_name} (lambda-secrets-runbook)")
+                                      f"Execution role for {self.c.function_name} (lambda-secrets-runbook)",
+                                      self.boundary)
                 self.c.ledger.put(role_record(arn, self.role_name, previous, self.name))
         elif self.c.ledger.latest(Role, role["Arn"]) is None:
             self.c.ledger.put(role_record(role["Arn"], self.role_name, previous, self.name,
@@ -83,4 +91,8 @@ class RoleStep(Step):
             raise ChangeRefused(role["Arn"], f"trust policy names {sorted(services)}")
         if iam.LOGGING_POLICY_NAME not in iam.inline_policies(self.c.iam, self.role_name):
             raise ChangeRefused(role["Arn"], "logging policy missing")
-        return f"{role['Arn']} trusts only {', '.join(sorted(services))}; logs to its own log group"
+        boundary = (role.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
+        if boundary != self.boundary:
+            raise ChangeRefused(role["Arn"], f"permissions boundary is {boundary}, not {self.boundary}")
+        return (f"{role['Arn']} trusts only {', '.join(sorted(services))}; logs to its own log group; "
+                f"bounded by {iam.BOUNDARY_POLICY_NAME}")

@@ -135,6 +135,9 @@ def request_context(caller: Caller, call: ApiCall, arrival: Arrival | None = Non
     if tags:
         values.update({f"aws:requesttag/{k.lower()}": [v] for k, v in tags.items()})
         values["aws:tagkeys"] = list(tags)
+    removed = untag_keys(call)
+    if removed is not None:  # an Untag call: AWS sets aws:TagKeys to the keys it removes
+        values["aws:tagkeys"] = removed
     service_values, absent = service_keys(caller, call)
     values.update(service_values)
     services = frozenset(p for p in (call.service, action_prefix) if p)
@@ -202,6 +205,14 @@ def request_tags(params: dict) -> dict[str, str]:
                         out[str(key)] = str(item.get("Value", item.get("TagValue", item.get("value", ""))))
             return out
     return {}
+
+
+def untag_keys(call: ApiCall) -> list[str] | None:
+    """The tag keys an ``Untag*`` call removes (``None``: not an untag call)."""
+    keys = (call.params or {}).get("TagKeys")
+    if not call.operation.startswith("Untag") or not isinstance(keys, list):
+        return None
+    return [str(k) for k in keys]
 
 
 def _org_keys(account: str, id_key: str, paths_key: str) -> dict[str, list[str]]:

@@ -324,8 +324,16 @@ def _logs_tags(arn, account, region, resource):
     return dict(logs_backends[account][region].groups[group].tags or {})
 
 
+def _cloudfront_tags(arn, account, region, resource):
+    from moto.cloudfront.models import cloudfront_backends
+
+    if not resource.startswith("distribution/"):
+        return None
+    return _pairs(cloudfront_backends[account]["global"].list_tags_for_resource(arn).get("Tags"))
+
+
 _TAG_READERS = {"secretsmanager": _secret_tags, "kms": _kms_tags, "lambda": _lambda_tags, "iam": _iam_tags,
-                "dynamodb": _dynamodb_tags, "logs": _logs_tags}
+                "dynamodb": _dynamodb_tags, "logs": _logs_tags, "cloudfront": _cloudfront_tags}
 
 
 # --------------------------------------------------------------------------- resource-based policies

@@ -256,8 +256,18 @@ def seed_lab(endpoint_url: str, admin_env: dict, partner=None) -> dict:
         "decoy_role_arn": decoy_role_arn,
         "trail_name": TRAIL_NAME, "trail_arn": trail_arn, "trail_bucket": trail_bucket,
         "distribution_id": distribution_id, "partner_url": partner_url,
-        "region": region, "account_id": account,
+        "region": region, "account_id": account, "role_boundary_arn": _seed_role_boundary(iam),
     }
+
+
+def _seed_role_boundary(iam) -> str:
+    """The permissions boundary of the runbook's roles, as an administrator creates it (docs/permissions.md)."""
+    from runbook_lib import policies
+
+    return iam.create_policy(PolicyName=policies.BOUNDARY_POLICY_NAME,
+                             PolicyDocument=json.dumps(policies.load_document(policies.BOUNDARY)),
+                             Description="Permissions boundary of the roles lambda-secrets-runbook creates"
+                             )["Policy"]["Arn"]
 
 
 def _admin_clients(endpoint_url: str, admin_env: dict, region: str):
