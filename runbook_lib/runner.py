@@ -128,7 +128,11 @@ def _lab_or_endpoint(stack: contextlib.ExitStack, options: RunOptions) -> tuple[
     if options.target != "lab" or options.endpoint_url:
         return options.endpoint_url, {}, {}
     from .lab import Lab
+    from .lab.runtimes import launcher
 
+    missing = launcher("python").problem  # the seeded function is Python: say it now, not at its first Invoke
+    if missing:
+        raise LabError(f"{missing}; nothing was run")
     progress_line("starting the embedded lab")
     lab = stack.enter_context(Lab(seed=True))
     progress_line(f"lab ready at {lab.endpoint_url}")

@@ -434,3 +434,13 @@ def test_verbose_prints_each_cells_output_as_debug_lines(kept_run, moto_endpoint
     assert "[runbook] 05_closeout: function" in err  # the stand-in's print, as papermill logged it
     cell_lines = [line for line in err.splitlines() if line.startswith("[runbook] 05_closeout: ")]
     assert cell_lines and not [line for line in cell_lines if str(kept_run.resolve()) in line]
+
+
+def test_a_lab_run_without_the_runtime_sdks_stops_before_anything_with_the_command_to_run(tmp_path, monkeypatch,
+                                                                                           capsys):
+    monkeypatch.setenv("RUNBOOK_LAB_RUNTIMES", str(tmp_path / "not-installed"))
+    assert cli.main(["run", "--out", str(tmp_path / "runs")]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("runbook: the lab's python runtime SDK (boto3 for Python) is missing from ")
+    assert line.endswith("run `runbook lab-runtimes`; nothing was run")
+    assert not (tmp_path / "runs").exists()
