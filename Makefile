@@ -23,17 +23,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
+# `runbook lab-runtimes` (runbook_lib/lab/sdk_install.py) does the installing, here as for an installed package.
 $(PY_SDK): $(SDK)/python-requirements.txt $(STAMP)
-	rm -rf $(LAB_RUNTIMES)/python
-	$(BIN)/python -m pip install --quiet --no-deps --target $(LAB_RUNTIMES)/python -r $(SDK)/python-requirements.txt
-	touch $@
+	$(BIN)/runbook lab-runtimes --family python --into $(LAB_RUNTIMES)
 
 # Without npm the Node.js runtime stays missing: Node.js invocations fail closed saying so.
-$(NODE_SDK): $(SDK)/package.json $(SDK)/package-lock.json
+$(NODE_SDK): $(SDK)/package.json $(SDK)/package-lock.json $(STAMP)
 	@if command -v npm >/dev/null 2>&1; then \
-		rm -rf $(LAB_RUNTIMES)/nodejs && mkdir -p $(LAB_RUNTIMES)/nodejs && \
-		cp $(SDK)/package.json $(SDK)/package-lock.json $(LAB_RUNTIMES)/nodejs/ && \
-		cd $(LAB_RUNTIMES)/nodejs && npm ci --silent --omit=dev --no-audit --no-fund && touch .installed; \
+		$(BIN)/runbook lab-runtimes --family nodejs --into $(LAB_RUNTIMES); \
 	else echo "npm not found: the lab will not run Node.js functions (install Node.js, then make lab-runtimes)"; fi
 
 lab-runtimes: $(PY_SDK) $(NODE_SDK)

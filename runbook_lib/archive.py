@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -25,6 +26,10 @@ from .manifest import scan_folder, write_manifest
 from .redaction import Fingerprinter
 from .render import inert_html_document, md_cell, neutralise_csv_file
 from .signing import SigningKey
+from .wording import counted
+
+#: The "notebook" of the leak guard's check: the runner's own, after every command.
+LEAK_GUARD = "99_leak_guard"
 
 
 @dataclass
@@ -71,7 +76,7 @@ def write_summary(run_dir: Path, options: dict, notebooks: Sequence[NotebookRun]
     lab_note = " (embedded lab: not production evidence)" if options["target"] == "lab" else ""
     lines = ["# Runbook run summary", "",
              f"- target: **{md_cell(options['target'])}**{lab_note}",
-             f"- region: {md_cell(options.get('region') or '-')}",
+             scope_line(run_dir, options),
              f"- function: {md_cell(options.get('function_name') or '-')}",
              f"- runbook version: {__version__}",
              f"- result: exit {exit_code} - {md_cell(reason)}", "",
@@ -92,6 +97,26 @@ def write_summary(run_dir: Path, options: dict, notebooks: Sequence[NotebookRun]
     (run_dir / "summary.md").write_text("\n".join(lines) + "\n")
 
 
+def audited_scope(run_dir: Path) -> list[tuple[str, str]]:
+    """``(account, region)`` of every region the test plan read, from its ``coverage.json`` (empty without one)."""
+    try:
+        doc = json.loads((run_dir / "coverage.json").read_text())
+        return [(str(r["account"]), str(r["region"])) for r in doc.get("regions", [])]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return []
+
+
+def scope_line(run_dir: Path, options: dict) -> str:
+    """``- region: R``, or for an audit of several: every account and region it read."""
+    scope = audited_scope(run_dir)
+    if len(scope) <= 1:
+        return f"- region: {md_cell(options.get('region') or '-')}"
+    accounts = sorted({a for a, _ in scope})
+    regions = sorted({r for _, r in scope})
+    return (f"- audited: {counted(len(accounts), 'account')} ({md_cell(', '.join(accounts))}), "
+            f"{counted(len(regions), 'region')} ({md_cell(', '.join(regions))})")
+
+
 def guard_against_leaks(run_dir: Path, key_hex: str | None) -> Check:
     """Scan every artifact for handled values (by fingerprint) and detectable secrets."""
     from .catalog import Verdict, make_check
@@ -102,7 +127,7 @@ def guard_against_leaks(run_dir: Path, key_hex: str | None) -> Check:
     fingerprinter = Fingerprinter(bytes.fromhex(key_hex)) if key_hex else Fingerprinter()
     # without the run's key (a later backout), recorded fingerprints cannot be matched
     hits = scan_run_folder(run_dir, fingerprinter, handled=None if key_hex else set(), scanner=scanner)
-    log = CheckLog(run_dir, "99_leak_guard", "validation")
+    log = CheckLog(run_dir, LEAK_GUARD, "validation")
     evidence = {"artifacts_scanned": len(scan_folder(run_dir)[0]),
                 "handled_values_matched_by_fingerprint": bool(key_hex),
                 "detection_engine": scanner is not None, "hits": [str(h) for h in hits[:50]]}
@@ -111,7 +136,7 @@ def guard_against_leaks(run_dir: Path, key_hex: str | None) -> Check:
     else:
         verdict = Verdict(PASS, f"{evidence['artifacts_scanned']} artifacts scanned: no handled value (by keyed "
                           "fingerprint) and no scanner finding", evidence)
-    return log.put(make_check("no-secret-in-artifacts", "validation", verdict, notebook="99_leak_guard"))
+    return log.put(make_check("no-secret-in-artifacts", "validation", verdict, notebook=LEAK_GUARD))
 
 
 def write_check_exports(run_dir: Path, options: dict, checks: Sequence[Check], include_baseline: bool) -> None:
@@ -128,16 +153,31 @@ def write_check_exports(run_dir: Path, options: dict, checks: Sequence[Check], i
     write_exports(run_dir, checks, context, gating, proves)
 
 
-def _exit_code(notebooks: Sequence[NotebookRun], gating: Sequence[Check]) -> tuple[int, str]:
+def _left_out_note(checks: Sequence[Check], gating: Sequence[Check]) -> str:
+    """What the counts leave out, and why (the baseline; an earlier command's checks)."""
+    counted_ids = {id(c) for c in gating}
+    left = [c for c in checks if id(c) not in counted_ids]
+    baseline = sum(c.phase == "baseline" for c in left)
+    notes = []
+    if baseline:
+        notes.append(f"{counted(baseline, 'baseline check')} of the test plan not counted (the account before "
+                     "the change)")
+    if len(left) > baseline:
+        notes.append(f"{counted(len(left) - baseline, 'check')} of earlier commands in this folder not counted")
+    return "; " + "; ".join(notes) if notes else ""
+
+
+def _exit_code(notebooks: Sequence[NotebookRun], gating: Sequence[Check], note: str = "") -> tuple[int, str]:
     failed_nb = [n for n in notebooks if n.status == "failed"]
     failed_checks = [c for c in gating if c.status == FAIL]
     if failed_nb:
         return 2, failed_nb[0].error
     if failed_checks:
-        return 1, f"{len(failed_checks)} check(s) failed: " + ", ".join(
-            f"{c.id} ({c.notebook})" for c in failed_checks)
+        return 1, f"{counted(len(failed_checks), 'check')} of {len(gating)} failed: " + ", ".join(
+            f"{c.id} ({c.notebook})" for c in failed_checks) + note
     counts = {s: sum(1 for c in gating if c.status == s) for s in (PASS, WARN, SKIP)}
-    return 0, f"all checks passed ({counts[PASS]} pass, {counts[WARN]} warn, {counts[SKIP]} skip)"
+    return 0, (f"every check passed ({counted(len(gating), 'check')}: {counts[PASS]} PASS, {counts[WARN]} WARN, "
+               f"{counts[SKIP]} SKIP){note}")
 
 
 def _write_run_record(run_dir: Path, record: dict) -> None:
@@ -150,15 +190,21 @@ def _write_run_record(run_dir: Path, record: dict) -> None:
 
 
 def finish_run(run_dir: Path, options: dict, notebooks: Sequence[NotebookRun], include_baseline: bool,
-               started: str, key: SigningKey, key_hex: str | None = None) -> Outcome:
-    """HTML, CSV, leak guard, checks.json, summary.md, run.json and the signed manifest; the exit code."""
+               started: str, key: SigningKey, key_hex: str | None = None,
+               decided_by: Sequence[str] | None = None, change_note: str = "") -> Outcome:
+    """HTML, CSV, leak guard, checks.json, summary.md, run.json and the signed manifest; the exit code.
+
+    ``decided_by``: the notebooks this command ran (a later backout or close-out), whose outcome and checks
+    (with the leak guard's) decide the exit code; the folder's other notebooks are in the summary only.
+    None: every notebook. ``change_note`` ("nothing to do: ...") starts the reason of a command that changed nothing.
+    """
     for nb in notebooks:
         path = run_dir / f"{nb.name}.ipynb"
         if path.is_file() and not path.is_symlink():
             try:
                 export_html(path)
             except Exception as exc:  # an unreadable half-written notebook must not lose the rest
-                progress_line(f"{nb.name}: HTML export failed ({type(exc).__name__})")
+                progress_line(f"{nb.name}: HTML export failed ({type(exc).__name__})", logging.WARNING)
     neutralise_csv_files(run_dir)
     # written before the leak guard so it reads them; again after, with its own check added
     write_check_exports(run_dir, options, load_checks(run_dir), include_baseline)
@@ -168,7 +214,12 @@ def finish_run(run_dir: Path, options: dict, notebooks: Sequence[NotebookRun], i
     (run_dir / "checks.json").write_text(json.dumps(
         [{**asdict(c), "summary": evidence_summary(c)} for c in checks], indent=2) + "\n")
     write_check_exports(run_dir, options, checks, include_baseline)
-    exit_code, reason = _exit_code(notebooks, gating_checks(checks, include_baseline))
+    gating = [c for c in gating_checks(checks, include_baseline)
+              if decided_by is None or c.notebook in decided_by or c.notebook == LEAK_GUARD]
+    exit_code, reason = _exit_code([n for n in notebooks if decided_by is None or n.name in decided_by],
+                                   gating, _left_out_note(checks, gating))
+    if change_note:
+        reason = f"{change_note}; {reason}"
     write_summary(run_dir, options, notebooks, checks, exit_code, reason)
     _write_run_record(run_dir, {
         "tool": "lambda-secrets-runbook", "version": __version__, "started": started,

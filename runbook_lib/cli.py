@@ -2,7 +2,8 @@
 
 Subcommands: ``run`` (the whole cycle), ``audit`` (test plan alone, findings fail),
 ``backout RUN_DIR``, ``closeout RUN_DIR``, ``unlock RUN_DIR``, ``verify RUN_DIR``, ``key``,
-``scan PATH...`` and ``lab``. Exit codes: 0 goal reached, 1 a check failed (or findings, for
+``scan PATH...``, ``lab`` and ``lab-runtimes``. ``-q`` prints only the final line and errors, ``-v`` also
+each notebook cell's output as papermill logs it. Exit codes: 0 goal reached, 1 a check failed (or findings, for
 ``audit``/``scan``; or differences, for ``verify``), 2 the run could not proceed, with a
 one-line reason on stderr. Every line printed passes :func:`runbook_lib.render.terminal`:
 names from AWS or from a run folder cannot send escape sequences to the terminal.
@@ -17,6 +18,7 @@ from pathlib import Path
 from . import __version__
 from .exceptions import RunbookError
 from .render import terminal
+from .wording import counted
 
 
 def _target_options(parser: argparse.ArgumentParser, default_target: str | None = "lab") -> None:
@@ -56,12 +58,40 @@ def _trusted_option(parser: argparse.ArgumentParser) -> None:
                         help="a key the folder may be signed by (repeatable); default: your own signing key")
 
 
+def _command(sub, name: str, summary: str, loudness: bool = True) -> argparse.ArgumentParser:
+    """A subcommand whose ``--help`` starts with ``summary`` as its description line."""
+    command = sub.add_parser(name, help=summary, description=f"runbook {name}: {summary}.")
+    if loudness:  # `runbook run -q` as well as `runbook -q run`
+        _verbosity_options(command, default=argparse.SUPPRESS)
+    return command
+
+
+def _verbosity_options(parser: argparse.ArgumentParser, default) -> None:
+    loudness = parser.add_mutually_exclusive_group()
+    loudness.add_argument("-q", "--quiet", dest="verbosity", action="store_const", const=-1, default=default,
+                          help="print only the final line and errors")
+    loudness.add_argument("-v", "--verbose", dest="verbosity", action="store_const", const=1, default=default,
+                          help="also print each notebook cell's output as it runs (debug lines)")
+
+
+def _later_command(sub, name: str, summary: str) -> None:
+    """``backout``/``closeout RUN_DIR``: one notebook later, on an archived run's ledger."""
+    command = _command(sub, name, summary)
+    command.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    _target_options(command, default_target=None)
+    command.add_argument("--apply", action="store_true", help="make the changes (needs -p change_ticket ID)")
+    _parameter_option(command)
+    _trusted_option(command)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="runbook", description="The AWS Lambda secrets runbook.")
+    parser = argparse.ArgumentParser(prog="runbook", description="The AWS Lambda secrets runbook: audit, change, "
+                                     "validate and back out, into signed run folders an auditor can read.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    _verbosity_options(parser, default=0)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run test plan, implementation, validation (and backout) headless")
+    run = _command(sub, "run", "run test plan, implementation, validation (and backout) headless")
     _target_options(run)
     run.add_argument("--out", type=Path, default=Path("runs"), help="parent of the dated run folder")
     run.add_argument("--apply", dest="apply", action="store_true", default=None,
@@ -73,45 +103,39 @@ def build_parser() -> argparse.ArgumentParser:
     _allowlist_option(run)
     _parameter_option(run)
 
-    audit = sub.add_parser("audit", help="run the test plan alone; a finding fails (exit 1)")
+    audit = _command(sub, "audit", "run the test plan alone; a finding fails (exit 1)")
     _target_options(audit)
     audit.add_argument("--out", type=Path, default=Path("runs"))
     _allowlist_option(audit)
     _parameter_option(audit)
 
-    backout = sub.add_parser("backout", help="undo an archived run's change, from its ledger")
-    backout.add_argument("run_dir", type=Path, metavar="RUN_DIR")
-    _target_options(backout, default_target=None)
-    backout.add_argument("--apply", action="store_true", help="make the changes (needs -p change_ticket ID)")
-    _parameter_option(backout)
-    _trusted_option(backout)
+    _later_command(sub, "backout", "undo an archived run's change, from its ledger")
+    _later_command(sub, "closeout", "after acceptance: delete secret residue, rotate exposed values, "
+                   "deactivate hardcoded keys (backout is refused afterwards)")
 
-    closeout = sub.add_parser("closeout", help="after acceptance: delete secret residue, rotate exposed "
-                              "values, deactivate hardcoded keys (backout is refused afterwards)")
-    closeout.add_argument("run_dir", type=Path, metavar="RUN_DIR")
-    _target_options(closeout, default_target=None)
-    closeout.add_argument("--apply", action="store_true", help="make the changes (needs -p change_ticket ID)")
-    _parameter_option(closeout)
-    _trusted_option(closeout)
-
-    unlock = sub.add_parser("unlock", help="release the locks of a run whose process died (checked first)")
+    unlock = _command(sub, "unlock", "release the locks of a run whose process died (checked first)")
     _optional_module("runbook_lib.change.unlock", unlock)
     _signing_option(unlock, role="signs the folder again after the release")
     _trusted_option(unlock)
 
-    verify = sub.add_parser("verify", help="check a run folder's signature and hashes against its manifest.json")
+    verify = _command(sub, "verify", "check a run folder's signature and hashes against its manifest.json")
     verify.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     _trusted_option(verify)
     _signing_option(verify, role="is trusted when no --trusted-key is given")
 
-    key = sub.add_parser("key", help="print the fingerprint and public key (PEM) of your signing key")
+    key = _command(sub, "key", "print the fingerprint and public key (PEM) of your signing key")
     _signing_option(key)
 
-    scan = sub.add_parser("scan", help="scan files, zips or environment variables for secrets")
+    scan = _command(sub, "scan", "scan files, zips or environment variables for secrets")
     _optional_module("runbook_lib.scan_cli", scan)
 
-    lab = sub.add_parser("lab", help="serve the embedded AWS lab in the foreground")
+    # its own --verbose logs every request (`runbook -v lab` too)
+    lab = _command(sub, "lab", "serve the embedded AWS lab in the foreground", loudness=False)
     _optional_module("runbook_lib.lab.__main__", lab)
+
+    runtimes = _command(sub, "lab-runtimes", "install the SDKs the lab's Lambda runtimes offer functions "
+                        "(boto3, AWS SDK for JavaScript v3); once, after pip install")
+    _optional_module("runbook_lib.lab.sdk_install", runtimes)
     return parser
 
 
@@ -143,8 +167,8 @@ def _options(args):
                              allowlist=getattr(args, "allowlist", ""))
 
 
-def _report(outcome) -> int:
-    if outcome.run_dir:
+def _report(outcome, quiet: bool = False) -> int:
+    if outcome.run_dir and not quiet:
         _say(outcome.run_dir)
     _say(f"runbook: {outcome.reason}", sys.stdout if outcome.exit_code == 0 else sys.stderr)
     return outcome.exit_code
@@ -163,9 +187,9 @@ def _verify(args) -> int:
         _say(difference, sys.stderr)
     if result.differences:
         _say(f"runbook: {args.run_dir} does NOT match its signed manifest "
-             f"({len(result.differences)} difference(s)); {signer}", sys.stderr)
+             f"({counted(len(result.differences), 'difference')}); {signer}", sys.stderr)
         return 1
-    _say(f"runbook: {args.run_dir} matches its signed manifest ({result.files} files); {signer}")
+    _say(f"runbook: {args.run_dir} matches its signed manifest ({counted(result.files, 'file')}); {signer}")
     return 0
 
 
@@ -178,8 +202,21 @@ def _key(args) -> int:
     return 0
 
 
+def set_verbosity(verbosity: int) -> None:
+    """``-q`` (-1): failures and the final line; default (0): a line per step; ``-v`` (1): debug lines too."""
+    import logging
+
+    from .execution import LOG
+
+    LOG.setLevel({-1: logging.WARNING, 0: logging.INFO, 1: logging.DEBUG}[verbosity])
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    set_verbosity(args.verbosity)
+    if args.command == "lab" and args.verbosity > 0:
+        args.verbose = True
+    quiet = args.verbosity < 0
     try:
         if hasattr(args, "handler"):
             return args.handler(args)
@@ -190,15 +227,16 @@ def main(argv: list[str] | None = None) -> int:
         from . import runner
 
         if args.command == "run":
-            return _report(runner.run_runbook(_options(args)))
+            return _report(runner.run_runbook(_options(args)), quiet)
         if args.command == "audit":
             options = _options(args)
             options.apply, options.backout = False, False
-            return _report(runner.run_runbook(options, names=[runner.TEST_PLAN], include_baseline=True))
+            return _report(runner.run_runbook(options, names=[runner.TEST_PLAN], include_baseline=True,
+                                              folder_label="audit"), quiet)
         if args.command == "backout":
-            return _report(runner.run_backout(args.run_dir, _options(args)))
+            return _report(runner.run_backout(args.run_dir, _options(args)), quiet)
         if args.command == "closeout":
-            return _report(runner.run_closeout(args.run_dir, _options(args)))
+            return _report(runner.run_closeout(args.run_dir, _options(args)), quiet)
     except RunbookError as exc:
         _say(f"runbook: {exc}", sys.stderr)
         return exc.exit_code

@@ -28,29 +28,49 @@ from .session import Target
 Progress = Callable[[int, int, str], None]
 
 
+def in_jupyter_kernel() -> bool:
+    """True inside an IPython kernel (JupyterLab, papermill), where a widget can display."""
+    shell = sys.modules.get("IPython")
+    get = getattr(shell, "get_ipython", None)
+    return bool(get and get() is not None and hasattr(get(), "kernel"))
+
+
 def headless() -> bool:
     """True under ``runbook run`` (papermill), where a progress line beats a widget."""
     return os.environ.get("RUNBOOK_HEADLESS") == "1"
 
 
-def make_progress(description: str) -> Progress:
-    """A ``progress(done, total, label)`` callback: a tqdm bar, or a throttled stderr line."""
-    if not headless():
-        try:
-            from tqdm.auto import tqdm
-        except ImportError:  # tqdm is a dependency, but a bare kernel may lack it
-            pass
-        else:
-            bar = tqdm(total=0, desc=description, unit="item")
+def widget_bar():
+    """tqdm's Jupyter widget bar when ipywidgets is importable, else None.
 
-            def update(done: int, total: int, label: str = "") -> None:
-                bar.total = total
-                bar.n = done
-                bar.set_postfix_str(label[:40], refresh=False)
-                bar.refresh()
-                if done >= total:
-                    bar.close()
-            return update
+    Without ipywidgets, ``tqdm.auto`` warns (``TqdmWarning: IProgress not found``, with the
+    path of tqdm's own file) into the cell's output: the text line is used instead.
+    """
+    try:
+        import ipywidgets  # noqa: F401  (a dependency; a bare kernel may lack it)
+        from tqdm.notebook import tqdm
+    except ImportError:
+        return None
+    return tqdm
+
+
+def make_progress(description: str) -> Progress:
+    """A ``progress(done, total, label)`` callback: a widget bar in Jupyter, else a throttled stderr line.
+
+    Under ``runbook run`` (:func:`headless`) and in a terminal, a line per step: ``[runbook] audit: 3/10 fn``.
+    """
+    tqdm = None if headless() or not in_jupyter_kernel() else widget_bar()
+    if tqdm is not None:
+        bar = tqdm(total=0, desc=description, unit="item")
+
+        def update(done: int, total: int, label: str = "") -> None:
+            bar.total = total
+            bar.n = done
+            bar.set_postfix_str(label[:40], refresh=False)
+            bar.refresh()
+            if done >= total:
+                bar.close()
+        return update
 
     last = [0.0]
 

@@ -14,6 +14,9 @@ so backout leaves the version in place and says so.
 from __future__ import annotations
 
 import copy
+import sys
+import time
+from typing import Callable
 
 from .exceptions import AwsCallError
 from .session import aws_call
@@ -22,6 +25,10 @@ EDGE_REGION = "us-east-1"
 EVENT_TYPE = "viewer-request"
 VIEWER_MAX_TIMEOUT = 5
 VIEWER_MAX_MEMORY = 128
+#: botocore's ``distribution_deployed`` waiter: a poll every 20 s, 60 polls (20 minutes).
+DEPLOY_DELAY_SECONDS = 20
+DEPLOY_MAX_ATTEMPTS = 60
+DEPLOY_WAIT_SECONDS = DEPLOY_DELAY_SECONDS * DEPLOY_MAX_ATTEMPTS
 
 
 def edge_problems(config: dict, region: str, environment_after: dict | None = None) -> list[str]:
@@ -94,8 +101,34 @@ def set_viewer_request(cf, distribution_id: str, version_arn: str | None) -> str
     return previous
 
 
-def wait_deployed(cf, distribution_id: str, delay: int = 20, max_attempts: int = 60) -> None:
-    with aws_call("GetDistribution (waiter distribution_deployed)", distribution_id,
-                  "cloudfront:GetDistribution"):
-        cf.get_waiter("distribution_deployed").wait(
-            Id=distribution_id, WaiterConfig={"Delay": delay, "MaxAttempts": max_attempts})
+def wait_deployed(cf, distribution_id: str, delay: int = DEPLOY_DELAY_SECONDS,
+                  max_attempts: int = DEPLOY_MAX_ATTEMPTS, say: Callable[[str], None] | None = None) -> None:
+    """Wait, as botocore's ``distribution_deployed`` waiter does, saying how long at every poll.
+
+    The waiter runs one attempt at a time (its own acceptors judge each ``GetDistribution``),
+    so the wait shows progress: a deployment takes minutes on AWS, up to ``delay * max_attempts``
+    seconds (:data:`DEPLOY_WAIT_SECONDS`; the runner's cell timeout allows it).
+    """
+    from botocore.exceptions import WaiterError
+
+    say = say or _stderr_line
+    waiter = cf.get_waiter("distribution_deployed")
+    started = time.monotonic()
+    for attempt in range(1, max_attempts + 1):
+        with aws_call("GetDistribution (waiter distribution_deployed)", distribution_id, "cloudfront:GetDistribution"):
+            try:
+                waiter.wait(Id=distribution_id, WaiterConfig={"Delay": delay, "MaxAttempts": 1})
+            except WaiterError as exc:  # one attempt, not yet Deployed: say so, poll again
+                if attempt == max_attempts or "Max attempts exceeded" not in str(exc):
+                    raise
+                say(f"CloudFront {distribution_id}: deploying, {time.monotonic() - started:.0f} s "
+                    f"of at most {delay * max_attempts} s")
+                time.sleep(delay)
+                continue
+        if attempt > 1:
+            say(f"CloudFront {distribution_id}: deployed after {time.monotonic() - started:.0f} s")
+        return
+
+
+def _stderr_line(line: str) -> None:
+    print(f"[runbook] {line}", file=sys.stderr, flush=True)

@@ -17,7 +17,9 @@ metadata, the injected parameters and every output, tracebacks included.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -27,6 +29,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from .exceptions import NotebookError
 from .render import terminal
@@ -44,8 +47,68 @@ class NotebookRun:
     error: str = ""
 
 
-def progress_line(line: str) -> None:
-    print(f"[runbook] {terminal(line)}", file=sys.stderr, flush=True)
+#: How much the runner says on stderr: ``runbook -q`` sets WARNING (failures only), ``-v`` DEBUG
+#: (each cell's output as papermill logs it). Only the level is used: lines are printed, not handled.
+LOG = logging.getLogger("runbook")
+LOG.setLevel(logging.INFO)
+
+
+def progress_line(line: str, level: int = logging.INFO) -> None:
+    """``[runbook] line`` on stderr, when the runner's verbosity includes ``level``."""
+    if LOG.isEnabledFor(level):
+        print(f"[runbook] {terminal(line)}", file=sys.stderr, flush=True)
+
+
+class KernelOutput(logging.Handler):
+    """What a kernel says, as the runner's progress lines (machine paths replaced).
+
+    Its ``write`` is papermill's ``stderr_file``: the kernel's own progress lines (``[runbook] ...``, one
+    per step of a long loop or wait) become ``[runbook] NOTEBOOK: ...`` at INFO. As a logging handler on
+    papermill's ``log_output`` (``runbook -v``) every other line of every cell's output is a DEBUG line.
+    """
+
+    PREFIX = "[runbook] "
+
+    def __init__(self, notebook: str, replacements: list[tuple[str, str]]):
+        super().__init__(logging.DEBUG)
+        self.notebook, self.replacements, self._partial = notebook, replacements, ""
+
+    def _say(self, text: str, level: int) -> None:
+        progress_line(f"{self.notebook}: {scrub_text(text, self.replacements)}", level)
+
+    def write(self, text: str) -> int:
+        lines = (self._partial + text).split("\n")
+        self._partial = lines.pop()
+        for line in lines:
+            if line.startswith(self.PREFIX):
+                self._say(line[len(self.PREFIX):], logging.INFO)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def emit(self, record: logging.LogRecord) -> None:
+        for text in record.getMessage().splitlines():
+            if text.strip() and not text.startswith(self.PREFIX):  # those came through write()
+                self._say(text, logging.DEBUG)
+
+
+@contextlib.contextmanager
+def kernel_output(notebook: str, replacements: list[tuple[str, str]]) -> Iterator[tuple[KernelOutput, bool]]:
+    """``(stderr_file, log_output)`` for papermill: progress lines always, every output line under ``-v``."""
+    output = KernelOutput(notebook, replacements)
+    if not LOG.isEnabledFor(logging.DEBUG):
+        yield output, False
+        return
+    papermill_log = logging.getLogger("papermill")
+    level = papermill_log.level
+    papermill_log.addHandler(output)
+    papermill_log.setLevel(logging.INFO)
+    try:
+        yield output, True
+    finally:
+        papermill_log.removeHandler(output)
+        papermill_log.setLevel(level)
 
 
 def kernel_run_dir(run_dir: Path) -> str:
@@ -100,10 +163,11 @@ def execute(notebook: Path, run_dir: Path, parameters: dict, kernel_name: str,
     try:
         if output.is_symlink():  # papermill would write through it, outside the folder
             raise NotebookError(notebook.stem, f"{output.name} in the run folder is a symlink: not written")
-        papermill.execute_notebook(
-            str(notebook), str(output), parameters=parameters, kernel_name=kernel_name, km=kernel.manager,
-            cwd=kernel.cwd, execution_timeout=cell_timeout, progress_bar=False,
-            request_save_on_cell_execute=True, log_output=False)
+        with kernel_output(notebook.stem, replacements) as (kernel_stderr, verbose):
+            papermill.execute_notebook(
+                str(notebook), str(output), parameters=parameters, kernel_name=kernel_name, km=kernel.manager,
+                cwd=kernel.cwd, execution_timeout=cell_timeout, progress_bar=False,
+                request_save_on_cell_execute=True, log_output=verbose, stderr_file=kernel_stderr)
         record.status = "ok"
     except PapermillExecutionError as exc:
         record.status = "failed"
@@ -124,7 +188,8 @@ def execute(notebook: Path, run_dir: Path, parameters: dict, kernel_name: str,
     if output.is_file() and not output.is_symlink():
         scrub_notebook_file(output, replacements)
     progress_line(f"{notebook.stem}: {record.status} in {record.seconds:.1f}s"
-                  + (f" - {record.error}" if record.error else ""))
+                  + (f" - {record.error}" if record.error else ""),
+                  logging.WARNING if record.status == "failed" else logging.INFO)
     return record
 
 

@@ -45,8 +45,9 @@ import re
 from pathlib import Path
 
 from .exceptions import InputError
+from .resources import missing_file, policies_dir
 
-POLICY_DIR = Path(__file__).resolve().parents[1] / "policies"
+POLICY_DIR = policies_dir()
 PARTS = ("auditor", "implementer")
 #: The managed policies (files in ``policies/``) each part is made of.
 POLICY_FILES = {"auditor": ("auditor",), "implementer": ("implementer", "implementer-iam", "implementer-edge")}
@@ -121,7 +122,7 @@ def load_document(name: str) -> dict:
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
-        raise InputError("part", f"{path} is missing: run from a checkout of the runbook") from None
+        raise missing_file("part", path) from None
 
 
 def load_policy(part: str) -> dict:

@@ -28,12 +28,14 @@ from .execution import KERNEL_ENV, NotebookRun, execute, kernel_run_dir, progres
 from .manifest import MANIFEST_FILE, verify_run
 from .parameters import coerce_parameter, refuse_runner_owned, resolve_path_parameters, route_parameters
 from .redaction import KEY_ENV, Fingerprinter
+from .resources import missing_file, notebooks_dir
+from .waits import cell_timeout
 from .signing import ensure_outside, load_signing_key, trusted_fingerprints
 
 KERNEL_NAME = "python3"
 CELL_TIMEOUT_SECONDS = 900
 
-NOTEBOOKS_DIR = Path(os.environ.get("RUNBOOK_NOTEBOOKS", Path(__file__).resolve().parents[1] / "notebooks"))
+NOTEBOOKS_DIR = notebooks_dir()
 TEST_PLAN = "01_test_plan"
 IMPLEMENTATION = "02_implementation"
 VALIDATION = "03_functional_validation"
@@ -76,16 +78,20 @@ def check_out_folder(out: Path) -> None:
         raise InputError("--out", f"cannot create run folders under {out}: {probe} is not writable")
 
 
-def new_run_dir(out: Path, target: str, now: _dt.datetime | None = None) -> Path:
-    """``out/<UTC timestamp>-<target>``, unique even for two runs in one second."""
+def new_run_dir(out: Path, target: str, now: _dt.datetime | None = None, label: str = "") -> Path:
+    """``out/<UTC timestamp>-<target>[-<label>]``, unique even for two runs in one second.
+
+    ``label`` names what kind of folder it is (``audit``), so an audit never looks like a change run.
+    """
     now = now or _dt.datetime.now(_dt.timezone.utc)
     stamp = now.strftime("%Y%m%dT%H%M%SZ")
     out = Path(out)
-    candidate = out / f"{stamp}-{target}"
+    name = f"{stamp}-{target}" + (f"-{label}" if label else "")
+    candidate = out / name
     n = 1
     while candidate.exists():
         n += 1
-        candidate = out / f"{stamp}-{target}-{n}"
+        candidate = out / f"{name}-{n}"
     try:
         candidate.mkdir(parents=True)
     except OSError as exc:
@@ -114,7 +120,7 @@ def _notebook_paths(notebooks_dir: Path, names: Sequence[str]) -> list[Path]:
     paths = [Path(notebooks_dir) / f"{name}.ipynb" for name in names]
     missing = [p for p in paths if not p.is_file()]
     if missing:
-        raise InputError("notebooks", f"missing {missing[0]}: run from a checkout of the runbook")
+        raise missing_file("notebooks", missing[0])
     return paths
 
 
@@ -123,7 +129,11 @@ def _lab_or_endpoint(stack: contextlib.ExitStack, options: RunOptions) -> tuple[
     if options.target != "lab" or options.endpoint_url:
         return options.endpoint_url, {}, {}
     from .lab import Lab
+    from .lab.runtimes import launcher
 
+    missing = launcher("python").problem  # the seeded function is Python: say it now, not at its first Invoke
+    if missing:
+        raise LabError(f"{missing}; nothing was run")
     progress_line("starting the embedded lab")
     lab = stack.enter_context(Lab(seed=True))
     progress_line(f"lab ready at {lab.endpoint_url}")
@@ -145,7 +155,8 @@ def _execute_in_order(notebooks: Sequence[Path], run_dir: Path, routed: dict, op
     results: list[NotebookRun] = []
     with patched_environ(env):
         for nb in notebooks:
-            result = execute(nb, run_dir, routed[nb.stem], options.kernel_name, options.cell_timeout)
+            timeout = cell_timeout(options.cell_timeout, nb.stem, routed[nb.stem], options.target)
+            result = execute(nb, run_dir, routed[nb.stem], options.kernel_name, timeout)
             results.append(result)
             if result.status == "failed":
                 results += [NotebookRun(p.stem, "skipped") for p in notebooks[len(results):]]
@@ -154,8 +165,12 @@ def _execute_in_order(notebooks: Sequence[Path], run_dir: Path, routed: dict, op
 
 
 def run_runbook(options: RunOptions, names: Sequence[str] | None = None,
-                include_baseline: bool = False, progress: Callable[[str], None] = progress_line) -> Outcome:
-    """Execute notebooks ``names`` (default: the change cycle, plus backout when asked)."""
+                include_baseline: bool = False, progress: Callable[[str], None] = progress_line,
+                folder_label: str = "") -> Outcome:
+    """Execute notebooks ``names`` (default: the change cycle, plus backout when asked).
+
+    ``folder_label`` ends the run folder's name (``audit``: ``<timestamp>-lab-audit``).
+    """
     apply = options.apply if options.apply is not None else options.target == "lab"
     backout = options.backout if options.backout is not None else options.target == "lab"
     names = list(names or (CHANGE_NOTEBOOKS + ((BACKOUT,) if backout else ())))
@@ -177,7 +192,7 @@ def run_runbook(options: RunOptions, names: Sequence[str] | None = None,
         identity = _preflight(options, endpoint_url, env)
         function_name = options.function_name or seed_info.get("function_name", "")
         extra = {**seeded_strategy(seed_info, function_name, extra), **extra}
-        run_dir = new_run_dir(options.out, options.target)
+        run_dir = new_run_dir(options.out, options.target, label=folder_label)
         progress(f"run folder {run_dir}")
         common = {"target": options.target, "region": identity["region"], "profile": options.profile,
                   "endpoint_url": endpoint_url, "run_dir": kernel_run_dir(run_dir),
@@ -248,8 +263,11 @@ def run_later(run_dir: Path, options: RunOptions, notebook: str, purpose: str) -
     options.target = options.target or context.get("target", "aws")
     options.region = options.region or context.get("region", "")
     if options.target == "lab" and not options.endpoint_url:
-        raise InputError("endpoint_url", "the run's lab has stopped: start `runbook lab` with the same "
-                         "state, or pass --endpoint-url of a running lab")
+        raise InputError("endpoint_url", f"{run_dir} was run on an embedded lab, which stopped when its `runbook "
+                         "run` ended and took every resource of the run with it: there is nothing left to "
+                         f"{purpose}. To {purpose} on the lab later, keep one running: `runbook lab` in another "
+                         "terminal (export the variables it prints), then `runbook run --endpoint-url URL --function orders-api "
+                         f"--no-backout` and `runbook {purpose.replace(' ', '')} RUN_DIR --endpoint-url URL`")
     notebooks = _notebook_paths(options.notebooks_dir, [notebook])
     extra = resolve_path_parameters(options.parameters)
     apply = bool(options.apply)
@@ -262,14 +280,33 @@ def run_later(run_dir: Path, options: RunOptions, notebook: str, purpose: str) -
               "endpoint_url": options.endpoint_url, "run_dir": kernel_run_dir(run_dir),
               "function_name": function_name, "apply": apply}
     routed = route_parameters(notebooks, common, extra)
+    recorded = ledger_entries(ledger_path)
     results = _execute_in_order(notebooks, run_dir, routed, options,
                                 {KEY_ENV: Fingerprinter.new_key_hex(), **KERNEL_ENV})
+    done = what_changed(apply, recorded, ledger_entries(ledger_path), results)
     previous = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
     earlier = [NotebookRun(**n) for n in previous.get("notebooks", []) if n["name"] != notebook]
     summary_options = {**previous.get("options", {}), "target": options.target,
                        "region": identity["region"], "function_name": function_name}
     # the original run's key is gone (never stored): the guard falls back to the detection engine
-    return finish_run(run_dir, summary_options, earlier + results, False, started, key, None)
+    return finish_run(run_dir, summary_options, earlier + results, False, started, key, None, decided_by=[notebook],
+                      change_note=done)
+
+
+def ledger_entries(ledger_path: Path) -> list:
+    """The ledger's records of what the runbook created, changed and undid (not its journal of messages)."""
+    return json.loads(ledger_path.read_text()).get("entries", [])
+
+
+def what_changed(apply: bool, before: list, after: list, results: Sequence[NotebookRun]) -> str:
+    """How a later command's summary starts when it changed nothing: a plan only, or nothing left to do."""
+    if any(r.status != "ok" for r in results):
+        return ""
+    if not apply:
+        return "plan only, nothing was changed (--apply -p change_ticket ID makes the change)"
+    if before == after:
+        return "nothing to do: the ledger records no change (the account already was as this command leaves it)"
+    return ""
 
 
 def run_backout(run_dir: Path, options: RunOptions) -> Outcome:

@@ -41,11 +41,11 @@ from .redaction import Fingerprinter
 from .validation_access import read_exposure, read_residue
 from .validation_collect import Collection, collect, new_evidence, run_sources
 from .validation_evidence import ValidationEvidence
+from .waits import DEFAULT_TRAIL_WAIT
 
 NOTEBOOK = "03_functional_validation"
 PHASE = "validation"
 #: Default CloudTrail wait per target: the lab records events at once, AWS delivers them late.
-DEFAULT_TRAIL_WAIT = {"lab": 0, "aws": 900}
 #: The function's own cache TTL, when it declares one (the reference handler does).
 TTL_VARIABLE = "SECRET_TTL_SECONDS"
 #: The checks validation judges, in the order they are shown: (catalog module, its judge).

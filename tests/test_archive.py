@@ -166,3 +166,44 @@ def test_hostile_member_names_from_aws_do_not_run_in_a_browser(hostile_audit, ch
     for path in pages:
         dom = chromium(path)
         assert [m for m in EXECUTED if m in dom] == [], f"a payload ran in {path.name}"
+
+
+# -- the exit line: counts that say what they count ----------------------------------------------
+def _check(check_id, phase, status, notebook="03_functional_validation"):
+    return Check(check_id, "t", phase, status, reason="" if status == PASS else "why", notebook=notebook,
+                 controls=["AU-2"])
+
+
+def test_the_exit_line_counts_checks_in_words_and_says_the_baseline_is_left_out():
+    checks = [_check("a", "validation", PASS), _check("b", "validation", "WARN"),
+              _check("c", "baseline", FAIL, "01_test_plan")]
+    gating = archive.gating_checks(checks, include_baseline=False)
+    code, reason = archive._exit_code([NotebookRun("03_functional_validation", "ok")], gating,
+                                      archive._left_out_note(checks, gating))
+    assert code == 0
+    assert reason == ("every check passed (2 checks: 1 PASS, 1 WARN, 0 SKIP); 1 baseline check of the test plan "
+                      "not counted (the account before the change)")
+
+
+def test_one_failed_check_is_one_check_and_nothing_is_said_left_out_when_nothing_is():
+    checks = [_check("a", "validation", FAIL), _check("b", "validation", PASS)]
+    code, reason = archive._exit_code([], checks, archive._left_out_note(checks, checks))
+    assert (code, reason) == (1, "1 check of 2 failed: a (03_functional_validation)")
+
+
+def test_an_audit_of_several_accounts_and_regions_names_each_in_the_summary(tmp_path):
+    (tmp_path / "coverage.json").write_text(json.dumps({"regions": [
+        {"account": "111111111111", "region": "us-east-1"}, {"account": "111111111111", "region": "eu-west-1"},
+        {"account": "222222222222", "region": "us-east-1"}]}))
+    archive.write_summary(tmp_path, {"target": "aws", "region": "us-east-1"}, [], [], 0, "ok")
+    text = (tmp_path / "summary.md").read_text()
+    assert ("- audited: 2 accounts (111111111111, 222222222222), 2 regions (eu-west-1, us-east-1)" in text)
+    assert "- region:" not in text
+
+
+def test_a_one_region_run_names_its_region(tmp_path):
+    (tmp_path / "coverage.json").write_text(json.dumps({"regions": [{"account": "1", "region": "us-east-1"}]}))
+    archive.write_summary(tmp_path, {"target": "lab", "region": "us-east-1"}, [], [], 0, "ok")
+    assert "- region: us-east-1" in (tmp_path / "summary.md").read_text()
+    (tmp_path / "coverage.json").write_text("not json")
+    assert archive.audited_scope(tmp_path) == []

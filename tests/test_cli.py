@@ -1,5 +1,11 @@
 """The command line: every printed line is one terminal-safe line; ``runbook key``."""
 
+import datetime
+import json
+import logging
+
+import pytest
+
 from runbook_lib import cli, runner
 from runbook_lib.archive import Outcome
 from runbook_lib.signing import load_signing_key
@@ -36,3 +42,91 @@ def test_an_unusable_signing_key_stops_a_run_before_anything_starts(tmp_path, ca
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("runbook: --signing-key: no key file at")
     assert not (tmp_path / "runs").exists()
+
+
+# -- what each command says about itself ---------------------------------------------------------
+def _subcommands():
+    parser = cli.build_parser()
+    [sub] = [a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction"]
+    return sub.choices
+
+
+def test_every_subcommand_has_a_description_line(capsys):
+    commands = _subcommands()
+    assert {"run", "audit", "backout", "closeout", "unlock", "verify", "key", "scan", "lab", "lab-runtimes"} <= set(
+        commands)
+    for name, parser in commands.items():
+        assert parser.description and parser.description.startswith(f"runbook {name}: "), name
+        assert len(parser.description.splitlines()) == 1
+        parser.print_help()
+        assert parser.description in " ".join(capsys.readouterr().out.split()), name
+
+
+@pytest.mark.parametrize("argv, level", [(["key"], logging.INFO), (["-q", "key"], logging.WARNING),
+                                          (["key", "-q"], logging.WARNING), (["-v", "key"], logging.DEBUG),
+                                          (["key", "--verbose"], logging.DEBUG)])
+def test_quiet_and_verbose_set_how_much_the_runner_says(argv, level, capsys):
+    from runbook_lib.execution import LOG
+
+    try:
+        assert cli.main(argv) == 0
+        assert LOG.level == level
+    finally:
+        cli.set_verbosity(0)
+
+
+def test_quiet_and_verbose_together_are_refused(capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["-q", "-v", "key"])
+    assert exited.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
+
+
+def test_verbose_on_the_lab_logs_every_request(monkeypatch):
+    seen = {}
+    parser = cli.build_parser()
+    [lab] = [p for n, p in _subcommands().items() if n == "lab"]
+    assert any("--verbose" in a.option_strings for a in lab._actions)
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    parser._subparsers._group_actions[0].choices["lab"].set_defaults(handler=lambda args: seen.update(
+        verbose=args.verbose) or 0)
+    try:
+        assert cli.main(["-v", "lab"]) == 0
+    finally:
+        cli.set_verbosity(0)
+    assert seen == {"verbose": True}
+
+
+def test_quiet_leaves_out_the_run_folder_line(capsys, tmp_path):
+    assert cli._report(Outcome(0, "every check passed", tmp_path), quiet=True) == 0
+    assert capsys.readouterr().out == "runbook: every check passed\n"
+    assert cli._report(Outcome(0, "every check passed", tmp_path)) == 0
+    assert capsys.readouterr().out == f"{tmp_path}\nrunbook: every check passed\n"
+
+
+def test_an_audit_folder_is_named_as_an_audit(monkeypatch, tmp_path):
+    seen = {}
+
+    def run_runbook(options, **kwargs):
+        seen.update(kwargs, apply=options.apply, backout=options.backout)
+        return Outcome(0, "ok", None)
+
+    monkeypatch.setattr(runner, "run_runbook", run_runbook)
+    assert cli.main(["audit"]) == 0
+    assert seen["folder_label"] == "audit" and seen["names"] == [runner.TEST_PLAN]
+    assert (seen["apply"], seen["backout"]) == (False, False)
+    stamp = datetime.datetime(2026, 11, 21, 19, 30, tzinfo=datetime.timezone.utc)
+    assert runner.new_run_dir(tmp_path, "lab", stamp, label="audit").name == "20261121T193000Z-lab-audit"
+    assert runner.new_run_dir(tmp_path, "lab", stamp, label="audit").name == "20261121T193000Z-lab-audit-2"
+    assert runner.new_run_dir(tmp_path, "lab", stamp).name == "20261121T193000Z-lab"
+
+
+@pytest.mark.parametrize("command, verb", [("backout", "back out"), ("closeout", "close out")])
+def test_a_later_command_on_a_stopped_lab_run_says_what_happened_and_what_to_do(monkeypatch, tmp_path, capsys,
+                                                                                 command, verb):
+    (tmp_path / "ledger.json").write_text(json.dumps({"context": {"target": "lab", "region": "us-east-1"}}))
+    monkeypatch.setattr(runner, "verify_before_running", lambda run_dir, options, purpose: None)
+    assert cli.main([command, str(tmp_path)]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert f"there is nothing left to {verb}" in line and "`runbook lab` in another terminal" in line
+    assert f"`runbook {command} RUN_DIR --endpoint-url URL`" in line and "--no-backout" in line
+    assert "same state" not in line

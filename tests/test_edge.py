@@ -3,6 +3,7 @@
 import pytest
 
 from runbook_lib import edge
+from runbook_lib.exceptions import AwsCallError
 
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:orders-api:7"
 
@@ -42,3 +43,56 @@ def test_edge_problems():
     problems = edge.edge_problems({"Architectures": ["arm64"], "VpcConfig": {"SubnetIds": ["s"]}},
                                   "eu-west-1", {"TABLE_NAME": 1})
     assert len(problems) == 4 and "us-east-1" in problems[0] and "TABLE_NAME" in problems[1]
+
+
+# -- waiting for a deployment, with progress ------------------------------------------------------
+class _ScriptedCloudFront:
+    """``get_waiter("distribution_deployed")`` answering each one-attempt wait from ``statuses`` as botocore does."""
+
+    def __init__(self, statuses):
+        self.statuses, self.configs = list(statuses), []
+
+    def get_waiter(self, name):
+        assert name == "distribution_deployed"
+        return self
+
+    def wait(self, Id, WaiterConfig):
+        from botocore.exceptions import WaiterError
+
+        self.configs.append(WaiterConfig)
+        if self.statuses.pop(0) != "Deployed":
+            raise WaiterError(name="DistributionDeployed", reason="Max attempts exceeded",
+                              last_response={"Distribution": {"Status": "InProgress"}})
+
+
+def _stubbed_cloudfront(statuses):
+    cf = _ScriptedCloudFront(statuses)
+    return cf, cf
+
+
+def test_waiting_for_a_deployment_says_how_long_at_every_poll():
+    cf, stub = _stubbed_cloudfront(["InProgress", "InProgress", "Deployed"])
+    said = []
+    edge.wait_deployed(cf, "E1", delay=0, max_attempts=5, say=said.append)
+    assert stub.statuses == [] and stub.configs == [{"Delay": 0, "MaxAttempts": 1}] * 3
+    assert said == ["CloudFront E1: deploying, 0 s of at most 0 s"] * 2 + ["CloudFront E1: deployed after 0 s"]
+
+
+def test_a_distribution_deployed_at_once_says_nothing():
+    cf, _ = _stubbed_cloudfront(["Deployed"])
+    said = []
+    edge.wait_deployed(cf, "E1", delay=0, max_attempts=5, say=said.append)
+    assert said == []
+
+
+def test_a_deployment_longer_than_the_waiter_allows_is_a_one_line_error():
+    cf, _ = _stubbed_cloudfront(["InProgress"] * 3)
+    said = []
+    with pytest.raises(AwsCallError, match=r"GetDistribution \(waiter distribution_deployed\) on E1 failed: "
+                                           r"WaiterError .*Max attempts exceeded"):
+        edge.wait_deployed(cf, "E1", delay=0, max_attempts=3, say=said.append)
+    assert len(said) == 2
+
+
+def test_the_deployment_budget_is_the_waiters():
+    assert edge.DEPLOY_WAIT_SECONDS == edge.DEPLOY_DELAY_SECONDS * edge.DEPLOY_MAX_ATTEMPTS == 1200

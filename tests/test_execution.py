@@ -73,3 +73,50 @@ def test_scrub_notebook_file_cleans_tracebacks_streams_and_displays(tmp_path):
     assert "runbook_lib/execution.py:12" in text and "20261121T193000Z-lab/x.json" in text
     meta = nbformat.read(str(path), as_version=4).metadata["papermill"]
     assert (meta["input_path"], meta["output_path"]) == ("01.ipynb", "01.ipynb")
+
+
+# -- what a kernel says, on the runner's stderr ----------------------------------------------------
+def _kernel_output(notebook="02_implementation", replacements=()):
+    return execution.KernelOutput(notebook, list(replacements))
+
+
+def test_the_kernels_progress_lines_become_the_notebooks_progress_lines(capsys):
+    out = _kernel_output(replacements=[("/home/someone/venv", "<python>")])
+    out.write("[runbook] audit: 1/2 orders-")
+    assert capsys.readouterr().err == ""  # a line is said once it is whole
+    out.write("api\nwarning from /home/someone/venv/lib: not a progress line\n[runbook] CloudFront E1: deploying\n")
+    assert capsys.readouterr().err.splitlines() == ["[runbook] 02_implementation: audit: 1/2 orders-api",
+                                                    "[runbook] 02_implementation: CloudFront E1: deploying"]
+
+
+def test_quiet_keeps_progress_lines_off_and_verbose_adds_every_other_line(capsys):
+    import logging
+
+    out = _kernel_output(replacements=[("/home/someone", "~")])
+    record = logging.LogRecord("papermill", logging.INFO, __file__, 1, "step: applied\n[runbook] x: 1/1\n"
+                               "/home/someone/file", None, None)
+    try:
+        execution.LOG.setLevel(logging.WARNING)
+        out.write("[runbook] audit: 1/1\n")
+        out.emit(record)
+        assert capsys.readouterr().err == ""
+        execution.LOG.setLevel(logging.DEBUG)
+        out.emit(record)  # the [runbook] line came through write(): not twice
+        assert capsys.readouterr().err.splitlines() == ["[runbook] 02_implementation: step: applied",
+                                                        "[runbook] 02_implementation: ~/file"]
+    finally:
+        execution.LOG.setLevel(logging.INFO)
+
+
+def test_kernel_output_logs_cell_output_only_under_verbose():
+    import logging
+
+    with execution.kernel_output("n", []) as (_, verbose):
+        assert verbose is False
+    try:
+        execution.LOG.setLevel(logging.DEBUG)
+        with execution.kernel_output("n", []) as (out, verbose):
+            assert verbose is True and out in logging.getLogger("papermill").handlers
+        assert out not in logging.getLogger("papermill").handlers
+    finally:
+        execution.LOG.setLevel(logging.INFO)

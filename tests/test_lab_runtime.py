@@ -380,7 +380,7 @@ def test_a_missing_runtime_sdk_fails_closed_naming_it_and_the_install_command(mo
     result = _local_invoke(runtime, _local_function(session, "def handler(e, c):\n    return 1\n"))
     assert result.status_code == 502 and result.error_code == "InvalidRuntimeException"
     message = json.loads(result.payload)["Message"]
-    assert "nothing-installed/python" in message and "make lab-runtimes" in message
+    assert "nothing-installed/python" in message and "runbook lab-runtimes" in message
     assert len(message.splitlines()) == 1
 
 

@@ -76,7 +76,7 @@ def test_the_sdk_folders_are_found_from_the_labs_interpreter_or_the_variable(mon
     assert runtimes.runtimes_home() == tmp_path
     missing = runtimes.launcher("python")
     assert missing.problem == (f"the lab's python runtime SDK (boto3 for Python) is missing from "
-                               f"{tmp_path / 'python'}: run `make lab-runtimes`")
+                               f"{tmp_path / 'python'}: run `runbook lab-runtimes`")
 
 
 def test_launchers_use_the_installed_sdk_and_the_sandbox_user_when_root():

@@ -8,6 +8,7 @@ lab first and then search every artifact of the run for them.
 import getpass
 import io
 import json
+import sys
 import zipfile
 from pathlib import Path
 from urllib.request import urlopen
@@ -68,6 +69,19 @@ def full_cycle(lab, tmp_path_factory):
         yield runner.run_runbook(options), out
 
 
+def machine_names(run_dir: Path, *more: Path) -> list[str]:
+    """``artifact: what`` for every artifact of the folder naming the home folder, the checkout, the Python
+    installation, the working directory or the user (every file, binary ones included)."""
+    machine = {"home": str(Path.home()) + "/", "checkout": str(Path(runner.__file__).resolve().parents[1]),
+               "python": sys.prefix, "working directory": str(Path.cwd()), "user": f"/{getpass.getuser()}/",
+               **{f"folder {i}": str(p) for i, p in enumerate(more)}}
+    hits = []
+    for path in sorted(p for p in run_dir.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        hits += [f"{path.relative_to(run_dir)}: {what}" for what, text in machine.items() if text.encode() in data]
+    return hits
+
+
 def test_full_cycle_on_the_lab(lab, full_cycle):
     values = planted_values(lab)
     outcome, tmp_path = full_cycle
@@ -101,11 +115,9 @@ def test_full_cycle_on_the_lab(lab, full_cycle):
     # papermill hygiene: no credentials anywhere, no absolute path or user name in the notebooks
     credentials = [lab.env["AWS_SECRET_ACCESS_KEY"], lab.env["AWS_ACCESS_KEY_ID"]]
     assert leaks(run_dir, credentials) == [], "the lab's credentials reached an artifact"
-    machine = [str(Path.home()), str(Path.cwd()), str(tmp_path), getpass.getuser() + "/"]
+    assert machine_names(run_dir, tmp_path) == [], "an artifact names this machine (path or user)"
     for notebook in run_dir.glob("*.ipynb"):
-        text = notebook.read_text()
-        assert [m for m in machine if m in text] == [], f"{notebook.name} names this machine"
-        papermill_meta = json.loads(text)["metadata"]["papermill"]
+        papermill_meta = json.loads(notebook.read_text())["metadata"]["papermill"]
         assert papermill_meta["input_path"] == notebook.name and papermill_meta["output_path"] == notebook.name
 
 

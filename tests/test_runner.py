@@ -184,6 +184,9 @@ def test_a_failed_runs_traceback_names_no_absolute_path_or_user(tmp_path, moto_e
     for text, name in ((notebook, "notebook"), (page, "HTML"), (outcome.reason, "reason"),
                        ((outcome.run_dir / "summary.md").read_text(), "summary")):
         assert [m for m in machine if m in text] == [], f"the {name} names this machine"
+    for path in (p for p in outcome.run_dir.rglob("*") if p.is_file()):  # every artifact of the failed run
+        data = path.read_bytes()
+        assert [m for m in machine if m.encode() in data] == [], f"{path.name} names this machine"
 
 
 def test_ctrl_c_still_finishes_and_signs_the_folder(tmp_path, moto_endpoint, stand_in_notebooks):
@@ -374,7 +377,9 @@ def test_a_folder_signed_by_another_key_runs_once_that_key_is_trusted(kept_run, 
     with pytest.raises(ChangeRefused, match="untrusted signer"):
         runner.run_backout(kept_run, runner.RunOptions(**options))
     outcome = runner.run_backout(kept_run, runner.RunOptions(**options, trusted_keys=[colleague.public.fingerprint]))
-    assert outcome.exit_code == 1, outcome.reason  # the kept validation FAIL still counts
+    assert outcome.exit_code == 0, outcome.reason  # the backout's own checks decide; the validation FAIL stays listed
+    assert "1 check of earlier commands in this folder not counted" not in outcome.reason
+    assert "checks of earlier commands in this folder not counted" in outcome.reason
     result = verify_run(kept_run)
     assert result.ok and result.signer == load_signing_key().public.fingerprint  # re-signed by whoever backed out
     previous = json.loads((kept_run / "manifest.json").read_text())["previous_manifest"]
@@ -418,3 +423,58 @@ def test_allowlist_is_checked_before_anything_runs(tmp_path):
     bad.write_text("not-an-entry\n")
     with pytest.raises(InputError):
         allowlist_parameter(str(bad))
+
+
+def test_each_later_command_exits_on_what_it_did_not_on_an_earlier_refusal(kept_run, moto_endpoint,
+                                                                          stand_in_notebooks, capsys, monkeypatch):
+    monkeypatch.setattr(runner, "NOTEBOOKS_DIR", stand_in_notebooks)
+    where = [str(kept_run), "--endpoint-url", moto_endpoint]
+    assert cli.main(["backout", *where, "-p", "backout_outcome", "raise"]) == 2  # refused in the notebook
+    assert "04_backout cell" in capsys.readouterr().err
+    assert cli.main(["closeout", *where]) == 0  # a plan: says so, and the refused backout does not decide it
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[-1].startswith("runbook: plan only, nothing was changed (--apply -p change_ticket ID")
+    assert cli.main(["closeout", *where, "--apply", "-p", "change_ticket", "CHG-1"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[-1].startswith("runbook: nothing to do: the ledger records no change")
+    assert "every check passed (2 checks: 2 PASS, 0 WARN, 0 SKIP)" in out[-1]
+    run = json.loads((kept_run / "run.json").read_text())
+    assert run["exit_code"] == 0 and {n["name"]: n["status"] for n in run["notebooks"]}["04_backout"] == "failed"
+    assert cli.main(["closeout", *where, "-p", "closeout_outcome", "fail"]) == 1
+    assert "1 check of 2 failed: closeout-check (05_closeout)" in capsys.readouterr().err
+
+
+def test_quiet_prints_only_the_final_line(kept_run, moto_endpoint, stand_in_notebooks, capfd, monkeypatch):
+    monkeypatch.setattr(runner, "NOTEBOOKS_DIR", stand_in_notebooks)
+    try:
+        assert cli.main(["-q", "closeout", str(kept_run), "--endpoint-url", moto_endpoint]) == 0
+    finally:
+        cli.set_verbosity(0)
+    captured = capfd.readouterr()
+    assert captured.err == "" and captured.out.count("\n") == 1 and captured.out.startswith("runbook: plan only")
+
+
+def test_verbose_prints_each_cells_output_as_debug_lines(kept_run, moto_endpoint, stand_in_notebooks, capfd,
+                                                          monkeypatch):
+    monkeypatch.setattr(runner, "NOTEBOOKS_DIR", stand_in_notebooks)
+    try:
+        assert cli.main(["closeout", str(kept_run), "--endpoint-url", moto_endpoint, "-v"]) == 0
+    finally:
+        cli.set_verbosity(0)
+    err = capfd.readouterr().err
+    assert "[runbook] 05_closeout: running" in err
+    assert "[runbook] 05_closeout: function" in err  # the stand-in's print, as papermill logged it
+    cell_lines = [line for line in err.splitlines() if line.startswith("[runbook] 05_closeout: ")]
+    assert cell_lines and not [line for line in cell_lines if str(kept_run.resolve()) in line]
+
+
+def test_a_lab_run_without_the_runtime_sdks_stops_before_anything_with_the_command_to_run(tmp_path, monkeypatch,
+                                                                                           capsys):
+    monkeypatch.setenv("RUNBOOK_LAB_RUNTIMES", str(tmp_path / "not-installed"))
+    assert cli.main(["run", "--out", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    [line] = [line for line in err if line.startswith("runbook: ")]  # the error (a first-use key may be announced)
+    assert not [line for line in err if "starting the embedded lab" in line]
+    assert line.startswith("runbook: the lab's python runtime SDK (boto3 for Python) is missing from ")
+    assert line.endswith("run `runbook lab-runtimes`; nothing was run")
+    assert not (tmp_path / "runs").exists()

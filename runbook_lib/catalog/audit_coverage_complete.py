@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..inventory import FAILING_STATUSES, WARNING_STATUSES
+from ..wording import counted
 from . import FAIL, PASS, WARN, CheckSpec, Verdict
 from .common import gap_list
 
@@ -30,8 +31,9 @@ def judge_baseline(result) -> Verdict:
     failing = [g for g in result.gaps if g.status in FAILING_STATUSES]
     warning = [g for g in result.gaps if g.status in WARNING_STATUSES]
     if failing:
-        return Verdict(FAIL, f"{len(failing)} things could not be read: {gap_list(failing)}", evidence)
+        return Verdict(FAIL, f"{counted(len(failing), 'item')} could not be read: {gap_list(failing)}", evidence)
     if warning:
-        return Verdict(WARN, f"{len(warning)} things were not scanned: {gap_list(warning)}", evidence)
-    return Verdict(PASS, f"{summary['functions_seen']} functions in {summary['regions']} regions of "
-                         f"{summary['accounts']} accounts fully read", evidence)
+        return Verdict(WARN, f"{counted(len(warning), 'item')} not scanned: {gap_list(warning)}", evidence)
+    return Verdict(PASS, f"{counted(summary['functions_seen'], 'function')} in "
+                         f"{counted(summary['regions'], 'region')} of {counted(summary['accounts'], 'account')} "
+                         "fully read", evidence)

@@ -49,11 +49,31 @@ def listed(items, limit: int = 5, separator: str = "; ") -> str:
     return separator.join(str(i) for i in items[:limit]) + (f"{separator}and {more} more" if more > 0 else "")
 
 
+def function_label(finding: dict, accounts: int = 1, regions: int = 1) -> str:
+    """``function[:version]``, after ``account/region/`` when the findings span accounts or regions.
+
+    Examples
+    --------
+    >>> function_label({"account": "111", "region": "eu-west-1", "function": "a", "version": "3"}, accounts=2)
+    '111/eu-west-1/a:3'
+    """
+    name = finding["function"] + ("" if finding.get("version", "$LATEST") == "$LATEST" else f":{finding['version']}")
+    if accounts > 1:
+        return f"{finding.get('account', '?')}/{finding.get('region', '?')}/{name}"
+    return f"{finding.get('region', '?')}/{name}" if regions > 1 else name
+
+
 def where_by_function(findings: list[dict]) -> dict[str, list[str]]:
-    """``{"function" or "function:version": [where, ...]}`` of audit findings, in order."""
+    """``{"function" or "function:version": [where, ...]}`` of audit findings, in order.
+
+    When the findings span more than one account (or region), each function is named with
+    its account and region (:func:`function_label`): a name alone could be in any of them.
+    """
     out: dict[str, list[str]] = {}
+    accounts = len({f.get("account") for f in findings})
+    regions = len({(f.get("account"), f.get("region")) for f in findings})
     for f in findings:
-        label = f["function"] + ("" if f["version"] == "$LATEST" else f":{f['version']}")
+        label = function_label(f, accounts, regions)
         where = f["where"] if f["location"] != "layer" else f"{f['layer']} {f['where']}"
         out.setdefault(label, [])
         if where not in out[label]:

@@ -11,6 +11,7 @@ version, never a FAIL; a dependency file changed after installation counts as th
 
 from __future__ import annotations
 
+from ..wording import counted
 from . import FAIL, PASS, SKIP, WARN, CheckSpec, Verdict
 from .common import listed, unavailable, where_list
 from .no_secrets_in_environment import gap_note
@@ -38,15 +39,17 @@ def judge_baseline(result) -> Verdict:
     if third:
         evidence["third_party"] = len(third)
     if found:
-        functions = len({f["function"] for f in found})
-        return Verdict(FAIL, f"{len(found)} secrets in code packages and layers of {functions} functions: "
+        functions = len({(f.get("account"), f.get("region"), f["function"]) for f in found})
+        return Verdict(FAIL, f"{counted(len(found), 'secret')} in code packages and layers of "
+                             f"{counted(functions, 'function')}: "
                              f"{listed(where_list(found, limit=len(found)), limit=6)}{note}", evidence)
     if third:
         return Verdict(WARN, f"{len(third)} finding(s) only in unmodified third-party files: "
                              f"{third_party_list(third)}{note}", evidence)
     if note:
         return Verdict(WARN, "no secret found in the code packages and layers that could be read" + note, evidence)
-    return Verdict(PASS, f"{result.downloads} package(s) and layer(s) of {len(result.functions)} functions "
+    return Verdict(PASS, f"{counted(result.downloads, 'package and layer', 'packages and layers')} of "
+                         f"{counted(len(result.functions), 'function')} "
                          "scanned: no secret", evidence)
 
 

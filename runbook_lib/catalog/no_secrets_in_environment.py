@@ -9,6 +9,7 @@ and whether a variable the implementation moved is still set.
 from __future__ import annotations
 
 from ..inventory import FAILING_STATUSES
+from ..wording import counted
 from . import FAIL, PASS, WARN, CheckSpec, Verdict
 from .common import listed, unavailable, where_list
 
@@ -27,7 +28,7 @@ SPEC = CheckSpec(
 
 def gap_note(result) -> str:
     failing = [g for g in result.gaps if g.status in FAILING_STATUSES]
-    return (f"; not everything could be read ({len(failing)} gaps, see audit-coverage-complete)"
+    return (f"; not everything could be read ({counted(len(failing), 'gap')}, see audit-coverage-complete)"
             if failing else "")
 
 
@@ -37,13 +38,14 @@ def judge_baseline(result) -> Verdict:
     evidence = {"findings": len(found), "functions": where_list(found, limit=50)}
     note = gap_note(result)
     if found:
-        functions = len({f["function"] for f in found})
-        return Verdict(FAIL, f"{len(found)} secrets in environment variables of {functions} functions: "
+        functions = len({(f.get("account"), f.get("region"), f["function"]) for f in found})
+        return Verdict(FAIL, f"{counted(len(found), 'secret')} in environment variables of "
+                             f"{counted(functions, 'function')}: "
                              f"{listed(where_list(found, limit=len(found)), limit=6)}{note}", evidence)
     if note:
         return Verdict(WARN, "no secret found in the environment variables that could be read" + note, evidence)
     seen = len(result.functions)
-    return Verdict(PASS, f"the environment variables of {seen} functions ($LATEST and every published version) "
+    return Verdict(PASS, f"the environment variables of {counted(seen, 'function')} ($LATEST and every published version) "
                          "hold no secret", evidence)
 
 

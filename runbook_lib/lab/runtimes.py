@@ -84,7 +84,7 @@ PYTHON_RUNTIMES = ("python3.8", "python3.9", "python3.10", "python3.11", "python
 NODEJS_RUNTIMES = ("nodejs18.x", "nodejs20.x", "nodejs22.x")
 #: The unprivileged user functions run as when the lab runs as root (Lambda's sbx_user).
 SANDBOX_UID = 65534
-INSTALL_COMMAND = "make lab-runtimes"
+INSTALL_COMMAND = "runbook lab-runtimes"
 _SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
@@ -171,7 +171,7 @@ def search_path(runtime: str, runtime_dir: Path, sdk: Path, task_root: Path) -> 
 
 
 def runtimes_home() -> Path:
-    """Where ``make lab-runtimes`` put the SDK folders."""
+    """Where ``runbook lab-runtimes`` (``make lab-runtimes`` in a checkout) put the SDK folders."""
     configured = os.environ.get("RUNBOOK_LAB_RUNTIMES")
     return Path(configured) if configured else Path(sys.prefix) / "lambda-runtimes"
 

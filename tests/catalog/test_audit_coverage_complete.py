@@ -8,19 +8,19 @@ from runbook_lib.catalog.audit_coverage_complete import judge_baseline
 
 def test_everything_read_passes():
     verdict = judge_baseline(result())
-    assert (verdict.status, verdict.reason) == (PASS, "2 functions in 1 regions of 1 accounts fully read")
+    assert (verdict.status, verdict.reason) == (PASS, "2 functions in 1 region of 1 account fully read")
     assert verdict.evidence["gaps_failing"] == 0 and verdict.evidence["functions_seen"] == 2
 
 
 def test_a_failing_row_fails_naming_it():
     verdict = judge_baseline(result(gaps=[gap("not-scanned", "big"), gap("denied")]))
     assert verdict.status == FAIL
-    assert verdict.reason == "1 things could not be read: orders-api in 123456789012/us-east-1: GetFunction failed: AccessDenied"
+    assert verdict.reason == "1 item could not be read: orders-api in 123456789012/us-east-1: GetFunction failed: AccessDenied"
 
 
 def test_only_not_scanned_rows_warn():
     verdict = judge_baseline(result(gaps=[gap("file-not-scanned", "pkg big.bin", "too large")]))
-    assert (verdict.status, verdict.reason) == (WARN, "1 things were not scanned: pkg big.bin in "
+    assert (verdict.status, verdict.reason) == (WARN, "1 item not scanned: pkg big.bin in "
                                                       "123456789012/us-east-1: too large")
 
 
@@ -38,7 +38,7 @@ def test_whole_verdicts_carry_the_coverage_summary():
     expected = {k: failing.summary[k] for k in ("accounts", "regions", "functions_seen", "functions_fully_scanned",
                                                 "functions_code_not_scanned", "functions_partial", "gaps_failing",
                                                 "gaps_warning")}
-    assert judge_baseline(failing) == Verdict(FAIL, "1 things could not be read: orders-api in 123456789012/us-east-1: "
+    assert judge_baseline(failing) == Verdict(FAIL, "1 item could not be read: orders-api in 123456789012/us-east-1: "
                                                     "GetFunction failed: AccessDenied", expected)
     warning = result([], [gap("not-scanned")])
     assert judge_baseline(warning).evidence == {**expected, "gaps_failing": 0, "gaps_warning": 1,

@@ -15,7 +15,7 @@ def test_baseline_code_and_layer_findings_fail():
                                      finding("orders-api", "layer", "cfg.json:7", layer="shared:1"),
                                      finding("orders-api", "environment", "K")]))
     assert verdict.status == FAIL
-    assert verdict.reason == "2 secrets in code packages and layers of 1 functions: orders-api (app.py:2, shared:1 cfg.json:7)"
+    assert verdict.reason == "2 secrets in code packages and layers of 1 function: orders-api (app.py:2, shared:1 cfg.json:7)"
     assert verdict.evidence["findings"] == 2
 
 
@@ -27,7 +27,7 @@ def test_baseline_clean_with_a_failing_gap_warns():
 
 def test_baseline_clean_passes_with_what_was_read():
     verdict = judge_baseline(result([], [gap("file-not-scanned")], downloads=3))
-    assert (verdict.status, verdict.reason) == (PASS, "3 package(s) and layer(s) of 2 functions scanned: no secret")
+    assert (verdict.status, verdict.reason) == (PASS, "3 packages and layers of 2 functions scanned: no secret")
 
 
 def test_baseline_skips_when_nothing_was_downloaded():
@@ -93,7 +93,7 @@ def test_whole_baseline_verdicts():
                               {"findings": 8, "functions": [f"fn-{i} (app.py:1)" for i in range(8)]})
     assert judge_baseline(result([], [gap("denied")])).evidence == {"findings": 0, "functions": []}
     assert judge_baseline(result([], downloads=3)) == Verdict(
-        PASS, "3 package(s) and layer(s) of 2 functions scanned: no secret", {"findings": 0, "functions": []})
+        PASS, "3 packages and layers of 2 functions scanned: no secret", {"findings": 0, "functions": []})
 
 
 def test_baseline_lists_at_most_fifty_functions_in_its_evidence():

@@ -13,7 +13,7 @@ def test_baseline_findings_fail_listing_function_version_and_variable():
                                      finding("orders-api", "environment", "API_KEY", version="3"),
                                      finding("orders-api", "code", "app.py:2")]))
     assert verdict.status == FAIL
-    assert verdict.reason == ("2 secrets in environment variables of 1 functions: orders-api (DB_PASSWORD); "
+    assert verdict.reason == ("2 secrets in environment variables of 1 function: orders-api (DB_PASSWORD); "
                               "orders-api:3 (API_KEY)")
     assert verdict.evidence == {"findings": 2, "functions": ["orders-api (DB_PASSWORD)", "orders-api:3 (API_KEY)"]}
     assert verdict.evidence_file is None  # the spec's: findings.json
@@ -21,8 +21,8 @@ def test_baseline_findings_fail_listing_function_version_and_variable():
 
 def test_baseline_findings_and_a_failing_gap_say_both():
     verdict = judge_baseline(result([finding("a", "environment", "X")], [gap("denied")]))
-    assert verdict.reason == ("1 secrets in environment variables of 1 functions: a (X); not everything could be "
-                              "read (1 gaps, see audit-coverage-complete)")
+    assert verdict.reason == ("1 secret in environment variables of 1 function: a (X); not everything could be "
+                              "read (1 gap, see audit-coverage-complete)")
 
 
 def test_baseline_more_than_six_functions_are_counted():
@@ -33,7 +33,7 @@ def test_baseline_more_than_six_functions_are_counted():
 def test_baseline_clean_but_unread_warns():
     verdict = judge_baseline(result([], [gap("error")]))
     assert (verdict.status, verdict.reason) == (WARN, "no secret found in the environment variables that could be "
-                                                      "read; not everything could be read (1 gaps, see "
+                                                      "read; not everything could be read (1 gap, see "
                                                       "audit-coverage-complete)")
 
 
@@ -82,7 +82,7 @@ def test_spec_controls_are_the_union_of_both_phases():
 def test_whole_baseline_verdicts_of_a_warning_and_a_pass():
     assert judge_baseline(result([], [gap("error")])) == Verdict(
         WARN, "no secret found in the environment variables that could be read; not everything could be read "
-              "(1 gaps, see audit-coverage-complete)", {"findings": 0, "functions": []})
+              "(1 gap, see audit-coverage-complete)", {"findings": 0, "functions": []})
     assert judge_baseline(result([])) == Verdict(
         PASS, "the environment variables of 2 functions ($LATEST and every published version) hold no secret",
         {"findings": 0, "functions": []})
@@ -106,3 +106,17 @@ def test_whole_validation_verdicts():
          "findings": []}, evidence_file="")
     assert judge_validation(healthy(errors={"function": "denied"})) == Verdict(
         FAIL, "The function's configuration could not be read: denied", evidence_file="")
+
+
+def test_baseline_findings_of_several_accounts_name_each_functions_account_and_region():
+    other = {**finding("orders-api", "environment", "API_KEY"), "account": "222233334444", "region": "eu-west-1"}
+    verdict = judge_baseline(result([finding("orders-api", "environment", "DB_PASSWORD"), other]))
+    assert verdict.reason == ("2 secrets in environment variables of 2 functions: "
+                              "123456789012/us-east-1/orders-api (DB_PASSWORD); 222233334444/eu-west-1/orders-api "
+                              "(API_KEY)")
+
+
+def test_baseline_findings_of_one_account_in_two_regions_name_the_region():
+    other = {**finding("orders-api", "environment", "API_KEY"), "region": "eu-west-1"}
+    verdict = judge_baseline(result([finding("orders-api", "environment", "DB_PASSWORD"), other]))
+    assert verdict.reason.endswith("of 2 functions: us-east-1/orders-api (DB_PASSWORD); eu-west-1/orders-api (API_KEY)")
