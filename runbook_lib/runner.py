@@ -26,7 +26,8 @@ from .archive import Outcome, finish_run
 from .exceptions import ChangeRefused, InputError, LabError, RunbookError
 from .execution import KERNEL_ENV, NotebookRun, execute, kernel_run_dir, progress_line
 from .manifest import MANIFEST_FILE, verify_run
-from .parameters import coerce_parameter, refuse_runner_owned, resolve_path_parameters, route_parameters
+from .parameters import (coerce_parameter, declared_parameters, refuse_runner_owned, resolve_path_parameters,
+                         route_parameters)
 from .redaction import KEY_ENV, Fingerprinter
 from .resources import missing_file, notebooks_dir
 from .waits import cell_timeout
@@ -191,7 +192,8 @@ def run_runbook(options: RunOptions, names: Sequence[str] | None = None,
         endpoint_url, env, seed_info = _lab_or_endpoint(stack, options)
         identity = _preflight(options, endpoint_url, env)
         function_name = options.function_name or seed_info.get("function_name", "")
-        extra = {**seeded_strategy(seed_info, function_name, extra), **extra}
+        declares = any("strategy" in declared_parameters(nb) for nb in notebooks)
+        extra = {**seeded_strategy(seed_info, function_name, extra, declares), **extra}
         run_dir = new_run_dir(options.out, options.target, label=folder_label)
         progress(f"run folder {run_dir}")
         common = {"target": options.target, "region": identity["region"], "profile": options.profile,
@@ -216,12 +218,15 @@ def allowlist_parameter(path: str) -> dict:
     return {"allowlist_path": path}
 
 
-def seeded_strategy(seed_info: dict, function_name: str, extra: dict) -> dict:
+def seeded_strategy(seed_info: dict, function_name: str, extra: dict, declared: bool = True) -> dict:
     """The strategy the lab's seed names for its demo function (``reference``), unless ``-p strategy`` was given.
 
-    Only for the function the runner's own lab seeded: any other function gets the notebook's ``auto``.
+    Only for the function the runner's own lab seeded, and only when a notebook of the run declares
+    ``strategy`` (``runbook audit`` runs the test plan alone): any other function gets the notebook's ``auto``.
     """
     if "strategy" in extra or not seed_info.get("strategy") or function_name != seed_info.get("function_name"):
+        return {}
+    if not declared:
         return {}
     return {"strategy": seed_info["strategy"]}
 

@@ -409,6 +409,7 @@ def test_the_seeds_strategy_goes_only_to_the_seeded_function_unless_one_is_asked
     assert seeded_strategy(seed, "team-fn", {}) == {}
     assert seeded_strategy(seed, "orders-api", {"strategy": "wrapper"}) == {}
     assert seeded_strategy({}, "orders-api", {}) == {}
+    assert seeded_strategy(seed, "orders-api", {}, declared=False) == {}  # runbook audit: the test plan alone
 
 
 def test_allowlist_is_checked_before_anything_runs(tmp_path):
@@ -478,3 +479,12 @@ def test_a_lab_run_without_the_runtime_sdks_stops_before_anything_with_the_comma
     assert line.startswith("runbook: the lab's python runtime SDK (boto3 for Python) is missing from ")
     assert line.endswith("run `runbook lab-runtimes`; nothing was run")
     assert not (tmp_path / "runs").exists()
+
+
+def test_an_audit_of_the_runners_own_lab_runs_the_test_plan_alone(tmp_path, capsys):
+    # the seed's demo strategy is for the change notebooks; the test plan does not declare it
+    code = cli.main(["audit", "--target", "lab", "--out", str(tmp_path / "runs")])
+    assert code == 1, capsys.readouterr().err  # the seeded baseline's findings fail an audit
+    [run_dir] = (tmp_path / "runs").iterdir()
+    assert run_dir.name.endswith("-lab-audit")
+    assert [n["name"] for n in json.loads((run_dir / "run.json").read_text())["notebooks"]] == ["01_test_plan"]
