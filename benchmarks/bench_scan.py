@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_scan.py [--runs 5] [--ds-runs 3] [--tree DIR]
+    .venv/bin/python benchmarks/bench_scan.py [--runs 3] [--ds-runs 3] [--tree DIR]
         [--cold-method fadvise|drop-caches|none] [--skip-detect-secrets] [--skip-kingfisher]
 
 Builds (once) ``benchmarks/.cache/tree``: a copy of the text files of the installed
@@ -273,7 +273,7 @@ def ours_on_corpus() -> tuple[float, float]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tree", type=Path, default=CACHE / "tree")
-    parser.add_argument("--runs", type=int, default=5, help="alternated runs per side, warm and cold (default 5)")
+    parser.add_argument("--runs", type=int, default=3, help="alternated runs per side, warm and cold (default 3)")
     parser.add_argument("--ds-runs", type=int, default=3, help="alternated runs against detect-secrets (default 3)")
     parser.add_argument("--ds-part", default="boto3", help="part of the tree detect-secrets scans (default boto3)")
     parser.add_argument("--cold-method", choices=("fadvise", "drop-caches", "none"), default="fadvise")
