@@ -8,8 +8,10 @@ alternated (A B A B ...), ``--runs`` times each, it runs as whole processes:
 - ``.venv/bin/runbook audit --target lab --endpoint-url URL --out DIR`` (exit 1 means
   findings; its test plan scans variables, code and layers);
 - ``prowler aws -c awslambda_function_no_secrets_in_variables
-  awslambda_function_no_secrets_in_code awslambda_function_no_secrets_in_layer_code ...``
-  (Prowler's three Lambda checks that look for secrets; ``--prowler-checks`` overrides),
+  awslambda_function_no_secrets_in_code awslambda_layer_no_secrets_in_content ...``
+  (Prowler 5's three Lambda checks that look for secrets: variables, code, layers; the
+  layer check reports per layer version, the other two per function;
+  ``--prowler-checks`` overrides),
   with the lab's credentials and ``AWS_ENDPOINT_URL`` in its environment.
 
 It prints median and range of each side's wall time, CPU and peak RSS, the ratio of medians,
@@ -55,7 +57,7 @@ from whole_process import describe, describe_cpu, describe_rss, load_average, ra
 RUNBOOK = ROOT / ".venv" / "bin" / "runbook"
 PROWLER_VENV = HERE / ".venv-prowler"
 PROWLER_CHECKS = ["awslambda_function_no_secrets_in_variables", "awslambda_function_no_secrets_in_code",
-                  "awslambda_function_no_secrets_in_layer_code"]
+                  "awslambda_layer_no_secrets_in_content"]
 TRUST = json.dumps({"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"Service": "lambda.amazonaws.com"}}]})
 
@@ -154,7 +156,17 @@ def audit_result(run_dir: Path | None) -> dict:
     by_location: dict[str, set[str]] = {}
     for f in findings:
         by_location.setdefault(f["location"], set()).add(f["function"])
-    return {"summary": summary, "flagged": by_location}
+    layers = {str(f.get("layer") or "").split(":")[0] for f in findings if f["location"] == "layer"}
+    return {"summary": summary, "flagged": by_location, "layers": layers - {""}}
+
+
+def resource_name(resource: dict) -> str:
+    """A function's or a layer's name from a Prowler OCSF resource (the layer's name without its version)."""
+    uid = str(resource.get("uid", ""))
+    layer = re.search(r":layer:([^:]+)", uid)
+    if layer:
+        return layer.group(1)
+    return str(resource.get("name") or uid).split(":")[-1]
 
 
 def notebook_seconds(run_dir: Path | None) -> str:
@@ -208,7 +220,7 @@ def prowler_result(out: Path, checks: list[str]) -> dict:
         result[check][status if status in ("FAIL", "PASS") else "other"] += 1
         if status == "FAIL":
             for res in item.get("resources") or []:
-                result[check]["flagged"].add(str(res.get("name") or res.get("uid", "")).split(":")[-1])
+                result[check]["flagged"].add(resource_name(res))
     return result
 
 
@@ -261,10 +273,11 @@ def side_by_side(lab, population: Population, args, work: Path) -> None:
     matching = {checks[0]: "environment", checks[1]: "code", checks[2] if len(checks) > 2 else "": "layer"}
     for check, counts in theirs.items():
         location = matching.get(check)
-        mine = ours["flagged"].get(location, set()) if location else set()
+        mine = (ours["layers"] if location == "layer" else ours["flagged"].get(location, set())) if location else set()
+        unit = "layers" if location == "layer" else "functions"
         print(f"  {check}: {counts['FAIL']} FAIL / {counts['PASS']} PASS / {counts['other']} other; "
-              f"flagged by the audit only ({location}): {len(mine - counts['flagged'])}, "
-              f"by Prowler only: {len(counts['flagged'] - mine)}")
+              f"{unit} flagged by the audit ({location}) only: {len(mine - counts['flagged'])}, "
+              f"by Prowler only: {len(counts['flagged'] - mine)}, by both: {len(mine & counts['flagged'])}")
     print(f"ratio of medians prowler / runbook audit: "
           f"{ratio([t.seconds for t in results['prowler']], [t.seconds for t in results['runbook']])} "
           f"(issue 19 target >= 15x); AWS calls per function {summary['api_calls'] / summary['functions_seen']:.2f} "

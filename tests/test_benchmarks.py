@@ -94,12 +94,15 @@ def test_prowler_ocsf_output_is_counted_per_check(tmp_path):
          "resources": [{"name": "orders-api", "uid": "arn:aws:lambda:us-east-1:1:function:orders-api"}]},
         {"metadata": {"event_code": checks[0]}, "status_code": "PASS", "resources": [{"name": "other"}]},
         {"metadata": {"event_code": checks[2]}, "status_code": "MANUAL", "resources": []},
+        {"metadata": {"event_code": checks[2]}, "status_code": "FAIL",
+         "resources": [{"name": "x", "uid": "arn:aws:lambda:us-east-1:1:layer:orders-shared-config:1"}]},
         {"metadata": {"event_code": "some_other_check"}, "status_code": "FAIL", "resources": [{"name": "x"}]},
     ]
     (tmp_path / "prowler-output.ocsf.json").write_text(json.dumps(items))
     result = audit.prowler_result(tmp_path, checks)
     assert result[checks[0]] == {"FAIL": 1, "PASS": 1, "other": 0, "flagged": {"orders-api"}}
     assert result[checks[2]]["other"] == 1 and result[checks[1]]["FAIL"] == 0
+    assert result[checks[2]]["flagged"] == {"orders-shared-config"}  # a layer by name, without its version
     assert audit.prowler_result(tmp_path / "empty", checks) == {}
 
 
@@ -107,7 +110,7 @@ def test_prowlers_three_lambda_secret_checks_are_named():
     audit = _load("bench_audit")
     assert audit.PROWLER_CHECKS == ["awslambda_function_no_secrets_in_variables",
                                     "awslambda_function_no_secrets_in_code",
-                                    "awslambda_function_no_secrets_in_layer_code"]
+                                    "awslambda_layer_no_secrets_in_content"]
 
 
 @pytest.mark.parametrize("method, label", [("none", "not cold"), ("fadvise", "posix_fadvise")])
