@@ -261,9 +261,9 @@ def side_by_side(lab, population: Population, args, work: Path) -> None:
           f"({summary['api_calls'] / summary['functions_seen']:.2f} per function; "
           f"{summary['api_calls_per_function_beyond_listing']} per function beyond the listing) "
           f"{summary['api_calls_by_operation']}")
-    expected = {(fn, loc) for fn, loc in population.expected}
     got = {(fn, loc) for loc, fns in ours["flagged"].items() for fn in fns}
-    print(f"planted (function, location) pairs: {len(expected)}, the audit missed {len(expected - got)}")
+    print(f"planted (function, location) pairs: {len(population.expected)}, "
+          f"the audit missed {len(population.expected - got)}")
     if "prowler" not in results:
         return
     theirs = prowler_result(outs["prowler"], checks)
@@ -304,6 +304,9 @@ def large(lab, population: Population, args, work: Path) -> None:
         print(f"runbook audit: {s['functions_seen']} functions, {s['findings']} findings; AWS calls "
               f"{s['api_calls']} ({s['api_calls'] / s['functions_seen']:.2f} per function); "
               f"notebooks: {notebook_seconds(last_run(out))}")
+        got = {(fn, loc) for loc, fns in ours["flagged"].items() for fn in fns}
+        print(f"planted (function, location) pairs: {len(population.expected)}, "
+              f"the audit missed {len(population.expected - got)}")
 
 
 def main() -> int:
