@@ -1,19 +1,31 @@
-"""Benchmark of the test plan's audit against the embedded lab, and Prowler side by side.
+"""Whole-process timings of ``runbook audit`` against Prowler's Lambda secret checks, same lab.
 
-Part 1: a lab with 500 functions (code packages, some with planted secrets, several
-sharing layers): audit them and print functions per second, API calls per function
-beyond the listing, downloads per distinct package, and whether every planted secret
-was found. Targets: >= 50 functions/s, <= 2 calls per function, one download per
-distinct package, nothing missed.
+The script starts one embedded lab (``runbook_lib.lab.Lab``, seeded: the demo's four
+functions) and adds functions with code packages, some with planted secrets in variables,
+code or shared layers, until it holds ``--functions`` (default 50). Against that same lab,
+alternated (A B A B ...), ``--runs`` times each, it runs as whole processes:
 
-Part 2: a fresh lab with 50 functions (the seeded four + 46): run Prowler's two Lambda
-secret checks and the audit on the same functions, print both wall times, the ratio and
-both tools' finding counts. Prowler is installed from PyPI into ``benchmarks/.venv-prowler``
-on first use; if it cannot be installed or run, the reason is printed and part 1 stands.
+- ``.venv/bin/runbook audit --target lab --endpoint-url URL --out DIR`` (exit 1 means
+  findings; its test plan scans variables, code and layers);
+- ``prowler aws -c awslambda_function_no_secrets_in_variables
+  awslambda_function_no_secrets_in_code awslambda_layer_no_secrets_in_content ...``
+  (Prowler 5's three Lambda checks that look for secrets: variables, code, layers; the
+  layer check reports per layer version, the other two per function;
+  ``--prowler-checks`` overrides),
+  with the lab's credentials and ``AWS_ENDPOINT_URL`` in its environment.
 
-Planted values are random per run and never printed: the script compares fingerprints.
+It prints median and range of each side's wall time, CPU and peak RSS, the ratio of medians,
+the AWS calls per function the audit reports, and which functions each side flagged. Then,
+unless ``--large 0``, it grows the lab to ``--large`` functions (default 500) and times
+``runbook audit`` alone there (Prowler would take minutes per run at that size).
 
-Usage: ``python benchmarks/bench_audit.py [--functions 500] [--prowler-functions 50] [--no-prowler]``
+Prowler is installed from PyPI into its own venv, ``benchmarks/.venv-prowler``
+(``python3 -m venv`` + ``pip install prowler``; it pins its own boto3), on first use; if it
+cannot be installed or run, the reason is printed and the runbook's figures stand alone.
+Planted values are random per run and never printed: the script compares function names.
+
+Usage: ``.venv/bin/python benchmarks/bench_audit.py [--functions 50] [--runs 3] [--large 500]
+[--large-runs 2] [--no-prowler]``
 """
 
 from __future__ import annotations
@@ -22,6 +34,7 @@ import argparse
 import io
 import json
 import os
+import re
 import secrets
 import shutil
 import string
@@ -34,16 +47,17 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
 
-from runbook_lib.audit import Audit  # noqa: E402
 from runbook_lib.lab import Lab  # noqa: E402
-from runbook_lib.redaction import Fingerprinter  # noqa: E402
-from runbook_lib.scanning import Scanner  # noqa: E402
-from runbook_lib.session import Target  # noqa: E402
+from whole_process import describe, describe_cpu, describe_rss, load_average, ratio, run_alternated, run_process  # noqa: E402,E501
 
+RUNBOOK = ROOT / ".venv" / "bin" / "runbook"
 PROWLER_VENV = HERE / ".venv-prowler"
-PROWLER_CHECKS = ["awslambda_function_no_secrets_in_variables", "awslambda_function_no_secrets_in_code"]
+PROWLER_CHECKS = ["awslambda_function_no_secrets_in_variables", "awslambda_function_no_secrets_in_code",
+                  "awslambda_layer_no_secrets_in_content"]
 TRUST = json.dumps({"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"Service": "lambda.amazonaws.com"}}]})
 
@@ -63,17 +77,16 @@ def random_access_key() -> tuple[str, str]:
 
 
 class Population:
-    """Functions, layers and the fingerprints of every value planted in them."""
+    """Functions, layers and where a value was planted in them."""
 
-    def __init__(self, lab, fingerprinter: Fingerprinter):
+    def __init__(self, lab):
         self.lab = lab
-        self.fp = fingerprinter
-        self.expected: set[tuple[str, str, str]] = set()  # (function, location, fingerprint)
+        self.expected: set[tuple[str, str]] = set()  # (function, location) of every planted value
         self.packages: set[bytes] = set()
         self.lam = lab.client("lambda")
         iam = lab.client("iam")
         self.role = iam.create_role(RoleName="bench-role", AssumeRolePolicyDocument=TRUST)["Role"]["Arn"]
-        self.layers: list[tuple[str, str | None]] = []  # (layer version arn, token fingerprint)
+        self.layers: list[tuple[str, bool]] = []  # (layer version arn, holds a token)
 
     def add_layers(self, count: int) -> None:
         for i in range(count):
@@ -83,7 +96,7 @@ class Population:
                 LayerName=f"bench-layer-{i}", CompatibleRuntimes=["python3.12"],
                 Content={"ZipFile": zip_bytes({"python/bench_config.json": json.dumps(config, indent=1)})},
             )["LayerVersionArn"]
-            self.layers.append((arn, self.fp(token) if token else None))
+            self.layers.append((arn, bool(token)))
 
     def add_functions(self, count: int, prefix: str, workers: int = 8) -> float:
         started = time.monotonic()
@@ -101,78 +114,70 @@ class Population:
         if i % 10 == 0:  # a secret in the environment
             value = secrets.token_urlsafe(24)
             env["PARTNER_API_KEY"] = value
-            self.expected.add((name, "environment", self.fp(value)))
+            self.expected.add((name, "environment"))
         if i % 10 == 3:  # hardcoded AWS keys in the code
             key_id, secret = random_access_key()
             code["legacy.py"] = (f'AWS_ACCESS_KEY_ID = "{key_id}"\n'
                                  f'AWS_SECRET_ACCESS_KEY = "{secret}"\n')
-            self.expected.add((name, "code", self.fp(key_id)))
-            self.expected.add((name, "code", self.fp(secret)))
-        layer_arn, layer_fp = self.layers[i % len(self.layers)]
-        if layer_fp:
-            self.expected.add((name, "layer", layer_fp))
+            self.expected.add((name, "code"))
+        layer_arn, layer_secret = self.layers[i % len(self.layers)]
+        if layer_secret:
+            self.expected.add((name, "layer"))
         package = zip_bytes(code)
         self.packages.add(package if not shared else b"shared")
         self.lam.create_function(FunctionName=name, Runtime="python3.12", Role=self.role,
                                  Handler="app.handler", Code={"ZipFile": package}, Layers=[layer_arn],
                                  Environment={"Variables": env}, Timeout=10)
 
-    def missed(self, findings: list[dict]) -> list[tuple[str, str]]:
-        got = {(f["function"], f["location"], f["fingerprint"]) for f in findings}
-        return sorted({(fn, loc) for fn, loc, fp in self.expected if (fn, loc, fp) not in got})
+
+# -- the runbook ------------------------------------------------------------------------------
+def runbook_audit_cmd(lab, out: Path) -> list[str]:
+    return [str(RUNBOOK), "audit", "--target", "lab", "--endpoint-url", lab.endpoint_url, "--out", str(out)]
 
 
-def seeded_expected(lab, fp: Fingerprinter) -> set[tuple[str, str]]:
-    """(location, where) the seeded orders-api secrets must be found at; values read live, not printed."""
-    return {("environment", "PARTNER_API_KEY"), ("environment", "DB_PASSWORD"), ("code", "app.py"),
-            ("layer", "shared_config.json")}
+def lab_env(lab, home: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(lab.env)
+    env["HOME"] = str(home)  # keep the tools' own configs and caches out of the user's home
+    return env
 
 
-def seeded_missed(findings: list[dict]) -> list[str]:
-    mine = [f for f in findings if f["function"] == "orders-api"]
-    wanted = seeded_expected(None, None)
-    got = {(f["location"], f["variable"] or Path(f["path"]).name) for f in mine}
-    missed = [f"{loc} {where}" for loc, where in sorted(wanted) if (loc, where) not in got]
-    decoys = sorted({f["function"] for f in findings
-                     if f["function"] in ("inventory-sync", "thumbnail-resize", "web-edge-router")})
-    return missed + [f"decoy flagged: {d}" for d in decoys]
+def last_run(out: Path) -> Path | None:
+    runs = sorted(p for p in out.iterdir() if p.is_dir()) if out.is_dir() else []
+    return runs[-1] if runs else None
 
 
-def run_audit(lab, fingerprinter, workers: int):
-    target = Target("lab", lab.region, endpoint_url=lab.endpoint_url, session=lab.session())
-    audit = Audit(target, regions=[lab.region], scanner=Scanner(fingerprinter=fingerprinter),
-                  max_workers=workers)
-    started = time.monotonic()
-    result = audit.run()
-    return result, time.monotonic() - started
+def audit_result(run_dir: Path | None) -> dict:
+    """The audit's own coverage summary and flagged functions, read from its run folder."""
+    if run_dir is None or not (run_dir / "coverage.json").exists():
+        return {}
+    summary = json.loads((run_dir / "coverage.json").read_text())["summary"]
+    findings = json.loads((run_dir / "findings.json").read_text())["findings"]
+    by_location: dict[str, set[str]] = {}
+    for f in findings:
+        by_location.setdefault(f["location"], set()).add(f["function"])
+    layers = {str(f.get("layer") or "").split(":")[0] for f in findings if f["location"] == "layer"}
+    return {"summary": summary, "flagged": by_location, "layers": layers - {""}}
 
 
-def part_one(n: int, workers: int) -> None:
-    fingerprinter = Fingerprinter()
-    with Lab(seed=True) as lab:
-        population = Population(lab, fingerprinter)
-        population.add_layers(6)
-        setup = population.add_functions(n - 4, "bench")  # + the 4 seeded functions
-        result, wall = run_audit(lab, fingerprinter, workers)
-    summary = result.summary
-    seen = summary["functions_seen"]
-    distinct = len(population.packages) + 4 + 6 + 1  # + seeded packages, bench layers, seeded layer
-    print(f"## audit of {seen} functions (lab, {workers} workers)")
-    print(f"setup: {n - 4} functions created in {setup:.1f} s")
-    print(f"wall time: {wall:.2f} s  ->  {seen / wall:.1f} functions/s (target >= 50)")
-    print(f"API calls: {summary['api_calls']} total {summary['api_calls_by_operation']}")
-    print(f"API calls per function beyond listing: {summary['api_calls_per_function_beyond_listing']} "
-          f"(target <= 2)")
-    print(f"downloads: {summary['packages_downloaded']} for <= {distinct} distinct packages")
-    print(f"findings: {summary['findings']} {summary['findings_by_location']}; "
-          f"coverage: {summary['functions_fully_scanned']}/{seen} fully scanned, "
-          f"{summary['gaps_failing']} failing gaps")
-    missed = population.missed(result.finding_records)
-    print(f"planted secrets: {len(population.expected)}, missed: {len(missed)} {missed[:5]}")
-    print(f"seeded secrets missed: {seeded_missed(result.finding_records) or 'none'}")
+def resource_name(resource: dict) -> str:
+    """A function's or a layer's name from a Prowler OCSF resource (the layer's name without its version)."""
+    uid = str(resource.get("uid", ""))
+    layer = re.search(r":layer:([^:]+)", uid)
+    if layer:
+        return layer.group(1)
+    return str(resource.get("name") or uid).split(":")[-1]
 
 
-# -- Prowler --------------------------------------------------------------------------------
+def notebook_seconds(run_dir: Path | None) -> str:
+    """The per-notebook seconds the run's ``summary.md`` reports."""
+    if run_dir is None or not (run_dir / "summary.md").exists():
+        return "no summary.md"
+    rows = re.findall(r"^\| (\S+) \| (\w+) \| ([\d.]+) \|", (run_dir / "summary.md").read_text(), re.M)
+    return ", ".join(f"{name} {seconds} s ({status})" for name, status, seconds in rows)
+
+
+# -- Prowler ---------------------------------------------------------------------------------
 def ensure_prowler() -> tuple[Path | None, str]:
     exe = PROWLER_VENV / "bin" / "prowler"
     if exe.exists():
@@ -190,89 +195,141 @@ def ensure_prowler() -> tuple[Path | None, str]:
     return exe, ""
 
 
-def run_prowler(exe: Path, lab, out_dir: Path) -> tuple[float, dict | None, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(lab.env)
-    env["HOME"] = str(out_dir)  # keep Prowler's own config and caches out of the user's home
-    cmd = [str(exe), "aws", "-c", *PROWLER_CHECKS, "-f", lab.region, "--no-banner",
-           "-M", "json-ocsf", "-o", str(out_dir), "-F", "prowler"]
-    started = time.monotonic()
-    try:
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1200)
-    except subprocess.TimeoutExpired:
-        return time.monotonic() - started, None, "Prowler did not finish within 1200 s"
-    wall = time.monotonic() - started
-    files = list(out_dir.glob("prowler*.ocsf.json"))
+def prowler_version(exe: Path) -> str:
+    out = subprocess.run([str(exe), "--version"], capture_output=True, text=True)
+    return (out.stdout or out.stderr).strip().splitlines()[-1] if (out.stdout or out.stderr).strip() else "?"
+
+
+def prowler_cmd(exe: Path, lab, checks: list[str], out: Path) -> list[str]:
+    return [str(exe), "aws", "-c", *checks, "-f", lab.region, "--no-banner",
+            "-M", "json-ocsf", "-o", str(out), "-F", "prowler"]
+
+
+def prowler_result(out: Path, checks: list[str]) -> dict:
+    """check -> {"FAIL": n, "PASS": n, "other": n, "flagged": {function, ...}} from Prowler's OCSF file."""
+    files = list(out.glob("prowler*.ocsf.json"))
     if not files:
-        tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-4:])
-        return wall, None, f"Prowler exited {proc.returncode} without findings output: {tail[:600]}"
-    counts: dict = {c: {"FAIL": 0, "PASS": 0, "other": 0} for c in PROWLER_CHECKS}
-    flagged: dict = {c: set() for c in PROWLER_CHECKS}
+        return {}
+    result = {c: {"FAIL": 0, "PASS": 0, "other": 0, "flagged": set()} for c in checks}
     for item in json.loads(files[0].read_text() or "[]"):
-        check = (item.get("metadata") or {}).get("event_code") or item.get("finding_info", {}).get("uid", "")
-        check = next((c for c in PROWLER_CHECKS if c in str(check)), None)
+        code = (item.get("metadata") or {}).get("event_code") or (item.get("finding_info") or {}).get("uid", "")
+        check = next((c for c in checks if c == code or c in str(code)), None)
         if not check:
             continue
         status = str(item.get("status_code", "")).upper()
-        counts[check][status if status in ("FAIL", "PASS") else "other"] += 1
+        result[check][status if status in ("FAIL", "PASS") else "other"] += 1
         if status == "FAIL":
             for res in item.get("resources") or []:
-                flagged[check].add(str(res.get("name") or res.get("uid", "")).split(":")[-1])
-    return wall, {"counts": counts, "flagged": {k: sorted(v) for k, v in flagged.items()}}, ""
+                result[check]["flagged"].add(resource_name(res))
+    return result
 
 
-def part_two(n: int, workers: int) -> None:
-    print(f"\n## side by side with Prowler on {n} functions")
-    exe, why = ensure_prowler()
-    fingerprinter = Fingerprinter()
-    with Lab(seed=True) as lab:
-        population = Population(lab, fingerprinter)
-        population.add_layers(2)
-        population.add_functions(n - 4, "pb")
-        result, audit_wall = run_audit(lab, fingerprinter, workers)
-        prowler = None
-        if exe is not None:
-            out_dir = Path(tempfile.mkdtemp(prefix="prowler-bench-"))
-            try:
-                prowler_wall, prowler, why = run_prowler(exe, lab, out_dir)
-            finally:
-                shutil.rmtree(out_dir, ignore_errors=True)
-    summary = result.summary
-    env_fn = {f["function"] for f in result.finding_records if f["location"] == "environment"}
-    code_fn = {f["function"] for f in result.finding_records if f["location"] in ("code", "layer")}
-    layer_fn = {f["function"] for f in result.finding_records if f["location"] == "layer"}
-    print(f"audit: {audit_wall:.2f} s, {summary['findings']} findings "
-          f"({len(env_fn)} functions with secrets in variables, {len(code_fn)} in code or layers), "
-          f"planted missed: {len(population.missed(result.finding_records))}, "
-          f"seeded missed: {seeded_missed(result.finding_records) or 'none'}")
-    if prowler is None:
-        print(f"Prowler: not run - {why}")
+# -- the comparison ------------------------------------------------------------------------
+def side_by_side(lab, population: Population, args, work: Path) -> None:
+    exe, why = (None, "--no-prowler") if args.no_prowler else ensure_prowler()
+    checks = args.prowler_checks.split(",") if args.prowler_checks else PROWLER_CHECKS
+    print(f"runbook: {' '.join(runbook_audit_cmd(lab, Path('DIR')))}")
+    if exe:
+        print(f"prowler: {prowler_version(exe)}: {' '.join(prowler_cmd(Path('prowler'), lab, checks, Path('DIR')))}")
+    else:
+        print(f"prowler: not run - {why}")
+    env = lab_env(lab, work)
+    outs = {"runbook": work / "runbook-runs", "prowler": work / "prowler-out"}
+
+    def audit():
+        shutil.rmtree(outs["runbook"], ignore_errors=True)
+        outs["runbook"].mkdir()
+        return run_process(runbook_audit_cmd(lab, outs["runbook"]), env=env)
+
+    def prowler():
+        shutil.rmtree(outs["prowler"], ignore_errors=True)
+        return run_process(prowler_cmd(exe, lab, checks, outs["prowler"]), env=env, timeout=1200)
+
+    cmds = {"runbook": audit, **({"prowler": prowler} if exe else {})}
+    results = run_alternated(cmds, args.runs)
+    print(f"\n## {args.functions} functions, same lab; {load_average()} (after the runs)")
+    for side, timings in results.items():
+        print(f"{side:8s} {describe([t.seconds for t in timings])}; {describe_cpu(timings)}; "
+              f"{describe_rss(timings)}; exit codes {sorted({t.returncode for t in timings})}")
+    ours = audit_result(last_run(outs["runbook"]))
+    if not ours:
+        print("runbook audit left no coverage.json: its figures are not valid")
         return
-    counts = prowler["counts"]
-    print(f"Prowler: {prowler_wall:.2f} s, " + ", ".join(
-        f"{c}: {v['FAIL']} FAIL / {v['PASS']} PASS" for c, v in counts.items()))
-    ours = {PROWLER_CHECKS[0]: env_fn, PROWLER_CHECKS[1]: {f["function"] for f in result.finding_records
-                                                          if f["location"] == "code"}}
-    for check, names in prowler["flagged"].items():
-        theirs = set(names)
-        print(f"  {check}: Prowler flagged orders-api: {'orders-api' in theirs}; "
-              f"only the audit: {sorted(ours[check] - theirs) or 'none'}; "
-              f"only Prowler: {sorted(theirs - ours[check]) or 'none'}")
-    print(f"  layers: the audit found secrets in the layers of {len(layer_fn)} functions; "
-          "Prowler does not read layers")
-    print(f"wall-time ratio Prowler/audit: {prowler_wall / audit_wall:.1f}x (target >= 10x)")
+    summary = ours["summary"]
+    print(f"runbook audit: {summary['functions_seen']} functions, {summary['findings']} findings "
+          f"{summary['findings_by_location']}; AWS calls {summary['api_calls']} "
+          f"({summary['api_calls'] / summary['functions_seen']:.2f} per function; "
+          f"{summary['api_calls_per_function_beyond_listing']} per function beyond the listing) "
+          f"{summary['api_calls_by_operation']}")
+    got = {(fn, loc) for loc, fns in ours["flagged"].items() for fn in fns}
+    print(f"planted (function, location) pairs: {len(population.expected)}, "
+          f"the audit missed {len(population.expected - got)}")
+    if "prowler" not in results:
+        return
+    theirs = prowler_result(outs["prowler"], checks)
+    if not theirs:
+        print("Prowler left no OCSF output: its run failed, figures above are its failure time")
+        return
+    matching = {checks[0]: "environment", checks[1]: "code", checks[2] if len(checks) > 2 else "": "layer"}
+    for check, counts in theirs.items():
+        location = matching.get(check)
+        mine = (ours["layers"] if location == "layer" else ours["flagged"].get(location, set())) if location else set()
+        unit = "layers" if location == "layer" else "functions"
+        print(f"  {check}: {counts['FAIL']} FAIL / {counts['PASS']} PASS / {counts['other']} other; "
+              f"{unit} flagged by the audit ({location}) only: {len(mine - counts['flagged'])}, "
+              f"by Prowler only: {len(counts['flagged'] - mine)}, by both: {len(mine & counts['flagged'])}")
+    print(f"ratio of medians prowler / runbook audit: "
+          f"{ratio([t.seconds for t in results['prowler']], [t.seconds for t in results['runbook']])} "
+          f"(issue 19 target >= 15x); AWS calls per function {summary['api_calls'] / summary['functions_seen']:.2f} "
+          f"(target <= 1.2)")
+
+
+def large(lab, population: Population, args, work: Path) -> None:
+    population.add_functions(args.large - args.functions, "big")
+    out = work / "large-runs"
+    env = lab_env(lab, work)
+
+    def audit():
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir()
+        return run_process(runbook_audit_cmd(lab, out), env=env)
+
+    timings = run_alternated({"runbook": audit}, args.large_runs)["runbook"]
+    ours = audit_result(last_run(out))
+    print(f"\n## {args.large} functions, runbook audit alone; {load_average()} (after the runs)")
+    print(f"runbook  {describe([t.seconds for t in timings])}; {describe_cpu(timings)}; {describe_rss(timings)} "
+          f"(issue 19 target <= 5 s)")
+    if ours:
+        s = ours["summary"]
+        print(f"runbook audit: {s['functions_seen']} functions, {s['findings']} findings; AWS calls "
+              f"{s['api_calls']} ({s['api_calls'] / s['functions_seen']:.2f} per function); "
+              f"notebooks: {notebook_seconds(last_run(out))}")
+        got = {(fn, loc) for loc, fns in ours["flagged"].items() for fn in fns}
+        print(f"planted (function, location) pairs: {len(population.expected)}, "
+              f"the audit missed {len(population.expected - got)}")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--functions", type=int, default=500)
-    parser.add_argument("--prowler-functions", type=int, default=50)
-    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--functions", type=int, default=50, help="functions in the side-by-side lab (default 50)")
+    parser.add_argument("--runs", type=int, default=3, help="alternated runs per side (default 3)")
+    parser.add_argument("--large", type=int, default=500, help="then audit this many alone (0: skip)")
+    parser.add_argument("--large-runs", type=int, default=2)
     parser.add_argument("--no-prowler", action="store_true")
+    parser.add_argument("--prowler-checks", default="", help="comma-separated Prowler check ids")
     args = parser.parse_args()
-    part_one(args.functions, args.workers)
-    if not args.no_prowler:
-        part_two(args.prowler_functions, args.workers)
+    if not RUNBOOK.exists():
+        print(f"bench_audit: {RUNBOOK} is missing: run `make venv` first", file=sys.stderr)
+        return 2
+    print(f"cores: {os.cpu_count()}; {load_average()}")
+    with Lab(seed=True) as lab, tempfile.TemporaryDirectory(prefix="bench-audit-") as tmp:
+        population = Population(lab)
+        population.add_layers(2)
+        setup = population.add_functions(args.functions - 4, "pb")  # + the 4 seeded functions
+        print(f"lab: {args.functions} functions ({args.functions - 4} added in {setup:.1f} s, 2 layers)")
+        side_by_side(lab, population, args, Path(tmp))
+        if args.large > args.functions:
+            large(lab, population, args, Path(tmp))
     return 0
 
 

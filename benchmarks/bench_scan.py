@@ -1,19 +1,35 @@
-"""Throughput and corpus precision/recall of the runbook's detection engine against its peers.
+"""Whole-process scan timings of ``runbook scan`` against its peers, and corpus precision/recall.
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_scan.py [--tree DIR] [--skip-detect-secrets] [--skip-kingfisher]
+    .venv/bin/python benchmarks/bench_scan.py [--runs 3] [--ds-runs 3] [--tree DIR]
+        [--cold-method fadvise|drop-caches|none] [--skip-detect-secrets] [--skip-kingfisher]
 
 Builds (once) ``benchmarks/.cache/tree``: a copy of the text files of the installed
-botocore, boto3, moto and pandas packages (tens of MB of real source and JSON), then
-scans it with this engine, with detect-secrets (default settings, ``--all-files``) and
-with Kingfisher (``kingfisher scan PATH --format json --confidence low --no-validate``).
-The peers live in their own venv, ``benchmarks/.venv-peers`` (created here with
-``python3 -m venv`` + ``pip install detect-secrets kingfisher-bin``); a peer that cannot
-be installed is skipped with a message. It also runs the labelled corpus of
-``tests/corpus`` through each tool, per line / per variable, and prints precision and
-recall. Timings are the best of ``--runs`` runs (detect-secrets: one run, it is slow).
-Only counts are printed: peers' outputs contain values and are parsed in memory.
+botocore, boto3, moto and pandas packages (tens of MB of real source and JSON). Both sides
+are timed as the programs a user starts, start-up included, on the same tree, alternated
+(A B A B ...), with the median and range printed, never the best run:
+
+- ``.venv/bin/runbook scan TREE --format json`` (exit 0 or 1: 1 means findings);
+- Kingfisher: ``kingfisher scan . --format json --confidence low --no-validate`` in TREE;
+- detect-secrets: ``detect-secrets scan --all-files .`` (default plugins). It reads about
+  0.3 MB/s here, so it runs against the ``boto3`` part of the tree only, and the runbook is
+  timed again on that same part for its ratio.
+
+Warm: each side runs once untimed first, then ``--runs`` alternated runs. Cold: before
+every run the tree's pages are evicted from the page cache, by default per file with
+``posix_fadvise(POSIX_FADV_DONTNEED)`` (no root, touches only the tree, so other work on a
+shared machine keeps its cache); ``--cold-method drop-caches`` writes 1 to
+``/proc/sys/vm/drop_caches`` instead (root; machine-wide, so the tools' own files are cold
+too). The residency after eviction is measured with ``fincore`` when it is installed and
+printed; if eviction is refused the output says so and the run is labelled "not cold".
+Peak memory is each process's own ``ru_maxrss`` (``os.wait4``).
+
+The peers live in ``benchmarks/.venv-peers`` (created here with ``python3 -m venv`` +
+``pip install detect-secrets kingfisher-bin``); a peer that cannot be installed is skipped
+with a message. The labelled corpus of ``tests/corpus`` then runs through each tool, per
+line / per variable, for precision and recall (in-process for the runbook: not a timing).
+Only counts are printed: outputs contain values and are parsed in memory.
 """
 
 from __future__ import annotations
@@ -22,23 +38,29 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "corpus"))
+sys.path.insert(0, str(HERE))
 
 import corpus  # noqa: E402
-from runbook_lib.scanning import Scanner, engine_name  # noqa: E402
+from runbook_lib.scanning import Scanner  # noqa: E402
+from whole_process import (describe, describe_cpu, describe_rss, failed, load_average, ratio, run_alternated,  # noqa: E402
+                           run_process)
 
 PEERS_VENV = HERE / ".venv-peers"
 CACHE = HERE / ".cache"
 PACKAGES = ("botocore", "boto3", "moto", "pandas")
+RUNBOOK = ROOT / ".venv" / "bin" / "runbook"
+KINGFISHER_ARGS = ("scan", ".", "--format", "json", "--confidence", "low", "--no-validate")
+DETECT_SECRETS_ARGS = ("scan", "--all-files", ".")
 
 
 def site_packages() -> Path:
@@ -67,8 +89,8 @@ def build_tree(dest: Path) -> Path:
     return dest
 
 
-def tree_bytes(tree: Path) -> int:
-    return sum(p.stat().st_size for p in tree.rglob("*") if p.is_file())
+def tree_files(tree: Path) -> list[Path]:
+    return [p for p in tree.rglob("*") if p.is_file()]
 
 
 def ensure_peers() -> dict[str, Path | None]:
@@ -87,45 +109,111 @@ def ensure_peers() -> dict[str, Path | None]:
     return tools
 
 
-# ------------------------------------------------------------------ runners: (path, line) sets
-
-def best_of(runs: int, fn, *args):
-    """Fastest of ``runs`` runs (the machine is shared; the minimum is the least disturbed)."""
-    results = [fn(*args) for _ in range(runs)]
-    return min(results, key=lambda r: r[0])
+def peer_version(exe: Path) -> str:
+    out = subprocess.run([str(exe), "--version"], capture_output=True, text=True)
+    return (out.stdout or out.stderr).strip().splitlines()[0] if (out.stdout or out.stderr).strip() else "?"
 
 
-def run_ours(tree: Path) -> tuple[float, set[tuple[str, int]], int]:
-    scanner = Scanner()  # compiles the prefilter database outside the timing
-    start = time.perf_counter()
-    report = scanner.scan_path(tree)
-    seconds = time.perf_counter() - start
-    return seconds, {(str(Path(f.path).relative_to(tree)), f.line) for f in report.findings}, report.bytes_scanned
+# ------------------------------------------------------------------ page cache
+
+def evict(files: list[Path], method: str) -> str:
+    """Evict the tree from the page cache; return what was done, for the output."""
+    if method == "none":
+        return "not evicted (--cold-method none): not cold"
+    if method == "drop-caches":
+        try:
+            os.sync()
+            Path("/proc/sys/vm/drop_caches").write_text("1\n")
+            return "machine-wide drop_caches"
+        except OSError as exc:
+            return f"drop_caches refused ({exc.strerror}): not cold"
+    refused = 0
+    for path in files:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            refused += 1
+            continue
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        except OSError:
+            refused += 1
+        finally:
+            os.close(fd)
+    return "posix_fadvise DONTNEED per file" + (f" ({refused} files refused)" if refused else "")
 
 
-def run_detect_secrets(exe: Path, tree: Path) -> tuple[float, set[tuple[str, int]]]:
-    start = time.perf_counter()
-    result = subprocess.run([str(exe), "scan", "--all-files", "."], cwd=tree, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    if result.returncode != 0:
-        raise RuntimeError(f"detect-secrets exited {result.returncode}")
-    data = json.loads(result.stdout)
-    found = {(name, item["line_number"]) for name, items in data["results"].items() for item in items}
-    return seconds, found
+def resident_bytes(files: list[Path]) -> int | None:
+    """Bytes of the tree in the page cache, from ``fincore`` (None when it is missing)."""
+    fincore = shutil.which("fincore")
+    if not fincore:
+        return None
+    total = 0
+    for i in range(0, len(files), 500):
+        out = subprocess.run([fincore, "--bytes", "--noheadings", "--output", "RES",
+                              *map(str, files[i:i + 500])], capture_output=True, text=True)
+        total += sum(int(x) for x in out.stdout.split() if x.isdigit())
+    return total
 
 
-def run_kingfisher(exe: Path, tree: Path, extra: tuple[str, ...] = ()) -> tuple[float, set[tuple[str, int]]]:
-    start = time.perf_counter()
-    result = subprocess.run([str(exe), "scan", ".", "--format", "json", "--confidence", "low", "--no-validate", *extra],
-                            cwd=tree, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    doc, _ = json.JSONDecoder().raw_decode(result.stdout.strip() or '{"findings": []}')
+# ------------------------------------------------------------------ whole-process runners
+
+def runbook_cmd(tree: Path) -> list[str]:
+    return [str(RUNBOOK), "scan", str(tree), "--format", "json"]
+
+
+def findings_ours(out: Path, tree: Path) -> set[tuple[str, int]]:
+    return {(os.path.relpath(f["path"], tree), f["line"]) for f in json.loads(out.read_text() or "[]")}
+
+
+def findings_kingfisher(out: Path) -> set[tuple[str, int]]:
+    doc, _ = json.JSONDecoder().raw_decode(out.read_text().strip() or '{"findings": []}')
     found = set()
     for item in doc.get("findings", []):
         finding = item.get("finding", {})
-        path = finding.get("path", "")
-        found.add((os.path.normpath(path), int(finding.get("line", 0))))
-    return seconds, found
+        found.add((os.path.normpath(finding.get("path", "")), int(finding.get("line", 0))))
+    return found
+
+
+def findings_detect_secrets(out: Path) -> set[tuple[str, int]]:
+    data = json.loads(out.read_text())
+    return {(name, item["line_number"]) for name, items in data["results"].items() for item in items}
+
+
+def commands(tree: Path, peers: dict, out_dir: Path) -> dict:
+    """side -> callable running that side once on ``tree`` (its stdout kept in out_dir/side)."""
+    cmds = {"runbook": lambda: run_process(runbook_cmd(tree), stdout_path=out_dir / "runbook")}
+    if peers.get("kingfisher"):
+        cmds["kingfisher"] = lambda: run_process([str(peers["kingfisher"]), *KINGFISHER_ARGS], cwd=tree,
+                                                 stdout_path=out_dir / "kingfisher")
+    if peers.get("detect-secrets"):
+        cmds["detect-secrets"] = lambda: run_process([str(peers["detect-secrets"]), *DETECT_SECRETS_ARGS],
+                                                     cwd=tree, stdout_path=out_dir / "detect-secrets")
+    return cmds
+
+
+def report(label: str, results: dict, mb: float, out_dir: Path, tree: Path) -> None:
+    print(f"\n## {label}; {load_average()} (after the runs)")
+    parsers = {"runbook": lambda p: findings_ours(p, tree), "kingfisher": findings_kingfisher,
+               "detect-secrets": findings_detect_secrets}
+    for side, timings in results.items():
+        seconds = [t.seconds for t in timings]
+        bad = failed(timings, (0, 1) if side == "runbook" else (0, 200, 205))
+        try:
+            lines = len(parsers[side](out_dir / side))
+        except (ValueError, KeyError, OSError) as exc:
+            lines = f"unparsed output ({type(exc).__name__})"
+        print(f"{side:15s} {describe(seconds)}; {mb / statistics.median(seconds):.1f} MB/s at the median; "
+              f"{describe_cpu(timings)}; {describe_rss(timings)}; {lines} finding lines" + (f"; FAILED exits {bad}" if bad else ""))
+    for side in results:
+        if side != "runbook":
+            print(f"ratio of medians {side} / runbook: "
+                  f"{ratio([t.seconds for t in results[side]], [t.seconds for t in results['runbook']])}")
+
+
+def warm_up(cmds: dict) -> None:
+    for run in cmds.values():
+        run()
 
 
 # ------------------------------------------------------------------ corpus for the peers
@@ -185,59 +273,79 @@ def ours_on_corpus() -> tuple[float, float]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tree", type=Path, default=CACHE / "tree")
+    parser.add_argument("--runs", type=int, default=3, help="alternated runs per side, warm and cold (default 3)")
+    parser.add_argument("--ds-runs", type=int, default=3, help="alternated runs against detect-secrets (default 3)")
+    parser.add_argument("--ds-part", default="boto3", help="part of the tree detect-secrets scans (default boto3)")
+    parser.add_argument("--cold-method", choices=("fadvise", "drop-caches", "none"), default="fadvise")
     parser.add_argument("--skip-detect-secrets", action="store_true")
     parser.add_argument("--skip-kingfisher", action="store_true")
-    parser.add_argument("--runs", type=int, default=3, help="best of N runs (detect-secrets runs once)")
+    parser.add_argument("--skip-corpus", action="store_true")
     args = parser.parse_args(argv)
 
+    if not RUNBOOK.exists():
+        print(f"bench_scan: {RUNBOOK} is missing: run `make venv` first", file=sys.stderr)
+        return 2
     tree = build_tree(args.tree)
-    size = tree_bytes(tree)
-    mb = size / 1e6
+    files = tree_files(tree)
+    mb = sum(p.stat().st_size for p in files) / 1e6
     peers = ensure_peers()
     if args.skip_detect_secrets:
         peers["detect-secrets"] = None
     if args.skip_kingfisher:
         peers["kingfisher"] = None
-    print(f"tree: {tree} ({mb:.1f} MB in {sum(1 for p in tree.rglob('*') if p.is_file())} files); "
-          f"engine prefilter: {engine_name()}; cores: {os.cpu_count()}")
-
-    rates: dict[str, float] = {}
-    seconds, found, scanned = best_of(args.runs, run_ours, tree)
-    rates["runbook"] = mb / seconds
-    print(f"{'runbook':15s} {mb:8.1f} MB {seconds:8.2f} s {mb / seconds:8.2f} MB/s  {len(found)} finding lines"
-          f"  ({scanned / 1e6:.1f} MB read as text)")
-    runners = {"detect-secrets": run_detect_secrets, "kingfisher": run_kingfisher}
+    print(f"tree: {tree} ({mb:.1f} MB in {len(files)} files); cores: {os.cpu_count()}; {load_average()}")
+    print(f"runbook: {' '.join(runbook_cmd(Path('TREE')))}")
     for tool, exe in peers.items():
-        if exe is None:
-            print(f"{tool:15s} skipped (not installed)")
-            continue
-        try:
-            seconds, found = best_of(1 if tool == "detect-secrets" else args.runs, runners[tool], exe, tree)
-        except (RuntimeError, ValueError, OSError) as exc:
-            print(f"{tool:15s} failed: {type(exc).__name__}: {exc}")
-            continue
-        rates[tool] = mb / seconds
-        print(f"{tool:15s} {mb:8.1f} MB {seconds:8.2f} s {mb / seconds:8.2f} MB/s  {len(found)} finding lines")
-    for tool in ("detect-secrets", "kingfisher"):
-        if tool in rates:
-            print(f"ratio runbook / {tool}: {rates['runbook'] / rates[tool]:.1f}x")
+        args_ = KINGFISHER_ARGS if tool == "kingfisher" else DETECT_SECRETS_ARGS
+        print(f"{tool}: " + (f"{peer_version(exe)}: {tool} {' '.join(args_)} (in TREE)" if exe
+                             else "skipped (not installed)"))
 
-    print("\nlabelled corpus (per line / per variable):")
+    with tempfile.TemporaryDirectory(prefix="bench-scan-") as tmp:
+        out_dir = Path(tmp)
+        fast = commands(tree, {"kingfisher": peers["kingfisher"]}, out_dir)
+        warm_up(fast)
+        report(f"warm page cache, {mb:.1f} MB", run_alternated(fast, args.runs), mb, out_dir, tree)
+
+        how = evict(files, args.cold_method)
+        after = resident_bytes(files)
+        print(f"\ncold: {how}; tree resident after eviction: "
+              + (f"{after / 1e6:.1f} MB of {mb:.1f} MB (fincore)" if after is not None else "unknown (no fincore)"))
+        cold = run_alternated(fast, args.runs, before_each=lambda side: evict(files, args.cold_method))
+        report(f"cold page cache for the tree ({how}), {mb:.1f} MB", cold, mb, out_dir, tree)
+
+        if peers["detect-secrets"]:
+            part = tree / args.ds_part
+            part_files = tree_files(part)
+            part_mb = sum(p.stat().st_size for p in part_files) / 1e6
+            slow = commands(part, {"detect-secrets": peers["detect-secrets"]}, out_dir)
+            warm_up(slow)
+            report(f"warm page cache, {args.ds_part} part of the tree only ({part_mb:.1f} MB in "
+                   f"{len(part_files)} files)", run_alternated(slow, args.ds_runs), part_mb, out_dir, part)
+
+    if not args.skip_corpus:
+        corpus_report(peers)
+    return 0
+
+
+def corpus_report(peers: dict) -> None:
+    print("\nlabelled corpus (per line / per variable; not a timing):")
     precision, recall = ours_on_corpus()
     print(f"{'runbook':15s} precision {precision:.2f} recall {recall:.2f}")
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory() as out:
         labels = materialize_corpus(Path(tmp))
-        for tool, exe in peers.items():
-            if exe is None:
+        cmds = commands(Path(tmp), peers, Path(out))
+        parsers = {"kingfisher": findings_kingfisher, "detect-secrets": findings_detect_secrets}
+        for tool in parsers:
+            if tool not in cmds:
                 continue
+            cmds[tool]()
             try:
-                _, found = runners[tool](exe, Path(tmp))
-            except (RuntimeError, ValueError, OSError) as exc:
+                found = parsers[tool](Path(out) / tool)
+            except (ValueError, KeyError, OSError) as exc:
                 print(f"{tool:15s} failed on the corpus: {type(exc).__name__}")
                 continue
             precision, recall = corpus_score(found, labels)
             print(f"{tool:15s} precision {precision:.2f} recall {recall:.2f}")
-    return 0
 
 
 if __name__ == "__main__":
