@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import zipfile
@@ -16,17 +15,9 @@ from runbook_lib import scan_cli
 from runbook_lib.scan_sarif import FINGERPRINT_KEY, artifact_uri, sarif_log
 from runbook_lib.scan_results import Finding
 
+from test_scan_cli import PASSWORD, TOKEN, run  # the same command line and planted values as the CLI's tests
+
 SCHEMA = json.loads((Path(__file__).parent / "data" / "sarif-schema-2.1.0.json").read_text())
-PASSWORD = "Tq7!vR2m#Lx9"
-TOKEN = "ghp_" + "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5"
-
-
-def run(argv, capsys):
-    parser = argparse.ArgumentParser()
-    scan_cli.add_arguments(parser)
-    code = scan_cli.main(parser.parse_args([str(a) for a in argv]))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture
