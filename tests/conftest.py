@@ -47,6 +47,16 @@ def lab():
         yield running
 
 
+@pytest.fixture
+def enforcing(lab):
+    """The shared lab with IAM enforcement on for one test."""
+    lab.set_enforce_iam(True)
+    try:
+        yield lab
+    finally:
+        lab.set_enforce_iam(False)
+
+
 # --- seeded_lab (runbook_lib.lab runtime + seed) ----------------------------------------
 @pytest.fixture(scope="session")
 def seeded_lab():

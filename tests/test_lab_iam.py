@@ -17,15 +17,6 @@ TRUST_ACCOUNT = {"Version": "2012-10-17", "Statement": [
      "Action": "sts:AssumeRole"}]}
 
 
-@pytest.fixture
-def enforcing(lab):
-    lab.set_enforce_iam(True)
-    try:
-        yield lab
-    finally:
-        lab.set_enforce_iam(False)
-
-
 def _role_session(lab, policy: dict, service: str):
     name = f"lp-{uuid.uuid4().hex[:8]}"
     iam = lab.client("iam")

@@ -19,15 +19,6 @@ READ_SECRETS = {"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue", "
                 "Resource": "*"}
 
 
-@pytest.fixture
-def enforcing(lab):
-    lab.set_enforce_iam(True)
-    try:
-        yield lab
-    finally:
-        lab.set_enforce_iam(False)
-
-
 def _key(lab, *statements):
     policy = {"Version": "2012-10-17", "Statement": [ROOT_ADMINISTERS, *statements]}
     return lab.client("kms").create_key(Policy=json.dumps(policy))["KeyMetadata"]["Arn"]

@@ -42,15 +42,6 @@ def _refused(sts, **kwargs):
     return refused.value.response["Error"]
 
 
-@pytest.fixture
-def enforcing(lab):
-    lab.set_enforce_iam(True)
-    try:
-        yield lab
-    finally:
-        lab.set_enforce_iam(False)
-
-
 def test_moto_still_hands_out_credentials_for_any_role():
     from moto import mock_aws
 
