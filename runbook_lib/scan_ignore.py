@@ -39,29 +39,42 @@ class PathFilter:
     def __init__(self, exclude: Iterable[str] = (), gitignore: bool = True):
         self.exclude = pathspec.GitIgnoreSpec.from_lines(list(exclude))
         self.gitignore = gitignore
+        # only the folders whose .gitignore holds a pattern: a path looks up its own ancestors here
         self._ignores: dict[Path, pathspec.GitIgnoreSpec] = {}
+        self._entered: set[Path] = set()
 
     def __repr__(self) -> str:
         return f"PathFilter(gitignore={self.gitignore}, exclude={len(self.exclude.patterns)} pattern(s))"
 
+    @property
+    def ignore_files(self) -> list[Path]:
+        """The ``.gitignore`` files met so far that hold a pattern (the only ones a path is judged by)."""
+        return [base / GITIGNORE for base in self._ignores]
+
     def enter(self, directory: Path) -> None:
         """Load ``directory/.gitignore`` (once) before its entries are judged."""
-        if not self.gitignore or directory in self._ignores:
+        if not self.gitignore or directory in self._entered:
             return
+        self._entered.add(directory)
         file = directory / GITIGNORE
         try:
             lines = file.read_text(encoding="utf-8", errors="replace").splitlines() if file.is_file() else []
         except OSError:  # an unreadable .gitignore excludes nothing: the files are scanned
             lines = []
-        self._ignores[directory] = pathspec.GitIgnoreSpec.from_lines(lines)
+        spec = pathspec.GitIgnoreSpec.from_lines(lines)
+        if spec.patterns:
+            self._ignores[directory] = spec
 
     def reason(self, path: Path, root: Path, is_dir: bool) -> str | None:
         """Why ``path`` (under the scanned folder ``root``) is left out, or ``None``."""
         suffix = "/" if is_dir else ""
         if self.exclude.patterns and self.exclude.match_file(_relative(path, root) + suffix):
             return "excluded by --exclude"
-        for base, spec in self._ignores.items():
-            if spec.patterns and _is_under(path, base) and spec.match_file(_relative(path, base) + suffix):
+        if not self._ignores:
+            return None
+        for base in reversed(path.parents):  # outermost first: the reason names the highest .gitignore
+            spec = self._ignores.get(base)
+            if spec is not None and spec.match_file(_relative(path, base) + suffix):
                 return f"ignored by {(base / GITIGNORE).as_posix()}"
         return None
 
