@@ -1,0 +1,113 @@
+"""A folder's files scanned on every core: batches of paths to forked worker processes, results in order.
+
+:meth:`runbook_lib.scanning.Scanner.scan_path` walks a folder first (what is skipped and why,
+in walk order), then hands the entries to :func:`run_batches`: contiguous batches of about
+:data:`BATCH_BYTES` (at most :data:`BATCH_FILES` files), each scanned by a worker, the batch
+reports merged in the walk's order. The report is the one a single process gives, entry for
+entry; only the time differs.
+
+Workers are **forked** from the scanning process, so they start with its compiled patterns, its
+fingerprint key and its allowlist: nothing is sent to them but paths, and nothing comes back
+but findings (redacted previews and fingerprints), skips and counts. One process scans when
+that is cheaper or safer: fewer than two files or under :data:`POOL_MIN_BYTES` in all (a
+one-file scan stays instant), one core, no ``fork`` on this platform, or other threads running
+in the process (a Jupyter kernel: forking a threaded process can deadlock the child).
+
+Examples
+--------
+>>> batches([("a", 3), ("b", 5), ("c", 1)], max_bytes=6, max_files=10)
+[['a'], ['b', 'c']]
+>>> worker_count(requested=4, files=1, total_bytes=10 ** 9)  # one file: one process
+1
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Callable, Sequence
+
+from .exceptions import RunbookError
+
+#: Below this many bytes in all, one process scans (forking workers would cost more than it saves).
+POOL_MIN_BYTES = 4 * 1024 * 1024
+#: A batch holds about this many bytes, and at most :data:`BATCH_FILES` files.
+BATCH_BYTES = 1024 * 1024
+BATCH_FILES = 64
+
+_TASK: Callable | None = None  # what a forked worker runs: set before the fork, inherited
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def worker_count(requested: int | None, files: int, total_bytes: int) -> int:
+    """How many processes scan: ``requested`` (``0``/``None``: every core) unless one is better (above)."""
+    if requested == 1 or files < 2 or total_bytes < POOL_MIN_BYTES:
+        return 1
+    if "fork" not in multiprocessing.get_all_start_methods() or threading.active_count() > 1:
+        return 1
+    return max(1, min(requested or available_cores(), files))
+
+
+def batches(items: Sequence[tuple[object, int]], max_bytes: int = BATCH_BYTES,
+            max_files: int = BATCH_FILES) -> list[list]:
+    """``(item, size)`` pairs cut into contiguous runs of about ``max_bytes``, at most ``max_files`` each."""
+    out: list[list] = []
+    current: list = []
+    size = 0
+    for item, item_size in items:
+        if current and (size + item_size > max_bytes or len(current) >= max_files):
+            out.append(current)
+            current, size = [], 0
+        current.append(item)
+        size += item_size
+    if current:
+        out.append(current)
+    return out
+
+
+def _quiet_worker() -> None:
+    """Ctrl-C stops the scan in the parent, which ends the workers: no traceback from each of them."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _run(batch):
+    return _TASK(batch)
+
+
+def run_batches(task: Callable, work: list[list], workers: int, meanwhile: Callable = lambda: None):
+    """``[task(batch) for batch in work]`` over ``workers`` forked processes, and ``meanwhile()`` here.
+
+    ``meanwhile`` runs in this process while the workers scan (the scanner reads which files
+    belong to installed packages then). Results come back in the order of ``work``.
+
+    Raises
+    ------
+    RunbookError
+        A worker process died (killed, out of memory): the scan is incomplete, so it fails.
+    """
+    global _TASK
+    if workers <= 1 or len(work) < 2:
+        return [task(batch) for batch in work], meanwhile()
+    _TASK = task
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
+                                 initializer=_quiet_worker) as pool:
+            pending = pool.map(_run, work)
+            side = meanwhile()
+            return list(pending), side
+    except BrokenProcessPool:
+        raise RunbookError("scan: a worker process stopped before it finished (killed or out of memory); "
+                           "the scan is incomplete: run it again, or with --jobs 1") from None
+    finally:
+        _TASK = None
