@@ -59,9 +59,11 @@ def worker_count(requested: int | None, files: int, total_bytes: int) -> int:
     return max(1, min(requested or available_cores(), files))
 
 
-def batches(items: Sequence[tuple[object, int]], max_bytes: int = BATCH_BYTES,
-            max_files: int = BATCH_FILES) -> list[list]:
+def batches(items: Sequence[tuple[object, int]], max_bytes: int | None = None,
+            max_files: int | None = None) -> list[list]:
     """``(item, size)`` pairs cut into contiguous runs of about ``max_bytes``, at most ``max_files`` each."""
+    max_bytes = BATCH_BYTES if max_bytes is None else max_bytes
+    max_files = BATCH_FILES if max_files is None else max_files
     out: list[list] = []
     current: list = []
     size = 0
