@@ -32,8 +32,10 @@ Examples
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -278,13 +280,16 @@ class Scanner:
         """The file's bytes, or ``None`` with the reason in the report (a named path must be readable)."""
         label = str(file)
         try:
-            if file.is_symlink() and not must_exist:
-                report.skip(label, "symbolic link (not followed)")
-                return None
-            if not file.is_file():
+            status = _status(file, follow=False)  # one lstat: a regular file (most) needs no other
+            if status is not None and stat.S_ISLNK(status.st_mode):
+                if not must_exist:
+                    report.skip(label, "symbolic link (not followed)")
+                    return None
+                status = _status(file, follow=True)
+            if status is None or not stat.S_ISREG(status.st_mode):
                 report.skip(label, "not a regular file")
                 return None
-            size = file.stat().st_size
+            size = status.st_size
             limit = self.zip_limits.max_total_bytes if is_zip else self.zip_limits.max_file_bytes
             if size > limit:
                 report.skip(label, f"size {size} bytes exceeds the limit {limit}")
@@ -312,8 +317,26 @@ def _walk(root: Path, paths: PathFilter) -> list[tuple[Path, str | None]]:
             else:
                 kept.append(name)
         dirnames[:] = kept
-        entries.extend((here / name, paths.reason(here / name, root, False)) for name in sorted(filenames))
+        for name in sorted(filenames):
+            path = here / name
+            entries.append((path, paths.reason(path, root, False)))
     return entries
+
+
+#: ``stat`` errors that mean "no such file" (``Path.is_file()`` is ``False`` on them; others are raised).
+_MISSING = {errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP}
+
+
+def _status(path: Path, follow: bool) -> os.stat_result | None:
+    """``stat`` (``lstat`` unless ``follow``), or ``None`` when there is no such file."""
+    try:
+        return os.stat(path, follow_symlinks=follow)
+    except OSError as exc:
+        if exc.errno in _MISSING:
+            return None
+        raise
+    except ValueError:  # a NUL in the name
+        return None
 
 
 def _size(path: Path) -> int:
