@@ -233,7 +233,8 @@ def set_verbosity(verbosity: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser(chosen_command(argv)).parse_args(argv)
-    set_verbosity(args.verbosity)
+    if args.command != "scan":  # the runner's log; the scanner prints only its results
+        set_verbosity(args.verbosity)
     if args.command == "lab" and args.verbosity > 0:
         args.verbose = True
     quiet = args.verbosity < 0

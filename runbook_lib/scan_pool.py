@@ -23,12 +23,9 @@ Examples
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import signal
 import threading
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Sequence
 
 from .exceptions import RunbookError
@@ -54,9 +51,16 @@ def worker_count(requested: int | None, files: int, total_bytes: int) -> int:
     """How many processes scan: ``requested`` (``0``/``None``: every core) unless one is better (above)."""
     if requested == 1 or files < 2 or total_bytes < POOL_MIN_BYTES:
         return 1
-    if "fork" not in multiprocessing.get_all_start_methods() or threading.active_count() > 1:
+    if threading.active_count() > 1 or not fork_available():
         return 1
     return max(1, min(requested or available_cores(), files))
+
+
+def fork_available() -> bool:
+    """Workers can be forked here (POSIX); multiprocessing is imported only for a scan that may use it."""
+    import multiprocessing
+
+    return "fork" in multiprocessing.get_all_start_methods()
 
 
 def batches(items: Sequence[tuple[object, int]], max_bytes: int | None = None,
@@ -101,6 +105,10 @@ def run_batches(task: Callable, work: list[list], workers: int, meanwhile: Calla
     global _TASK
     if workers <= 1 or len(work) < 2:
         return [task(batch) for batch in work], meanwhile()
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
     _TASK = task
     try:
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),

@@ -6,7 +6,9 @@ threads, and a forked threaded process is exactly what the pool refuses to make.
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -62,8 +64,8 @@ def test_one_process_when_other_threads_run_or_fork_is_missing(monkeypatch):
         thread.join()
     monkeypatch.setattr(threading, "active_count", lambda: 1)
     assert scan_pool.worker_count(0, 100, 10 ** 9) == 4
-    monkeypatch.setattr(scan_pool.multiprocessing, "get_all_start_methods", lambda: ["spawn"])
-    assert scan_pool.worker_count(0, 100, 10 ** 9) == 1
+    monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+    assert scan_pool.fork_available() is False and scan_pool.worker_count(0, 100, 10 ** 9) == 1
 
 
 def test_available_cores_is_the_affinity():
@@ -81,7 +83,7 @@ def test_a_small_folder_is_scanned_without_a_pool(tmp_path, monkeypatch):
     def no_pool(*args, **kwargs):
         raise AssertionError("a pool was started for a small folder")
 
-    monkeypatch.setattr(scan_pool, "ProcessPoolExecutor", no_pool)
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", no_pool)
     for n in range(5):
         (tmp_path / f"f{n}.py").write_text(f'DB_PASSWORD = "{PASSWORD}{n}"\n')
     report = Scanner(workers=0).scan_path(tmp_path)
