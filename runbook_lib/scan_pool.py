@@ -1,10 +1,10 @@
 """A folder's files scanned on every core: batches of paths to forked worker processes, results in order.
 
-:meth:`runbook_lib.scanning.Scanner.scan_path` walks a folder first (what is skipped and why,
-in walk order), then hands the entries to :func:`run_batches`: contiguous batches of about
-:data:`BATCH_BYTES` (at most :data:`BATCH_FILES` files), each scanned by a worker, the batch
-reports merged in the walk's order. The report is the one a single process gives, entry for
-entry; only the time differs.
+:meth:`runbook_lib.scanning.Scanner.scan_path` walks a folder (what is skipped and why, in walk
+order) and hands the entries to :func:`run_stream` as it finds them: contiguous batches of
+about :data:`BATCH_BYTES` (at most :data:`BATCH_FILES` files), each scanned by a worker while
+the walk goes on, the batch reports merged in the walk's order. The report is the one a
+single process gives, entry for entry; only the time differs.
 
 Workers are **forked** from the scanning process, so they start with its compiled patterns, its
 fingerprint key and its allowlist: nothing is sent to them but paths, and nothing comes back
@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from .exceptions import RunbookError
 
@@ -63,23 +63,43 @@ def fork_available() -> bool:
     return "fork" in multiprocessing.get_all_start_methods()
 
 
+class Batcher:
+    """Cuts ``(item, size)`` pairs, as they come, into contiguous runs of about ``max_bytes``, ``max_files`` at most."""
+
+    def __init__(self, max_bytes: int | None = None, max_files: int | None = None):
+        self.max_bytes = BATCH_BYTES if max_bytes is None else max_bytes
+        self.max_files = BATCH_FILES if max_files is None else max_files
+        self._full: list[list] = []
+        self._current: list = []
+        self._size = 0
+
+    def add(self, item, size: int) -> None:
+        if self._current and (self._size + size > self.max_bytes or len(self._current) >= self.max_files):
+            self._full.append(self._current)
+            self._current, self._size = [], 0
+        self._current.append(item)
+        self._size += size
+
+    def take(self) -> list[list]:
+        """The batches completed since the last call (not the one being filled)."""
+        full, self._full = self._full, []
+        return full
+
+    def close(self) -> list[list]:
+        """Every batch not taken yet, the last, partly filled one included."""
+        if self._current:
+            self._full.append(self._current)
+            self._current, self._size = [], 0
+        return self.take()
+
+
 def batches(items: Sequence[tuple[object, int]], max_bytes: int | None = None,
             max_files: int | None = None) -> list[list]:
     """``(item, size)`` pairs cut into contiguous runs of about ``max_bytes``, at most ``max_files`` each."""
-    max_bytes = BATCH_BYTES if max_bytes is None else max_bytes
-    max_files = BATCH_FILES if max_files is None else max_files
-    out: list[list] = []
-    current: list = []
-    size = 0
-    for item, item_size in items:
-        if current and (size + item_size > max_bytes or len(current) >= max_files):
-            out.append(current)
-            current, size = [], 0
-        current.append(item)
-        size += item_size
-    if current:
-        out.append(current)
-    return out
+    cutter = Batcher(max_bytes, max_files)
+    for item, size in items:
+        cutter.add(item, size)
+    return cutter.close()
 
 
 def _quiet_worker() -> None:
@@ -91,20 +111,40 @@ def _run(batch):
     return _TASK(batch)
 
 
-def run_batches(task: Callable, work: list[list], workers: int, meanwhile: Callable = lambda: None):
-    """``[task(batch) for batch in work]`` over ``workers`` forked processes, and ``meanwhile()`` here.
+def run_stream(task: Callable, items: Iterable[tuple[object, int, bool]], requested: int | None,
+               meanwhile: Callable = lambda: None) -> tuple[list, object]:
+    """``task`` over batches of ``items`` as they come; the results in order, and ``meanwhile()``.
 
-    ``meanwhile`` runs in this process while the workers scan (the scanner reads which files
-    belong to installed packages then). Results come back in the order of ``work``.
+    ``items`` are ``(item, size, is_a_file_to_scan)`` in walk order. Once they hold two files
+    and :data:`POOL_MIN_BYTES`, and :func:`worker_count` allows it, the batches cut so far go
+    to forked workers and the rest follow while the walk goes on; otherwise (``requested`` 1,
+    a small folder) every batch runs here. ``meanwhile`` runs here after the walk, while the
+    workers finish (the scanner reads which files belong to installed packages then).
 
     Raises
     ------
     RunbookError
         A worker process died (killed, out of memory): the scan is incomplete, so it fails.
     """
+    items = iter(items)
+    cutter = Batcher()
+    workers = files = total = 0
+    if requested != 1:
+        for item, size, scanned in items:
+            cutter.add(item, size)
+            files, total = files + scanned, total + size
+            if files >= 2 and total >= POOL_MIN_BYTES:
+                workers = worker_count(requested, files, total)
+                break
+    if workers <= 1:
+        for item, size, _ in items:
+            cutter.add(item, size)
+        return [task(batch) for batch in cutter.close()], meanwhile()
+    return _pooled(task, items, cutter, workers, meanwhile)
+
+
+def _pooled(task: Callable, items, cutter: Batcher, workers: int, meanwhile: Callable) -> tuple[list, object]:
     global _TASK
-    if workers <= 1 or len(work) < 2:
-        return [task(batch) for batch in work], meanwhile()
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
@@ -113,9 +153,13 @@ def run_batches(task: Callable, work: list[list], workers: int, meanwhile: Calla
     try:
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
                                  initializer=_quiet_worker) as pool:
-            pending = pool.map(_run, work)
+            futures = [pool.submit(_run, batch) for batch in cutter.take()]
+            for item, size, _ in items:  # the rest of the walk, while the workers scan what it found so far
+                cutter.add(item, size)
+                futures.extend(pool.submit(_run, batch) for batch in cutter.take())
+            futures.extend(pool.submit(_run, batch) for batch in cutter.close())
             side = meanwhile()
-            return list(pending), side
+            return [future.result() for future in futures], side
     except BrokenProcessPool:
         raise RunbookError("scan: a worker process stopped before it finished (killed or out of memory); "
                            "the scan is incomplete: run it again, or with --jobs 1") from None

@@ -37,7 +37,7 @@ import json
 import os
 import stat
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Iterator, Mapping
 
 from . import rules as R
 from . import scan_packages, scan_pool
@@ -232,14 +232,11 @@ class Scanner:
 
     def _scan_folder(self, root: Path, report: ScanReport, paths: PathFilter) -> dict:
         """Scan the walk's entries into ``report`` (on every core when :attr:`workers` allows); the folder's owners."""
-        entries = _walk(root, paths)
-        sizes = [(entry, _size(entry[0]) if entry[1] is None else 0) for entry in entries] if self.workers != 1 \
-            else [(entry, 0) for entry in entries]
-        workers = scan_pool.worker_count(self.workers, sum(1 for _, why in entries if why is None),
-                                         sum(size for _, size in sizes))
+        sized = ((entry, _size(entry[0]) if entry[1] is None and self.workers != 1 else 0, entry[1] is None)
+                 for entry in _walk(root, paths))
         start = self.allowlisted
-        parts, owners = scan_pool.run_batches(self._scan_entries, scan_pool.batches(sizes), workers,
-                                              meanwhile=lambda: scan_packages.folder_owners(root))
+        parts, owners = scan_pool.run_stream(self._scan_entries, sized, self.workers,
+                                             meanwhile=lambda: scan_packages.folder_owners(root))
         for part, entries_of_findings in parts:  # in walk order, whichever process scanned them
             report.merge(part)
             self._entries.update(entries_of_findings)
@@ -302,9 +299,8 @@ class Scanner:
             return None
 
 
-def _walk(root: Path, paths: PathFilter) -> list[tuple[Path, str | None]]:
+def _walk(root: Path, paths: PathFilter) -> Iterator[tuple[Path, str | None]]:
     """Every entry of a folder in walk order: ``(path, why it is left out)``, or ``(file, None)`` to scan."""
-    entries: list[tuple[Path, str | None]] = []
     for dirpath, dirnames, filenames in os.walk(root):  # symbolic links to directories: not followed
         here = Path(dirpath)
         paths.enter(here)
@@ -313,14 +309,13 @@ def _walk(root: Path, paths: PathFilter) -> list[tuple[Path, str | None]]:
         for name in dirnames:
             why = "version-control metadata" if name in SKIP_DIRS else paths.reason(here / name, root, True)
             if why:
-                entries.append((here / name, why))
+                yield here / name, why
             else:
                 kept.append(name)
         dirnames[:] = kept
         for name in sorted(filenames):
             path = here / name
-            entries.append((path, paths.reason(path, root, False)))
-    return entries
+            yield path, paths.reason(path, root, False)
 
 
 #: ``stat`` errors that mean "no such file" (``Path.is_file()`` is ``False`` on them; others are raised).

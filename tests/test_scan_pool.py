@@ -72,11 +72,24 @@ def test_available_cores_is_the_affinity():
     assert scan_pool.available_cores() == len(os.sched_getaffinity(0)) >= 1
 
 
-def test_one_process_runs_the_batches_in_order_and_then_meanwhile():
+def test_batches_are_cut_as_items_come():
+    cutter = scan_pool.Batcher(max_bytes=10, max_files=2)
+    cutter.add("a", 4)
+    cutter.add("b", 4)
+    assert cutter.take() == []  # the batch being filled is not taken
+    cutter.add("c", 1)
+    assert cutter.take() == [["a", "b"]] and cutter.take() == []
+    assert cutter.close() == [["c"]] and cutter.close() == []
+
+
+@pytest.mark.parametrize("requested", [1, 0])
+def test_one_process_runs_the_batches_in_order_and_then_meanwhile(monkeypatch, requested):
+    monkeypatch.setattr(scan_pool, "BATCH_FILES", 2)
     seen = []
-    results, side = scan_pool.run_batches(lambda batch: seen.append(batch) or sum(batch), [[1, 2], [3], [4, 5]],
-                                          workers=1, meanwhile=lambda: seen.append("meanwhile") or "owners")
-    assert results == [3, 3, 9] and side == "owners" and seen == [[1, 2], [3], [4, 5], "meanwhile"]
+    items = [(n, 10, True) for n in range(1, 6)]  # 50 bytes: under POOL_MIN_BYTES, so one process for 0 too
+    results, side = scan_pool.run_stream(lambda batch: seen.append(batch) or sum(batch), iter(items), requested,
+                                         meanwhile=lambda: seen.append("meanwhile") or "owners")
+    assert results == [3, 7, 5] and side == "owners" and seen == [[1, 2], [3, 4], [5], "meanwhile"]
 
 
 def test_a_small_folder_is_scanned_without_a_pool(tmp_path, monkeypatch):
@@ -242,8 +255,8 @@ def task(batch):
         os._exit(9)  # a worker killed mid-scan
     return batch
 
-try:
-    scan_pool.run_batches(task, [[1], [2], [3], [4]], workers=2)
+try:  # each item over a batch's bytes: a batch each, and over the pool threshold
+    scan_pool.run_stream(task, [(n, scan_pool.POOL_MIN_BYTES, True) for n in range(4)], 2)
 except RunbookError as exc:
     print(exc)
 """
@@ -261,8 +274,38 @@ def test_a_runbook_error_is_what_the_command_prints(monkeypatch, tmp_path, capsy
     def broken(*args, **kwargs):
         raise RunbookError("scan: a worker process stopped before it finished")
 
-    monkeypatch.setattr(scan_pool, "run_batches", broken)
+    monkeypatch.setattr(scan_pool, "run_stream", broken)
     (tmp_path / "a.py").write_text("x = 1\n")
     assert cli.main(["scan", str(tmp_path)]) == 2
     assert capsys.readouterr().err.strip() == "runbook: scan: a worker process stopped before it finished"
 
+
+
+STREAMED = r"""
+import json, os, sys
+from runbook_lib import scan_pool
+
+scan_pool.POOL_MIN_BYTES, scan_pool.BATCH_BYTES = 100, 100
+walked = []
+
+def walk():  # the pool starts at the second item; the workers report when the walk had got to
+    for n in range(12):
+        walked.append(n)
+        yield n, 60, True
+
+def task(batch):  # a forked worker sees the walk as it was when the pool started
+    return batch, os.getpid(), len(walked)
+
+results, side = scan_pool.run_stream(task, walk(), 2, meanwhile=lambda: len(walked))
+print(json.dumps({"results": results, "side": side, "parent": os.getpid()}))
+"""
+
+
+def test_the_workers_start_while_the_walk_goes_on_and_results_keep_its_order():
+    done = subprocess.run([sys.executable, "-c", STREAMED], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout)
+    assert [batch for batch, _, _ in out["results"]] == [[n] for n in range(12)]  # 60 + 60 > 100: a batch each
+    assert out["parent"] not in {pid for _, pid, _ in out["results"]}  # every batch in a worker
+    assert {seen for _, _, seen in out["results"]} == {2}  # forked after two items, ten still to walk
+    assert out["side"] == 12  # meanwhile ran after the whole walk
