@@ -20,9 +20,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
-import pathspec
-
 GITIGNORE = ".gitignore"
+
+
+def _spec(lines: list[str]):
+    """A ``pathspec.GitIgnoreSpec``; pathspec is imported only by a scan that has patterns (start-up time)."""
+    import pathspec
+
+    return pathspec.GitIgnoreSpec.from_lines(lines)
 
 
 class PathFilter:
@@ -37,14 +42,16 @@ class PathFilter:
     """
 
     def __init__(self, exclude: Iterable[str] = (), gitignore: bool = True):
-        self.exclude = pathspec.GitIgnoreSpec.from_lines(list(exclude))
+        patterns = list(exclude)
+        self.exclude = _spec(patterns) if patterns else None
         self.gitignore = gitignore
         # only the folders whose .gitignore holds a pattern: a path looks up its own ancestors here
-        self._ignores: dict[Path, pathspec.GitIgnoreSpec] = {}
+        self._ignores: dict[Path, object] = {}
         self._entered: set[Path] = set()
 
     def __repr__(self) -> str:
-        return f"PathFilter(gitignore={self.gitignore}, exclude={len(self.exclude.patterns)} pattern(s))"
+        return f"PathFilter(gitignore={self.gitignore}, exclude={len(self.exclude.patterns if self.exclude else ())}" \
+               " pattern(s))"
 
     @property
     def ignore_files(self) -> list[Path]:
@@ -61,14 +68,16 @@ class PathFilter:
             lines = file.read_text(encoding="utf-8", errors="replace").splitlines() if file.is_file() else []
         except OSError:  # an unreadable .gitignore excludes nothing: the files are scanned
             lines = []
-        spec = pathspec.GitIgnoreSpec.from_lines(lines)
+        if not any(line.strip() for line in lines):
+            return
+        spec = _spec(lines)
         if spec.patterns:
             self._ignores[directory] = spec
 
     def reason(self, path: Path, root: Path, is_dir: bool) -> str | None:
         """Why ``path`` (under the scanned folder ``root``) is left out, or ``None``."""
         suffix = "/" if is_dir else ""
-        if self.exclude.patterns and self.exclude.match_file(_relative(path, root) + suffix):
+        if self.exclude is not None and self.exclude.match_file(_relative(path, root) + suffix):
             return "excluded by --exclude"
         if not self._ignores:
             return None
@@ -80,7 +89,7 @@ class PathFilter:
 
     def excludes_named(self, path: Path) -> bool:
         """A file named on the command line matches an ``--exclude`` pattern (as given)."""
-        return bool(self.exclude.patterns) and self.exclude.match_file(Path(path).as_posix())
+        return self.exclude is not None and self.exclude.match_file(Path(path).as_posix())
 
 
 def _is_under(path: Path, base: Path) -> bool:

@@ -140,7 +140,7 @@ def test_scan_imports_neither_boto3_nor_the_other_commands_modules(tmp_path):
     (tmp_path / "app.py").write_text('TABLE = "orders"\n')
     probe = ("import sys\nfrom runbook_lib import cli\ncode = cli.main(['scan', sys.argv[1], '--format', 'json'])\n"
              "loaded = [m for m in ('boto3', 'botocore', 'runbook_lib.change.unlock', 'runbook_lib.lab', 'logging',"
-             " 'runbook_lib.runner', 'runbook_lib.execution', 'multiprocessing', 'papermill') if m in sys.modules]\nprint(code, loaded, file=sys.stderr)\n")
+             " 'runbook_lib.runner', 'runbook_lib.execution', 'multiprocessing', 'pathspec', 'papermill') if m in sys.modules]\nprint(code, loaded, file=sys.stderr)\n")
     done = subprocess.run([sys.executable, "-c", probe, str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "[]" and done.stderr.strip() == "0 []", done.stderr
 
