@@ -154,3 +154,20 @@ def test_the_prefilter_uses_the_cache_and_finds_the_same_hits(tmp_path, monkeypa
     assert len(compiles) == 2  # both databases (code, configuration) loaded
     for config in (False, True):
         assert cached.hits(data, config) == fresh.hits(data, config) != []
+
+
+def test_the_cache_holds_patterns_never_scanned_content(tmp_path, monkeypatch):
+    """A planted value, scanned and found, is nowhere in the cache folder."""
+    from runbook_lib import scan_prefilter
+    from runbook_lib.scanning import Scanner
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(scan_prefilter, "_SHARED", None)  # this scanner compiles into tmp_path
+    planted = "Zq8vLq7Pw03Zr58Xk29!"
+    (tmp_path / "app.py").write_text(f'DB_PASSWORD = "{planted}"\n')
+    assert [f.rule for f in Scanner().scan_path(tmp_path / "app.py").findings] == ["keyword-assignment"]
+    stored = list((tmp_path / "lambda-secrets-runbook").iterdir())
+    assert len(stored) == 2
+    for path in stored:
+        blob = path.read_bytes()
+        assert planted.encode() not in blob and planted[:8].encode() not in blob
