@@ -11,8 +11,9 @@ The folder is ``$XDG_CACHE_HOME/lambda-secrets-runbook`` (``~/.cache/lambda-secr
 when the variable is unset or not absolute). Files are written atomically (a temporary file
 renamed into place) and only the newest :data:`KEEP_FILES` are kept. Nothing here is needed for
 correctness: a folder that cannot be created or written, a file that cannot be read, is cut
-short, fails its digest or is refused by Hyperscan, means the patterns are compiled as if
-there were no cache. Delete the folder to clear it.
+short, fails its digest or is refused by Hyperscan, or a file or folder that another user owns
+or could write (a deserialised database is code Hyperscan runs), means the patterns are compiled
+as if there were no cache. Delete the folder to clear it.
 
 File layout: :data:`MAGIC`, the 32-byte key, the SHA-256 of the payload, the payload
 (``hyperscan.dumpb``). The cache holds patterns only: no scanned content, no value.
@@ -67,7 +68,10 @@ def load(key: bytes, mode: int, folder: Path | None = None):
 
     path = cache_file(key, folder)
     try:
-        blob = path.read_bytes()
+        with open(path, "rb") as file:
+            if not _trusted(os.fstat(file.fileno())) or not _trusted(os.stat(path.parent)):
+                return None  # someone else could have written it: Hyperscan would run their bytes
+            blob = file.read()
     except OSError:
         return None
     head = len(MAGIC)
@@ -86,15 +90,22 @@ def load(key: bytes, mode: int, folder: Path | None = None):
     return database
 
 
+def _trusted(status: os.stat_result) -> bool:
+    """Owned by this user and writable by no one else (a shared ``XDG_CACHE_HOME`` is not trusted)."""
+    return status.st_uid == os.getuid() and not status.st_mode & 0o022
+
+
 def store(key: bytes, database, folder: Path | None = None) -> Path | None:
     """Write ``database`` under ``key`` atomically; the file, or ``None`` when the folder cannot be written."""
     import hyperscan
 
     folder = folder or cache_folder()
-    payload = hyperscan.dumpb(database)
     temporary = None
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not _trusted(os.stat(folder)):
+            return None  # it would not be loaded from there
+        payload = hyperscan.dumpb(database)
         handle, temporary = tempfile.mkstemp(dir=folder, prefix=".hyperscan-", suffix=".tmp")
         with os.fdopen(handle, "wb") as out:
             out.write(MAGIC + key + hashlib.sha256(payload).digest() + payload)

@@ -171,3 +171,20 @@ def test_the_cache_holds_patterns_never_scanned_content(tmp_path, monkeypatch):
     for path in stored:
         blob = path.read_bytes()
         assert planted.encode() not in blob and planted[:8].encode() not in blob
+
+
+@pytest.mark.parametrize("where", ["file", "folder"])
+def test_a_file_others_could_write_is_not_loaded(tmp_path, compiles, where):
+    path = _stored(tmp_path)
+    (path if where == "file" else tmp_path).chmod(0o666 if where == "file" else 0o777)
+    assert hits(compiled_database(EXPRESSIONS, IDS, FLAGS, MODE, tmp_path)) == [(3, 22), (7, 65)]
+    assert len(compiles) == 2
+    if where == "folder":  # nor is anything written there again
+        assert pattern_cache.store(database_key(EXPRESSIONS, IDS, FLAGS, MODE), hyperscan.Database(), tmp_path) is None
+
+
+def test_a_file_of_another_user_is_not_loaded(tmp_path, compiles, monkeypatch):
+    _stored(tmp_path)
+    monkeypatch.setattr(pattern_cache.os, "getuid", lambda: os.stat(tmp_path).st_uid + 1)
+    compiled_database(EXPRESSIONS, IDS, FLAGS, MODE, tmp_path)
+    assert len(compiles) == 2
