@@ -84,7 +84,23 @@ def _later_command(sub, name: str, summary: str) -> None:
     _trusted_option(command)
 
 
-def build_parser() -> argparse.ArgumentParser:
+#: The subcommands whose options live in a module of their own (it defines ``add_arguments`` and ``main``).
+COMMAND_MODULES = {"unlock": "runbook_lib.change.unlock", "scan": "runbook_lib.scan_cli",
+                   "lab": "runbook_lib.lab.__main__", "lab-runtimes": "runbook_lib.lab.sdk_install"}
+
+
+def chosen_command(argv: list[str]) -> str | None:
+    """The subcommand ``argv`` names: its first word that is not an option (top-level options take no value)."""
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; ``command`` set: only that subcommand's module is imported.
+
+    A module of :data:`COMMAND_MODULES` can be slow to import (``unlock`` pulls in boto3), so
+    ``runbook scan`` imports the scanner and nothing else; the other subcommands' parsers
+    keep their summaries (``runbook --help`` lists them) without their options.
+    """
     parser = argparse.ArgumentParser(prog="runbook", description="The AWS Lambda secrets runbook: audit, change, "
                                      "validate and back out, into signed run folders an auditor can read.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -114,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "deactivate hardcoded keys (backout is refused afterwards)")
 
     unlock = _command(sub, "unlock", "release the locks of a run whose process died (checked first)")
-    _optional_module("runbook_lib.change.unlock", unlock)
+    _optional_module("unlock", unlock, command)
     _signing_option(unlock, role="signs the folder again after the release")
     _trusted_option(unlock)
 
@@ -127,21 +143,24 @@ def build_parser() -> argparse.ArgumentParser:
     _signing_option(key)
 
     scan = _command(sub, "scan", "scan files, zips or environment variables for secrets")
-    _optional_module("runbook_lib.scan_cli", scan)
+    _optional_module("scan", scan, command)
 
     # its own --verbose logs every request (`runbook -v lab` too)
     lab = _command(sub, "lab", "serve the embedded AWS lab in the foreground", loudness=False)
-    _optional_module("runbook_lib.lab.__main__", lab)
+    _optional_module("lab", lab, command)
 
     runtimes = _command(sub, "lab-runtimes", "install the SDKs the lab's Lambda runtimes offer functions "
                         "(boto3, AWS SDK for JavaScript v3); once, after pip install")
-    _optional_module("runbook_lib.lab.sdk_install", runtimes)
+    _optional_module("lab-runtimes", runtimes, command)
     return parser
 
 
-def _optional_module(module: str, parser: argparse.ArgumentParser) -> None:
+def _optional_module(name: str, parser: argparse.ArgumentParser, command: str | None) -> None:
     import importlib
 
+    if command is not None and command != name:
+        return  # not the command being run: its module stays unimported
+    module = COMMAND_MODULES[name]
     try:
         mod = importlib.import_module(module)
     except ModuleNotFoundError as exc:  # a partial install still runs the other commands
@@ -212,8 +231,10 @@ def set_verbosity(verbosity: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    set_verbosity(args.verbosity)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(chosen_command(argv)).parse_args(argv)
+    if args.command != "scan":  # the runner's log; the scanner prints only its results
+        set_verbosity(args.verbosity)
     if args.command == "lab" and args.verbosity > 0:
         args.verbose = True
     quiet = args.verbosity < 0

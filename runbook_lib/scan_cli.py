@@ -45,6 +45,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="file of accepted values, one sha256:<hex> entry per line")
     parser.add_argument("--print-allowlist-entries", action="store_true",
                         help="print the allowlist entry (a hash, never the value) of each finding")
+    parser.add_argument("--jobs", type=_jobs, default=0, metavar="N",
+                        help="processes that scan a folder's files (default 0: every core; small folders use one)")
+
+
+def _jobs(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number of processes (0 = every core), not {text!r}")
+    return int(text)
 
 
 def load_environment(path: Path) -> dict[str, str]:
@@ -101,7 +109,7 @@ def run_scan(args) -> tuple[list, dict, object]:
     if not args.paths and not args.env_json:
         raise InputError("scan", "give at least one PATH or --env-json FILE")
     fingerprinter, stable = fingerprinter_of(args)
-    scanner = Scanner(fingerprinter=fingerprinter, allowlist=args.allowlist)
+    scanner = Scanner(fingerprinter=fingerprinter, allowlist=args.allowlist, workers=getattr(args, "jobs", 0))
     report = ScanReport()
     for path in args.paths:
         paths = PathFilter(exclude=getattr(args, "exclude", []), gitignore=getattr(args, "gitignore", True))

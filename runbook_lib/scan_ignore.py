@@ -20,9 +20,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
-import pathspec
-
 GITIGNORE = ".gitignore"
+
+
+def _spec(lines: list[str]):
+    """A ``pathspec.GitIgnoreSpec``; pathspec is imported only by a scan that has patterns (start-up time)."""
+    import pathspec
+
+    return pathspec.GitIgnoreSpec.from_lines(lines)
 
 
 class PathFilter:
@@ -37,37 +42,54 @@ class PathFilter:
     """
 
     def __init__(self, exclude: Iterable[str] = (), gitignore: bool = True):
-        self.exclude = pathspec.GitIgnoreSpec.from_lines(list(exclude))
+        patterns = list(exclude)
+        self.exclude = _spec(patterns) if patterns else None
         self.gitignore = gitignore
-        self._ignores: dict[Path, pathspec.GitIgnoreSpec] = {}
+        # only the folders whose .gitignore holds a pattern: a path looks up its own ancestors here
+        self._ignores: dict[Path, object] = {}
+        self._entered: set[Path] = set()
 
     def __repr__(self) -> str:
-        return f"PathFilter(gitignore={self.gitignore}, exclude={len(self.exclude.patterns)} pattern(s))"
+        return f"PathFilter(gitignore={self.gitignore}, exclude={len(self.exclude.patterns if self.exclude else ())}" \
+               " pattern(s))"
+
+    @property
+    def ignore_files(self) -> list[Path]:
+        """The ``.gitignore`` files met so far that hold a pattern (the only ones a path is judged by)."""
+        return [base / GITIGNORE for base in self._ignores]
 
     def enter(self, directory: Path) -> None:
         """Load ``directory/.gitignore`` (once) before its entries are judged."""
-        if not self.gitignore or directory in self._ignores:
+        if not self.gitignore or directory in self._entered:
             return
+        self._entered.add(directory)
         file = directory / GITIGNORE
         try:
             lines = file.read_text(encoding="utf-8", errors="replace").splitlines() if file.is_file() else []
         except OSError:  # an unreadable .gitignore excludes nothing: the files are scanned
             lines = []
-        self._ignores[directory] = pathspec.GitIgnoreSpec.from_lines(lines)
+        if not any(line.strip() for line in lines):
+            return
+        spec = _spec(lines)
+        if spec.patterns:
+            self._ignores[directory] = spec
 
     def reason(self, path: Path, root: Path, is_dir: bool) -> str | None:
         """Why ``path`` (under the scanned folder ``root``) is left out, or ``None``."""
         suffix = "/" if is_dir else ""
-        if self.exclude.patterns and self.exclude.match_file(_relative(path, root) + suffix):
+        if self.exclude is not None and self.exclude.match_file(_relative(path, root) + suffix):
             return "excluded by --exclude"
-        for base, spec in self._ignores.items():
-            if spec.patterns and _is_under(path, base) and spec.match_file(_relative(path, base) + suffix):
+        if not self._ignores:
+            return None
+        for base in reversed(path.parents):  # outermost first: the reason names the highest .gitignore
+            spec = self._ignores.get(base)
+            if spec is not None and spec.match_file(_relative(path, base) + suffix):
                 return f"ignored by {(base / GITIGNORE).as_posix()}"
         return None
 
     def excludes_named(self, path: Path) -> bool:
         """A file named on the command line matches an ``--exclude`` pattern (as given)."""
-        return bool(self.exclude.patterns) and self.exclude.match_file(Path(path).as_posix())
+        return self.exclude is not None and self.exclude.match_file(Path(path).as_posix())
 
 
 def _is_under(path: Path, base: Path) -> bool:

@@ -112,11 +112,18 @@ def _npm_files(members) -> dict[str, Package]:
             roots[match.group("root") + "/"] = Package(str(manifest["name"]), str(manifest.get("version", "?")),
                                                        NPM, verified=False)
     owners: dict[str, Package] = {}
+    if not roots:
+        return owners
     for path in list(members):
-        # the innermost package folder owns the file (nested node_modules belong to their own package)
-        candidates = [root for root in roots if path.startswith(root)]
-        if candidates:
-            owners[path] = roots[max(candidates, key=len)]
+        # the innermost package folder owns the file (nested node_modules belong to their own package):
+        # the longest of the path's own folder prefixes that is a root, not a search of every root
+        cut = path.rfind("/")
+        while cut > 0:
+            package = roots.get(path[:cut + 1])
+            if package is not None:
+                owners[path] = package
+                break
+            cut = path.rfind("/", 0, cut)
     return owners
 
 
@@ -170,12 +177,29 @@ class FolderMembers:
     def __init__(self, root, limit: int = MAX_HASHED_BYTES):
         self._root = Path(root)
         self._limit = limit
-        self._names: dict[str, Path] = {}
-        for folder, _, files in os.walk(self._root):  # symbolic links to folders: not followed, as the scanner
-            for name in files:
-                path = Path(folder, name)
-                if path.is_file() and not path.is_symlink():
-                    self._names[path.relative_to(self._root).as_posix()] = path
+        self._names: dict[str, str] = {}
+        self._walk(os.fspath(self._root))
+
+    def _walk(self, top: str) -> None:
+        """Regular files, in os.walk's order; symbolic links (to files or folders) are not followed, as the scanner."""
+        pending = [(top, "")]
+        while pending:
+            folder, prefix = pending.pop()
+            try:
+                with os.scandir(folder) as listing:
+                    entries = list(listing)
+            except OSError:  # an unreadable folder lists nothing, as os.walk
+                continue
+            below = []
+            for entry in entries:  # the kind comes from the listing itself: no stat per file
+                try:
+                    if entry.is_file(follow_symlinks=False):
+                        self._names[prefix + entry.name] = entry.path
+                    elif entry.is_dir(follow_symlinks=False):
+                        below.append((entry.path, f"{prefix}{entry.name}/"))
+                except OSError:
+                    continue
+            pending.extend(reversed(below))
 
     def __iter__(self):
         return iter(self._names)
@@ -186,9 +210,10 @@ class FolderMembers:
     def get(self, name: str, default=None):
         path = self._names.get(name)
         try:
-            if path is None or path.stat().st_size > self._limit:
+            if path is None or os.stat(path).st_size > self._limit:
                 return default
-            return path.read_bytes()
+            with open(path, "rb") as file:
+                return file.read()
         except OSError:
             return default
 

@@ -7,7 +7,9 @@ and :mod:`runbook_lib.scan_buffer` confirms the hit's line in Python. Without th
 times slower; :func:`engine_name` says which engine runs).
 
 Two databases are compiled: one for code files and one for configuration files, which
-also holds the prefilter of unquoted ``KEY=value`` assignments.
+also holds the prefilter of unquoted ``KEY=value`` assignments. Compiled databases are kept
+on disk (:mod:`runbook_lib.pattern_cache`), keyed by the exact patterns, so a new process
+loads them instead of compiling them again.
 
 Examples
 --------
@@ -22,6 +24,7 @@ import re
 import threading
 
 from . import rules as R
+from .pattern_cache import compiled_database
 
 try:  # the compiled prefilter; the fallback is correct but slower
     import hyperscan
@@ -77,9 +80,9 @@ class Prefilter:
         for config in (False, True):
             chosen = [(i, p) for i, p in enumerate(patterns) if config or not p[2]]
             if self.use_hyperscan:
-                db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-                db.compile(expressions=[p[0].encode() for _, p in chosen], ids=[i for i, _ in chosen],
-                           flags=[hyperscan.HS_FLAG_CASELESS if p[1] else 0 for _, p in chosen])
+                db = compiled_database([p[0].encode() for _, p in chosen], [i for i, _ in chosen],
+                                       [hyperscan.HS_FLAG_CASELESS if p[1] else 0 for _, p in chosen],
+                                       hyperscan.HS_MODE_BLOCK)
                 self._dbs[config] = db
                 self._prototypes[config] = hyperscan.Scratch(db)
             else:

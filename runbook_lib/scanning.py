@@ -32,13 +32,15 @@ Examples
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Iterator, Mapping
 
 from . import rules as R
-from . import scan_packages
+from . import scan_packages, scan_pool
 from .allowlist import Allowlist, allowlist_entry, has_inline_marker
 from .exceptions import InputError
 from .redaction import Fingerprinter, redact
@@ -84,10 +86,13 @@ class Scanner:
         an iterable of entries. Allowlisted findings are counted, not reported.
     zip_limits:
         Bounds for archives (:class:`ZipLimits`).
+    workers:
+        Processes that scan a folder's files (:mod:`runbook_lib.scan_pool`): ``1`` (default)
+        this one only; ``0`` or ``None`` every core; small folders always use one.
     """
 
     def __init__(self, fingerprinter: Fingerprinter | None = None, allowlist=None,
-                 zip_limits: ZipLimits | None = None):
+                 zip_limits: ZipLimits | None = None, workers: int | None = 1):
         self.fingerprinter = fingerprinter or Fingerprinter()
         if allowlist is None or isinstance(allowlist, Allowlist):
             self.allowlist = allowlist
@@ -96,6 +101,7 @@ class Scanner:
         else:
             self.allowlist = Allowlist(allowlist)
         self.zip_limits = zip_limits or ZipLimits()
+        self.workers = workers
         self.allowlisted = 0
         self._entries: dict[str, str] = {}  # fingerprint -> allowlist entry (a hash)
         self._prefilter = shared_prefilter()
@@ -213,8 +219,8 @@ class Scanner:
         before = self.allowlisted
         paths = paths if paths is not None else PathFilter()
         if root.is_dir():
-            self._walk(root, report, paths)
-            attribute_third_party(report, scan_packages.folder_owners(root), f"{root}{os.sep}")
+            owners = self._scan_folder(root, report, paths)
+            attribute_third_party(report, owners, f"{root}{os.sep}")
         elif paths.excludes_named(root):
             report.skip(str(root), "excluded by --exclude")
         elif root.exists():
@@ -224,25 +230,31 @@ class Scanner:
         report.allowlisted = self.allowlisted - before
         return report
 
-    def _walk(self, root: Path, report: ScanReport, paths: PathFilter) -> None:
-        for dirpath, dirnames, filenames in os.walk(root):  # symbolic links to directories: not followed
-            here = Path(dirpath)
-            paths.enter(here)
-            dirnames.sort()
-            kept = []
-            for name in dirnames:
-                why = "version-control metadata" if name in SKIP_DIRS else paths.reason(here / name, root, True)
-                if why:
-                    report.skip(str(here / name), why)
-                else:
-                    kept.append(name)
-            dirnames[:] = kept
-            for name in sorted(filenames):
-                why = paths.reason(here / name, root, False)
-                if why:
-                    report.skip(str(here / name), why)
-                else:
-                    self._scan_file(here / name, report, must_exist=False)
+    def _scan_folder(self, root: Path, report: ScanReport, paths: PathFilter) -> dict:
+        """Scan the walk's entries into ``report`` (on every core when :attr:`workers` allows); the folder's owners."""
+        sized = ((entry, _size(entry[0]) if entry[1] is None and self.workers != 1 else 0, entry[1] is None)
+                 for entry in _walk(root, paths))
+        start = self.allowlisted
+        parts, owners = scan_pool.run_stream(self._scan_entries, sized, self.workers,
+                                             meanwhile=lambda: scan_packages.folder_owners(root))
+        for part, entries_of_findings in parts:  # in walk order, whichever process scanned them
+            report.merge(part)
+            self._entries.update(entries_of_findings)
+        self.allowlisted = start + sum(part.allowlisted for part, _ in parts)
+        return owners
+
+    def _scan_entries(self, entries: list[tuple[Path, str | None]]) -> tuple[ScanReport, dict[str, str]]:
+        """One batch of the walk: its report (``allowlisted``: this batch's) and its findings' allowlist entries."""
+        report = ScanReport()
+        before = self.allowlisted
+        for path, why in entries:
+            if why:
+                report.skip(str(path), why)
+            else:
+                self._scan_file(path, report, must_exist=False)
+        report.allowlisted = self.allowlisted - before
+        found = report.findings + [t.finding for t in report.third_party]
+        return report, {f.fingerprint: self._entries[f.fingerprint] for f in found}
 
     def _scan_file(self, file: Path, report: ScanReport, must_exist: bool) -> None:
         label = str(file)
@@ -265,13 +277,16 @@ class Scanner:
         """The file's bytes, or ``None`` with the reason in the report (a named path must be readable)."""
         label = str(file)
         try:
-            if file.is_symlink() and not must_exist:
-                report.skip(label, "symbolic link (not followed)")
-                return None
-            if not file.is_file():
+            status = _status(file, follow=False)  # one lstat: a regular file (most) needs no other
+            if status is not None and stat.S_ISLNK(status.st_mode):
+                if not must_exist:
+                    report.skip(label, "symbolic link (not followed)")
+                    return None
+                status = _status(file, follow=True)
+            if status is None or not stat.S_ISREG(status.st_mode):
                 report.skip(label, "not a regular file")
                 return None
-            size = file.stat().st_size
+            size = status.st_size
             limit = self.zip_limits.max_total_bytes if is_zip else self.zip_limits.max_file_bytes
             if size > limit:
                 report.skip(label, f"size {size} bytes exceeds the limit {limit}")
@@ -282,6 +297,49 @@ class Scanner:
                 raise InputError("path", f"cannot read {label}: {exc.strerror or type(exc).__name__}") from None
             report.skip(label, f"unreadable ({exc.strerror or type(exc).__name__})")
             return None
+
+
+def _walk(root: Path, paths: PathFilter) -> Iterator[tuple[Path, str | None]]:
+    """Every entry of a folder in walk order: ``(path, why it is left out)``, or ``(file, None)`` to scan."""
+    for dirpath, dirnames, filenames in os.walk(root):  # symbolic links to directories: not followed
+        here = Path(dirpath)
+        paths.enter(here)
+        dirnames.sort()
+        kept = []
+        for name in dirnames:
+            why = "version-control metadata" if name in SKIP_DIRS else paths.reason(here / name, root, True)
+            if why:
+                yield here / name, why
+            else:
+                kept.append(name)
+        dirnames[:] = kept
+        for name in sorted(filenames):
+            path = here / name
+            yield path, paths.reason(path, root, False)
+
+
+#: ``stat`` errors that mean "no such file" (``Path.is_file()`` is ``False`` on them; others are raised).
+_MISSING = {errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP}
+
+
+def _status(path: Path, follow: bool) -> os.stat_result | None:
+    """``stat`` (``lstat`` unless ``follow``), or ``None`` when there is no such file."""
+    try:
+        return os.stat(path, follow_symlinks=follow)
+    except OSError as exc:
+        if exc.errno in _MISSING:
+            return None
+        raise
+    except ValueError:  # a NUL in the name
+        return None
+
+
+def _size(path: Path) -> int:
+    """Bytes of a file for balancing the workers' batches (0 when it cannot be told: it is judged when read)."""
+    try:
+        return os.lstat(path).st_size
+    except OSError:
+        return 0
 
 
 def attribute_third_party(report: ScanReport, owners: dict, prefix: str) -> ScanReport:

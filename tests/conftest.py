@@ -21,6 +21,8 @@ def _private_config_folder(tmp_path_factory):
     """The per-user signing key is created on first use, here in a folder of the session's."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config")))
+        # the scanner's compiled-pattern cache (runbook_lib.pattern_cache) too
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
         patch.delenv("RUNBOOK_SIGNING_KEY_FILE", raising=False)
         yield
 

@@ -86,7 +86,7 @@ def test_verbose_on_the_lab_logs_every_request(monkeypatch):
     parser = cli.build_parser()
     [lab] = [p for n, p in _subcommands().items() if n == "lab"]
     assert any("--verbose" in a.option_strings for a in lab._actions)
-    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    monkeypatch.setattr(cli, "build_parser", lambda command=None: parser)
     parser._subparsers._group_actions[0].choices["lab"].set_defaults(handler=lambda args: seen.update(
         verbose=args.verbose) or 0)
     try:
@@ -130,3 +130,27 @@ def test_a_later_command_on_a_stopped_lab_run_says_what_happened_and_what_to_do(
     assert f"there is nothing left to {verb}" in line and "`runbook lab` in another terminal" in line
     assert f"`runbook {command} RUN_DIR --endpoint-url URL`" in line and "--no-backout" in line
     assert "same state" not in line
+
+
+# -- start-up: a command imports what it needs -------------------------------------------------
+def test_scan_imports_neither_boto3_nor_the_other_commands_modules(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "app.py").write_text('TABLE = "orders"\n')
+    probe = ("import sys\nfrom runbook_lib import cli\ncode = cli.main(['scan', sys.argv[1], '--format', 'json'])\n"
+             "loaded = [m for m in ('boto3', 'botocore', 'runbook_lib.change.unlock', 'runbook_lib.lab', 'logging',"
+             " 'runbook_lib.runner', 'runbook_lib.execution', 'multiprocessing', 'pathspec', 'papermill') if m in sys.modules]\nprint(code, loaded, file=sys.stderr)\n")
+    done = subprocess.run([sys.executable, "-c", probe, str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "[]" and done.stderr.strip() == "0 []", done.stderr
+
+
+def test_the_chosen_command_is_the_first_word_that_is_not_an_option():
+    assert cli.chosen_command(["-q", "scan", "x", "--format", "json"]) == "scan"
+    assert cli.chosen_command(["--version"]) is None and cli.chosen_command([]) is None
+    only_scan = {name: parser for name, parser in cli.build_parser("scan")._subparsers._group_actions[0]
+                 .choices.items()}
+    assert any("--env-json" in a.option_strings for a in only_scan["scan"]._actions)
+    assert not any("--into" in a.option_strings for a in only_scan["lab-runtimes"]._actions)  # not imported
+    everything = _subcommands()  # build_parser() with no command: every module, as --help needs
+    assert any("--family" in a.option_strings for a in everything["lab-runtimes"]._actions)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pathspec
+
 from runbook_lib.scan_ignore import PathFilter
 from runbook_lib.scanning import Scanner
 
@@ -66,3 +68,28 @@ def test_an_unreadable_gitignore_excludes_nothing(tmp_path):
     root = tree(tmp_path, {"app.py": LINE})
     (root / ".gitignore").mkdir()  # a folder where the file should be: cannot be read as patterns
     assert scanned(root)[0] == ["app.py"]
+
+
+def test_a_path_is_judged_by_its_own_ancestors_gitignore_files_only(tmp_path, monkeypatch):
+    """Many folders without a .gitignore cost nothing: each file consults only the specs above it."""
+    files = {f"d{i}/f{j}.py": LINE for i in range(30) for j in range(5)}
+    root = tree(tmp_path, {**files, ".gitignore": "*.log\n", "d3/.gitignore": "f1.py\n", "d3/x.log": LINE})
+    calls = []
+    real = pathspec.GitIgnoreSpec.match_file
+    monkeypatch.setattr(pathspec.GitIgnoreSpec, "match_file", lambda self, f: calls.append(f) or real(self, f))
+    rules = PathFilter()
+    report = Scanner().scan_path(root, rules)
+    found = [Path(f.path).relative_to(root).as_posix() for f in report.findings]
+    skipped = {Path(s["path"]).relative_to(root).as_posix(): s["reason"] for s in report.skipped}
+    assert rules.ignore_files == [root / ".gitignore", root / "d3" / ".gitignore"]  # the 29 empty folders: none
+    assert len(found) == 149 and "d3/f1.py" not in found
+    assert skipped == {"d3/f1.py": f"ignored by {root.as_posix()}/d3/.gitignore",
+                       "d3/x.log": f"ignored by {root.as_posix()}/.gitignore"}
+    # the root's 31 entries and the 152 files below by the root's spec, d3's entries not excluded by it by
+    # d3's own (6); the 29 folders without a .gitignore add nothing (before: every folder entered was asked)
+    assert len(calls) == 31 + 152 + 6
+
+
+def test_the_outermost_gitignore_that_excludes_a_path_is_named(tmp_path):
+    root = tree(tmp_path, {".gitignore": "*.tmp\n", "sub/.gitignore": "*.tmp\n", "sub/a.tmp": LINE})
+    assert scanned(root)[1] == {"sub/a.tmp": f"ignored by {root.as_posix()}/.gitignore"}
