@@ -41,9 +41,11 @@ venv: $(STAMP) lab-runtimes
 run: venv
 	$(BIN)/runbook run --target lab
 
-## make test: the test suite, including all four notebooks through papermill on the lab
+## make test [TEST_WORKERS=N]: the test suite, including all four notebooks through papermill on the lab,
+## in TEST_WORKERS processes (pytest-xdist; a module whose fixture is a whole run stays on one worker)
+TEST_WORKERS ?= 3
 test: venv
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 ## make mutation [MODULES="runbook_lib/x.py ..."] [JOBS=N]: mutation testing of the tests of each
 ## module (benchmarks/mutation.py, docs/testing.md). Not part of make test or CI.

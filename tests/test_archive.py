@@ -20,6 +20,9 @@ from runbook_lib.checks import FAIL, PASS, Check, CheckLog
 from runbook_lib.execution import NotebookRun
 from test_render import ANSI, FORMULA, HOSTILE, IMG, PIPE, SCRIPT, assert_inert, parse
 
+# make test runs in parallel (--dist loadgroup): one worker builds the hostile run folder once
+pytestmark = pytest.mark.xdist_group("archive")
+
 EXECUTED = ("<x-pwned", "<y-pwned")  # elements only a payload that ran can create
 
 

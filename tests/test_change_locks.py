@@ -48,13 +48,17 @@ def test_alive_dead_reused_pid_and_another_host():
     assert owner(host="somewhere-else").alive() is None
 
 
-@pytest.mark.parametrize("token, says", [
-    (owner().token(), "which is still running: wait for it to finish"),
-    (owner(pid=dead_pid()).token(), "whose process is gone: release it with `runbook unlock RUN_DIR`"),
-    (owner(host="ci-7").token(), "on another host: run `runbook unlock RUN_DIR` there"),
-    ("apply:run:1:2", "which this runbook cannot check: release it with `runbook unlock RUN_DIR --force`"),
+# the tokens are made in the test, not at collection: they hold this process's pid, and parallel
+# workers must collect the same test ids
+@pytest.mark.parametrize("holder, says", [
+    ("running", "which is still running: wait for it to finish"),
+    ("dead", "whose process is gone: release it with `runbook unlock RUN_DIR`"),
+    ("other host", "on another host: run `runbook unlock RUN_DIR` there"),
+    ("unreadable", "which this runbook cannot check: release it with `runbook unlock RUN_DIR --force`"),
 ])
-def test_a_refusal_names_the_holder_and_what_to_do(token, says):
+def test_a_refusal_names_the_holder_and_what_to_do(holder, says):
+    token = {"running": lambda: owner().token(), "dead": lambda: owner(pid=dead_pid()).token(),
+             "other host": lambda: owner(host="ci-7").token(), "unreadable": lambda: "apply:run:1:2"}[holder]()
     note = locks.holder_note(token, "the run's ledger lock")
     assert says in note and "\n" not in note
 

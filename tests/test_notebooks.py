@@ -19,7 +19,8 @@ from runbook_lib import runner
 from runbook_lib.lab import Lab
 from runbook_lib.manifest import verify_manifest
 
-pytestmark = pytest.mark.notebooks
+# make test runs in parallel (--dist loadgroup): one worker runs the whole cycle once for the module
+pytestmark = [pytest.mark.notebooks, pytest.mark.xdist_group("notebooks")]
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,9 @@ import papermill
 import pytest
 import yaml
 
+# make test runs in parallel (--dist loadgroup): one worker builds the wheel once, in the checkout
+pytestmark = pytest.mark.xdist_group("packaging")
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
