@@ -21,6 +21,7 @@ import base64
 import re
 
 from . import rules as R
+from .token_formats import has_full_structure
 
 _AWS_SECRET_SHAPE = re.compile(r"^[A-Za-z0-9/+]{40}$")
 _DATA_URI = re.compile(r"base64,[A-Za-z0-9+/=]*$")
@@ -196,8 +197,8 @@ def token_ok(rule: str, value: str, line: str, start: int) -> bool:
         return jwt_header_ok(value)
     if rule == "private-key":  # the base64-encoded forms; a PEM header is confirmed by its block
         return encoded_key_ok(value)
-    if rule not in STRUCTURED_IDS and R.has_filler_run(value):
-        return False  # ``AIzaaaaaaa…``, ``sk-ant-api03-abc123xyz-…klmnopqrstu…``: typed by hand
+    if rule not in STRUCTURED_IDS and R.has_filler_run(value) and not has_full_structure(rule, value):
+        return False  # ``AIzaaaaaaa…``, a short ``sk-ant-api03-abc123xyz-…klmnopqrstu…``: typed by hand
     return rule not in SHAPE_NEEDS_RANDOM or R.looks_generated(value)
 
 

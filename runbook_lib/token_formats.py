@@ -9,6 +9,7 @@ then rejects placeholders, samples and typed fillers. :mod:`runbook_lib.rules` r
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -102,3 +103,25 @@ TOKEN_RULES: tuple[TokenRule, ...] = (
               r"[?&](?i:access_token|api_key|apikey|api-key|token|auth|auth_token|password|passwd|secret|client_secret|key|sig|signature)=(?P<v>[^&\s\"'#<>]{8,})",
               caseless=True),
 )
+
+
+#: Vendors' full structures: prefix, exact length and fixed marks (Anthropic's ``AA`` end, Azure
+#: DevOps' ``JQQJ`` and ``AZDO``). A value with all of them has the vendor's format to the character,
+#: so a typed-looking stretch inside it (``…abc123xyz…``) does not make it a filler; the looser
+#: shapes (a prefix and a minimum length, generic assignments) are still judged by the filler test.
+FULL_STRUCTURES: dict[str, re.Pattern] = {
+    "anthropic-api-key": re.compile(r"sk-ant-(?:api|admin)[0-9]{2}-[A-Za-z0-9_-]{93}AA"),
+    "azure-devops-pat": re.compile(r"[A-Za-z0-9]{52}JQQJ[A-Za-z0-9]{20}AZDO[A-Za-z0-9]{4}"),
+}
+
+
+def has_full_structure(rule: str, value: str) -> bool:
+    """Whether ``value`` matches the whole of ``rule``'s vendor structure (:data:`FULL_STRUCTURES`).
+
+    >>> has_full_structure("anthropic-api-key", "sk-ant-api03-" + "k" * 93 + "AA")
+    True
+    >>> has_full_structure("anthropic-api-key", "sk-ant-api03-" + "k" * 93 + "BB")
+    False
+    """
+    structure = FULL_STRUCTURES.get(rule)
+    return structure is not None and structure.fullmatch(value) is not None

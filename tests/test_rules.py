@@ -340,3 +340,15 @@ def test_encrypted_values_are_not_secrets(value):
 def test_a_last_word_glued_to_here_is_a_placeholder():
     assert R.is_placeholder("xoxp-1-RANDOMSTRINGHERE") and R.is_placeholder("sk_live_YourKeyGoesHere")
     assert not R.is_placeholder("Somewhere7!x") and not R.is_placeholder("Xk29vLq7Pw03HERE")
+
+
+def test_full_structures_match_the_whole_value_only():
+    from runbook_lib.token_formats import FULL_STRUCTURES, has_full_structure
+    body = "Xk29vLq7Pw03Zr58" * 5 + "Tq7vR2mLx9WbN"                      # 93 characters
+    assert has_full_structure("anthropic-api-key", "sk-ant-api03-" + body + "AA")
+    assert has_full_structure("anthropic-api-key", "sk-ant-admin01-" + body + "AA")
+    assert not has_full_structure("anthropic-api-key", "sk-ant-api03-" + body + "AAx")     # fullmatch, not a prefix
+    assert not has_full_structure("anthropic-api-key", "x" + "sk-ant-api03-" + body + "AA")
+    assert not has_full_structure("anthropic-api-key", "sk-ant-api3-" + body + "AA")       # two version digits
+    assert not has_full_structure("github-token", "ghp_" + body[:36])                      # no structure listed
+    assert set(FULL_STRUCTURES) == {"anthropic-api-key", "azure-devops-pat"}

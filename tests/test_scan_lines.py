@@ -281,3 +281,29 @@ def test_unsigned_jwt_only_with_alg_none():
     head_hs = base64.urlsafe_b64encode(b'{"alg":"HS256","typ":"JWT"}').decode().rstrip("=")
     assert jwt_header_ok(head_none + ".eyJzdWIiOiIxMjM0In0.")
     assert not jwt_header_ok(head_hs + ".eyJzdWIiOiIxMjM0In0.")                  # a signed header, signature cut
+
+
+# a typed body with a step run (``klmnopqrstu``) in Anthropic's and Azure DevOps' exact structures
+ANTHROPIC_BODY = "abc123xyz-456def789ghij-klmnopqrstuvwx-3456yza789bcde-1234fghijklmnopby56aaaogaopaaaabc123xyz"
+ADO_PAT = "Xk29vLq7Pw03Zr58Tq7vR2mLx9WbN4abcdefghWbN4Tq7vR2mLx9" + "JQQJ" + "Xk29vLq7Pw03Zr58Tq7v" + "AZDO" + "Xk29"
+
+
+@pytest.mark.parametrize("rule,value,ok", [
+    ("anthropic-api-key", "sk-ant-api03-" + ANTHROPIC_BODY + "AA", True),        # the whole structure
+    ("anthropic-api-key", "sk-ant-admin01-" + ANTHROPIC_BODY + "AA", True),
+    ("anthropic-api-key", "sk-ant-api03-" + ANTHROPIC_BODY + "BB", False),       # not its fixed end
+    ("anthropic-api-key", "sk-ant-api03-" + ANTHROPIC_BODY[:-1] + "AA", False),  # one short
+    ("anthropic-api-key", "sk-ant-api03-" + ANTHROPIC_BODY + "kAA", False),      # one long
+    ("anthropic-api-key", "sk-ant-api03-" + ANTHROPIC_BODY[:61] + "AA", False),  # a loose shape
+    ("azure-devops-pat", ADO_PAT, True),
+    ("azure-devops-pat", ADO_PAT.replace("JQQJ", "JQQK"), False),                # (the shape rule's own match fails)
+    ("openai-api-key", "sk-" + "1234567" + "Xk29vLq7Pw03Zr58Tq", False),         # no full structure: the filler judges
+])
+def test_a_full_vendor_structure_is_not_judged_as_a_filler(rule, value, ok):
+    assert len(ANTHROPIC_BODY) == 93 and len(ADO_PAT) == 84
+    assert token_ok(rule, value, "", 0) is ok
+
+
+def test_a_full_structure_still_rejects_placeholders_and_samples():
+    assert not token_ok("anthropic-api-key", "sk-ant-api03-" + "x" * 93 + "AA", "", 0)       # redacted
+    assert not token_ok("anthropic-api-key", "sk-ant-api03-" + ANTHROPIC_BODY[:-7] + "EXAMPLE" + "AA", "", 0)
