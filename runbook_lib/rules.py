@@ -307,6 +307,62 @@ def is_placeholder(value: str) -> bool:
     return marked and not random_rest and not any(looks_generated(w) for w in words)
 
 
+#: Words that only name the field a value fills: ``user:password@host``, ``Password=pwd;``.
+_FIELD_WORDS = {"password", "passwd", "pwd", "pass", "pw", "token", "apikey", "api_key", "api-key", "key"}
+#: Words that tell a reader what to write (``your_password``, ``enter-password-here``), not a value.
+_INSTRUCTION_FIRST = {"your", "insert", "enter", "put", "replace", "add"}
+#: A connection string around a ``Password=``: another of its members, ended by ``;``.
+CONNECTION_STRING = re.compile(
+    r"(?i)(?:^|[;\"'\s(])(?:server|data source|host|hostname|address|addr|user id|userid|uid|user|username"
+    r"|database|initial catalog|dbname|provider|driver|dsn|port)\s*=[^;\n]{0,256};")
+#: The members of a connection string that hold its password.
+CONNECTION_PASSWORD_KEYS = {"password", "pwd", "passwd"}
+
+
+def literal_credential_reason(value: str) -> str | None:
+    """Why a password written into a connection string or a URL is not a credential, or ``None``.
+
+    There a literal is the credential the string carries whatever it looks like: ``secret`` in
+    ``Password=secret;`` or ``https://user:secret@host``, ``myPassword`` in ``Pwd=myPassword;``.
+    It is not one when it is empty or a mask (``***``, ``xx``), a template or a variable (``${X}``,
+    ``#{x}``, ``%(x)s``, ``<password>``, ``{password}``, ``$PW``, ``%PW%``), a reference (``ssm:…``),
+    the field's own name (``user:password@host``), an instruction to the reader (``your_password``,
+    ``changeme``, ``…-here``; unless a word beside it looks generated), a documentation sample
+    (``EXAMPLE``, ``...``) or ciphertext (``ENC(…)``).
+
+    >>> literal_credential_reason("secret"), literal_credential_reason("{password}")
+    (None, 'template')
+    """
+    v = value.strip()
+    if len(set(v)) <= 2 or _MASK_RUN.search(v):
+        return "empty"
+    if (_PLACEHOLDER_TEMPLATE.match(v) or _TEMPLATE_RE.search(v) or "#{" in v
+            or v.startswith(("$", "%", "{", "<"))):
+        return "template"
+    if is_reference(v):
+        return "reference"
+    if v.lower() in _FIELD_WORDS:
+        return "field-name"
+    words = placeholder_words(v)
+    lower = [w.lower() for w in words]
+    instruction = (lower[0] in _INSTRUCTION_FIRST or lower[-1] in ("here", "goeshere")
+                   or any(w in _FILLER_ANYWHERE for w in lower))
+    if instruction and not any(looks_generated(w) for w in words):
+        return "placeholder"
+    if "EXAMPLE" in v or "..." in v or "\u2026" in v:
+        return "placeholder"
+    if _ENCRYPTED_RE.match(v):
+        return "encrypted"
+    return None
+
+
+def connection_string_password(key: str, value: str, text: str) -> bool:
+    """Whether ``key=value`` is the password member of a connection string in ``text`` with a literal
+    value (:func:`literal_credential_reason`): ``Server=db;User Id=app;Password=secret;``."""
+    return (key.lower() in CONNECTION_PASSWORD_KEYS and CONNECTION_STRING.search(text) is not None
+            and literal_credential_reason(value) is None)
+
+
 def is_uuid(value: str) -> bool:
     return bool(_UUID_RE.match(value.strip()))
 

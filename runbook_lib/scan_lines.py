@@ -105,10 +105,13 @@ def keyword_candidates(line: str, config: bool) -> list[tuple[str, str]]:
 
 
 def unquoted_candidates(text: str) -> list[tuple[str, str]]:
-    """(rule, value) for each ``KEY=value`` / ``key: value`` with a real unquoted value."""
+    """(rule, value) for each ``KEY=value`` / ``key: value`` with a real unquoted value; in a
+    connection string, its password whatever it looks like (``Password=secret;``)."""
     out = []
     for m in R.ASSIGN_UNQUOTED.finditer(text):
         rule = classify(m.group("key"), m.group("v"))
+        if rule is None and R.connection_string_password(m.group("key"), m.group("v"), text):
+            rule = "keyword-assignment"
         if rule:
             out.append((rule, m.group("v")))
     return out
@@ -185,12 +188,12 @@ STRUCTURED_IDS = {"aws-access-key-id", "slack-token"}
 
 def token_ok(rule: str, value: str, line: str, start: int) -> bool:
     """Whether a token-format match at ``start`` of ``line`` is a real credential."""
-    if R.is_placeholder(value) or R.is_public_sample(value) or is_documentation_sample(rule, value):
-        return False
     if _DATA_URI.search(line[max(0, start - DATA_URI_LOOKBACK):start]):
         return False  # inside a base64 data URI (an embedded image)
-    if rule == "url-credentials":  # (``user:password@host`` is a placeholder already)
-        return not (R.is_reference(value) or value.startswith(("$", "%", "{")))
+    if rule == "url-credentials":  # a literal in a URL is its password, whatever it looks like
+        return R.literal_credential_reason(value) is None
+    if R.is_placeholder(value) or R.is_public_sample(value) or is_documentation_sample(rule, value):
+        return False
     if rule in ("authorization-header", "url-query-credential"):
         return R.not_a_value_reason(value) is None and R.looks_generated(value, 16 if rule == "authorization-header" else 8)
     if rule == "jwt":

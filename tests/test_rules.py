@@ -352,3 +352,36 @@ def test_full_structures_match_the_whole_value_only():
     assert not has_full_structure("anthropic-api-key", "sk-ant-api3-" + body + "AA")       # two version digits
     assert not has_full_structure("github-token", "ghp_" + body[:36])                      # no structure listed
     assert set(FULL_STRUCTURES) == {"anthropic-api-key", "azure-devops-pat"}
+
+
+@pytest.mark.parametrize("value,reason", [
+    ("secret", None), ("myPassword", None), ("specialbill_user", None), (" hunter2 ", None), ("abc", None),
+    ("changeme-Xk29vLq7Pw03", None),                                 # a generated word beside the instruction
+    ("", "empty"), ("xx", "empty"), ("abab", "empty"), ("pa****", "empty"), ("pw-xxxx", "empty"),
+    ("${DB_PASSWORD}", "template"), ("#{datastore['DBPASSWORD']}", "template"), ("a#{pw}", "template"),
+    ("%(password)s", "template"), ("<password>", "template"), ("{password}", "template"), ("x{0}y", "template"),
+    ("$PW", "template"), ("%PW%", "template"), ("{pw9", "template"), ("<pw9", "template"),
+    ("ssm:/app/db", "reference"), ("arn:aws:secretsmanager:us-east-1:1:secret:db", "reference"),
+    ("password", "field-name"), ("PWD", "field-name"), ("api-key", "field-name"), ("Token", "field-name"),
+    ("your_password", "placeholder"), ("enter-pw", "placeholder"), ("password-here", "placeholder"),
+    ("KeyGoesHere", "placeholder"), ("db-changeme-now", "placeholder"),
+    ("pw" + "EXAMPLE", "placeholder"), ("pw...", "placeholder"), ("pw\u2026", "placeholder"),
+    ("ENC(Xk29vLq7Pw03)", "encrypted"),
+])
+def test_literal_credential_reasons(value, reason):
+    assert R.literal_credential_reason(value) == reason
+
+
+@pytest.mark.parametrize("key,value,text,found", [
+    ("Password", "secret", "Server=db;User Id=app;Password=secret;", True),
+    ("pwd", "myPassword", "Provider=SQLNCLI;Uid=u;Pwd=myPassword;", True),
+    ("PASSWD", "secret", "host=db; passwd=secret", True),
+    ("Password", "secret", "Data Source=10.0.0.1,1433;Password=secret", True),
+    ("Password", "secret", "Password=secret;", False),                          # no other member: not a connection string
+    ("Password", "secret", "Server=db Password=secret", False),                  # a member not ended by ``;``
+    ("Passphrase", "secret", "Server=db;Passphrase=secret;", False),             # not a password member
+    ("Password", "{password}", "Server=db;Password={password};", False),         # a template
+    ("Password", "password", "Server=db;Password=password;", False),             # the field's name
+])
+def test_connection_string_passwords(key, value, text, found):
+    assert R.connection_string_password(key, value, text) is found

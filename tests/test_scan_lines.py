@@ -147,8 +147,12 @@ def test_token_ok_inside_a_data_uri_only_when_the_uri_is_still_open():
 @pytest.mark.parametrize("value,ok", [
     (PW, True), ("${DB_PASSWORD}", False), ("$PW", False), ("%PW%", False), ("{pw}", False),
     ("$pw9!x", False), ("%pw9!x", False), ("{pw9!x", False), ("p$w9!x", True), ("p%w9{x", True),
-    ("password", False), ("PASS", False), ("pwd", False), ("secret", False), ("token", False), ("passwd", False),
+    ("password", False), ("PASS", False), ("pwd", False), ("token", False), ("passwd", False),  # the field's name
     ("ssm:/app/db", False),
+    # a literal in a URL is its password whatever it looks like; instructions, masks, samples are not
+    ("secret", True), ("myPassword", True), ("hunter2", True), ("admin", True),
+    ("your_password", False), ("changeme", False), ("password-here", False), ("***", False), ("xx", False),
+    ("pa" + "EXAMPLE", False), ("#{pw}", False), ("<pw>", False), ("ENC(Xk29vLq7Pw03)", False),
 ])
 def test_token_ok_url_passwords(value, ok):
     assert token_ok("url-credentials", value, "", 0) is ok
@@ -307,3 +311,18 @@ def test_a_full_vendor_structure_is_not_judged_as_a_filler(rule, value, ok):
 def test_a_full_structure_still_rejects_placeholders_and_samples():
     assert not token_ok("anthropic-api-key", "sk-ant-api03-" + "x" * 93 + "AA", "", 0)       # redacted
     assert not token_ok("anthropic-api-key", "sk-ant-api03-" + ANTHROPIC_BODY[:-7] + "EXAMPLE" + "AA", "", 0)
+
+
+@pytest.mark.parametrize("line,config,found", [
+    ('DSN = "Server=db;User Id=app;Password=secret;"', False, [("keyword-assignment", "secret")]),
+    ("Provider=SQLNCLI;Server=db;Uid=app;Pwd=myPassword;", True, [("keyword-assignment", "myPassword")]),
+    ('conn.Open("Provider=SQLOLEDB.1;User ID=u; " & "Password =bill_user;Data Source=db;")', True,
+     [("keyword-assignment", "bill_user")]),
+    ("Server=db;User Id=app;Password=${DB_PASSWORD};", True, []),                    # a variable
+    ("Server=db;User Id=app;Password=<password>;", True, []),                        # a template
+    ("Server=db;User Id=app;Password=password;", True, []),                          # the field's name
+    ("db_password=secret", True, []),                                                # no connection string: the name's test
+    ("text << \"Password=#{password}, \"", False, []),
+])
+def test_connection_string_passwords_are_literals_whatever_they_look_like(line, config, found):
+    assert keyword_candidates(line, config=config) == found
