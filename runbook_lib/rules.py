@@ -102,7 +102,8 @@ DEFINE_OR_SQL_PREFILTER = (r"#\s{0,4}define\s{1,4}[\w]{0,48}" + _KEYWORD + r"\w{
                            r"|set\s{1,4}password\b[^=\n]{0,80}=\s{0,4}(password\s{0,2}\(\s{0,2})?[\"']")
 CLI_PREFILTER = (r"(^|\s)(-u|--user)\s{1,4}[\"']?[^\s\"':]{0,64}[\"']?:[\"']?[^\s$]"
                  r"|(^|\s)--(passphrase|password|oauth2-bearer|api-key|token|secret|client-secret|registration-token)[\s=]\s{0,3}[\"']?[^\s\"'$<{-]"
-                 r"|(^|\s)-pass(in|out)\s{1,4}[\"']?pass:[^\s\"'$]")
+                 r"|(^|\s)-pass(in|out)\s{1,4}[\"']?pass:[^\s\"'$]"
+                 r"|(^|\s)(-H|--header)\s{1,4}[\"']?[\w-]{0,40}(key|token|secret|auth|pass)[\w-]{0,40}\s{0,2}:\s{0,2}[^\s\"'$<{]")
 DEFINE_OR_SQL = re.compile(
     r"""#\s*define\s+(?P<key>\w{1,80})\s+(?P<q>["'])(?P<v>(?:(?!(?P=q))[^\\\n]|\\.){1,1024})(?P=q)"""
     r"""|(?i:identified\s+by|set\s+password\b[^=\n]{0,80}=)\s*(?i:password\s*\(\s*)?(?P<q2>["'])(?P<v2>[^"'\n]{1,256})(?P=q2)""")
@@ -110,7 +111,8 @@ CLI_CREDENTIAL = re.compile(
     r"""(?:^|\s)(?:-u|--user)\s+["']?(?P<u>[^\s"':]{0,64})["']?:["']?(?P<v>[^\s"']{0,256})"""
     r"""|(?:^|\s)(?:--(?:passphrase|password|oauth2-bearer|api-key|token|secret|client-secret|registration-token))"""
     r"""[\s=]\s*(?P<q2>["']?)(?P<v2>[^\s"']{1,512})(?P=q2)"""
-    r"""|(?:^|\s)-pass(?:in|out)\s+(?P<q3>["']?)pass:(?P<v3>[^\s"']{1,256})(?P=q3)""")
+    r"""|(?:^|\s)-pass(?:in|out)\s+(?P<q3>["']?)pass:(?P<v3>[^\s"']{1,256})(?P=q3)"""
+    r"""|(?:^|\s)(?:-H|--header)\s+["']?(?P<h>[A-Za-z][\w-]{0,80})\s*:\s*(?P<v4>[^\s"']{1,512})""")
 KEYWORD_UNQUOTED_PREFILTER = _KEYWORD + r"[\w.$@-]{0,48}[\"']?\s{0,4}(=|:)[ \t]{0,4}[^\s\"'`{\[(|>]"
 KEYWORD_XML_PREFILTER = r"(<[\w.:-]{0,40}(passw|secret|token|apikey|api_key)[\w.:-]{0,40}>[^<\s]|key=\"[\w.:-]{0,40}(passw|secret|token|apikey|api_?key)[\w.:-]{0,40}\"\s+value=\"[^\"])"
 

@@ -159,6 +159,10 @@ def cli_candidates(line: str) -> list[tuple[str, str]]:
     """A credential given to a command-line option: ``curl -u user:pw``, ``--passphrase X``, ``-passin pass:X``."""
     out = []
     for m in R.CLI_CREDENTIAL.finditer(line):
+        if m.group("h") is not None:  # ``curl -H "X-Api-Key: v"``: the header's name and value, as an assignment
+            if classify(m.group("h"), m.group("v4")):
+                out.append(("cli-credential", m.group("v4")))
+            continue
         value = unbraced(next(v for v in (m.group("v"), m.group("v2"), m.group("v3")) if v is not None) or m.group("u"))
         if "<" in m.group(0) or value.startswith(("$", "%", "{", "@")) or not R.is_secret_value(value, R.PASSWORD):
             continue  # a variable, a template, a file (``@creds.txt``): not the credential itself
@@ -194,8 +198,10 @@ def token_ok(rule: str, value: str, line: str, start: int) -> bool:
         return R.literal_credential_reason(value) is None
     if R.is_placeholder(value) or R.is_public_sample(value) or is_documentation_sample(rule, value):
         return False
-    if rule in ("authorization-header", "url-query-credential"):
-        return R.not_a_value_reason(value) is None and R.looks_generated(value, 16 if rule == "authorization-header" else 8)
+    if rule == "authorization-header":
+        return R.not_a_value_reason(value) is None and authorization_ok(value, line, start)
+    if rule == "url-query-credential":
+        return R.not_a_value_reason(value) is None and R.looks_generated(value, 8)
     if rule == "jwt":
         return jwt_header_ok(value)
     if rule == "private-key":  # the base64-encoded forms; a PEM header is confirmed by its block
@@ -203,6 +209,63 @@ def token_ok(rule: str, value: str, line: str, start: int) -> bool:
     if rule not in STRUCTURED_IDS and R.has_filler_run(value) and not has_full_structure(rule, value):
         return False  # ``AIzaaaaaaa…``, a short ``sk-ant-api03-abc123xyz-…klmnopqrstu…``: typed by hand
     return rule not in SHAPE_NEEDS_RANDOM or R.looks_generated(value)
+
+
+_AUTH_SCHEME = re.compile(r"(?i)\b(?P<scheme>basic|bearer|token|negotiate|ntlm)\s+$")
+_AUTH_HEADER = re.compile(r"(?i)authorization[\"']?\s*[:=,]\s*[\"']?(?:basic|bearer|token|negotiate|ntlm)\s+$")
+#: How far before a value its scheme and header name are looked for.
+AUTH_LOOKBEHIND = 64
+#: NTLM's messages: 1 (negotiate) and 2 (challenge) carry no credential, 3 (authenticate) the response.
+NTLM_SIGNATURE, NTLM_AUTHENTICATE = b"NTLMSSP\x00", 3
+#: A GSS-API initial token (``0x60``, Kerberos or SPNEGO) or an SPNEGO response (``0xa1``), at least this long.
+GSS_FIRST_BYTES, GSS_MIN_BYTES = (0x60, 0xA1), 32
+
+
+def authorization_ok(value: str, line: str, start: int) -> bool:
+    """Whether the value of an Authorization scheme at ``start`` of ``line`` is a credential.
+
+    ``Basic``: the ``user:password`` it encodes, its password judged as a literal
+    (:func:`~runbook_lib.rules.literal_credential_reason`; ``user:password`` itself is not one), or
+    the user when there is no password (an API key as the user). ``Negotiate``/``NTLM``: a Kerberos or
+    SPNEGO token, or an NTLM authenticate message (negotiate and challenge messages carry none).
+    Otherwise a generated-looking value: 16 characters after a bare scheme word, 8 inside an
+    ``Authorization`` header, where the value can only be the credential.
+    """
+    before = line[max(0, start - AUTH_LOOKBEHIND):start]
+    scheme = _AUTH_SCHEME.search(before)
+    word = scheme.group("scheme").lower() if scheme else ""
+    decoded = b64_bytes(value)
+    if word == "basic" and decoded is not None:
+        pair = basic_pair(decoded)
+        if pair is not None:
+            user, password = pair
+            return R.literal_credential_reason(password) is None if password else R.looks_generated(user)
+    if word in ("negotiate", "ntlm") and decoded is not None:
+        if decoded.startswith(NTLM_SIGNATURE):
+            return decoded[8:9] == bytes([NTLM_AUTHENTICATE])
+        if decoded[:1] and decoded[0] in GSS_FIRST_BYTES and len(decoded) >= GSS_MIN_BYTES:
+            return True
+    return R.looks_generated(value, 8 if _AUTH_HEADER.search(before) else 16)
+
+
+def b64_bytes(value: str) -> bytes | None:
+    """``value`` decoded as standard base64 (padding optional), or ``None`` when it is not base64."""
+    try:
+        return base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
+    except ValueError:
+        return None
+
+
+def basic_pair(decoded: bytes) -> tuple[str, str] | None:
+    """(user, password) of a Basic credential's decoded bytes, or ``None`` when they are not ``user:password`` text."""
+    try:
+        text = decoded.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if ":" not in text or not text.isprintable():
+        return None
+    user, _, password = text.partition(":")
+    return user, password
 
 
 def is_documentation_sample(rule: str, value: str) -> bool:

@@ -96,6 +96,11 @@ TOKEN_RULES: tuple[TokenRule, ...] = (
               r"(?<![A-Za-z0-9_-])(?P<v>eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.(?:[A-Za-z0-9_-]{16,}|(?![A-Za-z0-9_-])))"),
     TokenRule("authorization-header", r"\b(bearer|basic|token|negotiate|ntlm)\s+[A-Za-z0-9._~+/-]{16}",
               r"(?i:\b(?:bearer|basic|token|negotiate|ntlm))\s+(?P<v>[A-Za-z0-9._~+/-]{16,}=*)", caseless=True),
+    # inside an Authorization header a shorter value is still its credential (``Basic Ym9iOmh1bnRlcjI=``)
+    TokenRule("authorization-header",
+              r"authorization[\"']?\s{0,2}[:=,]\s{0,2}[\"']?(basic|bearer|token|negotiate|ntlm)\s+[A-Za-z0-9._~+/-]{8}",
+              r"(?i:authorization)[\"']?\s*[:=,]\s*[\"']?(?i:basic|bearer|token|negotiate|ntlm)\s+"
+              r"(?P<v>[A-Za-z0-9._~+/-]{8,}=*)", caseless=True),
     TokenRule("url-credentials", r"[a-zA-Z][a-zA-Z0-9+.-]{1,20}://[^\s/@:\"'<>]{0,64}:[^\s/@\"'<>]{1,128}@",
               r"[a-zA-Z][a-zA-Z0-9+.-]{1,20}://(?P<u>[^\s/@:\"'<>]{0,64}):(?P<v>[^\s/\"'<>]{1,128})@(?P<h>[^\s/\"'<>:@]+)"),
     TokenRule("url-query-credential",

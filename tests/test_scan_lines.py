@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from runbook_lib.scan_lines import (DATA_URI_LOOKBACK, SHAPE_NEEDS_RANDOM, aws_rule_for_key, call_candidates, classify,
-                                    unbraced,
+from runbook_lib.scan_lines import (AUTH_LOOKBEHIND, DATA_URI_LOOKBACK, SHAPE_NEEDS_RANDOM, authorization_ok,
+                                    aws_rule_for_key, b64_bytes, basic_pair, call_candidates, classify, unbraced,
                                     cli_candidates, define_or_sql_candidates, encoded_key_ok, jwt_header_ok,
                                     keyword_candidates, token_ok, unescape, unquoted_candidates, xml_candidates)
 
@@ -213,6 +213,11 @@ def test_define_or_sql_candidates(line, found):
     ('docker run -u 1000:1000 image', []),                                        # uid:gid
     (f"gpg --batch --passphrase '{PW}' -d f.gpg", [("cli-credential", PW)]),
     (f"curl --oauth2-bearer {TOKEN} https://x", [("cli-credential", TOKEN)]),
+    (f'curl -H "X-Api-Key: {TOKEN}" https://x', [("cli-credential", TOKEN)]),     # a secret-named header
+    (f"curl --header 'PRIVATE-TOKEN: {TOKEN}' https://x", [("cli-credential", TOKEN)]),
+    (f'curl -H "Content-Type: {TOKEN}" https://x', []),                           # a neutral header
+    ('curl -H "X-Api-Key: $API_KEY" https://x', []),                             # a variable
+    ('curl -H "X-Api-Key: changeme" https://x', []),
     (f"openssl rsa -passin pass:{PW} -in k.pem", [("cli-credential", PW)]),
     ("openssl rsa -passin env:KEY_PASS -in k.pem", []),
     ("tool --password-file /run/secrets/pw", []),
@@ -326,3 +331,54 @@ def test_a_full_structure_still_rejects_placeholders_and_samples():
 ])
 def test_connection_string_passwords_are_literals_whatever_they_look_like(line, config, found):
     assert keyword_candidates(line, config=config) == found
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+NTLM_AUTH = _b64(b"NTLMSSP\x00\x03\x00\x00\x00" + bytes(range(7, 120)))
+NTLM_NEGOTIATE = _b64(b"NTLMSSP\x00\x01\x00\x00\x00\x07\x82\x08\xa2" + b"\x00" * 16)
+KERBEROS = _b64(b"\x60\x82\x05\xc9\x06\x06\x2b\x06\x01\x05\x05\x02" + bytes(range(20)))   # 32 bytes
+
+
+@pytest.mark.parametrize("scheme_and_value,ok", [
+    ("Basic " + _b64(b"bob:hunter2"), True),                  # a short Basic pair in a header
+    ("Basic " + _b64(b"deploy:" + PW.encode()), True),
+    ("Basic " + _b64(b"user:password"), False),               # the syntax written out
+    ("Basic " + _b64(b"me:your_password"), False),
+    ("Basic " + _b64(TOKEN.encode() + b":"), True),           # an API key as the user, no password
+    ("Basic " + _b64(b"apikey:"), False),                     # ... a word as the user
+    ("Basic " + _b64(b"a\x01b:c" + PW.encode()), True),       # not printable: judged as a token (generated-looking)
+    ("NTLM " + NTLM_AUTH, True),                              # the authenticate message carries the response
+    ("NTLM " + NTLM_NEGOTIATE, False),                        # negotiate: no credential in it
+    ("Negotiate " + NTLM_NEGOTIATE, False),
+    ("Negotiate " + KERBEROS, True),                          # a Kerberos / SPNEGO token
+    ("Negotiate " + _b64(b"\x60" + b"\x00" * 31), True),      # a GSS-API token by its structure, however plain
+    ("Negotiate " + _b64(b"\x60" + b"\x00" * 30), False),     # 31 bytes: too short for one, and not generated
+    ("Negotiate " + _b64(b"\xa1" + b"\x00" * 31), True),      # an SPNEGO response
+    ("Negotiate " + _b64(b"\x30" + b"\x00" * 31), False),
+    ("Bearer " + TOKEN[:8], True),                            # 8 characters inside an Authorization header
+    ("Bearer " + TOKEN[:7], False),
+    ("Bearer ACCESS_TOKEN", False),                           # a name, not a value
+])
+def test_authorization_values_by_scheme(scheme_and_value, ok):
+    line = f'curl -H "Authorization: {scheme_and_value}" https://x'
+    value = scheme_and_value.split(" ", 1)[1]
+    assert authorization_ok(value, line, line.index(value)) is ok
+
+
+def test_authorization_values_outside_a_header_need_16_characters():
+    line = f"token {TOKEN}"
+    assert authorization_ok(TOKEN, line, line.index(TOKEN))
+    line = f"token {TOKEN[:15]}"
+    assert not authorization_ok(TOKEN[:15], line, line.index(TOKEN[:15]))
+    far = "Authorization: Bearer " + " " * AUTH_LOOKBEHIND    # the header name too far back: a bare scheme word
+    assert not authorization_ok(TOKEN[:8], far + TOKEN[:8], len(far))
+
+
+def test_b64_bytes_and_basic_pairs():
+    assert b64_bytes(_b64(b"bob:hunter2").rstrip("=")) == b"bob:hunter2"     # padding optional
+    assert b64_bytes("not base64!") is None and b64_bytes("abc.def") is None
+    assert basic_pair(b"bob:hun:ter2") == ("bob", "hun:ter2")                  # the first colon splits
+    assert basic_pair(b"no colon") is None and basic_pair(b"\xff\xfe:x") is None and basic_pair(b"a:\tb") is None
