@@ -289,6 +289,22 @@ def encoded_key_ok(value: str) -> bool:
     return b"PRIVATE KEY" in decoded[:80] and len(decoded) >= 64 + decoded.find(b"KEY-----")
 
 
+_JWK_KTY = re.compile(r'"kty"\s*:\s*"(?P<kty>RSA|EC|OKP|oct)"')
+
+
+def jwk_private_ok(member: str, value: str, jwk: str) -> bool:
+    """Whether ``"member": "value"`` is the private part of the JSON Web Key ``jwk`` (its object's text).
+
+    A JWK is a private key when it has ``d`` (RSA, EC and OKP keys: the private exponent or
+    scalar) or, a symmetric ``oct`` key, ``k``; a public JWK has neither. The value must look
+    generated (key material in base64url), not be a placeholder or a documentation sample.
+    """
+    kty = _JWK_KTY.search(jwk)
+    if kty is None or (member == "k") != (kty.group("kty") == "oct"):
+        return False
+    return not (R.is_placeholder(value) or is_documentation_sample("private-key", value)) and R.looks_generated(value, 20)
+
+
 def jwt_header_ok(value: str) -> bool:
     """A JWT's first part decodes to a JSON header naming ``alg`` or ``typ``."""
     head = value.partition(".")[0]

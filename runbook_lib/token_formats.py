@@ -29,6 +29,8 @@ class TokenRule:
     caseless: bool = False
     #: a PEM header: the finding is its whole block, confirmed by having a body
     block: bool = False
+    #: a member of a JSON object, confirmed with the object around it (a JWK's private ``d``)
+    json_member: bool = False
 
 
 _B64 = r"A-Za-z0-9+/"
@@ -47,6 +49,10 @@ TOKEN_RULES: tuple[TokenRule, ...] = (
     # confirmed by decoding (scan_lines.encoded_key_ok)
     TokenRule("private-key", r"(LS0tLS1CRUdJTi|b3BlbnNzaC1rZXktdjE)[A-Za-z0-9+/]{40}",
               r"(?<![A-Za-z0-9+/])(?P<v>(?:LS0tLS1CRUdJTi|b3BlbnNzaC1rZXktdjE)[A-Za-z0-9+/]{40,}={0,2})"),
+    # a JSON Web Key is a private key when it has its private member: ``d`` (RSA, EC, OKP), ``k`` (oct);
+    # confirmed with the object around it (scan_lines.jwk_private_ok)
+    TokenRule("private-key", r"\"[dk]\"\s{0,2}:\s{0,2}\"[A-Za-z0-9_-]{20}",
+              r"\"(?P<m>[dk])\"\s*:\s*\"(?P<v>[A-Za-z0-9_-]{20,})\"", json_member=True),
     TokenRule("github-token", r"(gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{82})",
               r"(?<![A-Za-z0-9_])(?P<v>gh[pousr]_[A-Za-z0-9_]{36,255}|github_pat_[A-Za-z0-9_]{82})(?![A-Za-z0-9])"),
     # personal, OAuth-app, pipeline-trigger, runner, CI job, feed, incoming-mail, agent, SCIM,

@@ -7,7 +7,7 @@ import pytest
 
 from runbook_lib.scan_lines import (AUTH_LOOKBEHIND, DATA_URI_LOOKBACK, SHAPE_NEEDS_RANDOM, authorization_ok,
                                     aws_rule_for_key, b64_bytes, basic_pair, call_candidates, classify, unbraced,
-                                    cli_candidates, define_or_sql_candidates, encoded_key_ok, jwt_header_ok,
+                                    cli_candidates, define_or_sql_candidates, encoded_key_ok, jwk_private_ok, jwt_header_ok,
                                     keyword_candidates, token_ok, unescape, unquoted_candidates, xml_candidates)
 
 PW = "Tq7!vR2m#Lx9"
@@ -382,3 +382,20 @@ def test_b64_bytes_and_basic_pairs():
     assert b64_bytes("not base64!") is None and b64_bytes("abc.def") is None
     assert basic_pair(b"bob:hun:ter2") == ("bob", "hun:ter2")                  # the first colon splits
     assert basic_pair(b"no colon") is None and basic_pair(b"\xff\xfe:x") is None and basic_pair(b"a:\tb") is None
+
+
+JWK_D = "Xk29vLq7Pw03Zr58Tq7vR2mLx9WbN4hD2cYdE1fHgU0"
+
+
+@pytest.mark.parametrize("member,value,jwk,ok", [
+    ("d", JWK_D, '{"kty":"RSA","n":"x","e":"AQAB"}', True),
+    ("d", JWK_D, '{"kty": "EC"}', True), ("d", JWK_D, '{"kty":"OKP"}', True), ("k", JWK_D, '{"kty":"oct"}', True),
+    ("k", JWK_D, '{"kty":"EC"}', False), ("d", JWK_D, '{"kty":"oct"}', False),
+    ("d", JWK_D, '{"kty":"DSA"}', False), ("d", JWK_D, '{"type":"EC"}', False),
+    ("d", "x" * 43, '{"kty":"EC"}', False),                                   # redacted
+    ("d", JWK_D[:20] + "EXAMPLE" + JWK_D[:16], '{"kty":"EC"}', False),        # a documentation sample
+    ("d", JWK_D[:19], '{"kty":"EC"}', False), ("d", JWK_D[:20], '{"kty":"EC"}', True),   # 20 characters
+    ("d", "privateExponentValueHere", '{"kty":"RSA"}', False),                # words
+])
+def test_jwk_private_members(member, value, jwk, ok):
+    assert jwk_private_ok(member, value, jwk) is ok
