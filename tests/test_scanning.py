@@ -497,3 +497,28 @@ def test_planted_values_of_the_new_families_never_reach_an_output(scanner):
     env = scanner.scan_environment({"CFG": json.dumps({"token": NEW_FAMILIES[0]})})
     out = _all_outputs(scanner, findings + env, None)
     assert [v for v in NEW_FAMILIES if v in out or v[6:] in out] == []
+
+
+# generated for this test: a connection string's literal password, a Basic pair's password (and its
+# encoding), a secret-named curl header, an Anthropic key in its full structure, a JWK's private d
+LITERAL_PW = "quartzHarbor"
+BASIC_PW = "vR2mLx9Wb"
+BASIC = __import__("base64").b64encode(f"ci:{BASIC_PW}".encode()).decode()
+HEADER_KEY = "Pw03Zr58Tq7vR2mLx9WbN4"
+ANTHROPIC = "sk-ant-api03-" + "Xk29vLq7Pw03Zr58" * 5 + "abcdefghijklm" + "AA"
+JWK_D = "Tq7vR2mLx9WbN4hD2cYdE1fHgU0Xk29vLq7Pw03Zr58"
+RECALL_KINDS = [LITERAL_PW, BASIC_PW, BASIC, HEADER_KEY, ANTHROPIC, JWK_D]
+
+
+def test_planted_values_of_the_recall_kinds_never_reach_an_output(scanner):
+    text = (f'DSN = "Server=db;User Id=app;Password={LITERAL_PW};"\n'
+            f'curl -H "Authorization: Basic {BASIC}" https://x\n'
+            f'curl -H "X-Api-Key: {HEADER_KEY}" https://x\n'
+            f'key = "{ANTHROPIC}"\n'
+            f'{{"kty": "EC", "crv": "P-256",\n "d": "{JWK_D}"}}\n')
+    findings = scanner.scan_text(text, "deploy.py")
+    assert sorted((f.line, f.rule) for f in findings) == [
+        (1, "keyword-assignment"), (2, "authorization-header"), (3, "cli-credential"), (4, "anthropic-api-key"),
+        (6, "private-key")]
+    out = _all_outputs(scanner, findings, None)
+    assert [v for v in RECALL_KINDS if v in out or v[4:] in out] == []
