@@ -522,3 +522,14 @@ def test_planted_values_of_the_recall_kinds_never_reach_an_output(scanner):
         (6, "private-key")]
     out = _all_outputs(scanner, findings, None)
     assert [v for v in RECALL_KINDS if v in out or v[4:] in out] == []
+
+
+def test_define_sql_command_line_and_xml_block_contexts_are_read_in_code_files_too(scanner):
+    # these prefilters are in both databases: a code file (quoted literals only) still has them
+    value = "Xk29vLq7Pw03Zr58Tq7v"
+    text = (f'#define SERVICE_API_TOKEN "{value}"\n'
+            f'os.system("curl -u deploy:{PASSWORD} https://x")\n'
+            f'XML = """\n<apiToken>\n  {value}\n</apiToken>\n"""\n')
+    for path in ("keys.h", "deploy.py"):
+        assert sorted((f.line, f.rule) for f in scanner.scan_text(text, path)) == [
+            (1, "keyword-assignment"), (2, "cli-credential"), (5, "keyword-assignment")]
