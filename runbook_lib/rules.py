@@ -310,7 +310,7 @@ def is_placeholder(value: str) -> bool:
 
 
 #: Words that only name the field a value fills: ``user:password@host``, ``Password=pwd;``.
-_FIELD_WORDS = {"password", "passwd", "pwd", "pass", "pw", "token", "apikey", "api_key", "api-key", "key"}
+_FIELD_WORDS = {"password", "passwd", "pwd", "pass", "token", "apikey", "api_key", "api-key", "key"}
 #: Words that tell a reader what to write (``your_password``, ``enter-password-here``), not a value.
 _INSTRUCTION_FIRST = {"your", "insert", "enter", "put", "replace", "add"}
 #: A connection string around a ``Password=``: another of its members, ended by ``;``.

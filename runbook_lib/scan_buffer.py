@@ -207,7 +207,7 @@ class BufferScan:
             if opening < 0 or closing < 0:
                 continue
             member, value = decode(m.group("m")), decode(m.group("v"))
-            if jwk_private_ok(member, value, decode(data[opening:closing + 1])):
+            if jwk_private_ok(member, value, decode(data[opening:closing])):  # the members, braces aside
                 self.candidates.append(Candidate(start, token_rule.rule, value, text))
 
     def private_key_block(self, start: int) -> str | None:

@@ -361,8 +361,13 @@ def test_full_structures_match_the_whole_value_only():
     ("${DB_PASSWORD}", "template"), ("#{datastore['DBPASSWORD']}", "template"), ("a#{pw}", "template"),
     ("%(password)s", "template"), ("<password>", "template"), ("{password}", "template"), ("x{0}y", "template"),
     ("$PW", "template"), ("%PW%", "template"), ("{pw9", "template"), ("<pw9", "template"),
+    ("$pw!9", "template"), ("%pw!9", "template"), ("a#{datastore['x']}", "template"),   # by their first characters
     ("ssm:/app/db", "reference"), ("arn:aws:secretsmanager:us-east-1:1:secret:db", "reference"),
     ("password", "field-name"), ("PWD", "field-name"), ("api-key", "field-name"), ("Token", "field-name"),
+    ("passwd", "field-name"), ("pass", "field-name"), ("pw", "empty"), ("apikey", "field-name"),
+    ("api_key", "field-name"), ("key", "field-name"),
+    ("insert-pw", "placeholder"), ("put_secret", "placeholder"), ("replace-pw", "placeholder"),
+    ("add_pw", "placeholder"),
     ("your_password", "placeholder"), ("enter-pw", "placeholder"), ("password-here", "placeholder"),
     ("KeyGoesHere", "placeholder"), ("db-changeme-now", "placeholder"),
     ("pw" + "EXAMPLE", "placeholder"), ("pw...", "placeholder"), ("pw\u2026", "placeholder"),

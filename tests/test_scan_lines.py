@@ -377,6 +377,14 @@ def test_authorization_values_outside_a_header_need_16_characters():
     assert not authorization_ok(TOKEN[:8], far + TOKEN[:8], len(far))
 
 
+def test_the_authorization_header_is_looked_for_64_characters_back():
+    assert AUTH_LOOKBEHIND == 64
+    edge = "Authorization: Bearer" + " " * 43                  # the header name starts 64 characters back
+    assert authorization_ok(TOKEN[:8], edge + TOKEN[:8], len(edge))
+    beyond = "Authorization: Bearer" + " " * 44                # 65: outside
+    assert not authorization_ok(TOKEN[:8], beyond + TOKEN[:8], len(beyond))
+
+
 def test_b64_bytes_and_basic_pairs():
     assert b64_bytes(_b64(b"bob:hunter2").rstrip("=")) == b"bob:hunter2"     # padding optional
     assert b64_bytes("not base64!") is None and b64_bytes("abc.def") is None
