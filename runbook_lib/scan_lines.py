@@ -218,7 +218,7 @@ AUTH_LOOKBEHIND = 64
 #: NTLM's messages: 1 (negotiate) and 2 (challenge) carry no credential, 3 (authenticate) the response.
 NTLM_SIGNATURE, NTLM_AUTHENTICATE = b"NTLMSSP\x00", 3
 #: A GSS-API initial token (``0x60``, Kerberos or SPNEGO) or an SPNEGO response (``0xa1``), at least this long.
-GSS_FIRST_BYTES, GSS_MIN_BYTES = (0x60, 0xA1), 32
+GSS_FIRST_BYTES, GSS_MIN_BYTES = (b"\x60", b"\xa1"), 32
 
 
 def authorization_ok(value: str, line: str, start: int) -> bool:
@@ -243,7 +243,7 @@ def authorization_ok(value: str, line: str, start: int) -> bool:
     if word in ("negotiate", "ntlm") and decoded is not None:
         if decoded.startswith(NTLM_SIGNATURE):
             return decoded[8:9] == bytes([NTLM_AUTHENTICATE])
-        if decoded[:1] and decoded[0] in GSS_FIRST_BYTES and len(decoded) >= GSS_MIN_BYTES:
+        if decoded[:1] in GSS_FIRST_BYTES and len(decoded) >= GSS_MIN_BYTES:
             return True
     return R.looks_generated(value, 8 if _AUTH_HEADER.search(before) else 16)
 
@@ -302,7 +302,7 @@ def jwk_private_ok(member: str, value: str, jwk: str) -> bool:
     kty = _JWK_KTY.search(jwk)
     if kty is None or (member == "k") != (kty.group("kty") == "oct"):
         return False
-    return not (R.is_placeholder(value) or is_documentation_sample("private-key", value)) and R.looks_generated(value, 20)
+    return R.not_a_value_reason(value) is None and R.looks_generated(value, 20)
 
 
 def jwt_header_ok(value: str) -> bool:

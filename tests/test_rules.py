@@ -390,3 +390,7 @@ def test_literal_credential_reasons(value, reason):
 ])
 def test_connection_string_passwords(key, value, text, found):
     assert R.connection_string_password(key, value, text) is found
+
+
+def test_public_sample_check_takes_any_text():
+    assert R.is_public_sample("\udcff" * 39) is False          # an undecodable byte as the scanner reads it: no error

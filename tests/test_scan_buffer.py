@@ -344,3 +344,35 @@ def test_a_jwk_object_is_looked_for_within_its_span():
     after = '{"kty":"EC","d":"' + JWK_D + '"' + " " * (JSON_OBJECT_SPAN - 1) + "}"
     assert confirm(after) == [(0, "private-key", JWK_D)]
     assert confirm(after[:-1] + " }") == []
+
+
+# ---------------------------------------------------------------- survivors of the mutation re-run
+
+def test_jwk_members_are_read_on_their_own_line_and_object():
+    two = '{"kty":"EC","d":"' + JWK_D + '"}\n{"kty":"EC","d":"' + JWK_D[::-1] + '"}\n'
+    assert confirm(two) == [(0, "private-key", JWK_D), (two.index("\n") + 1, "private-key", JWK_D[::-1])]
+    after = '{"kty":"EC","d":"' + JWK_D + '"}\n{"x":1}\n'                  # a later object's brace is not its own
+    assert confirm(after) == [(0, "private-key", JWK_D)]
+    inner = '{"crv":{},"kty":"EC","d":"' + JWK_D + '"}'                    # a brace before the member is not its end
+    assert confirm(inner) == [(0, "private-key", JWK_D)]
+    assert confirm('{"d":"' + JWK_D + '"}, {"kty":"EC"}') == []             # the next object's kty is not its own
+    both = '{"kty":"oct","d":"' + JWK_D + '","k":"' + JWK_D[::-1] + '"}'    # d rejected, then k read
+    assert confirm(both) == [(0, "private-key", JWK_D[::-1])]
+    loose = '"d":"' + JWK_D + '", {"kty":"EC","d":"' + JWK_D[::-1] + '"}'   # no object around the first
+    assert confirm(loose) == [(0, "private-key", JWK_D[::-1])]
+
+
+@pytest.mark.parametrize("text,found", [
+    ("<password>\nXk29vLq7Pw03Zr58\n</password>\n", True),             # a value without indentation
+    ("<password>\n  Xk29vLq7Pw03Zr58\n</password>", True),             # the closing tag ends the buffer
+    ("<password>\n  Xk29vLq7Pw03Zr58\n\n</password>\n", False),        # not on the next line
+    ("<password>\n  changeme\n</password>\n", False),                  # a placeholder
+])
+def test_xml_blocks_at_their_edges(text, found):
+    value = text.split("\n")[1].strip()
+    assert confirm(text) == ([(text.index("\n") + 1, "keyword-assignment", value)] if found else [])
+
+
+def test_two_line_families_on_one_line_are_both_confirmed():
+    line = f'login("ops", "{PW}")  # or: curl -u deploy:Zr58!Tq7vR2m https://x\n'
+    assert sorted(rule for _, rule, _ in confirm(line)) == ["cli-credential", "keyword-assignment"]

@@ -407,3 +407,70 @@ JWK_D = "Xk29vLq7Pw03Zr58Tq7vR2mLx9WbN4hD2cYdE1fHgU0"
 ])
 def test_jwk_private_members(member, value, jwk, ok):
     assert jwk_private_ok(member, value, jwk) is ok
+
+
+# ---------------------------------------------------------------- survivors of the mutation re-run
+
+def test_authorization_at_the_start_of_a_line_and_schemes_on_their_own_paths():
+    line = "Authorization: Bearer " + TOKEN[:8]                 # the header name at index 0
+    assert authorization_ok(TOKEN[:8], line, line.index(TOKEN[:8]))
+    pair = _b64(b"user:password")                                # a Bearer value is not decoded as a pair
+    line = "Authorization: Bearer " + pair
+    assert authorization_ok(pair, line, line.index(pair))
+    gss = _b64(b"\x60" + b"\x00" * 31)                           # a Basic value is not read as a GSS token
+    line = "Authorization: Basic " + gss
+    assert not authorization_ok(gss, line, line.index(gss))
+    plain_auth = _b64(b"NTLMSSP\x00\x03\x00\x00\x00" + b"\x00" * 40)    # an NTLM authenticate message, however plain
+    random_negotiate = _b64(b"NTLMSSP\x00\x01\x00\x00\x00" + bytes(range(97, 137)))
+    for scheme in ("NTLM", "ntlm", "Negotiate"):
+        line = f"Authorization: {scheme} {plain_auth}"
+        assert authorization_ok(plain_auth, line, line.index(plain_auth))
+        line = f"Authorization: {scheme} {random_negotiate}"
+        assert not authorization_ok(random_negotiate, line, line.index(random_negotiate))
+
+
+def test_b64_bytes_is_strict():
+    assert b64_bytes("YWJj.ZGVm") is None and b64_bytes("YWJj ZGVm") is None        # not the alphabet
+    assert b64_bytes("YWJjZGVm") == b"abcdef"
+
+
+@pytest.mark.parametrize("line,found", [
+    (f'curl -H "X-Api-Key: {TOKEN}" -u deploy:{PW} https://x', [("cli-credential", TOKEN), ("cli-credential", PW)]),
+    (f'curl -u "$USER:$PASSWORD" --oauth2-bearer {TOKEN} https://x', [("cli-credential", TOKEN)]),
+    ('curl -u "u:$pw9!x" https://x', []), ('curl -u "u:%pw9!x" https://x', []),   # by their first characters
+    ('curl -u "u:{pw9!x" https://x', []), ('curl -u "u:@Xk29!vLq" https://x', []),
+    ('curl -u "u:p$w9!x" https://x', [("cli-credential", "p$w9!x")]),
+])
+def test_cli_candidates_go_on_after_a_rejected_match(line, found):
+    assert cli_candidates(line) == found
+
+
+def _encoded(decoded: bytes) -> str:
+    return base64.b64encode(decoded).decode()
+
+
+def test_encoded_key_boundaries():
+    head = b"-----BEGIN RSA PRIVATE KEY-----\n"                    # KEY----- at 23
+    assert head.find(b"KEY-----") == 23
+    at_87 = head + b"A" * (87 - len(head))                          # exactly 64 past KEY-----
+    assert encoded_key_ok(_encoded(at_87)) and not encoded_key_ok(_encoded(at_87[:-1]))
+    assert not encoded_key_ok(_encoded(head + b"A" * (80 - len(head))))   # 80 bytes: short of 87
+    late = b"-----BEGIN" + b"X" * 59 + b"PRIVATE KEY" + b"A" * 100    # PRIVATE KEY ends at byte 80
+    assert encoded_key_ok(_encoded(late)) and not encoded_key_ok(_encoded(late[:10] + b"X" + late[10:]))
+    cut = _encoded(at_87 + b"AAAA")[:-2]                            # a value not a multiple of 4: its prefix is read
+    assert len(cut) % 4 and encoded_key_ok(cut)
+    assert not encoded_key_ok("LS0tLS1CRUdJTi" + "AAA===")         # 17 data characters: not decodable
+    wrapped = "\n".join(_encoded(at_87 + b"AAA")[i:i + 24] for i in range(0, 120, 24))   # 120 + 4 line breaks
+    assert len(wrapped) == 124 and encoded_key_ok(wrapped)        # decoded leniently: line breaks are skipped
+
+
+def test_token_ok_lower_case_example_is_letters_and_private_key_forms_decode():
+    assert token_ok("github-token", "ghp_" + "Xk29vLq7Pw03Zr58Tq7vR2mLx9W" + "example" + "z2", "", 0)
+    body = base64.b64encode(bytes(range(256))).decode()
+    public = base64.b64encode(f"-----BEGIN PUBLIC KEY-----\n{body}\n".encode()).decode()
+    assert not token_ok("private-key", public, "", 0)
+
+
+def test_unsigned_jwt_header_in_any_case():
+    head = base64.urlsafe_b64encode(b'{"alg":"NONE"}').decode().rstrip("=")
+    assert jwt_header_ok(head + ".eyJzdWIiOiIxMjM0In0.")
