@@ -533,3 +533,14 @@ def test_define_sql_command_line_and_xml_block_contexts_are_read_in_code_files_t
     for path in ("keys.h", "deploy.py"):
         assert sorted((f.line, f.rule) for f in scanner.scan_text(text, path)) == [
             (1, "keyword-assignment"), (2, "cli-credential"), (5, "keyword-assignment")]
+
+
+@pytest.mark.parametrize("use_hyperscan", [True, False], ids=["hyperscan", "re"])
+def test_define_cli_and_xml_block_prefilters_are_in_the_code_database(use_hyperscan):
+    # a prefilter built here, not the shared one: how it is built is what this checks
+    from runbook_lib.scan_prefilter import FAMILY_CLI, FAMILY_DEFINE, FAMILY_XML_BLOCK, Prefilter
+    prefilter = Prefilter(use_hyperscan=use_hyperscan)
+    data = (b'#define API_TOKEN "Xk29vLq7Pw03Zr58"\ncurl -u deploy:Tq7vR2mL https://x\n'
+            b'<apiToken>\n  Xk29vLq7Pw03Zr58\n</apiToken>\n')
+    families = {prefilter.families[pattern][0] for _, pattern, _ in prefilter.hits(data, config=False)}
+    assert {FAMILY_DEFINE, FAMILY_CLI, FAMILY_XML_BLOCK} <= families
