@@ -102,7 +102,8 @@ DEFINE_OR_SQL_PREFILTER = (r"#\s{0,4}define\s{1,4}[\w]{0,48}" + _KEYWORD + r"\w{
                            r"|set\s{1,4}password\b[^=\n]{0,80}=\s{0,4}(password\s{0,2}\(\s{0,2})?[\"']")
 CLI_PREFILTER = (r"(^|\s)(-u|--user)\s{1,4}[\"']?[^\s\"':]{0,64}[\"']?:[\"']?[^\s$]"
                  r"|(^|\s)--(passphrase|password|oauth2-bearer|api-key|token|secret|client-secret|registration-token)[\s=]\s{0,3}[\"']?[^\s\"'$<{-]"
-                 r"|(^|\s)-pass(in|out)\s{1,4}[\"']?pass:[^\s\"'$]")
+                 r"|(^|\s)-pass(in|out)\s{1,4}[\"']?pass:[^\s\"'$]"
+                 r"|(^|\s)(-H|--header)\s{1,4}[\"']?[\w-]{0,40}(key|token|secret|auth|pass)[\w-]{0,40}\s{0,2}:\s{0,2}[^\s\"'$<{]")
 DEFINE_OR_SQL = re.compile(
     r"""#\s*define\s+(?P<key>\w{1,80})\s+(?P<q>["'])(?P<v>(?:(?!(?P=q))[^\\\n]|\\.){1,1024})(?P=q)"""
     r"""|(?i:identified\s+by|set\s+password\b[^=\n]{0,80}=)\s*(?i:password\s*\(\s*)?(?P<q2>["'])(?P<v2>[^"'\n]{1,256})(?P=q2)""")
@@ -110,7 +111,8 @@ CLI_CREDENTIAL = re.compile(
     r"""(?:^|\s)(?:-u|--user)\s+["']?(?P<u>[^\s"':]{0,64})["']?:["']?(?P<v>[^\s"']{0,256})"""
     r"""|(?:^|\s)(?:--(?:passphrase|password|oauth2-bearer|api-key|token|secret|client-secret|registration-token))"""
     r"""[\s=]\s*(?P<q2>["']?)(?P<v2>[^\s"']{1,512})(?P=q2)"""
-    r"""|(?:^|\s)-pass(?:in|out)\s+(?P<q3>["']?)pass:(?P<v3>[^\s"']{1,256})(?P=q3)""")
+    r"""|(?:^|\s)-pass(?:in|out)\s+(?P<q3>["']?)pass:(?P<v3>[^\s"']{1,256})(?P=q3)"""
+    r"""|(?:^|\s)(?:-H|--header)\s+["']?(?P<h>[A-Za-z][\w-]{0,80})\s*:\s*(?P<v4>[^\s"']{1,512})""")
 KEYWORD_UNQUOTED_PREFILTER = _KEYWORD + r"[\w.$@-]{0,48}[\"']?\s{0,4}(=|:)[ \t]{0,4}[^\s\"'`{\[(|>]"
 KEYWORD_XML_PREFILTER = r"(<[\w.:-]{0,40}(passw|secret|token|apikey|api_key)[\w.:-]{0,40}>[^<\s]|key=\"[\w.:-]{0,40}(passw|secret|token|apikey|api_?key)[\w.:-]{0,40}\"\s+value=\"[^\"])"
 
@@ -305,6 +307,62 @@ def is_placeholder(value: str) -> bool:
     rest = "".join(w for w, low in zip(words, lower) if low not in _FILLER_ANYWHERE | _FILLER_FIRST | _FILLER_LAST)
     random_rest = not masked and len(_DIGITS_BETWEEN_LETTERS.findall(rest)) >= 2 and looks_generated(rest)
     return marked and not random_rest and not any(looks_generated(w) for w in words)
+
+
+#: Words that only name the field a value fills: ``user:password@host``, ``Password=pwd;``.
+_FIELD_WORDS = {"password", "passwd", "pwd", "pass", "token", "apikey", "api_key", "api-key", "key"}
+#: Words that tell a reader what to write (``your_password``, ``enter-password-here``), not a value.
+_INSTRUCTION_FIRST = {"your", "insert", "enter", "put", "replace", "add"}
+#: A connection string around a ``Password=``: another of its members, ended by ``;``.
+CONNECTION_STRING = re.compile(
+    r"(?i)(?:^|[;\"'\s(])(?:server|data source|host|hostname|address|addr|user id|userid|uid|user|username"
+    r"|database|initial catalog|dbname|provider|driver|dsn|port)\s*=[^;\n]{0,256};")
+#: The members of a connection string that hold its password.
+CONNECTION_PASSWORD_KEYS = {"password", "pwd", "passwd"}
+
+
+def literal_credential_reason(value: str) -> str | None:
+    """Why a password written into a connection string or a URL is not a credential, or ``None``.
+
+    There a literal is the credential the string carries whatever it looks like: ``secret`` in
+    ``Password=secret;`` or ``https://user:secret@host``, ``myPassword`` in ``Pwd=myPassword;``.
+    It is not one when it is empty or a mask (``***``, ``xx``), a template or a variable (``${X}``,
+    ``#{x}``, ``%(x)s``, ``<password>``, ``{password}``, ``$PW``, ``%PW%``), a reference (``ssm:…``),
+    the field's own name (``user:password@host``), an instruction to the reader (``your_password``,
+    ``changeme``, ``…-here``; unless a word beside it looks generated), a documentation sample
+    (``EXAMPLE``, ``...``) or ciphertext (``ENC(…)``).
+
+    >>> literal_credential_reason("secret"), literal_credential_reason("{password}")
+    (None, 'template')
+    """
+    v = value.strip()
+    if len(set(v)) <= 2 or _MASK_RUN.search(v):
+        return "empty"
+    if (_PLACEHOLDER_TEMPLATE.match(v) or _TEMPLATE_RE.search(v) or "#{" in v
+            or v.startswith(("$", "%", "{", "<"))):
+        return "template"
+    if is_reference(v):
+        return "reference"
+    if v.lower() in _FIELD_WORDS:
+        return "field-name"
+    words = placeholder_words(v)
+    lower = [w.lower() for w in words]
+    instruction = (lower[0] in _INSTRUCTION_FIRST or lower[-1] in ("here", "goeshere")
+                   or any(w in _FILLER_ANYWHERE for w in lower))
+    if instruction and not any(looks_generated(w) for w in words):
+        return "placeholder"
+    if "EXAMPLE" in v or "..." in v or "\u2026" in v:
+        return "placeholder"
+    if _ENCRYPTED_RE.match(v):
+        return "encrypted"
+    return None
+
+
+def connection_string_password(key: str, value: str, text: str) -> bool:
+    """Whether ``key=value`` is the password member of a connection string in ``text`` with a literal
+    value (:func:`literal_credential_reason`): ``Server=db;User Id=app;Password=secret;``."""
+    return (key.lower() in CONNECTION_PASSWORD_KEYS and CONNECTION_STRING.search(text) is not None
+            and literal_credential_reason(value) is None)
 
 
 def is_uuid(value: str) -> bool:

@@ -24,8 +24,8 @@ import re
 from dataclasses import dataclass
 
 from . import rules as R
-from .scan_lines import (call_candidates, classify, cli_candidates, define_or_sql_candidates, keyword_candidates,
-                         literal_value, token_ok, xml_candidates)
+from .scan_lines import (call_candidates, classify, cli_candidates, define_or_sql_candidates, jwk_private_ok,
+                         keyword_candidates, literal_value, token_ok, xml_candidates)
 from .scan_prefilter import (FAMILY_ASSIGN, FAMILY_CALL, FAMILY_CLI, FAMILY_DEFINE, FAMILY_KEYWORD, FAMILY_TOKEN,
                              FAMILY_XML_BLOCK)
 
@@ -43,6 +43,10 @@ ASSIGNMENT_SPAN = 2048
 AWS_SECRET_LINES = 4
 
 _CONFIRM = {t: re.compile(t.confirm) for t in R.TOKEN_RULES}
+#: The same, over bytes, for members of a JSON object (matched in the buffer, the object around them read).
+_CONFIRM_BYTES = {t: re.compile(t.confirm.encode()) for t in R.TOKEN_RULES if t.json_member}
+#: How far from a member its object's braces are looked for (a 4096-bit RSA JWK is about 3.2 KB).
+JSON_OBJECT_SPAN = 8192
 #: Lower wins when two rules match one value: token formats first, keyword rules last.
 #: Every rule a candidate can carry is here (a missing one is a KeyError, not a guess).
 RULE_PRIORITY = {t.rule: i for i, t in enumerate(R.TOKEN_RULES)}
@@ -183,6 +187,9 @@ class BufferScan:
             if value:
                 self.candidates.append(Candidate(start, rule, value, text))
             return
+        if token_rule.json_member:
+            self.json_members(token_rule, text, start, stop)
+            return
         for m in _CONFIRM[token_rule].finditer(text):
             value = m.group("v") if m.group("v") is not None else m.group("s")
             if not token_ok(rule, value, text, m.start("v")):
@@ -190,6 +197,18 @@ class BufferScan:
             self.candidates.append(Candidate(start, rule, value, text))
             if rule == "aws-access-key-id":
                 self.aws_secret_near(start, stop)
+
+    def json_members(self, token_rule: R.TokenRule, text: str, start: int, stop: int) -> None:
+        """Each member on the line whose JSON object (its nearest braces) confirms it: a JWK's ``d``."""
+        data = self.data
+        for m in _CONFIRM_BYTES[token_rule].finditer(data, start, stop):
+            opening = data.rfind(b"{", max(0, m.start() - JSON_OBJECT_SPAN), m.start())
+            closing = data.find(b"}", m.end(), m.end() + JSON_OBJECT_SPAN)
+            if opening < 0 or closing < 0:
+                continue
+            member, value = decode(m.group("m")), decode(m.group("v"))
+            if jwk_private_ok(member, value, decode(data[opening:closing])):  # the members, braces aside
+                self.candidates.append(Candidate(start, token_rule.rule, value, text))
 
     def private_key_block(self, start: int) -> str | None:
         """The whole PEM block from the BEGIN line, if it has a real body (not just a header)."""

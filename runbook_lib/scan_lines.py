@@ -21,6 +21,7 @@ import base64
 import re
 
 from . import rules as R
+from .token_formats import has_full_structure
 
 _AWS_SECRET_SHAPE = re.compile(r"^[A-Za-z0-9/+]{40}$")
 _DATA_URI = re.compile(r"base64,[A-Za-z0-9+/=]*$")
@@ -104,10 +105,13 @@ def keyword_candidates(line: str, config: bool) -> list[tuple[str, str]]:
 
 
 def unquoted_candidates(text: str) -> list[tuple[str, str]]:
-    """(rule, value) for each ``KEY=value`` / ``key: value`` with a real unquoted value."""
+    """(rule, value) for each ``KEY=value`` / ``key: value`` with a real unquoted value; in a
+    connection string, its password whatever it looks like (``Password=secret;``)."""
     out = []
     for m in R.ASSIGN_UNQUOTED.finditer(text):
         rule = classify(m.group("key"), m.group("v"))
+        if rule is None and R.connection_string_password(m.group("key"), m.group("v"), text):
+            rule = "keyword-assignment"
         if rule:
             out.append((rule, m.group("v")))
     return out
@@ -155,6 +159,10 @@ def cli_candidates(line: str) -> list[tuple[str, str]]:
     """A credential given to a command-line option: ``curl -u user:pw``, ``--passphrase X``, ``-passin pass:X``."""
     out = []
     for m in R.CLI_CREDENTIAL.finditer(line):
+        if m.group("h") is not None:  # ``curl -H "X-Api-Key: v"``: the header's name and value, as an assignment
+            if classify(m.group("h"), m.group("v4")):
+                out.append(("cli-credential", m.group("v4")))
+            continue
         value = unbraced(next(v for v in (m.group("v"), m.group("v2"), m.group("v3")) if v is not None) or m.group("u"))
         if "<" in m.group(0) or value.startswith(("$", "%", "{", "@")) or not R.is_secret_value(value, R.PASSWORD):
             continue  # a variable, a template, a file (``@creds.txt``): not the credential itself
@@ -184,21 +192,80 @@ STRUCTURED_IDS = {"aws-access-key-id", "slack-token"}
 
 def token_ok(rule: str, value: str, line: str, start: int) -> bool:
     """Whether a token-format match at ``start`` of ``line`` is a real credential."""
-    if R.is_placeholder(value) or R.is_public_sample(value) or is_documentation_sample(rule, value):
-        return False
     if _DATA_URI.search(line[max(0, start - DATA_URI_LOOKBACK):start]):
         return False  # inside a base64 data URI (an embedded image)
-    if rule == "url-credentials":  # (``user:password@host`` is a placeholder already)
-        return not (R.is_reference(value) or value.startswith(("$", "%", "{")))
-    if rule in ("authorization-header", "url-query-credential"):
-        return R.not_a_value_reason(value) is None and R.looks_generated(value, 16 if rule == "authorization-header" else 8)
+    if rule == "url-credentials":  # a literal in a URL is its password, whatever it looks like
+        return R.literal_credential_reason(value) is None
+    if R.is_placeholder(value) or R.is_public_sample(value) or is_documentation_sample(rule, value):
+        return False
+    if rule == "authorization-header":
+        return R.not_a_value_reason(value) is None and authorization_ok(value, line, start)
+    if rule == "url-query-credential":
+        return R.not_a_value_reason(value) is None and R.looks_generated(value, 8)
     if rule == "jwt":
         return jwt_header_ok(value)
     if rule == "private-key":  # the base64-encoded forms; a PEM header is confirmed by its block
         return encoded_key_ok(value)
-    if rule not in STRUCTURED_IDS and R.has_filler_run(value):
-        return False  # ``AIzaaaaaaa…``, ``sk-ant-api03-abc123xyz-…klmnopqrstu…``: typed by hand
+    if rule not in STRUCTURED_IDS and R.has_filler_run(value) and not has_full_structure(rule, value):
+        return False  # ``AIzaaaaaaa…``, a short ``sk-ant-api03-abc123xyz-…klmnopqrstu…``: typed by hand
     return rule not in SHAPE_NEEDS_RANDOM or R.looks_generated(value)
+
+
+_AUTH_SCHEME = re.compile(r"(?i)\b(?P<scheme>basic|bearer|token|negotiate|ntlm)\s+$")
+_AUTH_HEADER = re.compile(r"(?i)authorization[\"']?\s*[:=,]\s*[\"']?(?:basic|bearer|token|negotiate|ntlm)\s+$")
+#: How far before a value its scheme and header name are looked for.
+AUTH_LOOKBEHIND = 64
+#: NTLM's messages: 1 (negotiate) and 2 (challenge) carry no credential, 3 (authenticate) the response.
+NTLM_SIGNATURE, NTLM_AUTHENTICATE = b"NTLMSSP\x00", 3
+#: A GSS-API initial token (``0x60``, Kerberos or SPNEGO) or an SPNEGO response (``0xa1``), at least this long.
+GSS_FIRST_BYTES, GSS_MIN_BYTES = (b"\x60", b"\xa1"), 32
+
+
+def authorization_ok(value: str, line: str, start: int) -> bool:
+    """Whether the value of an Authorization scheme at ``start`` of ``line`` is a credential.
+
+    ``Basic``: the ``user:password`` it encodes, its password judged as a literal
+    (:func:`~runbook_lib.rules.literal_credential_reason`; ``user:password`` itself is not one), or
+    the user when there is no password (an API key as the user). ``Negotiate``/``NTLM``: a Kerberos or
+    SPNEGO token, or an NTLM authenticate message (negotiate and challenge messages carry none).
+    Otherwise a generated-looking value: 16 characters after a bare scheme word, 8 inside an
+    ``Authorization`` header, where the value can only be the credential.
+    """
+    before = line[max(0, start - AUTH_LOOKBEHIND):start]
+    scheme = _AUTH_SCHEME.search(before)
+    word = scheme.group("scheme").lower() if scheme else ""
+    decoded = b64_bytes(value)
+    if word == "basic" and decoded is not None:
+        pair = basic_pair(decoded)
+        if pair is not None:
+            user, password = pair
+            return R.literal_credential_reason(password) is None if password else R.looks_generated(user)
+    if word in ("negotiate", "ntlm") and decoded is not None:
+        if decoded.startswith(NTLM_SIGNATURE):
+            return decoded[8:9] == bytes([NTLM_AUTHENTICATE])
+        if decoded[:1] in GSS_FIRST_BYTES and len(decoded) >= GSS_MIN_BYTES:
+            return True
+    return R.looks_generated(value, 8 if _AUTH_HEADER.search(before) else 16)
+
+
+def b64_bytes(value: str) -> bytes | None:
+    """``value`` decoded as standard base64 (padding optional), or ``None`` when it is not base64."""
+    try:
+        return base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
+    except ValueError:
+        return None
+
+
+def basic_pair(decoded: bytes) -> tuple[str, str] | None:
+    """(user, password) of a Basic credential's decoded bytes, or ``None`` when they are not ``user:password`` text."""
+    try:
+        text = decoded.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if ":" not in text or not text.isprintable():
+        return None
+    user, _, password = text.partition(":")
+    return user, password
 
 
 def is_documentation_sample(rule: str, value: str) -> bool:
@@ -220,6 +287,22 @@ def encoded_key_ok(value: str) -> bool:
     except ValueError:
         return False
     return b"PRIVATE KEY" in decoded[:80] and len(decoded) >= 64 + decoded.find(b"KEY-----")
+
+
+_JWK_KTY = re.compile(r'"kty"\s*:\s*"(?P<kty>RSA|EC|OKP|oct)"')
+
+
+def jwk_private_ok(member: str, value: str, jwk: str) -> bool:
+    """Whether ``"member": "value"`` is the private part of the JSON Web Key ``jwk`` (its object's text).
+
+    A JWK is a private key when it has ``d`` (RSA, EC and OKP keys: the private exponent or
+    scalar) or, a symmetric ``oct`` key, ``k``; a public JWK has neither. The value must look
+    generated (key material in base64url), not be a placeholder or a documentation sample.
+    """
+    kty = _JWK_KTY.search(jwk)
+    if kty is None or (member == "k") != (kty.group("kty") == "oct"):
+        return False
+    return R.not_a_value_reason(value) is None and R.looks_generated(value, 20)
 
 
 def jwt_header_ok(value: str) -> bool:

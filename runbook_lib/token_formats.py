@@ -9,6 +9,7 @@ then rejects placeholders, samples and typed fillers. :mod:`runbook_lib.rules` r
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -28,6 +29,8 @@ class TokenRule:
     caseless: bool = False
     #: a PEM header: the finding is its whole block, confirmed by having a body
     block: bool = False
+    #: a member of a JSON object, confirmed with the object around it (a JWK's private ``d``)
+    json_member: bool = False
 
 
 _B64 = r"A-Za-z0-9+/"
@@ -46,6 +49,10 @@ TOKEN_RULES: tuple[TokenRule, ...] = (
     # confirmed by decoding (scan_lines.encoded_key_ok)
     TokenRule("private-key", r"(LS0tLS1CRUdJTi|b3BlbnNzaC1rZXktdjE)[A-Za-z0-9+/]{40}",
               r"(?<![A-Za-z0-9+/])(?P<v>(?:LS0tLS1CRUdJTi|b3BlbnNzaC1rZXktdjE)[A-Za-z0-9+/]{40,}={0,2})"),
+    # a JSON Web Key is a private key when it has its private member: ``d`` (RSA, EC, OKP), ``k`` (oct);
+    # confirmed with the object around it (scan_lines.jwk_private_ok)
+    TokenRule("private-key", r"\"[dk]\"\s{0,2}:\s{0,2}\"[A-Za-z0-9_-]{20}",
+              r"\"(?P<m>[dk])\"\s*:\s*\"(?P<v>[A-Za-z0-9_-]{20,})\"", json_member=True),
     TokenRule("github-token", r"(gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{82})",
               r"(?<![A-Za-z0-9_])(?P<v>gh[pousr]_[A-Za-z0-9_]{36,255}|github_pat_[A-Za-z0-9_]{82})(?![A-Za-z0-9])"),
     # personal, OAuth-app, pipeline-trigger, runner, CI job, feed, incoming-mail, agent, SCIM,
@@ -95,6 +102,11 @@ TOKEN_RULES: tuple[TokenRule, ...] = (
               r"(?<![A-Za-z0-9_-])(?P<v>eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.(?:[A-Za-z0-9_-]{16,}|(?![A-Za-z0-9_-])))"),
     TokenRule("authorization-header", r"\b(bearer|basic|token|negotiate|ntlm)\s+[A-Za-z0-9._~+/-]{16}",
               r"(?i:\b(?:bearer|basic|token|negotiate|ntlm))\s+(?P<v>[A-Za-z0-9._~+/-]{16,}=*)", caseless=True),
+    # inside an Authorization header a shorter value is still its credential (``Basic Ym9iOmh1bnRlcjI=``)
+    TokenRule("authorization-header",
+              r"authorization[\"']?\s{0,2}[:=,]\s{0,2}[\"']?(basic|bearer|token|negotiate|ntlm)\s+[A-Za-z0-9._~+/-]{8}",
+              r"(?i:authorization)[\"']?\s*[:=,]\s*[\"']?(?i:basic|bearer|token|negotiate|ntlm)\s+"
+              r"(?P<v>[A-Za-z0-9._~+/-]{8,}=*)", caseless=True),
     TokenRule("url-credentials", r"[a-zA-Z][a-zA-Z0-9+.-]{1,20}://[^\s/@:\"'<>]{0,64}:[^\s/@\"'<>]{1,128}@",
               r"[a-zA-Z][a-zA-Z0-9+.-]{1,20}://(?P<u>[^\s/@:\"'<>]{0,64}):(?P<v>[^\s/\"'<>]{1,128})@(?P<h>[^\s/\"'<>:@]+)"),
     TokenRule("url-query-credential",
@@ -102,3 +114,25 @@ TOKEN_RULES: tuple[TokenRule, ...] = (
               r"[?&](?i:access_token|api_key|apikey|api-key|token|auth|auth_token|password|passwd|secret|client_secret|key|sig|signature)=(?P<v>[^&\s\"'#<>]{8,})",
               caseless=True),
 )
+
+
+#: Vendors' full structures: prefix, exact length and fixed marks (Anthropic's ``AA`` end, Azure
+#: DevOps' ``JQQJ`` and ``AZDO``). A value with all of them has the vendor's format to the character,
+#: so a typed-looking stretch inside it (``…abc123xyz…``) does not make it a filler; the looser
+#: shapes (a prefix and a minimum length, generic assignments) are still judged by the filler test.
+FULL_STRUCTURES: dict[str, re.Pattern] = {
+    "anthropic-api-key": re.compile(r"sk-ant-(?:api|admin)[0-9]{2}-[A-Za-z0-9_-]{93}AA"),
+    "azure-devops-pat": re.compile(r"[A-Za-z0-9]{52}JQQJ[A-Za-z0-9]{20}AZDO[A-Za-z0-9]{4}"),
+}
+
+
+def has_full_structure(rule: str, value: str) -> bool:
+    """Whether ``value`` matches the whole of ``rule``'s vendor structure (:data:`FULL_STRUCTURES`).
+
+    >>> has_full_structure("anthropic-api-key", "sk-ant-api03-" + "k" * 93 + "AA")
+    True
+    >>> has_full_structure("anthropic-api-key", "sk-ant-api03-" + "k" * 93 + "BB")
+    False
+    """
+    structure = FULL_STRUCTURES.get(rule)
+    return structure is not None and structure.fullmatch(value) is not None

@@ -340,3 +340,57 @@ def test_encrypted_values_are_not_secrets(value):
 def test_a_last_word_glued_to_here_is_a_placeholder():
     assert R.is_placeholder("xoxp-1-RANDOMSTRINGHERE") and R.is_placeholder("sk_live_YourKeyGoesHere")
     assert not R.is_placeholder("Somewhere7!x") and not R.is_placeholder("Xk29vLq7Pw03HERE")
+
+
+def test_full_structures_match_the_whole_value_only():
+    from runbook_lib.token_formats import FULL_STRUCTURES, has_full_structure
+    body = "Xk29vLq7Pw03Zr58" * 5 + "Tq7vR2mLx9WbN"                      # 93 characters
+    assert has_full_structure("anthropic-api-key", "sk-ant-api03-" + body + "AA")
+    assert has_full_structure("anthropic-api-key", "sk-ant-admin01-" + body + "AA")
+    assert not has_full_structure("anthropic-api-key", "sk-ant-api03-" + body + "AAx")     # fullmatch, not a prefix
+    assert not has_full_structure("anthropic-api-key", "x" + "sk-ant-api03-" + body + "AA")
+    assert not has_full_structure("anthropic-api-key", "sk-ant-api3-" + body + "AA")       # two version digits
+    assert not has_full_structure("github-token", "ghp_" + body[:36])                      # no structure listed
+    assert set(FULL_STRUCTURES) == {"anthropic-api-key", "azure-devops-pat"}
+
+
+@pytest.mark.parametrize("value,reason", [
+    ("secret", None), ("myPassword", None), ("specialbill_user", None), (" hunter2 ", None), ("abc", None),
+    ("changeme-Xk29vLq7Pw03", None),                                 # a generated word beside the instruction
+    ("", "empty"), ("xx", "empty"), ("abab", "empty"), ("pa****", "empty"), ("pw-xxxx", "empty"),
+    ("${DB_PASSWORD}", "template"), ("#{datastore['DBPASSWORD']}", "template"), ("a#{pw}", "template"),
+    ("%(password)s", "template"), ("<password>", "template"), ("{password}", "template"), ("x{0}y", "template"),
+    ("$PW", "template"), ("%PW%", "template"), ("{pw9", "template"), ("<pw9", "template"),
+    ("$pw!9", "template"), ("%pw!9", "template"), ("a#{datastore['x']}", "template"),   # by their first characters
+    ("ssm:/app/db", "reference"), ("arn:aws:secretsmanager:us-east-1:1:secret:db", "reference"),
+    ("password", "field-name"), ("PWD", "field-name"), ("api-key", "field-name"), ("Token", "field-name"),
+    ("passwd", "field-name"), ("pass", "field-name"), ("pw", "empty"), ("apikey", "field-name"),
+    ("api_key", "field-name"), ("key", "field-name"),
+    ("insert-pw", "placeholder"), ("put_secret", "placeholder"), ("replace-pw", "placeholder"),
+    ("add_pw", "placeholder"),
+    ("your_password", "placeholder"), ("enter-pw", "placeholder"), ("password-here", "placeholder"),
+    ("KeyGoesHere", "placeholder"), ("db-changeme-now", "placeholder"),
+    ("pw" + "EXAMPLE", "placeholder"), ("pw...", "placeholder"), ("pw\u2026", "placeholder"),
+    ("ENC(Xk29vLq7Pw03)", "encrypted"),
+])
+def test_literal_credential_reasons(value, reason):
+    assert R.literal_credential_reason(value) == reason
+
+
+@pytest.mark.parametrize("key,value,text,found", [
+    ("Password", "secret", "Server=db;User Id=app;Password=secret;", True),
+    ("pwd", "myPassword", "Provider=SQLNCLI;Uid=u;Pwd=myPassword;", True),
+    ("PASSWD", "secret", "host=db; passwd=secret", True),
+    ("Password", "secret", "Data Source=10.0.0.1,1433;Password=secret", True),
+    ("Password", "secret", "Password=secret;", False),                          # no other member: not a connection string
+    ("Password", "secret", "Server=db Password=secret", False),                  # a member not ended by ``;``
+    ("Passphrase", "secret", "Server=db;Passphrase=secret;", False),             # not a password member
+    ("Password", "{password}", "Server=db;Password={password};", False),         # a template
+    ("Password", "password", "Server=db;Password=password;", False),             # the field's name
+])
+def test_connection_string_passwords(key, value, text, found):
+    assert R.connection_string_password(key, value, text) is found
+
+
+def test_public_sample_check_takes_any_text():
+    assert R.is_public_sample("\udcff" * 39) is False          # an undecodable byte as the scanner reads it: no error

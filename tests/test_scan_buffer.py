@@ -307,3 +307,72 @@ def test_a_second_confirm_group_carries_the_value():
     assert confirm(f'cookie = "{session}"') [0][1:] == ("gitlab-token", "k29vlq7pw03zr58tq7vr2mlx9wbn4hd2")
     npmrc = "//registry.npmjs.org/:_authToken=3f2a9c1e-7b4d-4e8a-9c0f-1d2e3f4a5b6c\n"
     assert confirm(npmrc, config=True) == [(0, "npm-token", "3f2a9c1e-7b4d-4e8a-9c0f-1d2e3f4a5b6c")]
+
+
+# base64url key material generated for these tests (43 characters: a P-256 scalar's length)
+JWK_D = "Xk29vLq7Pw03Zr58Tq7vR2mLx9WbN4hD2cYdE1fHgU0"
+
+
+def test_a_jwk_private_member_is_confirmed_with_its_object_over_lines():
+    one_line = '{"kty":"EC","crv":"P-256","x":"' + JWK_D[::-1] + '","d":"' + JWK_D + '"}\n'
+    assert confirm(one_line) == [(0, "private-key", JWK_D)]
+    pretty = '{\n  "kty": "EC",\n  "crv": "P-256",\n  "d": "' + JWK_D + '"\n}\n'
+    assert confirm(pretty) == [(pretty.index('  "d"'), "private-key", JWK_D)]
+    assert confirm('{"kty":"oct","k":"' + JWK_D + '"}') == [(0, "private-key", JWK_D)]   # a symmetric key
+
+
+@pytest.mark.parametrize("text", [
+    '{"kty":"EC","crv":"P-256","x":"' + JWK_D + '"}',                 # a public JWK: no d
+    '{"kty":"oct","d":"' + JWK_D + '"}',                              # d is not an oct key's member
+    '{"kty":"RSA","k":"' + JWK_D + '"}',                              # k is only an oct key's
+    '{"d":"' + JWK_D + '"}',                                          # no kty: not a JWK
+    '{"kty":"EC"}, {"d":"' + JWK_D + '"}',                            # kty of another object
+    '"kty":"EC","d":"' + JWK_D + '"}',                                # no opening brace
+    '{"kty":"EC","d":"' + JWK_D + '"',                                # no closing brace
+    '{"kty":"EC","d":"' + "x" * 43 + '"}',                            # a placeholder
+])
+def test_not_a_jwk_private_member(text):
+    assert confirm(text) == []
+
+
+def test_a_jwk_object_is_looked_for_within_its_span():
+    from runbook_lib.scan_buffer import JSON_OBJECT_SPAN
+    pad = " " * (JSON_OBJECT_SPAN - len('"kty":"EC",') - 1)
+    near = '{"kty":"EC",' + pad + '"d":"' + JWK_D + '"}'                    # the brace just inside the span
+    assert confirm(near) == [(0, "private-key", JWK_D)]
+    assert confirm('{"kty":"EC",' + pad + ' "d":"' + JWK_D + '"}') == []    # one byte too far
+    after = '{"kty":"EC","d":"' + JWK_D + '"' + " " * (JSON_OBJECT_SPAN - 1) + "}"
+    assert confirm(after) == [(0, "private-key", JWK_D)]
+    assert confirm(after[:-1] + " }") == []
+
+
+# ---------------------------------------------------------------- survivors of the mutation re-run
+
+def test_jwk_members_are_read_on_their_own_line_and_object():
+    two = '{"kty":"EC","d":"' + JWK_D + '"}\n{"kty":"EC","d":"' + JWK_D[::-1] + '"}\n'
+    assert confirm(two) == [(0, "private-key", JWK_D), (two.index("\n") + 1, "private-key", JWK_D[::-1])]
+    after = '{"kty":"EC","d":"' + JWK_D + '"}\n{"x":1}\n'                  # a later object's brace is not its own
+    assert confirm(after) == [(0, "private-key", JWK_D)]
+    inner = '{"crv":{},"kty":"EC","d":"' + JWK_D + '"}'                    # a brace before the member is not its end
+    assert confirm(inner) == [(0, "private-key", JWK_D)]
+    assert confirm('{"d":"' + JWK_D + '"}, {"kty":"EC"}') == []             # the next object's kty is not its own
+    both = '{"kty":"oct","d":"' + JWK_D + '","k":"' + JWK_D[::-1] + '"}'    # d rejected, then k read
+    assert confirm(both) == [(0, "private-key", JWK_D[::-1])]
+    loose = '"d":"' + JWK_D + '", {"kty":"EC","d":"' + JWK_D[::-1] + '"}'   # no object around the first
+    assert confirm(loose) == [(0, "private-key", JWK_D[::-1])]
+
+
+@pytest.mark.parametrize("text,found", [
+    ("<password>\nXk29vLq7Pw03Zr58\n</password>\n", True),             # a value without indentation
+    ("<password>\n  Xk29vLq7Pw03Zr58\n</password>", True),             # the closing tag ends the buffer
+    ("<password>\n  Xk29vLq7Pw03Zr58\n\n</password>\n", False),        # not on the next line
+    ("<password>\n  changeme\n</password>\n", False),                  # a placeholder
+])
+def test_xml_blocks_at_their_edges(text, found):
+    value = text.split("\n")[1].strip()
+    assert confirm(text) == ([(text.index("\n") + 1, "keyword-assignment", value)] if found else [])
+
+
+def test_two_line_families_on_one_line_are_both_confirmed():
+    line = f'login("ops", "{PW}")  # or: curl -u deploy:Zr58!Tq7vR2m https://x\n'
+    assert sorted(rule for _, rule, _ in confirm(line)) == ["cli-credential", "keyword-assignment"]

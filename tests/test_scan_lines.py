@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from runbook_lib.scan_lines import (DATA_URI_LOOKBACK, SHAPE_NEEDS_RANDOM, aws_rule_for_key, call_candidates, classify,
-                                    unbraced,
-                                    cli_candidates, define_or_sql_candidates, encoded_key_ok, jwt_header_ok,
+from runbook_lib.scan_lines import (AUTH_LOOKBEHIND, DATA_URI_LOOKBACK, SHAPE_NEEDS_RANDOM, authorization_ok,
+                                    aws_rule_for_key, b64_bytes, basic_pair, call_candidates, classify, unbraced,
+                                    cli_candidates, define_or_sql_candidates, encoded_key_ok, jwk_private_ok, jwt_header_ok,
                                     keyword_candidates, token_ok, unescape, unquoted_candidates, xml_candidates)
 
 PW = "Tq7!vR2m#Lx9"
@@ -147,8 +147,12 @@ def test_token_ok_inside_a_data_uri_only_when_the_uri_is_still_open():
 @pytest.mark.parametrize("value,ok", [
     (PW, True), ("${DB_PASSWORD}", False), ("$PW", False), ("%PW%", False), ("{pw}", False),
     ("$pw9!x", False), ("%pw9!x", False), ("{pw9!x", False), ("p$w9!x", True), ("p%w9{x", True),
-    ("password", False), ("PASS", False), ("pwd", False), ("secret", False), ("token", False), ("passwd", False),
+    ("password", False), ("PASS", False), ("pwd", False), ("token", False), ("passwd", False),  # the field's name
     ("ssm:/app/db", False),
+    # a literal in a URL is its password whatever it looks like; instructions, masks, samples are not
+    ("secret", True), ("myPassword", True), ("hunter2", True), ("admin", True),
+    ("your_password", False), ("changeme", False), ("password-here", False), ("***", False), ("xx", False),
+    ("pa" + "EXAMPLE", False), ("#{pw}", False), ("<pw>", False), ("ENC(Xk29vLq7Pw03)", False),
 ])
 def test_token_ok_url_passwords(value, ok):
     assert token_ok("url-credentials", value, "", 0) is ok
@@ -209,6 +213,11 @@ def test_define_or_sql_candidates(line, found):
     ('docker run -u 1000:1000 image', []),                                        # uid:gid
     (f"gpg --batch --passphrase '{PW}' -d f.gpg", [("cli-credential", PW)]),
     (f"curl --oauth2-bearer {TOKEN} https://x", [("cli-credential", TOKEN)]),
+    (f'curl -H "X-Api-Key: {TOKEN}" https://x', [("cli-credential", TOKEN)]),     # a secret-named header
+    (f"curl --header 'PRIVATE-TOKEN: {TOKEN}' https://x", [("cli-credential", TOKEN)]),
+    (f'curl -H "Content-Type: {TOKEN}" https://x', []),                           # a neutral header
+    ('curl -H "X-Api-Key: $API_KEY" https://x', []),                             # a variable
+    ('curl -H "X-Api-Key: changeme" https://x', []),
     (f"openssl rsa -passin pass:{PW} -in k.pem", [("cli-credential", PW)]),
     ("openssl rsa -passin env:KEY_PASS -in k.pem", []),
     ("tool --password-file /run/secrets/pw", []),
@@ -281,3 +290,187 @@ def test_unsigned_jwt_only_with_alg_none():
     head_hs = base64.urlsafe_b64encode(b'{"alg":"HS256","typ":"JWT"}').decode().rstrip("=")
     assert jwt_header_ok(head_none + ".eyJzdWIiOiIxMjM0In0.")
     assert not jwt_header_ok(head_hs + ".eyJzdWIiOiIxMjM0In0.")                  # a signed header, signature cut
+
+
+# a typed body with a step run (``klmnopqrstu``) in Anthropic's and Azure DevOps' exact structures
+ANTHROPIC_BODY = "abc123xyz-456def789ghij-klmnopqrstuvwx-3456yza789bcde-1234fghijklmnopby56aaaogaopaaaabc123xyz"
+ADO_PAT = "Xk29vLq7Pw03Zr58Tq7vR2mLx9WbN4abcdefghWbN4Tq7vR2mLx9" + "JQQJ" + "Xk29vLq7Pw03Zr58Tq7v" + "AZDO" + "Xk29"
+
+
+@pytest.mark.parametrize("rule,value,ok", [
+    ("anthropic-api-key", "sk-ant-api03-" + ANTHROPIC_BODY + "AA", True),        # the whole structure
+    ("anthropic-api-key", "sk-ant-admin01-" + ANTHROPIC_BODY + "AA", True),
+    ("anthropic-api-key", "sk-ant-api03-" + ANTHROPIC_BODY + "BB", False),       # not its fixed end
+    ("anthropic-api-key", "sk-ant-api03-" + ANTHROPIC_BODY[:-1] + "AA", False),  # one short
+    ("anthropic-api-key", "sk-ant-api03-" + ANTHROPIC_BODY + "kAA", False),      # one long
+    ("anthropic-api-key", "sk-ant-api03-" + ANTHROPIC_BODY[:61] + "AA", False),  # a loose shape
+    ("azure-devops-pat", ADO_PAT, True),
+    ("azure-devops-pat", ADO_PAT.replace("JQQJ", "JQQK"), False),                # (the shape rule's own match fails)
+    ("openai-api-key", "sk-" + "1234567" + "Xk29vLq7Pw03Zr58Tq", False),         # no full structure: the filler judges
+])
+def test_a_full_vendor_structure_is_not_judged_as_a_filler(rule, value, ok):
+    assert len(ANTHROPIC_BODY) == 93 and len(ADO_PAT) == 84
+    assert token_ok(rule, value, "", 0) is ok
+
+
+def test_a_full_structure_still_rejects_placeholders_and_samples():
+    assert not token_ok("anthropic-api-key", "sk-ant-api03-" + "x" * 93 + "AA", "", 0)       # redacted
+    assert not token_ok("anthropic-api-key", "sk-ant-api03-" + ANTHROPIC_BODY[:-7] + "EXAMPLE" + "AA", "", 0)
+
+
+@pytest.mark.parametrize("line,config,found", [
+    ('DSN = "Server=db;User Id=app;Password=secret;"', False, [("keyword-assignment", "secret")]),
+    ("Provider=SQLNCLI;Server=db;Uid=app;Pwd=myPassword;", True, [("keyword-assignment", "myPassword")]),
+    ('conn.Open("Provider=SQLOLEDB.1;User ID=u; " & "Password =bill_user;Data Source=db;")', True,
+     [("keyword-assignment", "bill_user")]),
+    ("Server=db;User Id=app;Password=${DB_PASSWORD};", True, []),                    # a variable
+    ("Server=db;User Id=app;Password=<password>;", True, []),                        # a template
+    ("Server=db;User Id=app;Password=password;", True, []),                          # the field's name
+    ("db_password=secret", True, []),                                                # no connection string: the name's test
+    ("text << \"Password=#{password}, \"", False, []),
+])
+def test_connection_string_passwords_are_literals_whatever_they_look_like(line, config, found):
+    assert keyword_candidates(line, config=config) == found
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+NTLM_AUTH = _b64(b"NTLMSSP\x00\x03\x00\x00\x00" + bytes(range(7, 120)))
+NTLM_NEGOTIATE = _b64(b"NTLMSSP\x00\x01\x00\x00\x00\x07\x82\x08\xa2" + b"\x00" * 16)
+KERBEROS = _b64(b"\x60\x82\x05\xc9\x06\x06\x2b\x06\x01\x05\x05\x02" + bytes(range(20)))   # 32 bytes
+
+
+@pytest.mark.parametrize("scheme_and_value,ok", [
+    ("Basic " + _b64(b"bob:hunter2"), True),                  # a short Basic pair in a header
+    ("Basic " + _b64(b"deploy:" + PW.encode()), True),
+    ("Basic " + _b64(b"user:password"), False),               # the syntax written out
+    ("Basic " + _b64(b"me:your_password"), False),
+    ("Basic " + _b64(TOKEN.encode() + b":"), True),           # an API key as the user, no password
+    ("Basic " + _b64(b"apikey:"), False),                     # ... a word as the user
+    ("Basic " + _b64(b"a\x01b:c" + PW.encode()), True),       # not printable: judged as a token (generated-looking)
+    ("NTLM " + NTLM_AUTH, True),                              # the authenticate message carries the response
+    ("NTLM " + NTLM_NEGOTIATE, False),                        # negotiate: no credential in it
+    ("Negotiate " + NTLM_NEGOTIATE, False),
+    ("Negotiate " + KERBEROS, True),                          # a Kerberos / SPNEGO token
+    ("Negotiate " + _b64(b"\x60" + b"\x00" * 31), True),      # a GSS-API token by its structure, however plain
+    ("Negotiate " + _b64(b"\x60" + b"\x00" * 30), False),     # 31 bytes: too short for one, and not generated
+    ("Negotiate " + _b64(b"\xa1" + b"\x00" * 31), True),      # an SPNEGO response
+    ("Negotiate " + _b64(b"\x30" + b"\x00" * 31), False),
+    ("Bearer " + TOKEN[:8], True),                            # 8 characters inside an Authorization header
+    ("Bearer " + TOKEN[:7], False),
+    ("Bearer ACCESS_TOKEN", False),                           # a name, not a value
+])
+def test_authorization_values_by_scheme(scheme_and_value, ok):
+    line = f'curl -H "Authorization: {scheme_and_value}" https://x'
+    value = scheme_and_value.split(" ", 1)[1]
+    assert authorization_ok(value, line, line.index(value)) is ok
+
+
+def test_authorization_values_outside_a_header_need_16_characters():
+    line = f"token {TOKEN}"
+    assert authorization_ok(TOKEN, line, line.index(TOKEN))
+    line = f"token {TOKEN[:15]}"
+    assert not authorization_ok(TOKEN[:15], line, line.index(TOKEN[:15]))
+    far = "Authorization: Bearer " + " " * AUTH_LOOKBEHIND    # the header name too far back: a bare scheme word
+    assert not authorization_ok(TOKEN[:8], far + TOKEN[:8], len(far))
+
+
+def test_the_authorization_header_is_looked_for_64_characters_back():
+    assert AUTH_LOOKBEHIND == 64
+    edge = "Authorization: Bearer" + " " * 43                  # the header name starts 64 characters back
+    assert authorization_ok(TOKEN[:8], edge + TOKEN[:8], len(edge))
+    beyond = "Authorization: Bearer" + " " * 44                # 65: outside
+    assert not authorization_ok(TOKEN[:8], beyond + TOKEN[:8], len(beyond))
+
+
+def test_b64_bytes_and_basic_pairs():
+    assert b64_bytes(_b64(b"bob:hunter2").rstrip("=")) == b"bob:hunter2"     # padding optional
+    assert b64_bytes("not base64!") is None and b64_bytes("abc.def") is None
+    assert basic_pair(b"bob:hun:ter2") == ("bob", "hun:ter2")                  # the first colon splits
+    assert basic_pair(b"no colon") is None and basic_pair(b"\xff\xfe:x") is None and basic_pair(b"a:\tb") is None
+
+
+JWK_D = "Xk29vLq7Pw03Zr58Tq7vR2mLx9WbN4hD2cYdE1fHgU0"
+
+
+@pytest.mark.parametrize("member,value,jwk,ok", [
+    ("d", JWK_D, '{"kty":"RSA","n":"x","e":"AQAB"}', True),
+    ("d", JWK_D, '{"kty": "EC"}', True), ("d", JWK_D, '{"kty":"OKP"}', True), ("k", JWK_D, '{"kty":"oct"}', True),
+    ("k", JWK_D, '{"kty":"EC"}', False), ("d", JWK_D, '{"kty":"oct"}', False),
+    ("d", JWK_D, '{"kty":"DSA"}', False), ("d", JWK_D, '{"type":"EC"}', False),
+    ("d", "x" * 43, '{"kty":"EC"}', False),                                   # redacted
+    ("d", JWK_D[:20] + "EXAMPLE" + JWK_D[:16], '{"kty":"EC"}', False),        # a documentation sample
+    ("d", JWK_D[:19], '{"kty":"EC"}', False), ("d", JWK_D[:20], '{"kty":"EC"}', True),   # 20 characters
+    ("d", "privateExponentValueHere", '{"kty":"RSA"}', False),                # words
+])
+def test_jwk_private_members(member, value, jwk, ok):
+    assert jwk_private_ok(member, value, jwk) is ok
+
+
+# ---------------------------------------------------------------- survivors of the mutation re-run
+
+def test_authorization_at_the_start_of_a_line_and_schemes_on_their_own_paths():
+    line = "Authorization: Bearer " + TOKEN[:8]                 # the header name at index 0
+    assert authorization_ok(TOKEN[:8], line, line.index(TOKEN[:8]))
+    pair = _b64(b"user:password")                                # a Bearer value is not decoded as a pair
+    line = "Authorization: Bearer " + pair
+    assert authorization_ok(pair, line, line.index(pair))
+    gss = _b64(b"\x60" + b"\x00" * 31)                           # a Basic value is not read as a GSS token
+    line = "Authorization: Basic " + gss
+    assert not authorization_ok(gss, line, line.index(gss))
+    plain_auth = _b64(b"NTLMSSP\x00\x03\x00\x00\x00" + b"\x00" * 40)    # an NTLM authenticate message, however plain
+    random_negotiate = _b64(b"NTLMSSP\x00\x01\x00\x00\x00" + bytes(range(97, 137)))
+    for scheme in ("NTLM", "ntlm", "Negotiate"):
+        line = f"Authorization: {scheme} {plain_auth}"
+        assert authorization_ok(plain_auth, line, line.index(plain_auth))
+        line = f"Authorization: {scheme} {random_negotiate}"
+        assert not authorization_ok(random_negotiate, line, line.index(random_negotiate))
+
+
+def test_b64_bytes_is_strict():
+    assert b64_bytes("YWJj.ZGVm") is None and b64_bytes("YWJj ZGVm") is None        # not the alphabet
+    assert b64_bytes("YWJjZGVm") == b"abcdef"
+
+
+@pytest.mark.parametrize("line,found", [
+    (f'curl -H "X-Api-Key: {TOKEN}" -u deploy:{PW} https://x', [("cli-credential", TOKEN), ("cli-credential", PW)]),
+    (f'curl -u "$USER:$PASSWORD" --oauth2-bearer {TOKEN} https://x', [("cli-credential", TOKEN)]),
+    ('curl -u "u:$pw9!x" https://x', []), ('curl -u "u:%pw9!x" https://x', []),   # by their first characters
+    ('curl -u "u:{pw9!x" https://x', []), ('curl -u "u:@Xk29!vLq" https://x', []),
+    ('curl -u "u:p$w9!x" https://x', [("cli-credential", "p$w9!x")]),
+])
+def test_cli_candidates_go_on_after_a_rejected_match(line, found):
+    assert cli_candidates(line) == found
+
+
+def _encoded(decoded: bytes) -> str:
+    return base64.b64encode(decoded).decode()
+
+
+def test_encoded_key_boundaries():
+    head = b"-----BEGIN RSA PRIVATE KEY-----\n"                    # KEY----- at 23
+    assert head.find(b"KEY-----") == 23
+    at_87 = head + b"A" * (87 - len(head))                          # exactly 64 past KEY-----
+    assert encoded_key_ok(_encoded(at_87)) and not encoded_key_ok(_encoded(at_87[:-1]))
+    assert not encoded_key_ok(_encoded(head + b"A" * (80 - len(head))))   # 80 bytes: short of 87
+    late = b"-----BEGIN" + b"X" * 59 + b"PRIVATE KEY" + b"A" * 100    # PRIVATE KEY ends at byte 80
+    assert encoded_key_ok(_encoded(late)) and not encoded_key_ok(_encoded(late[:10] + b"X" + late[10:]))
+    cut = _encoded(at_87 + b"AAAA")[:-2]                            # a value not a multiple of 4: its prefix is read
+    assert len(cut) % 4 and encoded_key_ok(cut)
+    assert not encoded_key_ok("LS0tLS1CRUdJTi" + "AAA===")         # 17 data characters: not decodable
+    wrapped = "\n".join(_encoded(at_87 + b"AAA")[i:i + 24] for i in range(0, 120, 24))   # 120 + 4 line breaks
+    assert len(wrapped) == 124 and encoded_key_ok(wrapped)        # decoded leniently: line breaks are skipped
+
+
+def test_token_ok_lower_case_example_is_letters_and_private_key_forms_decode():
+    assert token_ok("github-token", "ghp_" + "Xk29vLq7Pw03Zr58Tq7vR2mLx9W" + "example" + "z2", "", 0)
+    body = base64.b64encode(bytes(range(256))).decode()
+    public = base64.b64encode(f"-----BEGIN PUBLIC KEY-----\n{body}\n".encode()).decode()
+    assert not token_ok("private-key", public, "", 0)
+
+
+def test_unsigned_jwt_header_in_any_case():
+    head = base64.urlsafe_b64encode(b'{"alg":"NONE"}').decode().rstrip("=")
+    assert jwt_header_ok(head + ".eyJzdWIiOiIxMjM0In0.")

@@ -497,3 +497,50 @@ def test_planted_values_of_the_new_families_never_reach_an_output(scanner):
     env = scanner.scan_environment({"CFG": json.dumps({"token": NEW_FAMILIES[0]})})
     out = _all_outputs(scanner, findings + env, None)
     assert [v for v in NEW_FAMILIES if v in out or v[6:] in out] == []
+
+
+# generated for this test: a connection string's literal password, a Basic pair's password (and its
+# encoding), a secret-named curl header, an Anthropic key in its full structure, a JWK's private d
+LITERAL_PW = "quartzHarbor"
+BASIC_PW = "vR2mLx9Wb"
+BASIC = __import__("base64").b64encode(f"ci:{BASIC_PW}".encode()).decode()
+HEADER_KEY = "Pw03Zr58Tq7vR2mLx9WbN4"
+ANTHROPIC = "sk-ant-api03-" + "Xk29vLq7Pw03Zr58" * 5 + "abcdefghijklm" + "AA"
+JWK_D = "Tq7vR2mLx9WbN4hD2cYdE1fHgU0Xk29vLq7Pw03Zr58"
+RECALL_KINDS = [LITERAL_PW, BASIC_PW, BASIC, HEADER_KEY, ANTHROPIC, JWK_D]
+
+
+def test_planted_values_of_the_recall_kinds_never_reach_an_output(scanner):
+    text = (f'DSN = "Server=db;User Id=app;Password={LITERAL_PW};"\n'
+            f'curl -H "Authorization: Basic {BASIC}" https://x\n'
+            f'curl -H "X-Api-Key: {HEADER_KEY}" https://x\n'
+            f'key = "{ANTHROPIC}"\n'
+            f'{{"kty": "EC", "crv": "P-256",\n "d": "{JWK_D}"}}\n')
+    findings = scanner.scan_text(text, "deploy.py")
+    assert sorted((f.line, f.rule) for f in findings) == [
+        (1, "keyword-assignment"), (2, "authorization-header"), (3, "cli-credential"), (4, "anthropic-api-key"),
+        (6, "private-key")]
+    out = _all_outputs(scanner, findings, None)
+    assert [v for v in RECALL_KINDS if v in out or v[4:] in out] == []
+
+
+def test_define_sql_command_line_and_xml_block_contexts_are_read_in_code_files_too(scanner):
+    # these prefilters are in both databases: a code file (quoted literals only) still has them
+    value = "Xk29vLq7Pw03Zr58Tq7v"
+    text = (f'#define SERVICE_API_TOKEN "{value}"\n'
+            f'os.system("curl -u deploy:{PASSWORD} https://x")\n'
+            f'XML = """\n<apiToken>\n  {value}\n</apiToken>\n"""\n')
+    for path in ("keys.h", "deploy.py"):
+        assert sorted((f.line, f.rule) for f in scanner.scan_text(text, path)) == [
+            (1, "keyword-assignment"), (2, "cli-credential"), (5, "keyword-assignment")]
+
+
+@pytest.mark.parametrize("use_hyperscan", [True, False], ids=["hyperscan", "re"])
+def test_define_cli_and_xml_block_prefilters_are_in_the_code_database(use_hyperscan):
+    # a prefilter built here, not the shared one: how it is built is what this checks
+    from runbook_lib.scan_prefilter import FAMILY_CLI, FAMILY_DEFINE, FAMILY_XML_BLOCK, Prefilter
+    prefilter = Prefilter(use_hyperscan=use_hyperscan)
+    data = (b'#define API_TOKEN "Xk29vLq7Pw03Zr58"\ncurl -u deploy:Tq7vR2mL https://x\n'
+            b'<apiToken>\n  Xk29vLq7Pw03Zr58\n</apiToken>\n')
+    families = {prefilter.families[pattern][0] for _, pattern, _ in prefilter.hits(data, config=False)}
+    assert {FAMILY_DEFINE, FAMILY_CLI, FAMILY_XML_BLOCK} <= families
