@@ -30,6 +30,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -52,6 +53,18 @@ def runbook_found(tree: Path) -> set[tuple[str, int]]:
     if result.returncode not in (0, 1):
         raise RuntimeError(f"runbook scan exited {result.returncode}")
     return {(os.path.normpath(f["path"]), f["line"]) for f in json.loads(result.stdout) if "path" in f}
+
+
+def peer_found(tool: str, exe: Path, tree: Path) -> tuple[int, set[tuple[str, int]]]:
+    """A peer as a whole process in ``tree`` (Kingfisher: every occurrence); (exit code, findings)."""
+    args = {"kingfisher": (*bench_scan.KINGFISHER_ARGS, "--no-dedup"),
+            "detect-secrets": bench_scan.DETECT_SECRETS_ARGS}[tool]
+    with tempfile.TemporaryDirectory() as scratch:
+        out = Path(scratch, tool)
+        with out.open("w") as stdout:
+            code = subprocess.run([str(exe), *args], cwd=tree, stdout=stdout, stderr=subprocess.DEVNULL).returncode
+        parse = bench_scan.findings_kingfisher if tool == "kingfisher" else bench_scan.findings_detect_secrets
+        return code, parse(out)
 
 
 def score(labels: list[dict], found: set[tuple[str, int]], part: str) -> dict[str, list[int]]:
@@ -150,14 +163,12 @@ def main(argv=None) -> int:
     if not args.skip_peers:
         peers = bench_scan.ensure_peers()
         # every occurrence: one secret is written in many files (gitleaks' sample syntaxes)
-        runners = {"kingfisher": lambda exe, tree: bench_scan.run_kingfisher(exe, tree, ("--no-dedup",)),
-                   "detect-secrets": bench_scan.run_detect_secrets}
         for tool in ("kingfisher", "detect-secrets"):
             if peers.get(tool) is None:
                 print(f"{tool}: not installed, skipped")
                 continue
             try:
-                _, hits = runners[tool](peers[tool], tree)
+                _, hits = peer_found(tool, peers[tool], tree)
             except (RuntimeError, ValueError, OSError) as exc:
                 print(f"{tool}: failed ({type(exc).__name__})")
                 continue
