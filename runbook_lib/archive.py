@@ -55,6 +55,49 @@ def export_html(notebook: Path) -> Path:
     return target
 
 
+class HtmlExports:
+    """HTML pages of executed notebooks, exported in one worker thread while the next notebook runs.
+
+    :meth:`submit` queues a notebook (after its kernel is done and its paths are scrubbed);
+    :meth:`wait` is called by :func:`finish_run` before the leak guard and the manifest, which
+    then cover every page that exists. A failed export is reported, the others still happen.
+    """
+
+    def __init__(self):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="runbook-html")
+        self.pending: dict[Path, object] = {}
+
+    def submit(self, notebook: Path) -> None:
+        """Export ``notebook`` (``NAME.ipynb`` in the run folder) in the worker, once."""
+        notebook = Path(notebook)
+        if notebook in self.pending or not notebook.is_file() or notebook.is_symlink():
+            return
+        self.pending[notebook] = self.pool.submit(export_html, notebook)
+
+    def wait(self) -> list[str]:
+        """Wait for every queued export; the names of the notebooks whose page could not be written."""
+        failed = []
+        for notebook, future in self.pending.items():
+            try:
+                future.result()
+            except Exception as exc:  # an unreadable half-written notebook must not lose the rest
+                progress_line(f"{notebook.stem}: HTML export failed ({type(exc).__name__})", logging.WARNING)
+                failed.append(notebook.stem)
+        self.pending = {}
+        return failed
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+
+    def __enter__(self) -> "HtmlExports":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def neutralise_csv_files(run_dir: Path) -> list[str]:
     """Every CSV of the folder through :func:`~runbook_lib.render.csv_cell`; the files that changed."""
     files, _ = scan_folder(run_dir)
@@ -191,20 +234,24 @@ def _write_run_record(run_dir: Path, record: dict) -> None:
 
 def finish_run(run_dir: Path, options: dict, notebooks: Sequence[NotebookRun], include_baseline: bool,
                started: str, key: SigningKey, key_hex: str | None = None,
-               decided_by: Sequence[str] | None = None, change_note: str = "") -> Outcome:
+               decided_by: Sequence[str] | None = None, change_note: str = "",
+               exports: HtmlExports | None = None) -> Outcome:
     """HTML, CSV, leak guard, checks.json, summary.md, run.json and the signed manifest; the exit code.
 
     ``decided_by``: the notebooks this command ran (a later backout or close-out), whose outcome and checks
     (with the leak guard's) decide the exit code; the folder's other notebooks are in the summary only.
     None: every notebook. ``change_note`` ("nothing to do: ...") starts the reason of a command that changed nothing.
+    ``exports``: the pages already being exported while the notebooks ran; the rest are exported here.
     """
-    for nb in notebooks:
-        path = run_dir / f"{nb.name}.ipynb"
-        if path.is_file() and not path.is_symlink():
-            try:
-                export_html(path)
-            except Exception as exc:  # an unreadable half-written notebook must not lose the rest
-                progress_line(f"{nb.name}: HTML export failed ({type(exc).__name__})", logging.WARNING)
+    own = exports is None
+    exports = exports or HtmlExports()
+    try:
+        for nb in notebooks:  # the ones not exported while the run went on (a later backout's earlier ones)
+            exports.submit(run_dir / f"{nb.name}.ipynb")
+        exports.wait()
+    finally:
+        if own:
+            exports.close()
     neutralise_csv_files(run_dir)
     # written before the leak guard so it reads them; again after, with its own check added
     write_check_exports(run_dir, options, load_checks(run_dir), include_baseline)
