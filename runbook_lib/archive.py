@@ -61,13 +61,22 @@ class HtmlExports:
     :meth:`submit` queues a notebook (after its kernel is done and its paths are scrubbed);
     :meth:`wait` is called by :func:`finish_run` before the leak guard and the manifest, which
     then cover every page that exists. A failed export is reported, the others still happen.
+    The worker first builds the leak guard's scanner (compiling its patterns takes a second or
+    more), which :meth:`leak_scanner` hands to :func:`guard_against_leaks`.
     """
 
     def __init__(self):
         from concurrent.futures import ThreadPoolExecutor
 
+        from .leak_guard import guard_scanner
+
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="runbook-html")
         self.pending: dict[Path, object] = {}
+        self.scanner = self.pool.submit(guard_scanner)
+
+    def leak_scanner(self):
+        """The leak guard's scanner (None without the detection engine); an error building it is raised here."""
+        return self.scanner.result()
 
     def submit(self, notebook: Path) -> None:
         """Export ``notebook`` (``NAME.ipynb`` in the run folder) in the worker, once."""
@@ -160,13 +169,20 @@ def scope_line(run_dir: Path, options: dict) -> str:
             f"{counted(len(regions), 'region')} ({md_cell(', '.join(regions))})")
 
 
-def guard_against_leaks(run_dir: Path, key_hex: str | None) -> Check:
-    """Scan every artifact for handled values (by fingerprint) and detectable secrets."""
+_BUILD = object()
+
+
+def guard_against_leaks(run_dir: Path, key_hex: str | None, scanner=_BUILD) -> Check:
+    """Scan every artifact for handled values (by fingerprint) and detectable secrets.
+
+    ``scanner``: the guard's scanner when it was built ahead (:meth:`HtmlExports.leak_scanner`; None
+    without the detection engine); by default it is built here.
+    """
     from .catalog import Verdict, make_check
     from .checks import CheckLog
     from .leak_guard import guard_scanner, scan_run_folder
 
-    scanner = guard_scanner()
+    scanner = guard_scanner() if scanner is _BUILD else scanner
     fingerprinter = Fingerprinter(bytes.fromhex(key_hex)) if key_hex else Fingerprinter()
     # without the run's key (a later backout), recorded fingerprints cannot be matched
     hits = scan_run_folder(run_dir, fingerprinter, handled=None if key_hex else set(), scanner=scanner)
@@ -249,13 +265,14 @@ def finish_run(run_dir: Path, options: dict, notebooks: Sequence[NotebookRun], i
         for nb in notebooks:  # the ones not exported while the run went on (a later backout's earlier ones)
             exports.submit(run_dir / f"{nb.name}.ipynb")
         exports.wait()
+        scanner = exports.leak_scanner()
     finally:
         if own:
             exports.close()
     neutralise_csv_files(run_dir)
     # written before the leak guard so it reads them; again after, with its own check added
     write_check_exports(run_dir, options, load_checks(run_dir), include_baseline)
-    leak = guard_against_leaks(run_dir, key_hex)
+    leak = guard_against_leaks(run_dir, key_hex, scanner)
     progress_line(f"leak guard: {leak.status}" + (f" - {leak.reason}" if leak.reason else ""))
     checks = load_checks(run_dir)
     (run_dir / "checks.json").write_text(json.dumps(

@@ -247,3 +247,12 @@ def test_an_export_is_queued_once_and_links_and_missing_files_are_not_exported(t
         assert list(exports.pending) == [page]
         assert exports.wait() == []
     assert (tmp_path / "01_test_plan.html").is_file() and not (tmp_path / "02_link.html").exists()
+
+
+def test_the_leak_guard_built_ahead_in_the_worker_still_finds_a_planted_secret(tmp_path):
+    planted = "ghp_" + "Zq8vK2mW4xR7tY1uI3oP5aS6dF9gH0jL2kN4"
+    (tmp_path / "notes.txt").write_text(f"token = {planted}\n")
+    with archive.HtmlExports() as exports:
+        check = archive.guard_against_leaks(tmp_path, None, exports.leak_scanner())
+    assert check.status == FAIL and check.evidence["detection_engine"] is True
+    assert "notes.txt:1" in check.reason and planted not in json.dumps(check.evidence) + check.reason
