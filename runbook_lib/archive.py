@@ -55,6 +55,10 @@ def export_html(notebook: Path) -> Path:
     return target
 
 
+def _import_exporter() -> None:
+    import nbconvert  # noqa: F401
+
+
 class HtmlExports:
     """HTML pages of executed notebooks, exported in one worker thread while the next notebook runs.
 
@@ -73,6 +77,7 @@ class HtmlExports:
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="runbook-html")
         self.pending: dict[Path, object] = {}
         self.scanner = self.pool.submit(guard_scanner)
+        self.pool.submit(_import_exporter)  # nbconvert's import, paid while the first notebook runs
 
     def leak_scanner(self):
         """The leak guard's scanner (None without the detection engine); an error building it is raised here."""

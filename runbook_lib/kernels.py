@@ -73,20 +73,25 @@ class PrivateKernel:
     credentials, to this user. ``cwd`` holds nothing but the link to the run folder.
     """
 
-    def __init__(self, kernel_name: str, run_dir: Path):
+    def __init__(self, kernel_name: str, run_dir: Path | None):
         # The async manager gives nbclient async channels: with blocking ones it waits on
         # IOPub forever when the kernel dies, instead of noticing the death.
         from jupyter_client.manager import AsyncKernelManager
 
-        from .execution import kernel_run_dir
-
         self.folder = tempfile.mkdtemp(prefix="runbook-kernel-")
         self.cwd = os.path.join(self.folder, "cwd")
         os.mkdir(self.cwd, 0o700)
-        os.symlink(Path(run_dir).resolve(), os.path.join(self.cwd, kernel_run_dir(run_dir)))
+        if run_dir is not None:
+            self.link(run_dir)
         self.manager = AsyncKernelManager(kernel_name=kernel_name, transport="ipc",
                                           ip=os.path.join(self.folder, "kernel"))
         self.stopping = False
+
+    def link(self, run_dir: Path) -> None:
+        """Put the link to the run folder in the kernel's working folder (before its notebook runs)."""
+        from .execution import kernel_run_dir
+
+        os.symlink(Path(run_dir).resolve(), os.path.join(self.cwd, kernel_run_dir(run_dir)))
 
     def start(self, preimports: Sequence[str] = ()) -> None:
         """Launch the kernel process now (this returns at once); it imports ``preimports`` while it starts."""
@@ -142,8 +147,9 @@ class KernelQueue:
     ...     kernels.prestart(notebooks[1])                      # boots while notebooks[0] runs
     """
 
-    def __init__(self, kernel_name: str, run_dir: Path, preload: bool = True):
-        self.kernel_name, self.run_dir, self.preload = kernel_name, Path(run_dir), preload
+    def __init__(self, kernel_name: str, run_dir: Path | None = None, preload: bool = True):
+        self.kernel_name, self.preload = kernel_name, preload
+        self.run_dir = Path(run_dir) if run_dir is not None else None
         self.waiting: tuple[Path, PrivateKernel] | None = None
         self.started: list[PrivateKernel] = []
 
@@ -156,6 +162,12 @@ class KernelQueue:
             pass
         return kernel
 
+    def link(self, run_dir: Path) -> None:
+        """The run folder, once it exists: kernels started before get their link to it now."""
+        self.run_dir = Path(run_dir)
+        for kernel in self.started:
+            kernel.link(self.run_dir)
+
     def prestart(self, notebook: Path) -> None:
         """Start the kernel of ``notebook`` now, to be taken when that notebook runs."""
         if self.waiting is not None:
@@ -164,6 +176,8 @@ class KernelQueue:
 
     def take(self, notebook: Path) -> PrivateKernel:
         """The kernel started for ``notebook``, or a fresh one when there is none or it died before use."""
+        if self.run_dir is None:
+            raise RuntimeError("KernelQueue.link(run_dir) must come before take()")
         waiting, self.waiting = self.waiting, None
         if waiting is not None:
             planned, kernel = waiting

@@ -117,3 +117,19 @@ def test_a_failing_preimport_is_ignored_and_the_notebook_says_why_in_its_own_cel
     with kernels.KernelQueue("python3", run_dir) as queue:
         result = execution.execute(nb, run_dir, {}, "python3", 120, kernel=queue.take(nb))
     assert result.status == "failed" and "ModuleNotFoundError" in result.error and "no_such_module_anywhere" in result.error
+
+
+def test_a_kernel_started_before_the_run_folder_exists_sees_it_once_linked(run_dir, tmp_path):
+    nb = _notebook(tmp_path / "01_first.ipynb", f"import os\nassert os.listdir('.') == [{run_dir.name!r}], os.listdir('.')\n"
+                   f"assert os.path.samefile({run_dir.name!r}, {str(run_dir)!r})")
+    with kernels.KernelQueue("python3") as queue:
+        queue.prestart(nb)  # the runner's first kernel boots while the identity is checked
+        with pytest.raises(RuntimeError, match="link"):
+            queue.take(nb)
+        queue.prestart(nb)
+        early = queue.waiting[1]
+        queue.link(run_dir)
+        kernel = queue.take(nb)
+        assert kernel is early
+        result = execution.execute(nb, run_dir, {}, "python3", 120, kernel=kernel)
+    assert result.status == "ok", result.error
