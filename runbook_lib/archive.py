@@ -49,7 +49,10 @@ def export_html(notebook: Path) -> Path:
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(str(notebook), as_version=4)
-    body, _ = HTMLExporter().from_notebook_node(nb)
+    # nbconvert also looks for templates under the working directory, which papermill changes to the
+    # kernel's folder while a notebook runs (and this may run then, in HtmlExports' worker): the
+    # installed templates only, so the page never depends on where or when it was exported
+    body, _ = HTMLExporter(extra_template_basedirs=[]).from_notebook_node(nb)
     target = notebook.with_suffix(".html")
     target.write_text(inert_html_document(body))
     return target
@@ -84,8 +87,12 @@ class HtmlExports:
         return self.scanner.result()
 
     def submit(self, notebook: Path) -> None:
-        """Export ``notebook`` (``NAME.ipynb`` in the run folder) in the worker, once."""
-        notebook = Path(notebook)
+        """Export ``notebook`` (``NAME.ipynb`` in the run folder) in the worker, once.
+
+        The path is made absolute now: papermill changes the process's working directory while the
+        next notebook runs, when the worker may read it.
+        """
+        notebook = Path(notebook).absolute()
         if notebook in self.pending or not notebook.is_file() or notebook.is_symlink():
             return
         self.pending[notebook] = self.pool.submit(export_html, notebook)

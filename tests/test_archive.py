@@ -256,3 +256,18 @@ def test_the_leak_guard_built_ahead_in_the_worker_still_finds_a_planted_secret(t
         check = archive.guard_against_leaks(tmp_path, None, exports.leak_scanner())
     assert check.status == FAIL and check.evidence["detection_engine"] is True
     assert "notes.txt:1" in check.reason and planted not in json.dumps(check.evidence) + check.reason
+
+
+def test_an_export_queued_with_a_relative_path_is_written_after_the_working_directory_changed(tmp_path, monkeypatch):
+    # `runbook run --out runs` gives relative run folders; papermill chdirs to the kernel's folder meanwhile
+    (tmp_path / "runs").mkdir()
+    elsewhere = tmp_path / "kernel-cwd"
+    elsewhere.mkdir()
+    _executed_notebook(tmp_path / "runs" / "01_test_plan.ipynb")
+    monkeypatch.chdir(tmp_path)
+    with archive.HtmlExports() as exports:
+        exports.submit(archive.Path("runs/01_test_plan.ipynb"))
+        assert list(exports.pending) == [tmp_path / "runs" / "01_test_plan.ipynb"]
+        monkeypatch.chdir(elsewhere)
+        assert exports.wait() == []
+    assert (tmp_path / "runs" / "01_test_plan.html").is_file() and not any(elsewhere.iterdir())
