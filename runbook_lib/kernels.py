@@ -5,7 +5,7 @@ Every notebook still gets a kernel of its own, started for it and used by nothin
 ``IPKernelApp.exec_lines`` that import the modules its notebook will import (its
 ``runbook_lib`` imports, read from the notebook's cells, and the heavy libraries they load
 lazily: pandas, matplotlib, boto3), so the kernel answers its first request with those
-already loaded. The lines bind no name in the notebook's namespace and do not count as
+already loaded, and with the scanner's patterns compiled (:data:`WARM_LINES`). The lines bind no name in the notebook's namespace and do not count as
 executions (IPython runs them with ``store_history=False``); an import that fails there is
 ignored, and fails again, visibly, in the notebook's own cell.
 
@@ -26,6 +26,9 @@ from typing import Sequence
 
 #: Libraries the runbook's modules import lazily inside cells (tables, charts, clients).
 HEAVY_IMPORTS = ("boto3", "pandas", "matplotlib.figure", "matplotlib.backends.backend_agg")
+#: Work a kernel does while it boots, besides imports: every notebook scans (the audit, the change's
+#: checks, validation, the leak guard's values), and the scanner's patterns compile once per process.
+WARM_LINES = ('__import__("runbook_lib.scan_prefilter").scan_prefilter.shared_prefilter();',)
 #: What nbclient passes when it starts a kernel itself: no history file on disk.
 HISTORY_ARGUMENT = "--HistoryManager.hist_file=:memory:"
 
@@ -93,11 +96,13 @@ class PrivateKernel:
 
         os.symlink(Path(run_dir).resolve(), os.path.join(self.cwd, kernel_run_dir(run_dir)))
 
-    def start(self, preimports: Sequence[str] = ()) -> None:
-        """Launch the kernel process now (this returns at once); it imports ``preimports`` while it starts."""
+    def start(self, preimports: Sequence[str] = (), warm: Sequence[str] = ()) -> None:
+        """Launch the kernel process now (this returns at once); it imports ``preimports``, then runs the
+        ``warm`` lines (expressions that bind no name), while it starts."""
         from jupyter_core.utils import run_sync
 
-        arguments = [HISTORY_ARGUMENT, *preimport_lines(preimports)]
+        arguments = [HISTORY_ARGUMENT, *preimport_lines(preimports),
+                     *(f"--IPKernelApp.exec_lines={line}" for line in warm)]
         run_sync(self.manager.start_kernel)(cwd=self.cwd, extra_arguments=arguments)
 
     def alive(self) -> bool:
@@ -157,7 +162,10 @@ class KernelQueue:
         kernel = PrivateKernel(self.kernel_name, self.run_dir)
         self.started.append(kernel)
         try:
-            kernel.start([*HEAVY_IMPORTS, *notebook_imports(notebook)] if self.preload else [])
+            if self.preload:
+                kernel.start([*HEAVY_IMPORTS, *notebook_imports(notebook)], WARM_LINES)
+            else:
+                kernel.start()
         except Exception:  # papermill starts it, and reports why it cannot
             pass
         return kernel

@@ -58,12 +58,14 @@ def test_preimports_bind_no_name_and_display_nothing():
 def test_each_notebook_gets_a_fresh_kernel_with_its_imports_loaded_and_an_empty_namespace(run_dir, tmp_path):
     first = _notebook(tmp_path / "01_first.ipynb", "leftover = 'from the first notebook'")
     second = _notebook(tmp_path / "02_second.ipynb",
-                       "import sys\npreloaded = {m for m in ('pandas', 'boto3', 'runbook_lib.checks') if m in sys.modules}",
+                       "import sys\npreloaded = {m for m in ('pandas', 'boto3', 'runbook_lib.checks') if m in sys.modules}\n"
+                       "compiled = sys.modules['runbook_lib.scan_prefilter']._SHARED is not None",
                        "from runbook_lib.checks import CheckLog",
                        "assert 'leftover' not in globals(), 'the first notebook leaked into the second'\n"
                        "assert preloaded == {'pandas', 'boto3', 'runbook_lib.checks'}, preloaded\n"
+                       "assert compiled, 'the scanner patterns were not compiled while the kernel started'\n"
                        "names = sorted(n for n in globals() if not n.startswith('_'))\n"
-                       "assert names == ['CheckLog', 'In', 'Out', 'exit', 'get_ipython', 'open', 'preloaded',"
+                       "assert names == ['CheckLog', 'In', 'Out', 'compiled', 'exit', 'get_ipython', 'open', 'preloaded',"
                        " 'quit', 'sys'], names")
     with kernels.KernelQueue("python3", run_dir) as queue:
         one = queue.take(first)
