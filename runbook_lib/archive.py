@@ -49,10 +49,74 @@ def export_html(notebook: Path) -> Path:
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(str(notebook), as_version=4)
-    body, _ = HTMLExporter().from_notebook_node(nb)
+    # nbconvert also looks for templates under the working directory, which papermill changes to the
+    # kernel's folder while a notebook runs (and this may run then, in HtmlExports' worker): the
+    # installed templates only, so the page never depends on where or when it was exported
+    body, _ = HTMLExporter(extra_template_basedirs=[]).from_notebook_node(nb)
     target = notebook.with_suffix(".html")
     target.write_text(inert_html_document(body))
     return target
+
+
+def _import_exporter() -> None:
+    import nbconvert  # noqa: F401
+
+
+class HtmlExports:
+    """HTML pages of executed notebooks, exported in one worker thread while the next notebook runs.
+
+    :meth:`submit` queues a notebook (after its kernel is done and its paths are scrubbed);
+    :meth:`wait` is called by :func:`finish_run` before the leak guard and the manifest, which
+    then cover every page that exists. A failed export is reported, the others still happen.
+    The worker first builds the leak guard's scanner (compiling its patterns takes a second or
+    more), which :meth:`leak_scanner` hands to :func:`guard_against_leaks`.
+    """
+
+    def __init__(self):
+        from concurrent.futures import ThreadPoolExecutor
+
+        from .leak_guard import guard_scanner
+
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="runbook-html")
+        self.pending: dict[Path, object] = {}
+        self.scanner = self.pool.submit(guard_scanner)
+        self.pool.submit(_import_exporter)  # nbconvert's import, paid while the first notebook runs
+
+    def leak_scanner(self):
+        """The leak guard's scanner (None without the detection engine); an error building it is raised here."""
+        return self.scanner.result()
+
+    def submit(self, notebook: Path) -> None:
+        """Export ``notebook`` (``NAME.ipynb`` in the run folder) in the worker, once.
+
+        The path is made absolute now: papermill changes the process's working directory while the
+        next notebook runs, when the worker may read it.
+        """
+        notebook = Path(notebook).absolute()
+        if notebook in self.pending or not notebook.is_file() or notebook.is_symlink():
+            return
+        self.pending[notebook] = self.pool.submit(export_html, notebook)
+
+    def wait(self) -> list[str]:
+        """Wait for every queued export; the names of the notebooks whose page could not be written."""
+        failed = []
+        for notebook, future in self.pending.items():
+            try:
+                future.result()
+            except Exception as exc:  # an unreadable half-written notebook must not lose the rest
+                progress_line(f"{notebook.stem}: HTML export failed ({type(exc).__name__})", logging.WARNING)
+                failed.append(notebook.stem)
+        self.pending = {}
+        return failed
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+
+    def __enter__(self) -> "HtmlExports":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def neutralise_csv_files(run_dir: Path) -> list[str]:
@@ -117,13 +181,20 @@ def scope_line(run_dir: Path, options: dict) -> str:
             f"{counted(len(regions), 'region')} ({md_cell(', '.join(regions))})")
 
 
-def guard_against_leaks(run_dir: Path, key_hex: str | None) -> Check:
-    """Scan every artifact for handled values (by fingerprint) and detectable secrets."""
+_BUILD = object()
+
+
+def guard_against_leaks(run_dir: Path, key_hex: str | None, scanner=_BUILD) -> Check:
+    """Scan every artifact for handled values (by fingerprint) and detectable secrets.
+
+    ``scanner``: the guard's scanner when it was built ahead (:meth:`HtmlExports.leak_scanner`; None
+    without the detection engine); by default it is built here.
+    """
     from .catalog import Verdict, make_check
     from .checks import CheckLog
     from .leak_guard import guard_scanner, scan_run_folder
 
-    scanner = guard_scanner()
+    scanner = guard_scanner() if scanner is _BUILD else scanner
     fingerprinter = Fingerprinter(bytes.fromhex(key_hex)) if key_hex else Fingerprinter()
     # without the run's key (a later backout), recorded fingerprints cannot be matched
     hits = scan_run_folder(run_dir, fingerprinter, handled=None if key_hex else set(), scanner=scanner)
@@ -191,24 +262,29 @@ def _write_run_record(run_dir: Path, record: dict) -> None:
 
 def finish_run(run_dir: Path, options: dict, notebooks: Sequence[NotebookRun], include_baseline: bool,
                started: str, key: SigningKey, key_hex: str | None = None,
-               decided_by: Sequence[str] | None = None, change_note: str = "") -> Outcome:
+               decided_by: Sequence[str] | None = None, change_note: str = "",
+               exports: HtmlExports | None = None) -> Outcome:
     """HTML, CSV, leak guard, checks.json, summary.md, run.json and the signed manifest; the exit code.
 
     ``decided_by``: the notebooks this command ran (a later backout or close-out), whose outcome and checks
     (with the leak guard's) decide the exit code; the folder's other notebooks are in the summary only.
     None: every notebook. ``change_note`` ("nothing to do: ...") starts the reason of a command that changed nothing.
+    ``exports``: the pages already being exported while the notebooks ran; the rest are exported here.
     """
-    for nb in notebooks:
-        path = run_dir / f"{nb.name}.ipynb"
-        if path.is_file() and not path.is_symlink():
-            try:
-                export_html(path)
-            except Exception as exc:  # an unreadable half-written notebook must not lose the rest
-                progress_line(f"{nb.name}: HTML export failed ({type(exc).__name__})", logging.WARNING)
+    own = exports is None
+    exports = exports or HtmlExports()
+    try:
+        for nb in notebooks:  # the ones not exported while the run went on (a later backout's earlier ones)
+            exports.submit(run_dir / f"{nb.name}.ipynb")
+        exports.wait()
+        scanner = exports.leak_scanner()
+    finally:
+        if own:
+            exports.close()
     neutralise_csv_files(run_dir)
     # written before the leak guard so it reads them; again after, with its own check added
     write_check_exports(run_dir, options, load_checks(run_dir), include_baseline)
-    leak = guard_against_leaks(run_dir, key_hex)
+    leak = guard_against_leaks(run_dir, key_hex, scanner)
     progress_line(f"leak guard: {leak.status}" + (f" - {leak.reason}" if leak.reason else ""))
     checks = load_checks(run_dir)
     (run_dir / "checks.json").write_text(json.dumps(

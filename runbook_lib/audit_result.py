@@ -27,6 +27,9 @@ from .exceptions import RunbookError
 from .inventory import FAILING_STATUSES, LISTING_CALLS, WARNING_STATUSES, Gap
 from .session import Target
 
+#: Bars per panel of the findings chart (the functions, or rules, with the most findings).
+CHART_FUNCTIONS = 20
+
 FINDING_COLUMNS = ["account", "region", "function", "version", "location", "where", "layer",
                    "rule", "title", "remediation", "redacted", "fingerprint", "edge_candidate"]
 INVENTORY_COLUMNS = ["account", "region", "function", "runtime", "package_type", "last_modified",
@@ -222,7 +225,10 @@ class AuditResult:
     def chart(self, path=None):
         """Findings by rule and by function as a :class:`~runbook_lib.charts.Chart` (PNG; written to ``path``).
 
-        Counts are whole numbers, so the count axis has integer ticks only.
+        Counts are whole numbers, so the count axis has integer ticks only. The function panel
+        shows the :data:`CHART_FUNCTIONS` functions with the most findings and its title says how
+        many it leaves out: at hundreds of functions a bar each is unreadable and slow to draw
+        (every name a text artist); ``findings.json``/``findings.csv`` list every one.
         """
         import io
 
@@ -239,9 +245,10 @@ class AuditResult:
             counts: dict[str, int] = {}
             for f in self.finding_records:
                 counts[f[key]] = counts.get(f[key], 0) + 1
-            ax.set_title(title)
+            labels = sorted(counts, key=lambda k: (-counts[k], k))[:CHART_FUNCTIONS][::-1]  # most at the top
+            left_out = len(counts) - len(labels)
+            ax.set_title(title + (f" (top {len(labels)} of {len(counts)})" if left_out else ""))
             if counts:
-                labels = sorted(counts, key=lambda k: (counts[k], k))
                 ax.barh(labels, [counts[k] for k in labels], color="#c0392b")
                 ax.set_xlabel("findings")
                 ax.xaxis.set_major_locator(MaxNLocator(integer=True))

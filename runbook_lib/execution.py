@@ -22,7 +22,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import site
 import sys
 import tempfile
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .exceptions import NotebookError
+from .kernels import PrivateKernel
 from .render import terminal
 
 #: Environment of every headless kernel (on top of the runner's own).
@@ -117,40 +117,13 @@ def kernel_run_dir(run_dir: Path) -> str:
     return name if _SAFE_LINK.fullmatch(name) else "run-folder"
 
 
-class PrivateKernel:
-    """A kernel on IPC sockets in a private (0700) folder, working in an empty folder beside them.
-
-    The default TCP transport opens loopback ports any local user can reach; sockets in a
-    folder only the runner's user can open keep the kernel, which handles the run's AWS
-    credentials, to this user. ``cwd`` holds nothing but the link to the run folder.
-    """
-
-    def __init__(self, kernel_name: str, run_dir: Path):
-        # The async manager gives nbclient async channels: with blocking ones it waits on
-        # IOPub forever when the kernel dies, instead of noticing the death.
-        from jupyter_client.manager import AsyncKernelManager
-
-        self.folder = tempfile.mkdtemp(prefix="runbook-kernel-")
-        self.cwd = os.path.join(self.folder, "cwd")
-        os.mkdir(self.cwd, 0o700)
-        os.symlink(Path(run_dir).resolve(), os.path.join(self.cwd, kernel_run_dir(run_dir)))
-        self.manager = AsyncKernelManager(kernel_name=kernel_name, transport="ipc",
-                                          ip=os.path.join(self.folder, "kernel"))
-
-    def close(self) -> None:
-        from jupyter_core.utils import run_sync
-
-        try:
-            if self.manager.has_kernel:
-                run_sync(self.manager.shutdown_kernel)(now=False)
-        except Exception:  # a dead kernel cannot be shut down: its folder still goes
-            pass
-        shutil.rmtree(self.folder, ignore_errors=True)
-
-
 def execute(notebook: Path, run_dir: Path, parameters: dict, kernel_name: str,
-            cell_timeout: int) -> NotebookRun:
-    """Run one notebook into the run folder; failures become a one-line error, output kept."""
+            cell_timeout: int, kernel: PrivateKernel | None = None) -> NotebookRun:
+    """Run one notebook into the run folder; failures become a one-line error, output kept.
+
+    ``kernel``: the notebook's own kernel, already started (:class:`runbook_lib.kernels.KernelQueue`);
+    it is asked to exit afterwards and reaped by its queue. None: one is started here and shut down.
+    """
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -158,7 +131,8 @@ def execute(notebook: Path, run_dir: Path, parameters: dict, kernel_name: str,
     output = run_dir / notebook.name
     started = time.monotonic()
     progress_line(f"{notebook.stem}: running")
-    kernel = PrivateKernel(kernel_name, run_dir)
+    owned = kernel is None
+    kernel = kernel or PrivateKernel(kernel_name, run_dir)
     replacements = path_replacements(run_dir, kernel.cwd)
     try:
         if output.is_symlink():  # papermill would write through it, outside the folder
@@ -183,7 +157,10 @@ def execute(notebook: Path, run_dir: Path, parameters: dict, kernel_name: str,
         record.status = "failed"
         record.error = str(NotebookError(notebook.stem, "interrupted", cell=running_cell(output)))
     finally:
-        kernel.close()
+        if owned:
+            kernel.close()
+        else:
+            kernel.begin_close()
     record.seconds = round(time.monotonic() - started, 1)
     if output.is_file() and not output.is_symlink():
         scrub_notebook_file(output, replacements)

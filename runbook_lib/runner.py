@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-from .archive import Outcome, finish_run
+from .archive import HtmlExports, Outcome, finish_run
 from .exceptions import ChangeRefused, InputError, LabError, RunbookError
 from .execution import KERNEL_ENV, NotebookRun, execute, kernel_run_dir, progress_line
+from .kernels import KernelQueue
 from .manifest import MANIFEST_FILE, verify_run
 from .parameters import (coerce_parameter, declared_parameters, refuse_runner_owned, resolve_path_parameters,
                          route_parameters)
@@ -151,14 +152,30 @@ def _preflight(options: RunOptions, endpoint_url: str, env: dict) -> dict:
 
 
 def _execute_in_order(notebooks: Sequence[Path], run_dir: Path, routed: dict, options: RunOptions,
-                      env: dict) -> list[NotebookRun]:
-    """Each notebook in its own kernel; after a failure the rest are skipped."""
+                      env: dict, exports: HtmlExports | None = None,
+                      kernels: KernelQueue | None = None) -> list[NotebookRun]:
+    """Each notebook in its own kernel; after a failure the rest are skipped.
+
+    The next notebook's kernel starts (and imports) while the current one runs, and the
+    current one's HTML page is exported in ``exports``' worker while the next runs.
+    ``kernels``: the caller's queue (it may hold the first kernel already, and reaps them after
+    the folder is finished); None: one of its own, reaped before this returns.
+    """
     results: list[NotebookRun] = []
-    with patched_environ(env):
-        for nb in notebooks:
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(patched_environ(env))
+        if kernels is None:
+            kernels = stack.enter_context(KernelQueue(options.kernel_name))
+        kernels.link(run_dir)
+        for index, nb in enumerate(notebooks):
+            kernel = kernels.take(nb)
+            if index + 1 < len(notebooks):
+                kernels.prestart(notebooks[index + 1])
             timeout = cell_timeout(options.cell_timeout, nb.stem, routed[nb.stem], options.target)
-            result = execute(nb, run_dir, routed[nb.stem], options.kernel_name, timeout)
+            result = execute(nb, run_dir, routed[nb.stem], options.kernel_name, timeout, kernel=kernel)
             results.append(result)
+            if exports is not None:
+                exports.submit(run_dir / nb.name)
             if result.status == "failed":
                 results += [NotebookRun(p.stem, "skipped") for p in notebooks[len(results):]]
                 break
@@ -189,7 +206,15 @@ def run_runbook(options: RunOptions, names: Sequence[str] | None = None,
     key = load_signing_key(options.signing_key)
     started = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     with contextlib.ExitStack() as stack:
+        # the export worker compiles the leak guard's scanner while the lab starts; the first kernel
+        # boots while the identity is checked; kernels are reaped after the folder is signed
+        exports = stack.enter_context(HtmlExports())
         endpoint_url, env, seed_info = _lab_or_endpoint(stack, options)
+        key_hex = Fingerprinter.new_key_hex()
+        kernel_env = {**env, KEY_ENV: key_hex, **KERNEL_ENV}
+        kernels = stack.enter_context(KernelQueue(options.kernel_name))
+        with patched_environ(kernel_env):
+            kernels.prestart(notebooks[0])
         identity = _preflight(options, endpoint_url, env)
         function_name = options.function_name or seed_info.get("function_name", "")
         declares = any("strategy" in declared_parameters(nb) for nb in notebooks)
@@ -203,9 +228,9 @@ def run_runbook(options: RunOptions, names: Sequence[str] | None = None,
         summary_options = {"target": options.target, "region": identity["region"],
                            "function_name": function_name, "apply": apply, "notebooks": names,
                            "account": identity["account"]}
-        key_hex = Fingerprinter.new_key_hex()
-        results = _execute_in_order(notebooks, run_dir, routed, options, {**env, KEY_ENV: key_hex, **KERNEL_ENV})
-        return finish_run(run_dir, summary_options, results, include_baseline, started, key, key_hex)
+        results = _execute_in_order(notebooks, run_dir, routed, options, kernel_env, exports, kernels)
+        return finish_run(run_dir, summary_options, results, include_baseline, started, key, key_hex,
+                          exports=exports)
 
 
 def allowlist_parameter(path: str) -> dict:

@@ -210,3 +210,67 @@ def test_a_one_region_run_names_its_region(tmp_path):
     assert "- region: us-east-1" in (tmp_path / "summary.md").read_text()
     (tmp_path / "coverage.json").write_text("not json")
     assert archive.audited_scope(tmp_path) == []
+
+
+def test_a_failed_overlapped_export_is_reported_and_the_manifest_covers_what_exists(tmp_path, capsys):
+    from runbook_lib.manifest import MANIFEST_FILE, verify_run
+    from runbook_lib.signing import load_signing_key
+
+    run_dir = tmp_path / "20261201T120000Z-lab"
+    run_dir.mkdir()
+    _executed_notebook(run_dir / "01_test_plan.ipynb")
+    (run_dir / "02_implementation.ipynb").write_text('{"cells": [')  # the kernel died mid-write
+    _executed_notebook(run_dir / "03_functional_validation.ipynb")
+    notebooks = [NotebookRun("01_test_plan", "ok"), NotebookRun("02_implementation", "failed", error="died"),
+                 NotebookRun("03_functional_validation", "skipped")]
+    key = load_signing_key()
+    with archive.HtmlExports() as exports:
+        exports.submit(run_dir / "01_test_plan.ipynb")  # while the next notebook ran
+        exports.submit(run_dir / "02_implementation.ipynb")
+        outcome = archive.finish_run(run_dir, {"target": "lab", "region": "us-east-1"}, notebooks, False,
+                                     "2026-12-01T12:00:00Z", key, exports=exports)
+    err = capsys.readouterr().err
+    assert "02_implementation: HTML export failed (" in err
+    assert (run_dir / "01_test_plan.html").is_file() and (run_dir / "03_functional_validation.html").is_file()
+    assert not (run_dir / "02_implementation.html").exists()
+    listed = json.loads((run_dir / MANIFEST_FILE).read_text())["files"]
+    names = {f["path"] for f in listed}
+    assert {"01_test_plan.html", "03_functional_validation.html", "02_implementation.ipynb", "summary.md",
+            "run.json", "checks.json"} <= names
+    assert verify_run(run_dir, {key.public.fingerprint}).ok
+    assert outcome.exit_code == 2 and outcome.run_dir == run_dir
+
+
+def test_an_export_is_queued_once_and_links_and_missing_files_are_not_exported(tmp_path):
+    page = _executed_notebook(tmp_path / "01_test_plan.ipynb")
+    (tmp_path / "02_link.ipynb").symlink_to(page)
+    with archive.HtmlExports() as exports:
+        for path in (page, page, tmp_path / "02_link.ipynb", tmp_path / "04_missing.ipynb"):
+            exports.submit(path)
+        assert list(exports.pending) == [page]
+        assert exports.wait() == []
+    assert (tmp_path / "01_test_plan.html").is_file() and not (tmp_path / "02_link.html").exists()
+
+
+def test_the_leak_guard_built_ahead_in_the_worker_still_finds_a_planted_secret(tmp_path):
+    planted = "ghp_" + "Zq8vK2mW4xR7tY1uI3oP5aS6dF9gH0jL2kN4"
+    (tmp_path / "notes.txt").write_text(f"token = {planted}\n")
+    with archive.HtmlExports() as exports:
+        check = archive.guard_against_leaks(tmp_path, None, exports.leak_scanner())
+    assert check.status == FAIL and check.evidence["detection_engine"] is True
+    assert "notes.txt:1" in check.reason and planted not in json.dumps(check.evidence) + check.reason
+
+
+def test_an_export_queued_with_a_relative_path_is_written_after_the_working_directory_changed(tmp_path, monkeypatch):
+    # `runbook run --out runs` gives relative run folders; papermill chdirs to the kernel's folder meanwhile
+    (tmp_path / "runs").mkdir()
+    elsewhere = tmp_path / "kernel-cwd"
+    elsewhere.mkdir()
+    _executed_notebook(tmp_path / "runs" / "01_test_plan.ipynb")
+    monkeypatch.chdir(tmp_path)
+    with archive.HtmlExports() as exports:
+        exports.submit(archive.Path("runs/01_test_plan.ipynb"))
+        assert list(exports.pending) == [tmp_path / "runs" / "01_test_plan.ipynb"]
+        monkeypatch.chdir(elsewhere)
+        assert exports.wait() == []
+    assert (tmp_path / "runs" / "01_test_plan.html").is_file() and not any(elsewhere.iterdir())

@@ -477,3 +477,18 @@ def test_the_findings_chart_is_a_png_that_displays_and_counts_in_whole_numbers(t
         assert ticks and all(float(t).is_integer() for t in ticks), ticks
     empty = AuditResult([], [], [], {}, 0.0, []).chart()
     assert [t.get_text() for ax in empty.figure.axes for t in ax.texts] == ["no findings", "no findings"]
+
+
+def test_the_findings_chart_at_hundreds_of_functions_shows_the_most_affected_and_says_how_many_it_leaves_out():
+    from runbook_lib.audit_result import CHART_FUNCTIONS, AuditResult
+
+    records = [{"rule": "keyword-assignment", "function": f"fn-{i:03d}"} for i in range(300)]
+    records += [{"rule": "aws-access-key", "function": "fn-worst"}] * 5 + [{"rule": "github-token", "function": "fn-2nd"}] * 3
+    by_rule, by_function = AuditResult([], records, [], {}, 0.0, []).chart().figure.axes
+    labels = [t.get_text() for t in by_function.get_yticklabels()]
+    assert len(labels) == CHART_FUNCTIONS and labels[-2:] == ["fn-2nd", "fn-worst"]  # the most at the top
+    assert by_function.get_title() == f"Findings by function (top {CHART_FUNCTIONS} of 302)"
+    assert by_rule.get_title() == "Findings by rule"  # all three rules drawn: nothing left out, nothing said
+    assert [t.get_text() for t in by_rule.get_yticklabels()] == ["github-token", "aws-access-key", "keyword-assignment"]
+    few = AuditResult([], records[:3], [], {}, 0.0, []).chart().figure.axes[1]
+    assert few.get_title() == "Findings by function" and len(few.get_yticklabels()) == 3

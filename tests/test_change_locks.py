@@ -226,3 +226,25 @@ def test_an_unusable_signing_key_stops_unlock_before_anything_is_released(tmp_pa
     assert cli.main(["unlock", str(folder), "--signing-key", str(tmp_path / "nope.pem")]) == 2
     assert capsys.readouterr().err.startswith("runbook: --signing-key: no key file at")
     assert files_of(folder) == before
+
+
+@pytest.mark.parametrize("target_name, settle", [("lab", locks.LAB_LOCK_SETTLE_SECONDS), ("aws", locks.LOCK_SETTLE_SECONDS)])
+def test_a_competitor_writing_during_the_settle_window_is_caught_and_the_lab_window_is_short(
+        world, monkeypatch, target_name, settle):
+    lam = world.client("lambda")
+    arn = lam.get_function_configuration(FunctionName=FUNCTION)["FunctionArn"]
+    competitor = owner(pid=dead_pid() + 1, what="backout").token()
+    slept = []
+
+    def competitor_writes(seconds):  # the other run read "free" too and wrote while this one settled
+        slept.append(seconds)
+        lam.tag_resource(Resource=arn, Tags={LOCK_TAG: competitor})
+
+    monkeypatch.setattr(locks.time, "sleep", competitor_writes)
+    monkeypatch.setattr(world.target, "name", target_name)
+    ctx = ChangeContext(world.target, world.ledger, FUNCTION)
+    with pytest.raises(ChangeRefused, match="took the lock on this function at the same time"):
+        with locks.holding(ctx, "apply"):
+            pytest.fail("the change ran although another run overwrote the lock")
+    assert slept == [settle] and locks.LAB_LOCK_SETTLE_SECONDS < locks.LOCK_SETTLE_SECONDS == 1.0
+    assert lam.list_tags(Resource=arn)["Tags"][LOCK_TAG] == competitor  # the winner's tag is left alone

@@ -8,7 +8,9 @@ that process's start time (a reused pid is not the holder)::
 
 Lambda tags have no compare-and-set: two runs that both read "free" both write, and the
 last write wins. So the tag is written, left :data:`LOCK_SETTLE_SECONDS` to settle, and
-read back; the run whose tag was overwritten refuses before changing anything.
+read back; the run whose tag was overwritten refuses before changing anything. The embedded
+lab answers on loopback and is consistent at once, so there the window only has to cover a
+competitor's read-then-write, one local round trip: :data:`LAB_LOCK_SETTLE_SECONDS`.
 
 A holder that died (a killed kernel) leaves both locks behind. :func:`unlock` releases
 them after checking that no live process holds them; a holder on another host cannot be
@@ -40,6 +42,8 @@ from ..session import aws_call
 LOCK_TAG = "lambda-secrets-runbook-lock"
 #: Seconds between writing the lock tag and reading it back (see :func:`acquire_function_lock`).
 LOCK_SETTLE_SECONDS = 1.0
+#: The same on the embedded lab (``target == "lab"``).
+LAB_LOCK_SETTLE_SECONDS = 0.2
 PERMISSIONS = ("lambda:ListTags", "lambda:TagResource", "lambda:UntagResource")
 
 
@@ -114,7 +118,7 @@ def holder_note(token: str, what: str) -> str:
 
 
 # -- the function's lock tag -------------------------------------------------------------------
-def acquire_function_lock(lam, function_arn: str, owner: str) -> None:
+def acquire_function_lock(lam, function_arn: str, owner: str, settle_seconds: float = LOCK_SETTLE_SECONDS) -> None:
     """Tag the function with ``owner`` as its lock holder; refuse when another run holds it."""
     name = function_arn.rsplit(":", 1)[-1]
     holder = functions.function_tags(lam, function_arn).get(LOCK_TAG)
@@ -123,7 +127,7 @@ def acquire_function_lock(lam, function_arn: str, owner: str) -> None:
                             + holder_note(holder, f"the lock tag {LOCK_TAG}"))
     with aws_call("TagResource", function_arn, "lambda:TagResource"):
         lam.tag_resource(Resource=function_arn, Tags={LOCK_TAG: owner})
-    time.sleep(LOCK_SETTLE_SECONDS)  # let a concurrent run's write land before reading back
+    time.sleep(settle_seconds)  # let a concurrent run's write land before reading back
     holder = functions.function_tags(lam, function_arn).get(LOCK_TAG)
     if holder != owner:
         raise ChangeRefused(name, "another runbook run took the lock on this function at the same time: "
@@ -155,7 +159,8 @@ def holding(ctx, what: str) -> Iterator[str]:
     try:
         if ctx.function_exists():
             function_arn = ctx.function_arn
-            acquire_function_lock(ctx.lam, function_arn, owner)
+            settle = LAB_LOCK_SETTLE_SECONDS if ctx.target.name == "lab" else LOCK_SETTLE_SECONDS
+            acquire_function_lock(ctx.lam, function_arn, owner, settle)
         yield owner
     finally:
         if function_arn and ctx.function_exists():
