@@ -130,11 +130,13 @@ class PrivateKernel:
 
         try:
             if self.manager.has_kernel:
-                if self.stopping:  # asked already: wait for it (killed when it takes too long)
-                    run_sync(self.manager.finish_shutdown)()
-                    run_sync(self.manager.cleanup_resources)()
-                else:
-                    run_sync(self.manager.shutdown_kernel)(now=False)
+                # asked, then waited for (killed when it takes too long); never shutdown_kernel, whose
+                # SIGINT first makes an idle kernel print "KeyboardInterrupt caught in kernel" on stderr
+                if not self.stopping:
+                    run_sync(self.manager.request_shutdown)()
+                    self.stopping = True
+                run_sync(self.manager.finish_shutdown)()
+                run_sync(self.manager.cleanup_resources)()
         except Exception:  # a dead kernel cannot be shut down: its folder still goes
             pass
         shutil.rmtree(self.folder, ignore_errors=True)
