@@ -30,7 +30,7 @@ def test_the_runner_gives_each_notebook_the_timeout_of_its_waits(tmp_path, monke
 
     seen = {}
 
-    def execute(notebook, run_dir, parameters, kernel_name, timeout):
+    def execute(notebook, run_dir, parameters, kernel_name, timeout, kernel=None):
         seen[notebook.stem] = timeout
         return NotebookRun(notebook.stem, "ok")
 
