@@ -209,14 +209,24 @@ def test_a_kernel_dying_mid_notebook_exits_2_names_notebook_and_cell_and_keeps_t
 def test_the_lab_stopping_mid_run_is_a_one_line_error_and_exit_2(tmp_path, monkeypatch):
     from runbook_lib.lab import Lab
 
+    # SIGTERM, and SIGKILL if the lab still answers 10 s later (a loaded machine once outlasted a
+    # 10 s wait, and the next notebook reached a lab that had not stopped yet)
     stop_the_lab = ("import os, signal, time, urllib.request\n"
                     "os.kill(lab_pid, signal.SIGTERM)\n"
-                    "for _ in range(200):\n"
+                    "deadline = time.monotonic() + 10\n"
+                    "for _ in range(1200):\n"
                     "    try:\n"
                     "        urllib.request.urlopen(endpoint_url + '/_lab/health', timeout=1)\n"
                     "        time.sleep(0.05)\n"
                     "    except OSError:\n"
-                    "        break")
+                    "        break\n"
+                    "    if time.monotonic() > deadline:\n"
+                    "        try:\n"
+                    "            os.kill(lab_pid, signal.SIGKILL)\n"
+                    "        except ProcessLookupError:\n"
+                    "            pass\n"
+                    "else:\n"
+                    "    raise RuntimeError('the lab still answers')")
     call_it = ("from runbook_lib.session import Target\n"
                "Target.from_parameters(target, region, profile, endpoint_url).caller_identity()")
     notebooks = _stand_ins(tmp_path / "notebooks", [stop_the_lab, call_it])
