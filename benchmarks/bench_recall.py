@@ -30,8 +30,8 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
 import sys
+import tempfile
 from collections import defaultdict
 from pathlib import Path
 
@@ -41,6 +41,7 @@ sys.path.insert(0, str(HERE))
 
 import bench_scan  # noqa: E402
 import peer_data  # noqa: E402
+from whole_process import run_process  # noqa: E402
 
 CACHE = HERE / ".cache" / "peer_data"
 
@@ -61,8 +62,7 @@ def peer_found(tool: str, exe: Path, tree: Path) -> tuple[int, set[tuple[str, in
             "detect-secrets": bench_scan.DETECT_SECRETS_ARGS}[tool]
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch, tool)
-        with out.open("w") as stdout:
-            code = subprocess.run([str(exe), *args], cwd=tree, stdout=stdout, stderr=subprocess.DEVNULL).returncode
+        code = run_process([str(exe), *args], cwd=tree, stdout_path=out).returncode
         parse = bench_scan.findings_kingfisher if tool == "kingfisher" else bench_scan.findings_detect_secrets
         return code, parse(out)
 
