@@ -23,7 +23,7 @@ import string
 from typing import Any
 
 from .secret_readers import principal_names
-from .session import aws_call, error_code
+from .session import aws_call, error_code, new_session
 
 
 def _as_list(value: Any) -> list:
@@ -133,8 +133,6 @@ def probe_secret_access(target, role_arn: str, secret_arn: str, decoy_arn: str) 
         ``denial_shown``; a ``note`` when the endpoint does not enforce IAM. The secret's
         value is dropped unread.
     """
-    import boto3
-
     from .exceptions import AwsCallError
 
     try:
@@ -143,9 +141,8 @@ def probe_secret_access(target, role_arn: str, secret_arn: str, decoy_arn: str) 
                                                      DurationSeconds=900)["Credentials"]
     except AwsCallError as exc:
         return {"performed": False, "error": str(exc)}
-    session = boto3.session.Session(aws_access_key_id=creds["AccessKeyId"],
-                                    aws_secret_access_key=creds["SecretAccessKey"],
-                                    aws_session_token=creds["SessionToken"], region_name=target.region)
+    session = new_session(aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+                          aws_session_token=creds["SessionToken"], region_name=target.region)
     sm = target.with_session(session).client("secretsmanager")
     results = {}
     for label, arn in (("own_secret", secret_arn), ("decoy", decoy_arn)):

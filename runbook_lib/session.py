@@ -22,7 +22,9 @@ from typing import Iterator
 from urllib.parse import urlsplit
 
 import boto3
+import botocore.session
 from botocore.config import Config
+from botocore.loaders import create_loader
 from botocore.exceptions import (BotoCoreError, ClientError, EndpointConnectionError,
                                  NoCredentialsError, NoRegionError)
 
@@ -34,6 +36,39 @@ TARGETS = ("lab", "aws")
 RETRY_CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 10},
                       connect_timeout=10, read_timeout=70,
                       user_agent_extra="lambda-secrets-runbook")
+
+#: The services the runbook's steps call: :func:`warm_service_models` parses their models ahead.
+SERVICES = ("lambda", "secretsmanager", "iam", "sts", "cloudfront", "cloudtrail", "kms", "logs")
+_LOADERS: dict = {}
+
+
+def new_session(**options) -> boto3.session.Session:
+    """A boto3 session (``options`` as for ``boto3.session.Session``) whose service models are parsed once per process.
+
+    botocore parses each service's model (megabytes of JSON) again for every session, and the
+    runbook makes several per notebook (the target, each assumed role): they share one loader
+    here, per data path, so a model is parsed the first time any of them needs it.
+
+    >>> new_session(region_name="us-east-1").region_name
+    'us-east-1'
+    """
+    core = botocore.session.get_session()
+    data_path = core.get_config_variable("data_path")
+    if data_path not in _LOADERS:
+        _LOADERS[data_path] = create_loader(data_path)
+    core.register_component("data_loader", _LOADERS[data_path])
+    return boto3.session.Session(botocore_session=core, **options)
+
+
+def warm_service_models(services=SERVICES) -> None:
+    """Parse the models of ``services`` now (a fork server's kernels then find them parsed).
+
+    The clients made for it are thrown away; they carry placeholder keys so that nothing looks
+    for credentials.
+    """
+    session = new_session(region_name="us-east-1", aws_access_key_id="warm-up", aws_secret_access_key="warm-up")
+    for service in services:
+        session.client(service)
 
 
 @dataclass
@@ -72,8 +107,7 @@ class Target:
             raise InputError("endpoint_url", "no lab endpoint: start one with `runbook lab` "
                              "and export the variables it prints, or pass endpoint_url")
         if session is None:
-            session = boto3.session.Session(profile_name=profile or None,
-                                            region_name=region or None)
+            session = new_session(profile_name=profile or None, region_name=region or None)
         region = region or session.region_name or ""
         if not region:
             raise InputError("region", "no region given and none configured: "

@@ -64,3 +64,35 @@ def test_only_loopback_endpoints_give_up_on_a_refused_connection(endpoint, expec
     from runbook_lib.session import is_loopback
 
     assert is_loopback(endpoint) is expected
+
+
+def test_sessions_share_one_parsed_model_loader_and_still_make_working_clients():
+    from runbook_lib.session import new_session
+
+    one, two = new_session(region_name="us-east-1"), new_session(region_name="eu-west-1")
+    assert one._session.get_component("data_loader") is two._session.get_component("data_loader")
+    assert two.client("lambda", aws_access_key_id="x", aws_secret_access_key="y").meta.region_name == "eu-west-1"
+
+
+def test_warming_the_models_looks_for_no_credentials(monkeypatch, tmp_path):
+    import botocore.credentials
+
+    from runbook_lib.session import SERVICES, warm_service_models
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    looked = []
+    monkeypatch.setattr(botocore.credentials.CredentialResolver, "load_credentials",
+                        lambda self: looked.append(1))
+    warm_service_models()
+    assert looked == [] and "lambda" in SERVICES
+
+
+def test_the_runner_does_not_load_boto3_before_it_needs_it():
+    import subprocess
+    import sys
+
+    code = "import sys, runbook_lib.cli, runbook_lib.runner; print('boto3' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
