@@ -9,6 +9,12 @@ already loaded, and with the scanner's patterns compiled (:data:`WARM_LINES`). T
 executions (IPython runs them with ``store_history=False``); an import that fails there is
 ignored, and fails again, visibly, in the notebook's own cell.
 
+When the queue knows its command's notebooks and the kernel spec is this interpreter's
+ipykernel, the kernels are forked from one :class:`ForkServer` that imported all of that once
+(:mod:`runbook_lib.kernel_fork`): a fresh process per notebook, the imports paid once per
+command. Without a fork server (another kernel spec, a server that died) each kernel starts
+from scratch as before.
+
 A kernel that died before its notebook started is replaced by a fresh one
 (:meth:`KernelQueue.take`). Kernels that are done are asked to exit at once and reaped
 later (:meth:`KernelQueue.close`), so their shutdown also overlaps the next notebook.
@@ -20,17 +26,25 @@ import ast
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Sequence
 
-#: Libraries the runbook's modules import lazily inside cells (tables, charts, clients).
-HEAVY_IMPORTS = ("boto3", "pandas", "matplotlib.figure", "matplotlib.backends.backend_agg")
+#: Libraries the runbook's modules import lazily inside cells (tables, charts, clients, the scanner);
+#: pandas' Styler (every styled table) alone costs 0.8 s of CPU: it loads jinja2, its templates and pyplot.
+HEAVY_IMPORTS = ("boto3", "pandas", "pandas.io.formats.style", "matplotlib.figure",
+                 "matplotlib.backends.backend_agg", "runbook_lib.scanning")
 #: Work a kernel does while it boots, besides imports: every notebook scans (the audit, the change's
-#: checks, validation, the leak guard's values), and the scanner's patterns compile once per process.
-WARM_LINES = ('__import__("runbook_lib.scan_prefilter").scan_prefilter.shared_prefilter();',)
+#: checks, validation, the leak guard's values), and the scanner's patterns compile once per process;
+#: every notebook makes clients, whose service models are parsed once per process.
+WARM_LINES = ('__import__("runbook_lib.scan_prefilter").scan_prefilter.shared_prefilter();',
+              '__import__("runbook_lib.session").session.warm_service_models();')
 #: What nbclient passes when it starts a kernel itself: no history file on disk.
 HISTORY_ARGUMENT = "--HistoryManager.hist_file=:memory:"
+#: What every kernel imports before it runs a cell, besides :data:`HEAVY_IMPORTS`: a fork server loads it once.
+KERNEL_MODULES = ("ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell")
 
 
 def notebook_imports(notebook: Path) -> list[str]:
@@ -76,7 +90,7 @@ class PrivateKernel:
     credentials, to this user. ``cwd`` holds nothing but the link to the run folder.
     """
 
-    def __init__(self, kernel_name: str, run_dir: Path | None):
+    def __init__(self, kernel_name: str, run_dir: Path | None, forks: "ForkServer | None" = None):
         # The async manager gives nbclient async channels: with blocking ones it waits on
         # IOPub forever when the kernel dies, instead of noticing the death.
         from jupyter_client.manager import AsyncKernelManager
@@ -86,8 +100,10 @@ class PrivateKernel:
         os.mkdir(self.cwd, 0o700)
         if run_dir is not None:
             self.link(run_dir)
+        specs = {"kernel_spec_manager": forks.spec_manager} if forks is not None else {}
         self.manager = AsyncKernelManager(kernel_name=kernel_name, transport="ipc",
-                                          ip=os.path.join(self.folder, "kernel"))
+                                          ip=os.path.join(self.folder, "kernel"), **specs)
+        self.forked = forks is not None
         self.stopping = False
 
     def link(self, run_dir: Path) -> None:
@@ -142,6 +158,71 @@ class PrivateKernel:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
+class ForkServer:
+    """The process kernels are forked from (:mod:`runbook_lib.kernel_fork`), and the kernel spec that asks it.
+
+    :meth:`start` returns None when the kernel spec is not this interpreter's ipykernel (a fork
+    of this interpreter would not be that kernel) or the server cannot be launched: the
+    caller then starts kernels from scratch.
+    """
+
+    def __init__(self, kernel_name: str, modules: Sequence[str], warm: Sequence[str]):
+        from jupyter_client.kernelspec import KernelSpecManager
+
+        self.folder = tempfile.mkdtemp(prefix="runbook-forks-")
+        self.socket = os.path.join(self.folder, "server")
+        specs = os.path.join(self.folder, "kernels")
+        os.makedirs(os.path.join(specs, kernel_name))
+        script = str(Path(__file__).with_name("kernel_fork.py"))
+        spec = {"argv": [sys.executable, "-I", "-S", script, "connect", self.socket, "--", "-f", "{connection_file}"],
+                "display_name": "Python 3 (ipykernel)", "language": "python", "interrupt_mode": "signal",
+                "metadata": {"debugger": True}}
+        Path(specs, kernel_name, "kernel.json").write_text(json.dumps(spec))
+        self.spec_manager = KernelSpecManager(kernel_dirs=[specs], ensure_native_kernel=False)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "runbook_lib.kernel_fork", "serve", self.socket, str(os.getpid()),
+             json.dumps(list(modules)), json.dumps(list(warm))],
+            stdin=subprocess.DEVNULL, start_new_session=True)
+
+    @classmethod
+    def start(cls, kernel_name: str, modules: Sequence[str], warm: Sequence[str] = ()) -> "ForkServer | None":
+        if not forkable(kernel_name):
+            return None
+        try:
+            return cls(kernel_name, modules, warm)
+        except (OSError, ValueError):
+            return None
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def close(self) -> None:
+        """Stop the server (its kernels, all done by now, go with it) and remove its folder."""
+        if self.alive():
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def forkable(kernel_name: str) -> bool:
+    """True when ``kernel_name`` is this interpreter's ipykernel, which a fork of this interpreter can be."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        argv = KernelSpecManager().get_kernel_spec(kernel_name).argv
+    except (NoSuchKernel, OSError, ValueError):
+        return False
+    if len(argv) < 3 or argv[1:3] != ["-m", "ipykernel_launcher"]:
+        return False
+    interpreter = argv[0]
+    same_names = {"python", f"python{sys.version_info[0]}", "python%d.%d" % sys.version_info[:2]}
+    return interpreter in same_names or os.path.realpath(interpreter) == os.path.realpath(sys.executable)
+
+
 class KernelQueue:
     """Kernels for the notebooks of one command, each started while the notebook before it runs.
 
@@ -154,14 +235,20 @@ class KernelQueue:
     ...     kernels.prestart(notebooks[1])                      # boots while notebooks[0] runs
     """
 
-    def __init__(self, kernel_name: str, run_dir: Path | None = None, preload: bool = True):
+    def __init__(self, kernel_name: str, run_dir: Path | None = None, preload: bool = True,
+                 notebooks: Sequence[Path] = ()):
         self.kernel_name, self.preload = kernel_name, preload
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.waiting: tuple[Path, PrivateKernel] | None = None
         self.started: list[PrivateKernel] = []
+        self.forks: ForkServer | None = None
+        if preload and len(notebooks) > 1:  # one notebook gains nothing: its kernel would pay the same imports
+            modules = dict.fromkeys([*KERNEL_MODULES, *HEAVY_IMPORTS, *(m for nb in notebooks for m in notebook_imports(nb))])
+            self.forks = ForkServer.start(kernel_name, list(modules), WARM_LINES)
 
     def _start(self, notebook: Path) -> PrivateKernel:
-        kernel = PrivateKernel(self.kernel_name, self.run_dir)
+        forks = self.forks if self.forks is not None and self.forks.alive() else None
+        kernel = PrivateKernel(self.kernel_name, self.run_dir, forks)
         self.started.append(kernel)
         try:
             if self.preload:
@@ -208,6 +295,9 @@ class KernelQueue:
         for kernel in self.started:
             kernel.close()
         self.started = []
+        if self.forks is not None:
+            self.forks.close()
+            self.forks = None
 
     def __enter__(self) -> "KernelQueue":
         return self

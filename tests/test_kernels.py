@@ -8,6 +8,7 @@ import nbformat
 import pytest
 
 from runbook_lib import execution, kernels
+from tests.processes import gone
 
 
 def _notebook(path, *sources):
@@ -22,15 +23,6 @@ def _pid(kernel) -> int:
     return kernel.manager.provisioner.process.pid
 
 
-def _gone(pid: int, within: float = 10.0) -> bool:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.05)
-    return False
 
 
 @pytest.fixture
@@ -80,7 +72,7 @@ def test_each_notebook_gets_a_fresh_kernel_with_its_imports_loaded_and_an_empty_
         folders = [k.folder for k in queue.started]
     executed = nbformat.read(str(run_dir / "02_second.ipynb"), as_version=4)
     assert [c.execution_count for c in executed.cells if c.cell_type == "code"] == [1, 2, 3]  # preloads do not count
-    assert all(_gone(pid) for pid in pids) and not any(os.path.exists(f) for f in folders)
+    assert all(gone(pid) for pid in pids) and not any(os.path.exists(f) for f in folders)
 
 
 def test_a_kernel_that_died_before_use_is_replaced(run_dir, tmp_path):
@@ -110,7 +102,7 @@ def test_a_kernel_started_for_another_notebook_is_not_used_and_unused_kernels_ar
         assert kernel is not unused and kernel.alive()
         queue.prestart(planned)  # never taken: a failed notebook skips the rest
         pids = [_pid(k) for k in queue.started]
-    assert len(pids) == 3 and all(_gone(pid) for pid in pids)
+    assert len(pids) == 3 and all(gone(pid) for pid in pids)
 
 
 def test_a_failing_preimport_is_ignored_and_the_notebook_says_why_in_its_own_cell(run_dir, tmp_path, monkeypatch):
