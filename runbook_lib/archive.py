@@ -62,14 +62,22 @@ def _import_exporter() -> None:
     import nbconvert  # noqa: F401
 
 
+def _import_runner_needs() -> None:
+    """What the runner needs once the lab is up (boto3 for the identity check, papermill for the notebooks)."""
+    import papermill  # noqa: F401
+
+    from . import session  # noqa: F401
+
+
 class HtmlExports:
     """HTML pages of executed notebooks, exported in one worker thread while the next notebook runs.
 
     :meth:`submit` queues a notebook (after its kernel is done and its paths are scrubbed);
     :meth:`wait` is called by :func:`finish_run` before the leak guard and the manifest, which
     then cover every page that exists. A failed export is reported, the others still happen.
-    The worker first builds the leak guard's scanner (compiling its patterns takes a second or
-    more), which :meth:`leak_scanner` hands to :func:`guard_against_leaks`.
+    The worker first imports what the runner needs next (boto3, papermill), then builds the leak
+    guard's scanner (compiling its patterns takes a second or more), which :meth:`leak_scanner`
+    hands to :func:`guard_against_leaks`.
     """
 
     def __init__(self):
@@ -79,6 +87,7 @@ class HtmlExports:
 
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="runbook-html")
         self.pending: dict[Path, object] = {}
+        self.pool.submit(_import_runner_needs)  # while the lab starts: the runner's main thread only waits then
         self.scanner = self.pool.submit(guard_scanner)
         self.pool.submit(_import_exporter)  # nbconvert's import, paid while the first notebook runs
 

@@ -18,6 +18,7 @@ metadata, the injected parameters and every output, tracebacks included.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -111,6 +112,43 @@ def kernel_output(notebook: str, replacements: list[tuple[str, str]]) -> Iterato
         papermill_log.setLevel(level)
 
 
+#: papermill saves the output notebook when each cell starts and ends; on the lab that is ~35 full writes
+#: (validated JSON) per notebook on the runner's critical path. The engine below saves at most this often
+#: while cells run, and always at the end, whatever the end (papermill's final save runs in a ``finally``).
+SAVE_EVERY_SECONDS = 2.0
+ENGINE_NAME = "runbook"
+
+
+@functools.cache
+def register_engine() -> str:
+    """Register (once per process) papermill's nbclient engine with throttled saves; return its name."""
+    from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
+
+    class ThrottledSaves(NotebookExecutionManager):
+        def save(self, **kwargs):
+            since = (self.now() - self.last_save_time).total_seconds()
+            if self.end_time is None and since < SAVE_EVERY_SECONDS:
+                return
+            super().save(**kwargs)
+
+    class ThrottledEngine(NBClientEngine):
+        @classmethod
+        def execute_notebook(cls, nb, kernel_name, output_path=None, progress_bar=True, log_output=False,
+                             autosave_cell_every=30, **kwargs):
+            manager = ThrottledSaves(nb, output_path=output_path, progress_bar=progress_bar,
+                                     log_output=log_output, autosave_cell_every=autosave_cell_every)
+            manager.notebook_start()
+            try:
+                cls.execute_managed_notebook(manager, kernel_name, log_output=log_output, **kwargs)
+            finally:
+                manager.cleanup_pbar()
+                manager.notebook_complete()
+            return manager.nb
+
+    papermill_engines.register(ENGINE_NAME, ThrottledEngine)
+    return ENGINE_NAME
+
+
 def kernel_run_dir(run_dir: Path) -> str:
     """The relative name under which a kernel sees the run folder (never importable)."""
     name = Path(run_dir).resolve().name
@@ -140,7 +178,7 @@ def execute(notebook: Path, run_dir: Path, parameters: dict, kernel_name: str,
         with kernel_output(notebook.stem, replacements) as (kernel_stderr, verbose):
             papermill.execute_notebook(
                 str(notebook), str(output), parameters=parameters, kernel_name=kernel_name, km=kernel.manager,
-                cwd=kernel.cwd, execution_timeout=cell_timeout, progress_bar=False,
+                cwd=kernel.cwd, execution_timeout=cell_timeout, progress_bar=False, engine_name=register_engine(),
                 request_save_on_cell_execute=True, log_output=verbose, stderr_file=kernel_stderr)
         record.status = "ok"
     except PapermillExecutionError as exc:

@@ -126,6 +126,7 @@ def scan_run_folder(run_dir: str | Path, fingerprinter: Fingerprinter,
     run_dir = Path(run_dir)
     handled = handled_fingerprints(run_dir) if handled is None else handled
     hits: list[LeakHit] = []
+    fingerprints: dict[str, str] = {}  # a run's artifacts repeat their tokens about ten times over
     files, _ = scan_folder(run_dir)  # regular files only: a link or a device is not an artifact
     for rel, path in files.items():
         if path.suffix not in TEXT_SUFFIXES | {PNG_SUFFIX}:
@@ -133,7 +134,7 @@ def scan_run_folder(run_dir: str | Path, fingerprinter: Fingerprinter,
         for number, line in _artifact_lines(path):
             if handled:
                 for token in _tokens(line):
-                    fp = fingerprinter(token)
+                    fp = fingerprints.get(token) or fingerprints.setdefault(token, fingerprinter(token))
                     if fp in handled:
                         hits.append(LeakHit(rel, number, f"value of a handled secret ({fp})"))
                         break

@@ -126,10 +126,10 @@ def _notebook_paths(notebooks_dir: Path, names: Sequence[str]) -> list[Path]:
     return paths
 
 
-def _lab_or_endpoint(stack: contextlib.ExitStack, options: RunOptions) -> tuple[str, dict, dict]:
-    """Start the embedded lab unless an endpoint was given; return endpoint, env, seed info."""
+def _lab_or_endpoint(stack: contextlib.ExitStack, options: RunOptions) -> tuple[str, dict, dict, object]:
+    """Start the embedded lab unless an endpoint was given; return endpoint, env, seed info and the lab (or None)."""
     if options.target != "lab" or options.endpoint_url:
-        return options.endpoint_url, {}, {}
+        return options.endpoint_url, {}, {}, None
     from .lab import Lab
     from .lab.runtimes import launcher
 
@@ -139,7 +139,23 @@ def _lab_or_endpoint(stack: contextlib.ExitStack, options: RunOptions) -> tuple[
     progress_line("starting the embedded lab")
     lab = stack.enter_context(Lab(seed=True))
     progress_line(f"lab ready at {lab.endpoint_url}")
-    return lab.endpoint_url, dict(lab.env), dict(lab.seed_info or {})
+    return lab.endpoint_url, dict(lab.env), dict(lab.seed_info or {}), lab
+
+
+@contextlib.contextmanager
+def stopping_in_background(lab) -> Iterator[None]:
+    """Stop the runner's own lab while the block (finishing the folder, which needs no AWS call) runs."""
+    if lab is None:
+        yield
+        return
+    import threading
+
+    stopper = threading.Thread(target=lab.stop, name="lab-stop", daemon=True)
+    stopper.start()
+    try:
+        yield
+    finally:
+        stopper.join()
 
 
 def _preflight(options: RunOptions, endpoint_url: str, env: dict) -> dict:
@@ -209,10 +225,11 @@ def run_runbook(options: RunOptions, names: Sequence[str] | None = None,
         # the export worker compiles the leak guard's scanner while the lab starts; the first kernel
         # boots while the identity is checked; kernels are reaped after the folder is signed
         exports = stack.enter_context(HtmlExports())
-        endpoint_url, env, seed_info = _lab_or_endpoint(stack, options)
+        with patched_environ(KERNEL_ENV):  # the fork server imports the kernels' modules while the lab starts
+            kernels = stack.enter_context(KernelQueue(options.kernel_name, notebooks=notebooks))
+        endpoint_url, env, seed_info, lab = _lab_or_endpoint(stack, options)
         key_hex = Fingerprinter.new_key_hex()
         kernel_env = {**env, KEY_ENV: key_hex, **KERNEL_ENV}
-        kernels = stack.enter_context(KernelQueue(options.kernel_name))
         with patched_environ(kernel_env):
             kernels.prestart(notebooks[0])
         identity = _preflight(options, endpoint_url, env)
@@ -229,8 +246,9 @@ def run_runbook(options: RunOptions, names: Sequence[str] | None = None,
                            "function_name": function_name, "apply": apply, "notebooks": names,
                            "account": identity["account"]}
         results = _execute_in_order(notebooks, run_dir, routed, options, kernel_env, exports, kernels)
-        return finish_run(run_dir, summary_options, results, include_baseline, started, key, key_hex,
-                          exports=exports)
+        with stopping_in_background(lab):
+            return finish_run(run_dir, summary_options, results, include_baseline, started, key, key_hex,
+                              exports=exports)
 
 
 def allowlist_parameter(path: str) -> dict:

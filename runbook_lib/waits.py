@@ -16,9 +16,6 @@ Examples
 
 from __future__ import annotations
 
-from .edge import DEPLOY_WAIT_SECONDS
-from .validation_collect import MAX_LOG_WAIT_SECONDS
-
 #: validation's CloudTrail poll, per target, when ``trail_wait_seconds`` is -1 (AWS delivers minutes late)
 DEFAULT_TRAIL_WAIT = {"lab": 0, "aws": 900}
 #: notebooks whose steps wait for a CloudFront deployment (the edge trigger, its removal)
@@ -28,6 +25,10 @@ VALIDATION = "03_functional_validation"
 
 def longest_wait(notebook: str, parameters: dict, target: str) -> int:
     """The longest a single cell of ``notebook`` may wait on AWS, in seconds."""
+    # imported here: both modules load boto3, which the runner needs only once the lab is up
+    from .edge import DEPLOY_WAIT_SECONDS
+    from .validation_collect import MAX_LOG_WAIT_SECONDS
+
     if notebook in EDGE_NOTEBOOKS:
         return DEPLOY_WAIT_SECONDS
     if notebook == VALIDATION:

@@ -120,3 +120,45 @@ def test_kernel_output_logs_cell_output_only_under_verbose():
         assert out not in logging.getLogger("papermill").handlers
     finally:
         execution.LOG.setLevel(logging.INFO)
+
+
+def _quick_notebook(path, cells: int):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(f"print({n})") for n in range(cells)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, str(path))
+    return path
+
+
+def test_quick_cells_are_saved_at_most_every_two_seconds_and_always_at_the_end(tmp_path, monkeypatch):
+    import papermill.engines
+
+    writes = []
+    original = papermill.engines.write_ipynb
+    monkeypatch.setattr(papermill.engines, "write_ipynb", lambda nb, path: (writes.append(path), original(nb, path)))
+    run_dir = tmp_path / "20261201T120000Z-lab"
+    run_dir.mkdir()
+    result = execution.execute(_quick_notebook(tmp_path / "quick.ipynb", 12), run_dir, {}, "python3", 120)
+    assert result.status == "ok", result.error
+    # papermill itself would write 2 per cell plus start and end (26); throttled: the end, and one per 2 s at most
+    assert 1 <= len(writes) <= 1 + int(result.seconds // execution.SAVE_EVERY_SECONDS) + 1, writes
+    executed = nbformat.read(str(run_dir / "quick.ipynb"), as_version=4)
+    assert [c.outputs[0]["text"] for c in executed.cells] == [f"{n}\n" for n in range(12)]
+    assert all(c.metadata.papermill["status"] == "completed" for c in executed.cells)
+
+
+def test_a_kernel_that_dies_mid_notebook_still_leaves_its_notebook_naming_the_cell(tmp_path):
+    """The throttled saves skip the cell's start, but papermill's final save runs whatever the end."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("print('before the death')"),
+                nbformat.v4.new_code_cell("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"),
+                nbformat.v4.new_code_cell("print('never')")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, str(tmp_path / "dies.ipynb"))
+    run_dir = tmp_path / "20261201T120000Z-lab"
+    run_dir.mkdir()
+    result = execution.execute(tmp_path / "dies.ipynb", run_dir, {}, "python3", 120)
+    assert result.status == "failed" and "cell 2" in result.error, result.error
+    saved = nbformat.read(str(run_dir / "dies.ipynb"), as_version=4)
+    assert saved.cells[0].outputs[0]["text"] == "before the death\n"
+    assert [c.metadata.papermill["start_time"] is not None for c in saved.cells] == [True, True, False]

@@ -60,7 +60,7 @@ def _stand_in(name: str, phase: str) -> nbformat.NotebookNode:
         "    raise RuntimeError('stand-in failure')",
         f"if {phase}_outcome == 'interrupt':  # Ctrl-C on the runner while this cell runs",
         "    import os, signal, time",
-        "    os.kill(os.getppid(), signal.SIGINT)",
+        "    os.kill(int(os.environ['JPY_PARENT_PID']), signal.SIGINT)  # the runner (a forked kernel's parent is the fork server)",
         "    time.sleep(60)",
         f"if {phase}_outcome == 'traceback':  # raised deep in runbook_lib, quoting an absolute path",
         "    Ledger.open(pathlib.Path(run_dir).resolve() / 'nowhere', create=False)",
@@ -488,3 +488,22 @@ def test_an_audit_of_the_runners_own_lab_runs_the_test_plan_alone(tmp_path, caps
     [run_dir] = (tmp_path / "runs").iterdir()
     assert run_dir.name.endswith("-lab-audit")
     assert [n["name"] for n in json.loads((run_dir / "run.json").read_text())["notebooks"]] == ["01_test_plan"]
+
+
+def test_the_runners_lab_stops_while_the_folder_is_finished_and_before_the_run_returns():
+    import threading
+    import time
+
+    events = []
+
+    class SlowToStop:
+        def stop(self):
+            time.sleep(0.3)
+            events.append(("stopped", threading.current_thread().name))
+
+    with runner.stopping_in_background(SlowToStop()):
+        events.append("finishing the folder")
+    assert events == ["finishing the folder", ("stopped", "lab-stop")]
+    with runner.stopping_in_background(None):  # an endpoint of the caller's: nothing of ours to stop
+        events.append("no lab")
+    assert events[-1] == "no lab"
