@@ -18,6 +18,8 @@ runbook_lib.exceptions.InputError: -p run_dir: is set by the runner, not by -p: 
 
 from __future__ import annotations
 
+import functools
+
 import json
 from pathlib import Path
 from typing import Sequence
@@ -57,10 +59,24 @@ def resolve_path_parameters(extra: dict) -> dict:
 
 
 def declared_parameters(notebook: Path) -> dict:
-    """The parameters a notebook's ``parameters`` cell declares (papermill's inspection)."""
+    """The parameters a notebook's ``parameters`` cell declares (papermill's inspection).
+
+    A run asks three times per notebook (check the input, route, route again with the run's
+    values): the answer is kept per file and modification time.
+    """
+    path = Path(notebook)
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError:
+        stamp = None
+    return dict(_inspected(str(path), stamp))
+
+
+@functools.lru_cache(maxsize=64)
+def _inspected(path: str, _stamp) -> dict:
     import papermill
 
-    return papermill.inspect_notebook(str(notebook))
+    return papermill.inspect_notebook(path)
 
 
 def coerce_parameter(name: str, raw, declared: dict):

@@ -209,24 +209,25 @@ def run_runbook(options: RunOptions, names: Sequence[str] | None = None,
     backout = options.backout if options.backout is not None else options.target == "lab"
     names = list(names or (CHANGE_NOTEBOOKS + ((BACKOUT,) if backout else ())))
     notebooks = _notebook_paths(options.notebooks_dir, names)
-    refuse_runner_owned(options.parameters)
-    extra = resolve_path_parameters({**options.parameters, **allowlist_parameter(options.allowlist)})
-    if apply and options.target == "lab":
-        extra.setdefault("change_ticket", LAB_CHANGE_TICKET)
-    if apply and not str(extra.get("change_ticket", "")).strip() and any(
-            n in (IMPLEMENTATION, BACKOUT) for n in names):
-        raise InputError("change_ticket", "--apply needs -p change_ticket <id> on the aws target; "
-                         "nothing was run")
-    route_parameters(notebooks, {}, extra)  # unknown or mistyped -p values fail before anything starts
-    check_out_folder(options.out)
-    key = load_signing_key(options.signing_key)
-    started = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     with contextlib.ExitStack() as stack:
-        # the export worker compiles the leak guard's scanner while the lab starts; the first kernel
-        # boots while the identity is checked; kernels are reaped after the folder is signed
-        exports = stack.enter_context(HtmlExports())
-        with patched_environ(KERNEL_ENV):  # the fork server imports the kernels' modules while the lab starts
+        # the fork server imports the kernels' modules while the input is checked (papermill's import)
+        # and the lab starts; the export worker imports boto3 and compiles the leak guard's scanner
+        # meanwhile; the first kernel boots while the identity is checked; all are reaped after signing
+        with patched_environ(KERNEL_ENV):
             kernels = stack.enter_context(KernelQueue(options.kernel_name, notebooks=notebooks))
+        refuse_runner_owned(options.parameters)
+        extra = resolve_path_parameters({**options.parameters, **allowlist_parameter(options.allowlist)})
+        if apply and options.target == "lab":
+            extra.setdefault("change_ticket", LAB_CHANGE_TICKET)
+        if apply and not str(extra.get("change_ticket", "")).strip() and any(
+                n in (IMPLEMENTATION, BACKOUT) for n in names):
+            raise InputError("change_ticket", "--apply needs -p change_ticket <id> on the aws target; "
+                             "nothing was run")
+        route_parameters(notebooks, {}, extra)  # unknown or mistyped -p values fail before any change
+        check_out_folder(options.out)
+        key = load_signing_key(options.signing_key)
+        started = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        exports = stack.enter_context(HtmlExports())  # after: its worker's imports would hold up jupyter_client's
         endpoint_url, env, seed_info, lab = _lab_or_endpoint(stack, options)
         key_hex = Fingerprinter.new_key_hex()
         kernel_env = {**env, KEY_ENV: key_hex, **KERNEL_ENV}

@@ -40,3 +40,29 @@ def test_file_parameters_are_resolved_against_the_operators_folder(tmp_path, mon
     assert out == {"code_path": str(tmp_path / "build" / "fn.zip"),
                    "rotate_from": str(Path.home() / "new.json"), "change_ticket": "CHG-1"}
     assert parameters.resolve_path_parameters({"code_path": ""}) == {"code_path": ""}
+
+
+def _parameters_notebook(path: Path, line: str) -> Path:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell(line)
+    cell.metadata["tags"] = ["parameters"]
+    nb.cells = [cell]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, str(path))
+    return path
+
+
+def test_declared_parameters_are_read_again_when_the_notebook_changes(tmp_path):
+    import os
+
+    nb = _parameters_notebook(tmp_path / "n.ipynb", 'region: str = "us-east-1"  # where')
+    assert list(parameters.declared_parameters(nb)) == ["region"]
+    first = parameters.declared_parameters(nb)
+    first.clear()  # a caller's copy: the kept answer is not changed
+    assert list(parameters.declared_parameters(nb)) == ["region"]
+    _parameters_notebook(nb, 'retries: int = 3  # how many')
+    stat = nb.stat()
+    os.utime(nb, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    assert list(parameters.declared_parameters(nb)) == ["retries"]
