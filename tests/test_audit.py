@@ -479,16 +479,42 @@ def test_the_findings_chart_is_a_png_that_displays_and_counts_in_whole_numbers(t
     assert [t.get_text() for ax in empty.figure.axes for t in ax.texts] == ["no findings", "no findings"]
 
 
+def bar_labels(ax) -> list[str]:
+    """The labels the findings chart writes beside one panel's bars, bottom to top."""
+    return [t.get_text() for t in sorted(ax.texts, key=lambda t: t.get_position()[1])]
+
+
 def test_the_findings_chart_at_hundreds_of_functions_shows_the_most_affected_and_says_how_many_it_leaves_out():
     from runbook_lib.audit_result import CHART_FUNCTIONS, AuditResult
 
     records = [{"rule": "keyword-assignment", "function": f"fn-{i:03d}"} for i in range(300)]
     records += [{"rule": "aws-access-key", "function": "fn-worst"}] * 5 + [{"rule": "github-token", "function": "fn-2nd"}] * 3
     by_rule, by_function = AuditResult([], records, [], {}, 0.0, []).chart().figure.axes
-    labels = [t.get_text() for t in by_function.get_yticklabels()]
+    labels = bar_labels(by_function)
     assert len(labels) == CHART_FUNCTIONS and labels[-2:] == ["fn-2nd", "fn-worst"]  # the most at the top
+    assert [p.get_width() for p in by_function.patches][-2:] == [3, 5]  # each bar beside its own label
     assert by_function.get_title() == f"Findings by function (top {CHART_FUNCTIONS} of 302)"
     assert by_rule.get_title() == "Findings by rule"  # all three rules drawn: nothing left out, nothing said
-    assert [t.get_text() for t in by_rule.get_yticklabels()] == ["github-token", "aws-access-key", "keyword-assignment"]
+    assert bar_labels(by_rule) == ["github-token", "aws-access-key", "keyword-assignment"]
     few = AuditResult([], records[:3], [], {}, 0.0, []).chart().figure.axes[1]
-    assert few.get_title() == "Findings by function" and len(few.get_yticklabels()) == 3
+    assert few.get_title() == "Findings by function" and len(bar_labels(few)) == 3
+
+
+def test_the_findings_chart_shortens_a_long_name_and_keeps_both_panels_inside_the_figure():
+    from runbook_lib.audit_result import AuditResult
+    from runbook_lib.charts import LABEL_CHARACTERS
+
+    long_name = "orders-" + "x" * 57  # a 64-character Lambda name
+    records = [{"rule": "keyword-assignment", "function": long_name}, {"rule": "keyword-assignment", "function": "short"}]
+    chart = AuditResult([], records, [], {}, 0.0, []).chart()
+    by_rule, by_function = chart.figure.axes
+    shown = bar_labels(by_function)
+    assert len(shown) == 2 and long_name not in shown
+    shortened = [s for s in shown if s.endswith("…")]
+    assert len(shortened) == 1 and len(shortened[0]) == LABEL_CHARACTERS and long_name.startswith(shortened[0][:-1])
+    renderer = chart.figure.canvas.get_renderer()
+    for ax in (by_rule, by_function):  # the labels start inside the figure, the panels do not overlap
+        left = min(t.get_window_extent(renderer).x0 for t in ax.texts)
+        assert left >= 0
+    assert by_rule.get_position().x1 < by_function.get_position().x0
+    assert min(t.get_window_extent(renderer).x0 for t in by_function.texts) > by_rule.get_position().x1 * 1100
