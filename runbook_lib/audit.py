@@ -86,6 +86,27 @@ def download_package(url: str, limit: int, timeout: float = 60.0) -> bytes:
     return data
 
 
+def merge_outcomes(outcomes: list[tuple]) -> tuple[list[FunctionScan], list[dict], list[Gap]]:
+    """Functions, finding rows and gaps of ``(record, rows, gaps)`` outcomes, in the audit's order.
+
+    Functions by account, region and name; findings by function, then location, version, place
+    and rule; each function's gaps in that order, a skipped file of a shared package once (under
+    the first function that uses it). The order never depends on which thread finished first.
+    """
+    outcomes = sorted(outcomes, key=lambda o: (o[0].account, o[0].region, o[0].function))
+    findings = [row for _, rows, _ in outcomes for row in rows]
+    findings.sort(key=lambda f: (f["account"], f["region"], f["function"], f["location"],
+                                 version_key(f["version"]), f["where"], f["rule"]))
+    gaps, reported = [], set()
+    for gap in (gap for _, _, more in outcomes for gap in more):
+        if isinstance(gap, SkippedFileGap):
+            if gap.package in reported:
+                continue
+            reported.add(gap.package)
+        gaps.append(gap)
+    return [record for record, _, _ in outcomes], findings, gaps
+
+
 class _Once:
     """Compute each key once across threads; later callers wait for the first one's result."""
 
@@ -218,19 +239,8 @@ class Audit:
             work, more = self._select(listed, [(s, r) for s, r, _, _ in region_jobs])
             gaps += more
             outcomes = self._audit_functions(pool, work, associations)
-        order = lambda r: (r.account, r.region, r.function)  # noqa: E731
-        outcomes.sort(key=lambda outcome: order(outcome[0]))  # stable: a function's own rows keep their order
-        functions = [record for record, _, _ in outcomes]
-        findings = [row for _, rows, _ in outcomes for row in rows]
-        reported: set = set()
-        for gap in (gap for _, _, more in outcomes for gap in more):
-            if isinstance(gap, SkippedFileGap):
-                if gap.package in reported:
-                    continue
-                reported.add(gap.package)
-            gaps.append(gap)
-        findings.sort(key=lambda f: (f["account"], f["region"], f["function"], f["location"],
-                                     version_key(f["version"]), f["where"], f["rule"]))
+        functions, findings, more = merge_outcomes(outcomes)
+        gaps += more
         regions_done = sorted({(s.account, r) for s, r, _ in listed})
         return functions, findings, gaps, regions_done
 

@@ -518,3 +518,90 @@ def test_the_findings_chart_shortens_a_long_name_and_keeps_both_panels_inside_th
         assert left >= 0
     assert by_rule.get_position().x1 < by_function.get_position().x0
     assert min(t.get_window_extent(renderer).x0 for t in by_function.texts) > by_rule.get_position().x1 * 1100
+
+# -- concurrency -------------------------------------------------------------------------
+def plant_population(session, packages: Packages, count: int = 12) -> None:
+    """``fn-00``..: every third shares a package holding a key and an unreadable nested zip, every
+    fourth a password in its variables, the rest their own clean package."""
+    shared = {"lib/creds.py": f'ID = "{PLANTED_KEY}"\n', "vendor/inner.zip": "not a zip"}
+    for i in range(count):
+        files = shared if i % 3 == 0 else {"app.py": f"def handler(e, c):\n    return {i}\n"}
+        env = {"API_KEY": PLANTED_PASSWORD} if i % 4 == 0 else {}
+        packages.create(session, "us-east-1", f"fn-{i:02d}", files=files, env=env)
+
+
+def comparable(result) -> tuple:
+    """Everything an audit reports except how long it took."""
+    summary = {k: v for k, v in result.summary.items() if k not in ("elapsed_seconds", "functions_per_second")}
+    return (result.finding_records, result.third_party_records, [g.to_dict() for g in result.gaps],
+            [f.row() for f in result.functions], summary)
+
+
+def test_a_concurrent_audit_reports_what_a_sequential_one_does_in_the_same_order(aws_env):
+    import time
+
+    session = boto3.session.Session(region_name="us-east-1")
+    packages = Packages()
+    plant_population(session, packages)
+
+    def late_first(url, limit):  # the packages of later functions arrive first; two cannot be fetched
+        number = int(url.rsplit("fn-", 1)[1][:2])
+        time.sleep(0.004 * (12 - number))
+        if number in (5, 10):
+            raise RunbookError("download of the package failed: HTTP 403")
+        return packages.download(url, limit)
+
+    def fn_00_slow(params, **_):  # so another user of the shared package reaches it first
+        if params["url_path"].endswith("fn-00"):
+            time.sleep(0.1)
+
+    sequential = Audit(moto_target(session), scanner=real_scanner(), downloader=late_first,
+                       max_workers=1).run()
+    functions = [f.function for f in sequential.functions]
+    assert functions == [f"fn-{i:02d}" for i in range(12)]
+    assert {f["function"] for f in sequential.finding_records if f["location"] == "code"} == {
+        "fn-00", "fn-03", "fn-06", "fn-09"}
+    assert {f["function"] for f in sequential.finding_records if f["location"] == "environment"} == {
+        "fn-00", "fn-04", "fn-08"}
+    skipped = [g for g in sequential.gaps if g.status == "file-not-scanned"]
+    assert [g.subject for g in skipped] == ["fn-00:$LATEST vendor/inner.zip"]  # once, under the first user
+    assert "package" not in skipped[0].to_dict()
+    assert [(g.subject, g.call) for g in sequential.gaps if g.status == "error"] == [
+        ("fn-05:$LATEST", "download"), ("fn-10:$LATEST", "download")]
+    session.events.register("before-call.lambda.GetFunction", fn_00_slow)
+    for workers in (4, 8):
+        assert comparable(Audit(moto_target(session), scanner=real_scanner(), downloader=late_first,
+                                max_workers=workers).run()) == comparable(sequential)
+
+
+def deny_get_function(session, name: str) -> None:
+    """GetFunction on ``name`` answers AccessDeniedException (a before-call hook short-circuits the call)."""
+    from urllib.parse import unquote
+
+    from botocore.awsrequest import AWSResponse
+
+    def refuse(params, **_):  # params: the serialised request; the function's name or ARN ends its path
+        if unquote(params["url_path"]).split("?")[0].rstrip("/").split("/")[-1].split(":")[-1] == name:
+            error = {"Code": "AccessDeniedException", "Message": f"not authorized to perform: lambda:GetFunction on {name}"}
+            return AWSResponse("https://lambda", 403, {}, None), {"Error": error, "ResponseMetadata": {"HTTPStatusCode": 403}}
+        return None
+
+    session.events.register("before-call.lambda.GetFunction", refuse)
+
+
+def test_an_aws_error_on_one_function_is_its_coverage_row_and_the_others_are_still_audited(aws_env):
+    session = boto3.session.Session(region_name="us-east-1")
+    packages = Packages()
+    plant_population(session, packages, count=8)
+    deny_get_function(session, "fn-03")
+    result = Audit(moto_target(session), scanner=real_scanner(), downloader=packages.download,
+                   max_workers=4).run()
+    assert [(g.subject, g.call, g.status) for g in result.gaps if g.status != "file-not-scanned"] == [
+        ("fn-03", "GetFunction", "denied")]
+    code = dict(zip(result.inventory["function"], result.inventory["code"]))
+    assert code.pop("fn-03") == "denied" and set(code.values()) == {"scanned"} and len(code) == 7
+    flagged = {(f["function"], f["location"]) for f in result.finding_records}
+    assert {("fn-00", "code"), ("fn-06", "code"), ("fn-04", "environment")} <= flagged
+    assert ("fn-03", "code") not in flagged  # its package was never read: a gap, not a clean result
+    checks = {c.id: c for c in result.checks()}
+    assert checks["audit-coverage-complete"].status == "FAIL" and "fn-03" in checks["audit-coverage-complete"].reason
