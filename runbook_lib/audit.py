@@ -131,6 +131,9 @@ class _Once:
                 slot[1] = ("not-scanned", str(exc))
             except RunbookError as exc:
                 slot[1] = ("error", exc)
+            except Exception as exc:  # noqa: BLE001 - one unreadable package must not end the audit
+                # a coverage row naming the error's type only: its message may quote the package
+                slot[1] = ("error", RunbookError(f"reading the package failed: {type(exc).__name__}"))
             finally:
                 slot[0].set()
         else:

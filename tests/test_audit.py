@@ -605,3 +605,20 @@ def test_an_aws_error_on_one_function_is_its_coverage_row_and_the_others_are_sti
     assert ("fn-03", "code") not in flagged  # its package was never read: a gap, not a clean result
     checks = {c.id: c for c in result.checks()}
     assert checks["audit-coverage-complete"].status == "FAIL" and "fn-03" in checks["audit-coverage-complete"].reason
+
+
+def test_an_unexpected_error_reading_one_package_is_its_coverage_row_and_names_only_the_errors_type(aws_env):
+    session = boto3.session.Session(region_name="us-east-1")
+    packages = Packages()
+    plant_population(session, packages, count=4)
+
+    def broken_for_fn_01(url, limit):
+        if url.endswith("fn-01.zip"):
+            raise ValueError(f"bad data near {PLANTED_PASSWORD}")
+        return packages.download(url, limit)
+
+    result = Audit(moto_target(session), scanner=real_scanner(), downloader=broken_for_fn_01, max_workers=4).run()
+    errors = [g for g in result.gaps if g.status == "error"]
+    assert [(g.subject, g.reason) for g in errors] == [("fn-01:$LATEST", "reading the package failed: ValueError")]
+    assert not any(PLANTED_PASSWORD in json.dumps(g.to_dict()) for g in result.gaps)
+    assert {f["function"] for f in result.finding_records if f["location"] == "code"} == {"fn-00", "fn-03"}
