@@ -15,7 +15,8 @@ alternated (A B A B ...), ``--runs`` times each, it runs as whole processes:
   with the lab's credentials and ``AWS_ENDPOINT_URL`` in its environment.
 
 It prints median and range of each side's wall time, CPU and peak RSS, the ratio of medians,
-the AWS calls per function the audit reports, and which functions each side flagged. Then,
+the AWS calls per function the audit reports, which functions each side flagged, and the
+seconds of each cell of the test plan notebook (papermill records them in the executed notebook). Then,
 unless ``--large 0``, it grows the lab to ``--large`` functions (default 500) and times
 ``runbook audit`` alone there (Prowler would take minutes per run at that size).
 
@@ -177,6 +178,31 @@ def notebook_seconds(run_dir: Path | None) -> str:
     return ", ".join(f"{name} {seconds} s ({status})" for name, status, seconds in rows)
 
 
+def cell_seconds(run_dir: Path | None) -> str:
+    """Each code cell's seconds in the run's executed test plan (papermill's ``metadata.papermill.duration``).
+
+    A cell is named by the heading above it (``Step 1 · Inventory and scan``), a parameters cell
+    by its tag; the kernel's start and the runner's saves and exports are not in any cell.
+    """
+    notebook = run_dir / "01_test_plan.ipynb" if run_dir else None
+    if notebook is None or not notebook.exists():
+        return "no executed 01_test_plan.ipynb"
+    heading, seen, parts = "top", {}, []
+    for cell in json.loads(notebook.read_text())["cells"]:
+        source = "".join(cell.get("source", ""))
+        if cell["cell_type"] == "markdown":
+            titles = [line.lstrip("#").strip() for line in source.splitlines() if line.startswith("#")]
+            heading = titles[0] if titles else heading
+            continue
+        tags = cell.get("metadata", {}).get("tags", [])
+        name = next((t for t in tags if "parameters" in t), heading)
+        seen[name] = seen.get(name, 0) + 1
+        duration = cell.get("metadata", {}).get("papermill", {}).get("duration")
+        if duration is not None:
+            parts.append(f"{name}{' #' + str(seen[name]) if seen[name] > 1 else ''} {duration:.2f}")
+    return "; ".join(parts)
+
+
 # -- Prowler ---------------------------------------------------------------------------------
 def ensure_prowler() -> tuple[Path | None, str]:
     exe = PROWLER_VENV / "bin" / "prowler"
@@ -264,6 +290,7 @@ def side_by_side(lab, population: Population, args, work: Path) -> None:
     got = {(fn, loc) for loc, fns in ours["flagged"].items() for fn in fns}
     print(f"planted (function, location) pairs: {len(population.expected)}, "
           f"the audit missed {len(population.expected - got)}")
+    print(f"test plan cells (s, last run): {cell_seconds(last_run(outs['runbook']))}")
     if "prowler" not in results:
         return
     theirs = prowler_result(outs["prowler"], checks)
@@ -304,6 +331,7 @@ def large(lab, population: Population, args, work: Path) -> None:
         print(f"runbook audit: {s['functions_seen']} functions, {s['findings']} findings; AWS calls "
               f"{s['api_calls']} ({s['api_calls'] / s['functions_seen']:.2f} per function); "
               f"notebooks: {notebook_seconds(last_run(out))}")
+        print(f"test plan cells (s, last run): {cell_seconds(last_run(out))}")
         got = {(fn, loc) for loc, fns in ours["flagged"].items() for fn in fns}
         print(f"planted (function, location) pairs: {len(population.expected)}, "
               f"the audit missed {len(population.expected - got)}")

@@ -29,6 +29,7 @@ import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
 from typing import Callable
 
 from .audit_result import AuditResult, FunctionScan, finding_row, third_party_row, version_key
@@ -51,6 +52,20 @@ class PackageTooLarge(Exception):
     pass
 
 
+@dataclass
+class SkippedFileGap(Gap):
+    """A file of a package the scanner left out: one coverage row per package, not one per user.
+
+    Every function using the package reports it; :meth:`Audit.run` keeps the row of the first
+    function in the audit's order, so which one names it does not depend on thread scheduling.
+    """
+
+    package: tuple = ()  # (the package's key, the file's path)
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k != "package"}
+
+
 def download_package(url: str, limit: int, timeout: float = 60.0) -> bytes:
     """Fetch a code package (presigned S3 URL on AWS, loopback URL in the lab), at most ``limit`` bytes.
 
@@ -69,6 +84,27 @@ def download_package(url: str, limit: int, timeout: float = 60.0) -> bytes:
     if len(data) > limit:
         raise PackageTooLarge(f"package larger than the {limit} byte limit")
     return data
+
+
+def merge_outcomes(outcomes: list[tuple]) -> tuple[list[FunctionScan], list[dict], list[Gap]]:
+    """Functions, finding rows and gaps of ``(record, rows, gaps)`` outcomes, in the audit's order.
+
+    Functions by account, region and name; findings by function, then location, version, place
+    and rule; each function's gaps in that order, a skipped file of a shared package once (under
+    the first function that uses it). The order never depends on which thread finished first.
+    """
+    outcomes = sorted(outcomes, key=lambda o: (o[0].account, o[0].region, o[0].function))
+    findings = [row for _, rows, _ in outcomes for row in rows]
+    findings.sort(key=lambda f: (f["account"], f["region"], f["function"], f["location"],
+                                 version_key(f["version"]), f["where"], f["rule"]))
+    gaps, reported = [], set()
+    for gap in (gap for _, _, more in outcomes for gap in more):
+        if isinstance(gap, SkippedFileGap):
+            if gap.package in reported:
+                continue
+            reported.add(gap.package)
+        gaps.append(gap)
+    return [record for record, _, _ in outcomes], findings, gaps
 
 
 class _Once:
@@ -95,6 +131,9 @@ class _Once:
                 slot[1] = ("not-scanned", str(exc))
             except RunbookError as exc:
                 slot[1] = ("error", exc)
+            except Exception as exc:  # noqa: BLE001 - one unreadable package must not end the audit
+                # a coverage row naming the error's type only: its message may quote the package
+                slot[1] = ("error", RunbookError(f"reading the package failed: {type(exc).__name__}"))
             finally:
                 slot[0].set()
         else:
@@ -178,8 +217,6 @@ class Audit:
                 region_jobs.append((scope, region, scope.client("lambda", region, counter), fell_back))
             if "us-east-1" in regions:
                 scope.client("cloudfront", "us-east-1", counter)
-        functions: list[FunctionScan] = []
-        findings: list[dict] = []
         listed: list[tuple] = []
         associations: dict[str, dict] = {}
         with ThreadPoolExecutor(self.max_workers, thread_name_prefix="audit") as pool:
@@ -187,12 +224,13 @@ class Audit:
                             for scope, region, lam, fell_back in region_jobs}
             edge_futures = {pool.submit(cloudfront_associations, scope, counter): scope
                             for scope in scopes if ("cloudfront", "us-east-1") in scope.clients}
-            for future in as_completed(edge_futures):
+            # results are taken in submission order, not completion order: the coverage rows of a
+            # run come out in the same order however the threads were scheduled
+            for future, scope in edge_futures.items():
                 found, more = future.result()
-                associations[edge_futures[future].account] = found
+                associations[scope.account] = found
                 gaps += more
-            for future in as_completed(list_futures):
-                scope, region, fell_back = list_futures[future]
+            for future, (scope, region, fell_back) in list_futures.items():
                 try:
                     listed.append((scope, region, group_versions(future.result())))
                 except RunbookError as exc:
@@ -203,23 +241,27 @@ class Audit:
                     gaps.append(gap)
             work, more = self._select(listed, [(s, r) for s, r, _, _ in region_jobs])
             gaps += more
-            total = len(work)
-            self.progress(0, total, "listed")
-            futures = [pool.submit(self._audit_function, scope, region, group,
-                                   associations.get(scope.account, {}))
-                       for scope, region, group in work]
-            for done, future in enumerate(as_completed(futures), start=1):
-                record, rows, more = future.result()
-                functions.append(record)
-                findings += rows
-                gaps += more
-                self.progress(done, total, record.function)
-        order = lambda r: (r.account, r.region, r.function)  # noqa: E731
-        functions.sort(key=order)
-        findings.sort(key=lambda f: (f["account"], f["region"], f["function"], f["location"],
-                                     version_key(f["version"]), f["where"], f["rule"]))
+            outcomes = self._audit_functions(pool, work, associations)
+        functions, findings, more = merge_outcomes(outcomes)
+        gaps += more
         regions_done = sorted({(s.account, r) for s, r, _ in listed})
         return functions, findings, gaps, regions_done
+
+    def _audit_functions(self, pool, work: list[tuple], associations: dict) -> list[tuple]:
+        """Audit each function on the pool; ``(record, finding rows, gaps)`` per function, as they finish.
+
+        An AWS error reading one function is a gap of that function (``_audit_function`` turns
+        every :class:`RunbookError` into one), so the others are still audited.
+        """
+        total = len(work)
+        self.progress(0, total, "listed")
+        futures = [pool.submit(self._audit_function, scope, region, group, associations.get(scope.account, {}))
+                   for scope, region, group in work]
+        outcomes = []
+        for done, future in enumerate(as_completed(futures), start=1):
+            outcomes.append(future.result())
+            self.progress(done, total, outcomes[-1][0].function)
+        return outcomes
 
     def _select(self, listed, attempted):
         """The functions to audit, and a not-found row for each asked-for name found nowhere."""
@@ -375,15 +417,14 @@ class Audit:
 
     def _attribute(self, key, fetch, record, location, version, layer, label, rows, gaps) -> str:
         """Scan a package once and attribute its findings (and failures) to this function."""
-        (status, value), first = self._once.get(key, fetch)
+        (status, value), _ = self._once.get(key, fetch)
         ctx = (record.account, record.region)
         if status == "ok":
             rows += [finding_row(f, record, location, version, layer) for f in value.findings]
             rows += [third_party_row(t, record, location, version, layer) for t in value.third_party]
-            if first:  # a package's skipped files are one coverage row each, not one per user
-                gaps += [Gap(*ctx, f"{label} {s.get('path', '')}", "", "file-not-scanned",
-                             str(s.get("reason", "")))
-                         for s in getattr(value, "skipped", []) or []]
+            gaps += [SkippedFileGap(*ctx, f"{label} {s.get('path', '')}", "", "file-not-scanned",
+                                    str(s.get("reason", "")), package=(key, s.get("path", "")))
+                     for s in getattr(value, "skipped", []) or []]
             return "scanned"
         if status == "not-scanned":
             gaps.append(Gap(*ctx, label, "download", "not-scanned", value))

@@ -21,14 +21,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import render
+from .charts import CHART_FUNCTIONS, findings_chart  # noqa: F401 - CHART_FUNCTIONS: callers read it here
 from .catalog import audit_coverage_complete, make_check, no_secrets_in_code, no_secrets_in_environment
 from .checks import Check
 from .exceptions import RunbookError
 from .inventory import FAILING_STATUSES, LISTING_CALLS, WARNING_STATUSES, Gap
 from .session import Target
-
-#: Bars per panel of the findings chart (the functions, or rules, with the most findings).
-CHART_FUNCTIONS = 20
 
 FINDING_COLUMNS = ["account", "region", "function", "version", "location", "where", "layer",
                    "rule", "title", "remediation", "redacted", "fingerprint", "edge_candidate"]
@@ -225,41 +223,12 @@ class AuditResult:
     def chart(self, path=None):
         """Findings by rule and by function as a :class:`~runbook_lib.charts.Chart` (PNG; written to ``path``).
 
-        Counts are whole numbers, so the count axis has integer ticks only. The function panel
-        shows the :data:`CHART_FUNCTIONS` functions with the most findings and its title says how
-        many it leaves out: at hundreds of functions a bar each is unreadable and slow to draw
-        (every name a text artist); ``findings.json``/``findings.csv`` list every one.
+        :func:`runbook_lib.charts.findings_chart` draws it: the :data:`CHART_FUNCTIONS` functions
+        (and rules) with the most findings, integer count ticks, and a title saying how many it
+        leaves out; at hundreds of functions a bar each is unreadable and slow to draw, and
+        ``findings.json``/``findings.csv`` list every one.
         """
-        import io
-
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-        from matplotlib.ticker import MaxNLocator
-
-        from .charts import Chart
-
-        fig = Figure(figsize=(11, 4), layout="constrained")
-        FigureCanvasAgg(fig)
-        left, right = fig.subplots(1, 2)
-        for ax, key, title in ((left, "rule", "Findings by rule"), (right, "function", "Findings by function")):
-            counts: dict[str, int] = {}
-            for f in self.finding_records:
-                counts[f[key]] = counts.get(f[key], 0) + 1
-            labels = sorted(counts, key=lambda k: (-counts[k], k))[:CHART_FUNCTIONS][::-1]  # most at the top
-            left_out = len(counts) - len(labels)
-            ax.set_title(title + (f" (top {len(labels)} of {len(counts)})" if left_out else ""))
-            if counts:
-                ax.barh(labels, [counts[k] for k in labels], color="#c0392b")
-                ax.set_xlabel("findings")
-                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            else:
-                ax.text(0.5, 0.5, "no findings", ha="center", va="center", transform=ax.transAxes)
-                ax.set_axis_off()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
-        if path:
-            Path(path).write_bytes(buffer.getvalue())
-        return Chart(Path(path) if path else None, png=buffer.getvalue(), figure=fig)
+        return findings_chart(self.finding_records, path)
 
 
 # -- baseline invocation -------------------------------------------------------------------

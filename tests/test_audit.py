@@ -479,16 +479,146 @@ def test_the_findings_chart_is_a_png_that_displays_and_counts_in_whole_numbers(t
     assert [t.get_text() for ax in empty.figure.axes for t in ax.texts] == ["no findings", "no findings"]
 
 
+def bar_labels(ax) -> list[str]:
+    """The labels the findings chart writes beside one panel's bars, bottom to top."""
+    return [t.get_text() for t in sorted(ax.texts, key=lambda t: t.get_position()[1])]
+
+
 def test_the_findings_chart_at_hundreds_of_functions_shows_the_most_affected_and_says_how_many_it_leaves_out():
     from runbook_lib.audit_result import CHART_FUNCTIONS, AuditResult
 
     records = [{"rule": "keyword-assignment", "function": f"fn-{i:03d}"} for i in range(300)]
     records += [{"rule": "aws-access-key", "function": "fn-worst"}] * 5 + [{"rule": "github-token", "function": "fn-2nd"}] * 3
     by_rule, by_function = AuditResult([], records, [], {}, 0.0, []).chart().figure.axes
-    labels = [t.get_text() for t in by_function.get_yticklabels()]
+    labels = bar_labels(by_function)
     assert len(labels) == CHART_FUNCTIONS and labels[-2:] == ["fn-2nd", "fn-worst"]  # the most at the top
+    assert [p.get_width() for p in by_function.patches][-2:] == [3, 5]  # each bar beside its own label
     assert by_function.get_title() == f"Findings by function (top {CHART_FUNCTIONS} of 302)"
     assert by_rule.get_title() == "Findings by rule"  # all three rules drawn: nothing left out, nothing said
-    assert [t.get_text() for t in by_rule.get_yticklabels()] == ["github-token", "aws-access-key", "keyword-assignment"]
+    assert bar_labels(by_rule) == ["github-token", "aws-access-key", "keyword-assignment"]
     few = AuditResult([], records[:3], [], {}, 0.0, []).chart().figure.axes[1]
-    assert few.get_title() == "Findings by function" and len(few.get_yticklabels()) == 3
+    assert few.get_title() == "Findings by function" and len(bar_labels(few)) == 3
+
+
+def test_the_findings_chart_shortens_a_long_name_and_keeps_both_panels_inside_the_figure():
+    from runbook_lib.audit_result import AuditResult
+    from runbook_lib.charts import LABEL_CHARACTERS
+
+    long_name = "orders-" + "x" * 57  # a 64-character Lambda name
+    records = [{"rule": "keyword-assignment", "function": long_name}, {"rule": "keyword-assignment", "function": "short"}]
+    chart = AuditResult([], records, [], {}, 0.0, []).chart()
+    by_rule, by_function = chart.figure.axes
+    shown = bar_labels(by_function)
+    assert len(shown) == 2 and long_name not in shown
+    shortened = [s for s in shown if s.endswith("…")]
+    assert len(shortened) == 1 and len(shortened[0]) == LABEL_CHARACTERS and long_name.startswith(shortened[0][:-1])
+    renderer = chart.figure.canvas.get_renderer()
+    for ax in (by_rule, by_function):  # the labels start inside the figure, the panels do not overlap
+        left = min(t.get_window_extent(renderer).x0 for t in ax.texts)
+        assert left >= 0
+    assert by_rule.get_position().x1 < by_function.get_position().x0
+    assert min(t.get_window_extent(renderer).x0 for t in by_function.texts) > by_rule.get_position().x1 * 1100
+
+# -- concurrency -------------------------------------------------------------------------
+def plant_population(session, packages: Packages, count: int = 12) -> None:
+    """``fn-00``..: every third shares a package holding a key and an unreadable nested zip, every
+    fourth a password in its variables, the rest their own clean package."""
+    shared = {"lib/creds.py": f'ID = "{PLANTED_KEY}"\n', "vendor/inner.zip": "not a zip"}
+    for i in range(count):
+        files = shared if i % 3 == 0 else {"app.py": f"def handler(e, c):\n    return {i}\n"}
+        env = {"API_KEY": PLANTED_PASSWORD} if i % 4 == 0 else {}
+        packages.create(session, "us-east-1", f"fn-{i:02d}", files=files, env=env)
+
+
+def comparable(result) -> tuple:
+    """Everything an audit reports except how long it took."""
+    summary = {k: v for k, v in result.summary.items() if k not in ("elapsed_seconds", "functions_per_second")}
+    return (result.finding_records, result.third_party_records, [g.to_dict() for g in result.gaps],
+            [f.row() for f in result.functions], summary)
+
+
+def test_a_concurrent_audit_reports_what_a_sequential_one_does_in_the_same_order(aws_env):
+    import time
+
+    session = boto3.session.Session(region_name="us-east-1")
+    packages = Packages()
+    plant_population(session, packages)
+
+    def late_first(url, limit):  # the packages of later functions arrive first; two cannot be fetched
+        number = int(url.rsplit("fn-", 1)[1][:2])
+        time.sleep(0.004 * (12 - number))
+        if number in (5, 10):
+            raise RunbookError("download of the package failed: HTTP 403")
+        return packages.download(url, limit)
+
+    def fn_00_slow(params, **_):  # so another user of the shared package reaches it first
+        if params["url_path"].endswith("fn-00"):
+            time.sleep(0.1)
+
+    sequential = Audit(moto_target(session), scanner=real_scanner(), downloader=late_first,
+                       max_workers=1).run()
+    functions = [f.function for f in sequential.functions]
+    assert functions == [f"fn-{i:02d}" for i in range(12)]
+    assert {f["function"] for f in sequential.finding_records if f["location"] == "code"} == {
+        "fn-00", "fn-03", "fn-06", "fn-09"}
+    assert {f["function"] for f in sequential.finding_records if f["location"] == "environment"} == {
+        "fn-00", "fn-04", "fn-08"}
+    skipped = [g for g in sequential.gaps if g.status == "file-not-scanned"]
+    assert [g.subject for g in skipped] == ["fn-00:$LATEST vendor/inner.zip"]  # once, under the first user
+    assert "package" not in skipped[0].to_dict()
+    assert [(g.subject, g.call) for g in sequential.gaps if g.status == "error"] == [
+        ("fn-05:$LATEST", "download"), ("fn-10:$LATEST", "download")]
+    session.events.register("before-call.lambda.GetFunction", fn_00_slow)
+    for workers in (4, 8):
+        assert comparable(Audit(moto_target(session), scanner=real_scanner(), downloader=late_first,
+                                max_workers=workers).run()) == comparable(sequential)
+
+
+def deny_get_function(session, name: str) -> None:
+    """GetFunction on ``name`` answers AccessDeniedException (a before-call hook short-circuits the call)."""
+    from urllib.parse import unquote
+
+    from botocore.awsrequest import AWSResponse
+
+    def refuse(params, **_):  # params: the serialised request; the function's name or ARN ends its path
+        if unquote(params["url_path"]).split("?")[0].rstrip("/").split("/")[-1].split(":")[-1] == name:
+            error = {"Code": "AccessDeniedException", "Message": f"not authorized to perform: lambda:GetFunction on {name}"}
+            return AWSResponse("https://lambda", 403, {}, None), {"Error": error, "ResponseMetadata": {"HTTPStatusCode": 403}}
+        return None
+
+    session.events.register("before-call.lambda.GetFunction", refuse)
+
+
+def test_an_aws_error_on_one_function_is_its_coverage_row_and_the_others_are_still_audited(aws_env):
+    session = boto3.session.Session(region_name="us-east-1")
+    packages = Packages()
+    plant_population(session, packages, count=8)
+    deny_get_function(session, "fn-03")
+    result = Audit(moto_target(session), scanner=real_scanner(), downloader=packages.download,
+                   max_workers=4).run()
+    assert [(g.subject, g.call, g.status) for g in result.gaps if g.status != "file-not-scanned"] == [
+        ("fn-03", "GetFunction", "denied")]
+    code = dict(zip(result.inventory["function"], result.inventory["code"]))
+    assert code.pop("fn-03") == "denied" and set(code.values()) == {"scanned"} and len(code) == 7
+    flagged = {(f["function"], f["location"]) for f in result.finding_records}
+    assert {("fn-00", "code"), ("fn-06", "code"), ("fn-04", "environment")} <= flagged
+    assert ("fn-03", "code") not in flagged  # its package was never read: a gap, not a clean result
+    checks = {c.id: c for c in result.checks()}
+    assert checks["audit-coverage-complete"].status == "FAIL" and "fn-03" in checks["audit-coverage-complete"].reason
+
+
+def test_an_unexpected_error_reading_one_package_is_its_coverage_row_and_names_only_the_errors_type(aws_env):
+    session = boto3.session.Session(region_name="us-east-1")
+    packages = Packages()
+    plant_population(session, packages, count=4)
+
+    def broken_for_fn_01(url, limit):
+        if url.endswith("fn-01.zip"):
+            raise ValueError(f"bad data near {PLANTED_PASSWORD}")
+        return packages.download(url, limit)
+
+    result = Audit(moto_target(session), scanner=real_scanner(), downloader=broken_for_fn_01, max_workers=4).run()
+    errors = [g for g in result.gaps if g.status == "error"]
+    assert [(g.subject, g.reason) for g in errors] == [("fn-01:$LATEST", "reading the package failed: ValueError")]
+    assert not any(PLANTED_PASSWORD in json.dumps(g.to_dict()) for g in result.gaps)
+    assert {f["function"] for f in result.finding_records if f["location"] == "code"} == {"fn-00", "fn-03"}

@@ -113,6 +113,22 @@ def test_prowlers_three_lambda_secret_checks_are_named():
                                     "awslambda_layer_no_secrets_in_content"]
 
 
+def test_test_plan_cells_are_named_by_their_heading_and_timed_from_papermill(tmp_path):
+    audit = _load("bench_audit")
+
+    def code(source, duration=None, tags=()):
+        meta = {"tags": list(tags), **({"papermill": {"duration": duration}} if duration is not None else {})}
+        return {"cell_type": "code", "source": source, "metadata": meta, "outputs": []}
+
+    cells = [code("target = 'lab'", 0.01, ["parameters"]), {"cell_type": "markdown", "source": "## Setup\nwhy", "metadata": {}},
+             code("ctx = 1", 0.4), {"cell_type": "markdown", "source": ["## Step 1 · Audit"], "metadata": {}},
+             code("audit", 1.234), code("chart", 0.2), code("never ran")]
+    (tmp_path / "01_test_plan.ipynb").write_text(json.dumps({"cells": cells}))
+    assert audit.cell_seconds(tmp_path) == "parameters 0.01; Setup 0.40; Step 1 · Audit 1.23; Step 1 · Audit #2 0.20"
+    assert audit.cell_seconds(tmp_path / "missing") == "no executed 01_test_plan.ipynb"
+    assert audit.cell_seconds(None) == "no executed 01_test_plan.ipynb"
+
+
 @pytest.mark.parametrize("method, label", [("none", "not cold"), ("fadvise", "posix_fadvise")])
 def test_eviction_says_what_it_did(tmp_path, method, label):
     scan = _load("bench_scan")
