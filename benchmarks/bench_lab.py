@@ -8,6 +8,11 @@ and range of the wall time, CPU and peak RSS of the process, the exit codes, and
 per-notebook seconds from each run's ``summary.md`` (median per notebook). Issue 19's
 target for the cycle is 10 s.
 
+Then it times the lab's own start as the runner pays it, a whole process too:
+``python -m runbook_lib.lab serve --seed --ready-file F`` from the command to the ready
+file (the seeded lab answering), with the CPU seconds the lab process used until then
+(``/proc``; the machine is shared, so CPU says more than wall time).
+
 ``--internals`` also times, inside this process, the lab's start to ready (empty and
 seeded) and warm Lambda invokes: those are figures of the lab's parts, not of a command a
 user runs, and are labelled so.
@@ -20,7 +25,9 @@ import io
 import json
 import os
 import re
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -48,6 +55,48 @@ def measure_starts(runs: int, seed: bool) -> list[float]:
         with Lab(seed=seed):
             seconds.append(time.monotonic() - started)
     return seconds
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """utime + stime of a running process, from /proc (None where there is no /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure_lab_process_start(runs: int) -> tuple[list[float], list[float]]:
+    """Whole-process lab start, seeded: (wall seconds to the ready file, lab CPU seconds by then)."""
+    walls, cpus = [], []
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory(prefix="bench-lab-start-") as folder:
+            ready = Path(folder) / "ready.json"
+            started = time.perf_counter()
+            proc = subprocess.Popen([sys.executable, "-m", "runbook_lib.lab", "serve", "--port", "0", "--seed",
+                                     "--ready-file", str(ready)], env=env, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                while not ready.exists() and proc.poll() is None:
+                    time.sleep(0.005)
+                walls.append(time.perf_counter() - started)
+                cpu = _cpu_seconds(proc.pid)
+                if cpu is not None:
+                    cpus.append(cpu)
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=30)
+            if proc.returncode not in (0, -signal.SIGTERM) or not walls:
+                raise SystemExit(f"bench_lab: the lab did not start (exit code {proc.returncode})")
+    return walls, cpus
+
+
+def describe_cpu_seconds(values: list[float]) -> str:
+    if not values:
+        return "CPU not measured (no /proc)"
+    return f"CPU median {statistics.median(values):.2f} s (range {min(values):.2f}-{max(values):.2f} s)"
 
 
 FUNCTIONS = {  # runtime -> (handler, file, code)
@@ -129,13 +178,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="whole-process runs of runbook run (default 3)")
     parser.add_argument("--internals", action="store_true", help="also time lab start and warm invokes in-process")
-    parser.add_argument("--starts", type=int, default=5)
+    parser.add_argument("--starts", type=int, default=5, help="lab starts to time (default 5)")
     parser.add_argument("--invokes", type=int, default=50)
     args = parser.parse_args()
     if not RUNBOOK.exists():
         print(f"bench_lab: {RUNBOOK} is missing: run `make venv` first", file=sys.stderr)
         return 2
     measure_cycle(args.runs)
+    walls, cpus = measure_lab_process_start(args.starts)
+    print(f"\n## lab start, whole process (python -m runbook_lib.lab serve --seed, command to ready file); "
+          f"{load_average()}")
+    print(f"lab start    {describe(walls)}; lab {describe_cpu_seconds(cpus)}")
     if not args.internals:
         return 0
     print("\n## lab internals, timed inside this process (not a whole command)")

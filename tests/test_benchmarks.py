@@ -5,6 +5,7 @@ No timing is asserted here: the figures come from running the scripts (README "P
 
 import importlib.util
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -84,6 +85,24 @@ def test_lab_summary_rows_are_parsed():
                "| 01_test_plan | ok | 12.8 |  |\n| 02_implementation | failed | 3.0 | boom |\n\n## Checks\n")
     assert lab.notebook_rows(summary) == [("01_test_plan", "ok", 12.8), ("02_implementation", "failed", 3.0)]
     assert lab.notebook_rows("no table") == []
+
+
+def test_lab_cpu_seconds_from_proc():
+    lab = _load("bench_lab")
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("no /proc on this system")
+    assert lab._cpu_seconds(os.getpid()) > 0
+    assert lab._cpu_seconds(2 ** 30) is None  # no such process
+    assert lab.describe_cpu_seconds([]) == "CPU not measured (no /proc)"
+    assert lab.describe_cpu_seconds([2.0, 1.0, 3.0]) == "CPU median 2.00 s (range 1.00-3.00 s)"
+
+
+def test_lab_process_start_is_timed_to_the_ready_file():
+    lab = _load("bench_lab")
+    walls, cpus = lab.measure_lab_process_start(1)
+    assert len(walls) == 1 and walls[0] > 0
+    if Path("/proc/self/stat").exists():
+        assert len(cpus) == 1 and 0 < cpus[0]
 
 
 def test_prowler_ocsf_output_is_counted_per_check(tmp_path):

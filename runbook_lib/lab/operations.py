@@ -92,9 +92,9 @@ class _Models:
         with self._lock:
             if name not in self._models:
                 if self._session is None:
-                    import botocore.session
+                    from .botocore_data import botocore_session
 
-                    self._session = botocore.session.get_session()
+                    self._session = botocore_session()
                 try:
                     self._models[name] = self._session.get_service_model(name)
                 except Exception:  # unknown service name

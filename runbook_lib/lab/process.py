@@ -104,7 +104,7 @@ class Lab:
                 self.stop()
                 raise LabError(f"the lab was not ready after {self.startup_timeout:.0f} s "
                                f"(log: {_last_line(log_path) or 'empty'})")
-            time.sleep(0.02)
+            time.sleep(0.005)  # the runner waits on this: a 20 ms poll cost 10 ms per start on average
         ready = json.loads(ready_file.read_text())
         ready_file.unlink()  # it holds the admin's secret key; the attributes keep it
         self.start_seconds = time.monotonic() - started

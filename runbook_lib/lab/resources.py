@@ -10,6 +10,7 @@ read that kind of resource, so a condition on it fails closed instead of passing
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 from urllib.parse import unquote
@@ -35,17 +36,33 @@ def resources_for(call: ApiCall, account_id: str) -> list[str]:
 
 
 def load_document(document: Any) -> dict:
-    """A policy document from moto's storage (JSON text, URL-encoded JSON, bytes or a dict)."""
+    """A policy document from moto's storage (JSON text, URL-encoded JSON, bytes or a dict).
+
+    Text is parsed once (:func:`parsed_document`): the answer is shared and must not be
+    changed by the caller.
+    """
     if isinstance(document, dict):
         return document
     if isinstance(document, bytes):
         document = document.decode("utf-8", "replace")
+    return parsed_document(document) if isinstance(document, str) else {}
+
+
+@functools.lru_cache(maxsize=1024)
+def parsed_document(text: str) -> dict:
+    """The policy document in ``text`` (``{}`` when it is not one), parsed once per text.
+
+    Every request under enforcement reads the caller's policies, the resource's and the
+    key's from moto, which keeps them as text. The cache is keyed by that text: an edited
+    inline policy, a new default version, a new key or bucket policy is new text, and a
+    detached policy is no longer read at all, so a change takes effect on the next call
+    without anything to invalidate.
+    """
     try:
-        text = document if document.lstrip().startswith("{") else unquote(document)
-        value = json.loads(text)
-        return value if isinstance(value, dict) else {}
-    except (ValueError, AttributeError):
+        value = json.loads(text if text.lstrip().startswith("{") else unquote(text))
+    except ValueError:
         return {}
+    return value if isinstance(value, dict) else {}
 
 
 # --------------------------------------------------------------------------- ARNs per service

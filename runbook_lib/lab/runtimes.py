@@ -127,9 +127,9 @@ def _unknown_runtime(runtime: str) -> tuple[str, str, int]:
 
 @functools.lru_cache(maxsize=1)
 def _runtime_enum() -> tuple[str, ...]:
-    import botocore.session
+    from .botocore_data import botocore_session
 
-    model = botocore.session.get_session().get_service_model("lambda")
+    model = botocore_session().get_service_model("lambda")
     return tuple(model.shape_for("Runtime").enum)
 
 

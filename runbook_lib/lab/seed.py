@@ -275,8 +275,12 @@ def _seed_role_boundary(iam) -> str:
 
 def _admin_clients(endpoint_url: str, admin_env: dict, region: str):
     """``client(service)``: a client of the lab as its admin user."""
+    from .botocore_data import botocore_session
+
+    # the models are parsed once in the lab process: the operation resolver already read them
     session = boto3.Session(aws_access_key_id=admin_env["AWS_ACCESS_KEY_ID"],
-                            aws_secret_access_key=admin_env["AWS_SECRET_ACCESS_KEY"], region_name=region)
+                            aws_secret_access_key=admin_env["AWS_SECRET_ACCESS_KEY"], region_name=region,
+                            botocore_session=botocore_session())
     config = Config(retries={"max_attempts": 2, "mode": "standard"})
     return lambda service: session.client(service, endpoint_url=endpoint_url, config=config)
 

@@ -103,15 +103,15 @@ class LabServer:
         # moto loads them only when asked (about 0.3 s).
         os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
         load_managed_policies_in_aws_partition_only()
-        from moto.moto_server.werkzeug_app import (DomainDispatcherApplication, MotoRequestHandler,
-                                                   create_backend_app)
+        from moto.moto_server.werkzeug_app import MotoRequestHandler, create_backend_app
         from werkzeug.serving import make_server
 
-        from . import cloudfront
+        from . import cloudfront, moto_speed
         from .app import LabApp
 
+        moto_speed.install()
         cloudfront.install()
-        moto_app = DomainDispatcherApplication(create_backend_app)
+        moto_app = moto_speed.LabDispatcher(create_backend_app)
         handler = _quiet_handler() if self.quiet else MotoRequestHandler
         self._server = make_server(self.host, self.port, LabApp(self, moto_app), threaded=True,
                                    request_handler=handler)
