@@ -213,8 +213,13 @@ def run_runbook(options: RunOptions, names: Sequence[str] | None = None,
         # the fork server imports the kernels' modules while the input is checked (papermill's import)
         # and the lab starts; the export worker imports boto3 and compiles the leak guard's scanner
         # meanwhile; the first kernel boots while the identity is checked; all are reaped after signing
+        key_hex = Fingerprinter.new_key_hex()
         with patched_environ(KERNEL_ENV):
             kernels = stack.enter_context(KernelQueue(options.kernel_name, notebooks=notebooks))
+        starts_lab = options.target == "lab" and not options.endpoint_url
+        if not starts_lab:  # the kernels' environment is known already: the first one boots now
+            with patched_environ({KEY_ENV: key_hex, **KERNEL_ENV}):
+                kernels.prestart(notebooks[0])
         refuse_runner_owned(options.parameters)
         extra = resolve_path_parameters({**options.parameters, **allowlist_parameter(options.allowlist)})
         if apply and options.target == "lab":
@@ -229,10 +234,10 @@ def run_runbook(options: RunOptions, names: Sequence[str] | None = None,
         started = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         exports = stack.enter_context(HtmlExports())  # after: its worker's imports would hold up jupyter_client's
         endpoint_url, env, seed_info, lab = _lab_or_endpoint(stack, options)
-        key_hex = Fingerprinter.new_key_hex()
         kernel_env = {**env, KEY_ENV: key_hex, **KERNEL_ENV}
-        with patched_environ(kernel_env):
-            kernels.prestart(notebooks[0])
+        if starts_lab:
+            with patched_environ(kernel_env):
+                kernels.prestart(notebooks[0])
         identity = _preflight(options, endpoint_url, env)
         function_name = options.function_name or seed_info.get("function_name", "")
         declares = any("strategy" in declared_parameters(nb) for nb in notebooks)
