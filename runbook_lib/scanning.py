@@ -105,6 +105,7 @@ class Scanner:
         self.allowlisted = 0
         self._entries: dict[str, str] = {}  # fingerprint -> allowlist entry (a hash)
         self._prefilter = shared_prefilter()
+        self._nothing_at: set = set()  # assignment windows that confirmed nothing (scan_buffer.BufferScan.memo_key)
         self._zips = ZipWalker(self.zip_limits, self._scan_content)
 
     def __repr__(self) -> str:
@@ -135,7 +136,7 @@ class Scanner:
         hits = self._prefilter.hits(data, config)
         if not hits:
             return []
-        scan = BufferScan(data, config)
+        scan = BufferScan(data, config, self._nothing_at)
         scan.run(hits, self._prefilter.families)
         return select_candidates(scan.candidates)
 
