@@ -244,23 +244,23 @@ class Scanner:
         self.allowlisted = start + sum(part.allowlisted for part, _ in parts)
         return owners
 
-    def _scan_entries(self, entries: list[tuple[Path, str | None]]) -> tuple[ScanReport, dict[str, str]]:
+    def _scan_entries(self, entries: list[tuple[str, str | None]]) -> tuple[ScanReport, dict[str, str]]:
         """One batch of the walk: its report (``allowlisted``: this batch's) and its findings' allowlist entries."""
         report = ScanReport()
         before = self.allowlisted
         for path, why in entries:
             if why:
-                report.skip(str(path), why)
+                report.skip(path, why)
             else:
                 self._scan_file(path, report, must_exist=False)
         report.allowlisted = self.allowlisted - before
         found = report.findings + [t.finding for t in report.third_party]
         return report, {f.fingerprint: self._entries[f.fingerprint] for f in found}
 
-    def _scan_file(self, file: Path, report: ScanReport, must_exist: bool) -> None:
-        label = str(file)
-        is_zip = file.suffix.lower() in ZIP_SUFFIXES
-        data = self._read_file(file, report, must_exist, is_zip)
+    def _scan_file(self, file: str | Path, report: ScanReport, must_exist: bool) -> None:
+        label = os.fspath(file)
+        is_zip = os.path.splitext(label)[1].lower() in ZIP_SUFFIXES
+        data = self._read_file(label, report, must_exist, is_zip)
         if data is None:
             return
         if is_zip or data[:4] == ZIP_MAGIC:
@@ -274,16 +274,15 @@ class Scanner:
             return
         self._scan_content(data, label, report)
 
-    def _read_file(self, file: Path, report: ScanReport, must_exist: bool, is_zip: bool) -> bytes | None:
+    def _read_file(self, label: str, report: ScanReport, must_exist: bool, is_zip: bool) -> bytes | None:
         """The file's bytes, or ``None`` with the reason in the report (a named path must be readable)."""
-        label = str(file)
         try:
-            status = _status(file, follow=False)  # one lstat: a regular file (most) needs no other
+            status = _status(label, follow=False)  # one lstat: a regular file (most) needs no other
             if status is not None and stat.S_ISLNK(status.st_mode):
                 if not must_exist:
                     report.skip(label, "symbolic link (not followed)")
                     return None
-                status = _status(file, follow=True)
+                status = _status(label, follow=True)
             if status is None or not stat.S_ISREG(status.st_mode):
                 report.skip(label, "not a regular file")
                 return None
@@ -292,7 +291,8 @@ class Scanner:
             if size > limit:
                 report.skip(label, f"size {size} bytes exceeds the limit {limit}")
                 return None
-            return file.read_bytes()
+            with open(label, "rb") as file:
+                return file.read()
         except OSError as exc:
             if must_exist:
                 raise InputError("path", f"cannot read {label}: {exc.strerror or type(exc).__name__}") from None
@@ -300,30 +300,72 @@ class Scanner:
             return None
 
 
-def _walk(root: Path, paths: PathFilter) -> Iterator[tuple[Path, str | None]]:
-    """Every entry of a folder in walk order: ``(path, why it is left out)``, or ``(file, None)`` to scan."""
-    for dirpath, dirnames, filenames in os.walk(root):  # symbolic links to directories: not followed
-        here = Path(dirpath)
-        paths.enter(here)
-        dirnames.sort()
+def _walk(root: Path, paths: PathFilter) -> Iterator[tuple[str, str | None]]:
+    """Every entry of a folder in walk order: ``(path, why it is left out)``, or ``(file, None)`` to scan.
+
+    The order is :func:`os.walk`'s, top down, each folder's names sorted: its left-out folders,
+    then its files; then its other folders, one after the other. Symbolic links to folders are
+    not followed (nor listed); a folder that cannot be listed lists nothing. Paths are strings,
+    as :class:`~pathlib.Path` would print them; a :class:`~pathlib.Path` is made only for a
+    path that ``paths`` must judge.
+    """
+    pending = [os.fspath(root)]
+    while pending:
+        top = pending.pop()
+        try:
+            with os.scandir(top) as listing:
+                entries = list(listing)
+        except OSError:
+            continue
+        folders, files = _split_listing(entries)
+        here = Path(top)
+        paths.enter(here, names=[entry.name for entry in files])
         kept = []
-        for name in dirnames:
-            why = "version-control metadata" if name in SKIP_DIRS else paths.reason(here / name, root, True)
+        for entry in folders:
+            path = _child(top, entry.name)
+            why = "version-control metadata" if entry.name in SKIP_DIRS else (
+                paths.reason(Path(path), root, True) if paths.judges else None)
             if why:
-                yield here / name, why
-            else:
-                kept.append(name)
-        dirnames[:] = kept
-        for name in sorted(filenames):
-            path = here / name
-            yield path, paths.reason(path, root, False)
+                yield path, why
+            elif not _is_link(entry):
+                kept.append(path)
+        for entry in files:
+            path = _child(top, entry.name)
+            yield path, paths.reason(Path(path), root, False) if paths.judges else None
+        pending.extend(reversed(kept))
+
+
+def _split_listing(entries: list[os.DirEntry]) -> tuple[list[os.DirEntry], list[os.DirEntry]]:
+    """(folders, everything else), each sorted by name; a link to a folder is a folder, as in os.walk."""
+    folders, files = [], []
+    for entry in entries:
+        try:
+            is_folder = entry.is_dir()
+        except OSError:
+            is_folder = False
+        (folders if is_folder else files).append(entry)
+    folders.sort(key=lambda e: e.name)
+    files.sort(key=lambda e: e.name)
+    return folders, files
+
+
+def _is_link(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_symlink()
+    except OSError:  # as os.walk: not a link, so walked into (a folder that cannot be listed lists nothing)
+        return False
+
+
+def _child(folder: str, name: str) -> str:
+    """``folder/name`` as ``Path(folder) / name`` prints it (``.`` adds nothing)."""
+    return name if folder == "." else os.path.join(folder, name)
 
 
 #: ``stat`` errors that mean "no such file" (``Path.is_file()`` is ``False`` on them; others are raised).
 _MISSING = {errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP}
 
 
-def _status(path: Path, follow: bool) -> os.stat_result | None:
+def _status(path: str, follow: bool) -> os.stat_result | None:
     """``stat`` (``lstat`` unless ``follow``), or ``None`` when there is no such file."""
     try:
         return os.stat(path, follow_symlinks=follow)
@@ -335,7 +377,7 @@ def _status(path: Path, follow: bool) -> os.stat_result | None:
         return None
 
 
-def _size(path: Path) -> int:
+def _size(path: str) -> int:
     """Bytes of a file for balancing the workers' batches (0 when it cannot be told: it is judged when read)."""
     try:
         return os.lstat(path).st_size
