@@ -28,6 +28,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 # the name test lives in secret_names; rules is where the scanner reads every rule from
+from .lazy_regex import LazyPattern
 from .secret_names import KEY, PASSWORD, SECRET, key_class, split_words, words_as_written  # noqa: F401
 from .token_formats import TOKEN_RULES, TokenRule  # noqa: F401  (the catalog's token formats)
 
@@ -88,10 +89,10 @@ RULES: dict[str, Rule] = {r.id: r for r in (
 #: ask for no less, so a shorter literal never reaches Python.
 MIN_VALUE_LENGTH = {PASSWORD: 4, SECRET: 8, KEY: 16}
 
-DEFINE_OR_SQL = re.compile(
+DEFINE_OR_SQL = LazyPattern(
     r"""#\s*define\s+(?P<key>\w{1,80})\s+(?P<q>["'])(?P<v>(?:(?!(?P=q))[^\\\n]|\\.){1,1024})(?P=q)"""
     r"""|(?i:identified\s+by|set\s+password\b[^=\n]{0,80}=)\s*(?i:password\s*\(\s*)?(?P<q2>["'])(?P<v2>[^"'\n]{1,256})(?P=q2)""")
-CLI_CREDENTIAL = re.compile(
+CLI_CREDENTIAL = LazyPattern(
     r"""(?:^|\s)(?:-u|--user)\s+["']?(?P<u>[^\s"':]{0,64})["']?:["']?(?P<v>[^\s"']{0,256})"""
     r"""|(?:^|\s)(?:--(?:passphrase|password|oauth2-bearer|api-key|token|secret|client-secret|registration-token))"""
     r"""[\s=]\s*(?P<q2>["']?)(?P<v2>[^\s"']{1,512})(?P=q2)"""
@@ -296,7 +297,7 @@ _FIELD_WORDS = {"password", "passwd", "pwd", "pass", "token", "apikey", "api_key
 #: Words that tell a reader what to write (``your_password``, ``enter-password-here``), not a value.
 _INSTRUCTION_FIRST = {"your", "insert", "enter", "put", "replace", "add"}
 #: A connection string around a ``Password=``: another of its members, ended by ``;``.
-CONNECTION_STRING = re.compile(
+CONNECTION_STRING = LazyPattern(
     r"(?i)(?:^|[;\"'\s(])(?:server|data source|host|hostname|address|addr|user id|userid|uid|user|username"
     r"|database|initial catalog|dbname|provider|driver|dsn|port)\s*=[^;\n]{0,256};")
 #: The members of a connection string that hold its password.
@@ -458,9 +459,9 @@ ASSIGN_UNQUOTED = re.compile(
     r"""(?<![\w.$@-])(?P<kq>["']?)(?P<key>[A-Za-z_$@][\w.$@-]{0,80})(?P=kq)\s*(?P<op>=|:)[ \t]*"""
     r"""(?P<v>[^\s"'`;,&<>{}\[\]()|#\\](?:[^\s"'`;,&<>\\]|\\(?![nrt])){0,1023})(?=$|[\s;,&<>]|\\[nrt])"""
 )
-XML_OPEN_LINE = re.compile(r"^\s*<(?P<key>[\w.:-]{1,80})>\s*$")
-XML_VALUE_LINE = re.compile(r"^\s*(?P<v>[^<\s][^<]{0,1023}?)\s*$")
-ASSIGN_XML = re.compile(
+XML_OPEN_LINE = LazyPattern(r"^\s*<(?P<key>[\w.:-]{1,80})>\s*$")
+XML_VALUE_LINE = LazyPattern(r"^\s*(?P<v>[^<\s][^<]{0,1023}?)\s*$")
+ASSIGN_XML = LazyPattern(
     r"""<(?P<key>[\w.:-]{1,80})>(?P<v>[^<\n]{1,1024})</(?P=key)>"""
     r"""|key="(?P<key2>[^"]{1,80})"\s+value="(?P<v2>[^"\n]{0,1024})\""""
 )
@@ -471,9 +472,9 @@ ASSIGN_PAIR = re.compile(
     r"""(?P<pre>[rbuRBUfF]{0,2})(?P<q>["'`])(?P<v>(?:(?!(?P=q))[^\\\n]|\\.){0,1024})(?P=q)"""
 )
 #: ``login("user", "password")``, ``auth=("user", "password")``: the second literal is a password.
-LOGIN_CALL = re.compile(
+LOGIN_CALL = LazyPattern(
     r"""(?:(?:login|authenticate|connect|basic_?auth|HTTPBasicAuth|sign_?in)\s*\(|\bauth\s*=\s*\(?)\s*"""
     r"""["'][^"'\n]{1,64}["']\s*,\s*(?P<q>["'])(?P<v>[^"'\n]{1,256})(?P=q)""", re.IGNORECASE)
 #: Functions whose key argument is a secret: any generated-looking literal among their arguments.
-SIGNING_CALL = re.compile(r"""(?:hmac\.new|hmac\.HMAC|jwt\.(?:encode|decode|sign|verify)|createHmac|SecretKeySpec)\s*\((?P<args>[^)\n]{0,300})""")
-QUOTED_LITERAL = re.compile(r"""[bB]?(?P<q>["'`])(?P<v>[^"'`\n]{1,512})(?P=q)""")
+SIGNING_CALL = LazyPattern(r"""(?:hmac\.new|hmac\.HMAC|jwt\.(?:encode|decode|sign|verify)|createHmac|SecretKeySpec)\s*\((?P<args>[^)\n]{0,300})""")
+QUOTED_LITERAL = LazyPattern(r"""[bB]?(?P<q>["'`])(?P<v>[^"'`\n]{1,512})(?P=q)""")

@@ -20,11 +20,13 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
 from . import rules as R
 from .keyword_prefilters import LITERAL_LOOKAHEAD
+from .lazy_regex import LazyPattern
 from .scan_lines import (call_candidates, classify, cli_candidates, define_or_sql_candidates, jwk_private_ok,
                          keyword_candidates, literal_value, token_ok, xml_candidates)
 from .scan_prefilter import (FAMILY_ASSIGN, FAMILY_CALL, FAMILY_CLI, FAMILY_DEFINE, FAMILY_KEYWORD, FAMILY_TOKEN,
@@ -46,10 +48,6 @@ ASSIGNMENT_SPAN = 2048
 MEMO_SPAN, MEMO_ENTRIES = 256, 4096
 #: How many lines above and below an access key id its secret key is looked for.
 AWS_SECRET_LINES = 4
-
-_CONFIRM = {t: re.compile(t.confirm) for t in R.TOKEN_RULES}
-#: The same, over bytes, for members of a JSON object (matched in the buffer, the object around them read).
-_CONFIRM_BYTES = {t: re.compile(t.confirm.encode()) for t in R.TOKEN_RULES if t.json_member}
 #: How far from a member its object's braces are looked for (a 4096-bit RSA JWK is about 3.2 KB).
 JSON_OBJECT_SPAN = 8192
 #: Lower wins when two rules match one value: token formats first, keyword rules last.
@@ -57,16 +55,28 @@ JSON_OBJECT_SPAN = 8192
 RULE_PRIORITY = {t.rule: i for i, t in enumerate(R.TOKEN_RULES)}
 RULE_PRIORITY.update({"aws-secret-access-key": 1, "cli-credential": 85, "keyword-assignment": 90,
                       "high-entropy-env-value": 95})
-_AWS_SECRET_NEAR = re.compile(r"""(?:["'`]|[=:]\s*)(?P<v>[A-Za-z0-9/+]{40})(?:["'`]|\s*$)""")
-_B64_BODY = re.compile(rb"[A-Za-z0-9+/=]{16,}")
+_AWS_SECRET_NEAR = LazyPattern(r"""(?:["'`]|[=:]\s*)(?P<v>[A-Za-z0-9/+]{40})(?:["'`]|\s*$)""")
+_B64_BODY = LazyPattern(rb"[A-Za-z0-9+/=]{16,}")
 _NAME_TOKEN = re.compile(rb"[A-Za-z_$@][\w.$@-]*")
-_PEM_BEGIN = re.compile(rb"-----BEGIN[ A-Z0-9]{0,30}PRIVATE KEY(?: BLOCK)?-----")
-_PEM_END = re.compile(rb"-----END[ A-Z0-9]{0,30}PRIVATE KEY(?: BLOCK)?-----")
+_PEM_BEGIN = LazyPattern(rb"-----BEGIN[ A-Z0-9]{0,30}PRIVATE KEY(?: BLOCK)?-----")
+_PEM_END = LazyPattern(rb"-----END[ A-Z0-9]{0,30}PRIVATE KEY(?: BLOCK)?-----")
 #: A PEM block needs this many base64 characters of body to be a key, not a bare header.
 PEM_MIN_BODY = 64
 #: A PEM block is looked for this far from its BEGIN line; without an END line in that
 #: span, this much body after the header stands for the key.
 PEM_MAX_BLOCK, PEM_NO_END_BODY = 16384, 4096
+
+
+@functools.lru_cache(maxsize=None)
+def confirm_pattern(token_rule: R.TokenRule) -> re.Pattern:
+    """A token format's confirm expression, compiled the first time one of its hits is confirmed."""
+    return re.compile(token_rule.confirm)
+
+
+@functools.lru_cache(maxsize=None)
+def confirm_bytes_pattern(token_rule: R.TokenRule) -> re.Pattern:
+    """The same over bytes, for members of a JSON object (matched in the buffer, the object around them read)."""
+    return re.compile(token_rule.confirm.encode())
 
 
 def decode(raw: bytes) -> str:
@@ -219,7 +229,7 @@ class BufferScan:
         if token_rule.json_member:
             self.json_members(token_rule, text, start, stop)
             return
-        for m in _CONFIRM[token_rule].finditer(text):
+        for m in confirm_pattern(token_rule).finditer(text):
             value = m.group("v") if m.group("v") is not None else m.group("s")
             if not token_ok(rule, value, text, m.start("v")):
                 continue
@@ -230,7 +240,7 @@ class BufferScan:
     def json_members(self, token_rule: R.TokenRule, text: str, start: int, stop: int) -> None:
         """Each member on the line whose JSON object (its nearest braces) confirms it: a JWK's ``d``."""
         data = self.data
-        for m in _CONFIRM_BYTES[token_rule].finditer(data, start, stop):
+        for m in confirm_bytes_pattern(token_rule).finditer(data, start, stop):
             opening = data.rfind(b"{", max(0, m.start() - JSON_OBJECT_SPAN), m.start())
             closing = data.find(b"}", m.end(), m.end() + JSON_OBJECT_SPAN)
             if opening < 0 or closing < 0:
