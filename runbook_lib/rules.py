@@ -334,11 +334,7 @@ def literal_credential_reason(value: str) -> str | None:
                    or any(w in _FILLER_ANYWHERE for w in lower))
     if instruction and not any(looks_generated(w) for w in words):
         return "placeholder"
-    if "EXAMPLE" in v or "..." in v or "\u2026" in v:
-        return "placeholder"
-    if _ENCRYPTED_RE.match(v):
-        return "encrypted"
-    return None
+    return sample_or_ciphertext(v)
 
 
 def connection_string_password(key: str, value: str, text: str) -> bool:
@@ -384,9 +380,15 @@ def not_a_value_reason(value: str) -> str | None:
         return "data-uri"
     if _DATE_RE.match(v):
         return "date"
-    if "..." in v or "\u2026" in v or "EXAMPLE" in v:
+    return sample_or_ciphertext(v)
+
+
+def sample_or_ciphertext(value: str) -> str | None:
+    """``"placeholder"`` for a documentation sample (``EXAMPLE``, ``...``, ``…``), ``"encrypted"`` for
+    ciphertext only its key opens (``ENC(…)``, SOPS, Ansible vault), else ``None``."""
+    if "EXAMPLE" in value or "..." in value or "\u2026" in value:
         return "placeholder"
-    if _ENCRYPTED_RE.match(v):
+    if _ENCRYPTED_RE.match(value):
         return "encrypted"
     return None
 
