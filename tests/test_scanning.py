@@ -595,3 +595,62 @@ def test_the_walk_keeps_os_walks_order_links_and_left_out_folders(tmp_path, monk
         assert list(scanning._walk(root, PathFilter())) == walk_as_os_walk(root, PathFilter())
     finally:
         os.chmod(root / "d", 0o755)
+
+
+def open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_prefetch_opens_regular_files_only_and_asks_the_kernel_to_read_them(tmp_path, monkeypatch):
+    (tmp_path / "app.py").write_text("x = 1\n")
+    (tmp_path / "link.py").symlink_to(tmp_path / "app.py")
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "folder").mkdir()
+    advised = []
+    monkeypatch.setattr(os, "posix_fadvise", lambda fd, offset, length, advice: advised.append((offset, length, advice)))
+    before = open_descriptors()
+    opened = scanning.prefetch([str(tmp_path / n) for n in ("app.py", "link.py", "pipe", "folder", "missing")]
+                               + ["nul\0name"])
+    assert list(opened) == [str(tmp_path / "app.py")] and advised == [(0, 0, os.POSIX_FADV_WILLNEED)]
+    assert os.read(opened[str(tmp_path / "app.py")], 100) == b"x = 1\n"
+    for fd in opened.values():
+        os.close(fd)
+    assert open_descriptors() == before
+
+
+def test_a_refused_readahead_still_reads_the_file(tmp_path, monkeypatch):
+    (tmp_path / "app.py").write_text('DB_PASSWORD = "Tq7!vR2m#Lx9"\n')
+
+    def refuse(*_):
+        raise OSError(22, "Invalid argument")
+
+    monkeypatch.setattr(os, "posix_fadvise", refuse)
+    before = open_descriptors()
+    opened = scanning.prefetch([str(tmp_path / "app.py")])
+    assert list(opened) == [str(tmp_path / "app.py")]
+    os.close(opened.popitem()[1])
+    report = Scanner().scan_path(tmp_path)
+    assert [f.rule for f in report.findings] == ["keyword-assignment"] and open_descriptors() == before
+
+
+def test_a_batch_closes_every_descriptor_it_opened_whatever_happens(tmp_path, monkeypatch):
+    for n in range(4):
+        (tmp_path / f"f{n}.py").write_text("x = 1\n")
+    (tmp_path / "big.txt").write_text("y" * 200)
+    before = open_descriptors()
+    scanner = Scanner(zip_limits=ZipLimits(max_file_bytes=100))
+    report, _ = scanner._scan_entries([(str(tmp_path / "big.txt"), None), (str(tmp_path / "f0.py"), None)])
+    assert report.skipped == [{"path": str(tmp_path / "big.txt"), "reason": "size 200 bytes exceeds the limit 100"}]
+    assert report.files_scanned == 1 and open_descriptors() == before
+    calls = []
+
+    def fail_second(self, path, report, must_exist, fd=None):
+        calls.append(path)
+        os.close(fd)  # a descriptor handed on is the reader's to close (_read_file closes it in any case)
+        if len(calls) == 2:
+            raise RuntimeError("stopped")
+
+    monkeypatch.setattr(Scanner, "_scan_file", fail_second)
+    with pytest.raises(RuntimeError):
+        scanner._scan_entries([(str(tmp_path / f"f{n}.py"), None) for n in range(4)])
+    assert len(calls) == 2 and open_descriptors() == before
