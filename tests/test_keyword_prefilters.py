@@ -133,3 +133,25 @@ def test_the_re_fallback_compiles_the_same_prefilters():
             == [assign_hit(shared_prefilter(), line, config) for line in lines] \
             == [True, False, True, False, config, False]
     assert K.LITERAL_LOOKAHEAD == max(R.MIN_VALUE_LENGTH.values()) + 2
+
+
+@pytest.mark.parametrize("length", [4, 5, 9])
+def test_a_literal_expression_for_each_length(length):
+    literal = re.compile(K.quoted_literal(length))
+    value = "Xk29vLq7Pw03Zr58"[:length]
+    for quote in "\"'`":
+        assert literal.fullmatch(f"{quote}{value}"), (quote, length)
+        assert not literal.match(f"{quote}{value[:-1]}{quote}"), (quote, length)
+        assert not literal.match(f"{quote} {value}") and not literal.match(f"{quote}{value[:-1]}\n")
+        assert literal.fullmatch(f"{quote}\\{quote}") and literal.fullmatch(f"{quote}a\\{quote}")
+        # an escaped quote ends the count only before the literal is long enough
+        assert literal.fullmatch(f"{quote}X{'a' * (length - 2)}\\{quote}")
+        assert not literal.fullmatch(f"{quote}X{'a' * length}\\{quote}")
+    assert literal.fullmatch(f'"`{value[:-1]}') and literal.fullmatch(f"'`{value[:-1]}")
+    assert not literal.match(f"``{value}") and not literal.match(f"\"'{value}") and not literal.match(f"'\"{value}")
+    assert literal.fullmatch(f"\"{value[0]}'{value[2:]}")  # the other quotes inside the literal count
+    unquoted = re.compile(K.unquoted_value(length))
+    assert unquoted.fullmatch(value) and not unquoted.match(value[:-1] + ";")
+    for first in "\"'`{[(|> ":
+        assert not unquoted.match(first + value)
+    assert unquoted.fullmatch("a" + "\\" * (length - 1)) and not unquoted.match("a" * (length - 1) + ",")

@@ -15,6 +15,10 @@ def test_a_lazy_pattern_compiles_once_on_first_use_and_answers_as_the_pattern():
     assert digits.is_compiled and compiled is digits.compiled and compiled.flags & re.ASCII
     assert digits.groupindex == {"n": 1} and digits.match(b"x") is None and "compiled" in repr(digits)
     assert LazyPattern("a", re.IGNORECASE).fullmatch("A")
+    plain = LazyPattern("a")
+    assert plain.flags == 0 and plain.compiled.flags == re.compile("a").flags and plain.fullmatch("A") is None
+    assert repr(LazyPattern(r"\d")) == "LazyPattern('\\\\d')"
+    assert repr(digits) == "LazyPattern(b'(?P<n>\\\\d+)', compiled)"
 
 
 def test_a_scan_start_compiles_no_token_confirmation_nor_rare_form_until_a_hit_needs_it():
