@@ -429,3 +429,27 @@ def test_the_memo_key_holds_the_byte_before_a_window_that_starts_inside_the_line
     assert scan.memo_key(0, 14, 14, 3) == (False, True, 11, b"=password: x")
     assert scan.memo_key(0, 14, 14, 0) == (False, False, 14, b"aa=password: x")
     assert scan.memo_key(0, 14, 14, 3) != BufferScan(b"aa password: x\n", config=False).memo_key(0, 14, 14, 3)
+
+
+def test_a_short_line_after_a_long_one_is_remembered_and_a_rest_of_exactly_memo_span_bytes_too():
+    from runbook_lib import scan_buffer
+
+    memo: set = set()
+    line = b'token = "MaxResultsPage"\n'
+    assert run_with(b"#" * 300 + b"\n" + line, memo) == [] and len(memo) == 1  # the rest of its own line counts
+    exact = b'token = "MaxResultsPage"'
+    exact += b" " * (scan_buffer.MEMO_SPAN - len(exact)) + b"\n"
+    memo.clear()
+    assert run_with(exact, memo) == [] and len(memo) == 1
+
+
+def test_the_name_window_reaches_back_past_the_literal_lookahead():
+    from runbook_lib.keyword_prefilters import LITERAL_LOOKAHEAD
+
+    text = "DB_PASSWORD =" + " " * (NAME_WINDOW - 13) + f'"{PW}"\n'
+    data = text.encode()
+    end = text.index('"') + LITERAL_LOOKAHEAD  # as far into the literal as a hit may end
+    assert end > NAME_WINDOW
+    scan = BufferScan(data, config=False)
+    scan.confirm_assignment(0, len(data) - 1, end, set())
+    assert [(c.rule, c.value) for c in scan.candidates] == [("keyword-assignment", PW)]
