@@ -188,7 +188,15 @@ def findings_detect_secrets(out: Path) -> set[tuple[str, int]]:
 
 
 def runbook_env(cache_home: Path = PATTERN_CACHE) -> dict:
-    return {**os.environ, "XDG_CACHE_HOME": str(cache_home)}
+    """The runbook's environment: its own pattern cache, and Python's bytecode cache on.
+
+    ``PYTHONDONTWRITEBYTECODE`` (set in some shells and CI images) would have every run compile
+    the package's modules from source, which an installed package never does (pip compiles them
+    at install time): it is dropped, so the untimed first run writes the bytecode a user has.
+    """
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache_home)}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
 
 
 def commands(tree: Path, peers: dict, out_dir: Path) -> dict:

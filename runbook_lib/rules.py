@@ -28,6 +28,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 # the name test lives in secret_names; rules is where the scanner reads every rule from
+from .lazy_regex import LazyPattern
 from .secret_names import KEY, PASSWORD, SECRET, key_class, split_words, words_as_written  # noqa: F401
 from .token_formats import TOKEN_RULES, TokenRule  # noqa: F401  (the catalog's token formats)
 
@@ -83,38 +84,20 @@ RULES: dict[str, Rule] = {r.id: r for r in (
 )}
 
 
-#: Prefilter for keyword assignments, matching the name then an operator then the start
-#: of a quoted literal (code) -- one pattern for quoted values, one for unquoted (config).
-_KEYWORD = (r"(pass|pwd|pw|secret|token|api.?key|credential|creds?"
-            r"|auth|private.?key|access.?key|signing.?key|encryption.?key|master.?key|client.?key|key)")
-KEYWORD_QUOTED_PREFILTER = (_KEYWORD + r"[\w.$@-]{0,48}[\"'`]?\]?\s{0,4}(:[\w\[\]., |]{0,40}|\s(string|\[\]byte)\s{0,4})?(:{1,3}=|[.?+]=|=>|==?|:|,|\()\s{0,4}"
-                            r"([\w.$\[\]]{1,80}\s{0,2}(\|\||\?\?)\s{0,2})?[rbuf]{0,2}([\"'`][^\s\"'`]|[\"']`[^\s])")
-#: ``Password=...;`` inside a connection string held in a quoted literal (code files too).
-KEYWORD_CONNSTR_PREFILTER = r"(^|[;\"'\s&?])(password|pwd|passwd)\s{0,2}=\s{0,2}[^\s\"'`;&]"
-#: Credentials passed positionally to a login call or a signing function.
-CALL_PREFILTER = (r"((login|authenticate|connect|basic_?auth|HTTPBasicAuth|sign_?in)\s{0,2}\(|auth\s{0,2}=\s{0,2}\(?)"
-                  r"\s{0,2}[\"'][^\"'\n]{1,64}[\"']\s{0,2},\s{0,2}[\"']"
-                  r"|(hmac\.new|hmac\.HMAC|jwt\.(encode|decode|sign|verify)|createHmac|SecretKeySpec)\s{0,2}\(")
-#: ``#define API_TOKEN "..."``; SQL's ``IDENTIFIED BY '...'`` and ``SET PASSWORD ... = '...'``;
-#: command-line options that take a credential (``curl -u user:pw``, ``--passphrase X``, ``-passin pass:X``).
-DEFINE_OR_SQL_PREFILTER = (r"#\s{0,4}define\s{1,4}[\w]{0,48}" + _KEYWORD + r"\w{0,48}\s{1,8}[\"']"
-                           r"|identified\s{1,4}by\s{1,4}(password\s{0,2}\(\s{0,2})?[\"']"
-                           r"|set\s{1,4}password\b[^=\n]{0,80}=\s{0,4}(password\s{0,2}\(\s{0,2})?[\"']")
-CLI_PREFILTER = (r"(^|\s)(-u|--user)\s{1,4}[\"']?[^\s\"':]{0,64}[\"']?:[\"']?[^\s$]"
-                 r"|(^|\s)--(passphrase|password|oauth2-bearer|api-key|token|secret|client-secret|registration-token)[\s=]\s{0,3}[\"']?[^\s\"'$<{-]"
-                 r"|(^|\s)-pass(in|out)\s{1,4}[\"']?pass:[^\s\"'$]"
-                 r"|(^|\s)(-H|--header)\s{1,4}[\"']?[\w-]{0,40}(key|token|secret|auth|pass)[\w-]{0,40}\s{0,2}:\s{0,2}[^\s\"'$<{]")
-DEFINE_OR_SQL = re.compile(
+#: The shortest value each class of name accepts (:func:`is_secret_value`): a password 4 characters,
+#: a generated token 8, a bare ``key`` 16. The keyword prefilters (:mod:`runbook_lib.keyword_prefilters`)
+#: ask for no less, so a shorter literal never reaches Python.
+MIN_VALUE_LENGTH = {PASSWORD: 4, SECRET: 8, KEY: 16}
+
+DEFINE_OR_SQL = LazyPattern(
     r"""#\s*define\s+(?P<key>\w{1,80})\s+(?P<q>["'])(?P<v>(?:(?!(?P=q))[^\\\n]|\\.){1,1024})(?P=q)"""
     r"""|(?i:identified\s+by|set\s+password\b[^=\n]{0,80}=)\s*(?i:password\s*\(\s*)?(?P<q2>["'])(?P<v2>[^"'\n]{1,256})(?P=q2)""")
-CLI_CREDENTIAL = re.compile(
+CLI_CREDENTIAL = LazyPattern(
     r"""(?:^|\s)(?:-u|--user)\s+["']?(?P<u>[^\s"':]{0,64})["']?:["']?(?P<v>[^\s"']{0,256})"""
     r"""|(?:^|\s)(?:--(?:passphrase|password|oauth2-bearer|api-key|token|secret|client-secret|registration-token))"""
     r"""[\s=]\s*(?P<q2>["']?)(?P<v2>[^\s"']{1,512})(?P=q2)"""
     r"""|(?:^|\s)-pass(?:in|out)\s+(?P<q3>["']?)pass:(?P<v3>[^\s"']{1,256})(?P=q3)"""
     r"""|(?:^|\s)(?:-H|--header)\s+["']?(?P<h>[A-Za-z][\w-]{0,80})\s*:\s*(?P<v4>[^\s"']{1,512})""")
-KEYWORD_UNQUOTED_PREFILTER = _KEYWORD + r"[\w.$@-]{0,48}[\"']?\s{0,4}(=|:)[ \t]{0,4}[^\s\"'`{\[(|>]"
-KEYWORD_XML_PREFILTER = r"(<[\w.:-]{0,40}(passw|secret|token|apikey|api_key)[\w.:-]{0,40}>[^<\s]|key=\"[\w.:-]{0,40}(passw|secret|token|apikey|api_?key)[\w.:-]{0,40}\"\s+value=\"[^\"])"
 
 
 # ---------------------------------------------------------------- key names: runbook_lib.secret_names
@@ -314,7 +297,7 @@ _FIELD_WORDS = {"password", "passwd", "pwd", "pass", "token", "apikey", "api_key
 #: Words that tell a reader what to write (``your_password``, ``enter-password-here``), not a value.
 _INSTRUCTION_FIRST = {"your", "insert", "enter", "put", "replace", "add"}
 #: A connection string around a ``Password=``: another of its members, ended by ``;``.
-CONNECTION_STRING = re.compile(
+CONNECTION_STRING = LazyPattern(
     r"(?i)(?:^|[;\"'\s(])(?:server|data source|host|hostname|address|addr|user id|userid|uid|user|username"
     r"|database|initial catalog|dbname|provider|driver|dsn|port)\s*=[^;\n]{0,256};")
 #: The members of a connection string that hold its password.
@@ -351,11 +334,7 @@ def literal_credential_reason(value: str) -> str | None:
                    or any(w in _FILLER_ANYWHERE for w in lower))
     if instruction and not any(looks_generated(w) for w in words):
         return "placeholder"
-    if "EXAMPLE" in v or "..." in v or "\u2026" in v:
-        return "placeholder"
-    if _ENCRYPTED_RE.match(v):
-        return "encrypted"
-    return None
+    return sample_or_ciphertext(v)
 
 
 def connection_string_password(key: str, value: str, text: str) -> bool:
@@ -401,9 +380,15 @@ def not_a_value_reason(value: str) -> str | None:
         return "data-uri"
     if _DATE_RE.match(v):
         return "date"
-    if "..." in v or "\u2026" in v or "EXAMPLE" in v:
+    return sample_or_ciphertext(v)
+
+
+def sample_or_ciphertext(value: str) -> str | None:
+    """``"placeholder"`` for a documentation sample (``EXAMPLE``, ``...``, ``…``), ``"encrypted"`` for
+    ciphertext only its key opens (``ENC(…)``, SOPS, Ansible vault), else ``None``."""
+    if "EXAMPLE" in value or "..." in value or "\u2026" in value:
         return "placeholder"
-    if _ENCRYPTED_RE.match(v):
+    if _ENCRYPTED_RE.match(value):
         return "encrypted"
     return None
 
@@ -439,7 +424,7 @@ def is_secret_value(value: str, strength: str) -> bool:
     if strength == PASSWORD:
         if len(v) < 6 and not any(not c.isalpha() for c in v):
             return False
-        if len(v) < 4 or (" " in v and len(v.split()) > 2) or (_IDENT_WORDS_RE.match(v) and _word_parts(v)):
+        if len(v) < MIN_VALUE_LENGTH[PASSWORD] or (" " in v and len(v.split()) > 2) or (_IDENT_WORDS_RE.match(v) and _word_parts(v)):
             return False
         if v.isalpha() and re.search(r"(?i)passw|secret", v):
             return False  # "mynewpassword": a description of a password, not one
@@ -447,8 +432,8 @@ def is_secret_value(value: str, strength: str) -> bool:
     if has_filler_run(v, ALPHABET_RUN, repeats=False):
         return False  # ``keyStr = "ABCDEFGHIJKLMNOP…"``: an alphabet constant, not a key
     if strength == SECRET:
-        return looks_generated(v)
-    return looks_generated(v, 16) and shannon_entropy(v) >= 3.3
+        return looks_generated(v, MIN_VALUE_LENGTH[SECRET])
+    return looks_generated(v, MIN_VALUE_LENGTH[KEY]) and shannon_entropy(v) >= 3.3
 
 
 def is_random_token(value: str) -> bool:
@@ -476,12 +461,9 @@ ASSIGN_UNQUOTED = re.compile(
     r"""(?<![\w.$@-])(?P<kq>["']?)(?P<key>[A-Za-z_$@][\w.$@-]{0,80})(?P=kq)\s*(?P<op>=|:)[ \t]*"""
     r"""(?P<v>[^\s"'`;,&<>{}\[\]()|#\\](?:[^\s"'`;,&<>\\]|\\(?![nrt])){0,1023})(?=$|[\s;,&<>]|\\[nrt])"""
 )
-#: ``<password>`` on its own line, the value on the next (confirmed with the lines around it).
-KEYWORD_XML_BLOCK_PREFILTER = (r"<[\w.:-]{0,40}(passw|secret|token|apikey|api_key)[\w.:-]{0,40}>[ \t]{0,8}\r?\n"
-                               r"[ \t]{0,40}[^<\s]")
-XML_OPEN_LINE = re.compile(r"^\s*<(?P<key>[\w.:-]{1,80})>\s*$")
-XML_VALUE_LINE = re.compile(r"^\s*(?P<v>[^<\s][^<]{0,1023}?)\s*$")
-ASSIGN_XML = re.compile(
+XML_OPEN_LINE = LazyPattern(r"^\s*<(?P<key>[\w.:-]{1,80})>\s*$")
+XML_VALUE_LINE = LazyPattern(r"^\s*(?P<v>[^<\s][^<]{0,1023}?)\s*$")
+ASSIGN_XML = LazyPattern(
     r"""<(?P<key>[\w.:-]{1,80})>(?P<v>[^<\n]{1,1024})</(?P=key)>"""
     r"""|key="(?P<key2>[^"]{1,80})"\s+value="(?P<v2>[^"\n]{0,1024})\""""
 )
@@ -492,9 +474,9 @@ ASSIGN_PAIR = re.compile(
     r"""(?P<pre>[rbuRBUfF]{0,2})(?P<q>["'`])(?P<v>(?:(?!(?P=q))[^\\\n]|\\.){0,1024})(?P=q)"""
 )
 #: ``login("user", "password")``, ``auth=("user", "password")``: the second literal is a password.
-LOGIN_CALL = re.compile(
+LOGIN_CALL = LazyPattern(
     r"""(?:(?:login|authenticate|connect|basic_?auth|HTTPBasicAuth|sign_?in)\s*\(|\bauth\s*=\s*\(?)\s*"""
     r"""["'][^"'\n]{1,64}["']\s*,\s*(?P<q>["'])(?P<v>[^"'\n]{1,256})(?P=q)""", re.IGNORECASE)
 #: Functions whose key argument is a secret: any generated-looking literal among their arguments.
-SIGNING_CALL = re.compile(r"""(?:hmac\.new|hmac\.HMAC|jwt\.(?:encode|decode|sign|verify)|createHmac|SecretKeySpec)\s*\((?P<args>[^)\n]{0,300})""")
-QUOTED_LITERAL = re.compile(r"""[bB]?(?P<q>["'`])(?P<v>[^"'`\n]{1,512})(?P=q)""")
+SIGNING_CALL = LazyPattern(r"""(?:hmac\.new|hmac\.HMAC|jwt\.(?:encode|decode|sign|verify)|createHmac|SecretKeySpec)\s*\((?P<args>[^)\n]{0,300})""")
+QUOTED_LITERAL = LazyPattern(r"""[bB]?(?P<q>["'`])(?P<v>[^"'`\n]{1,512})(?P=q)""")

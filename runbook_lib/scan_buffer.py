@@ -20,10 +20,13 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
 from . import rules as R
+from .keyword_prefilters import LITERAL_LOOKAHEAD
+from .lazy_regex import LazyPattern
 from .scan_lines import (call_candidates, classify, cli_candidates, define_or_sql_candidates, jwk_private_ok,
                          keyword_candidates, literal_value, token_ok, xml_candidates)
 from .scan_prefilter import (FAMILY_ASSIGN, FAMILY_CALL, FAMILY_CLI, FAMILY_DEFINE, FAMILY_KEYWORD, FAMILY_TOKEN,
@@ -35,16 +38,16 @@ LINE_CONFIRM = {FAMILY_CALL: call_candidates, FAMILY_DEFINE: define_or_sql_candi
 
 #: Lines longer than this (minified files) are decoded around the hit only.
 LONG_LINE = 4096
-#: How far before a keyword hit the secret-named names are looked for.
+#: How far before a keyword hit's literal the secret-named names are looked for (the hit itself
+#: ends up to :data:`~runbook_lib.keyword_prefilters.LITERAL_LOOKAHEAD` bytes into the literal).
 NAME_WINDOW = 200
 #: How far past the name an assignment is matched (a value is at most 1024 characters).
 ASSIGNMENT_SPAN = 2048
+#: Assignment windows up to this many bytes to the end of their line are remembered when they confirm
+#: nothing (generated JSON repeats ``"input_token": "NextToken",`` thousands of times), this many at most.
+MEMO_SPAN, MEMO_ENTRIES = 256, 4096
 #: How many lines above and below an access key id its secret key is looked for.
 AWS_SECRET_LINES = 4
-
-_CONFIRM = {t: re.compile(t.confirm) for t in R.TOKEN_RULES}
-#: The same, over bytes, for members of a JSON object (matched in the buffer, the object around them read).
-_CONFIRM_BYTES = {t: re.compile(t.confirm.encode()) for t in R.TOKEN_RULES if t.json_member}
 #: How far from a member its object's braces are looked for (a 4096-bit RSA JWK is about 3.2 KB).
 JSON_OBJECT_SPAN = 8192
 #: Lower wins when two rules match one value: token formats first, keyword rules last.
@@ -52,16 +55,28 @@ JSON_OBJECT_SPAN = 8192
 RULE_PRIORITY = {t.rule: i for i, t in enumerate(R.TOKEN_RULES)}
 RULE_PRIORITY.update({"aws-secret-access-key": 1, "cli-credential": 85, "keyword-assignment": 90,
                       "high-entropy-env-value": 95})
-_AWS_SECRET_NEAR = re.compile(r"""(?:["'`]|[=:]\s*)(?P<v>[A-Za-z0-9/+]{40})(?:["'`]|\s*$)""")
-_B64_BODY = re.compile(rb"[A-Za-z0-9+/=]{16,}")
+_AWS_SECRET_NEAR = LazyPattern(r"""(?:["'`]|[=:]\s*)(?P<v>[A-Za-z0-9/+]{40})(?:["'`]|\s*$)""")
+_B64_BODY = LazyPattern(rb"[A-Za-z0-9+/=]{16,}")
 _NAME_TOKEN = re.compile(rb"[A-Za-z_$@][\w.$@-]*")
-_PEM_BEGIN = re.compile(rb"-----BEGIN[ A-Z0-9]{0,30}PRIVATE KEY(?: BLOCK)?-----")
-_PEM_END = re.compile(rb"-----END[ A-Z0-9]{0,30}PRIVATE KEY(?: BLOCK)?-----")
+_PEM_BEGIN = LazyPattern(rb"-----BEGIN[ A-Z0-9]{0,30}PRIVATE KEY(?: BLOCK)?-----")
+_PEM_END = LazyPattern(rb"-----END[ A-Z0-9]{0,30}PRIVATE KEY(?: BLOCK)?-----")
 #: A PEM block needs this many base64 characters of body to be a key, not a bare header.
 PEM_MIN_BODY = 64
 #: A PEM block is looked for this far from its BEGIN line; without an END line in that
 #: span, this much body after the header stands for the key.
 PEM_MAX_BLOCK, PEM_NO_END_BODY = 16384, 4096
+
+
+@functools.lru_cache(maxsize=None)
+def confirm_pattern(token_rule: R.TokenRule) -> re.Pattern:
+    """A token format's confirm expression, compiled the first time one of its hits is confirmed."""
+    return re.compile(token_rule.confirm)
+
+
+@functools.lru_cache(maxsize=None)
+def confirm_bytes_pattern(token_rule: R.TokenRule) -> re.Pattern:
+    """The same over bytes, for members of a JSON object (matched in the buffer, the object around them read)."""
+    return re.compile(token_rule.confirm.encode())
 
 
 def decode(raw: bytes) -> str:
@@ -82,10 +97,12 @@ class Candidate:
 class BufferScan:
     """Confirmation of prefilter hits in one buffer; results in :attr:`candidates`."""
 
-    def __init__(self, data: bytes, config: bool):
+    def __init__(self, data: bytes, config: bool, nothing_at: set | None = None):
         self.data = data
         self.config = config
         self.candidates: list[Candidate] = []
+        #: Assignment windows that confirmed nothing (:meth:`memo_key`); a scanner shares one across buffers.
+        self.nothing_at = set() if nothing_at is None else nothing_at
 
     def line_bounds(self, end: int) -> tuple[int, int]:
         """(start, stop) of the line holding byte ``end``; ``stop`` at its newline or the end."""
@@ -133,7 +150,11 @@ class BufferScan:
     def confirm_assignment(self, start: int, stop: int, end: int, seen: set) -> None:
         """Anchored matches at the secret-named names just before the hit (no scan of the whole line)."""
         data = self.data
-        window_start = max(start, end - NAME_WINDOW)
+        window_start = max(start, end - NAME_WINDOW - LITERAL_LOOKAHEAD)
+        memo_key = self.memo_key(start, stop, end, window_start)
+        if memo_key in self.nothing_at:
+            return
+        found_before, skipped = len(self.candidates), False
         for name_match in _NAME_TOKEN.finditer(data, window_start, end):
             if R.key_class(decode(name_match.group())) is None:
                 continue
@@ -141,6 +162,7 @@ class BufferScan:
             if key_start > start and data[key_start - 1] in b":/=\\":
                 continue  # inside a value (an ARN, a URL, a path), not a name
             if (key_start, FAMILY_ASSIGN) in seen:
+                skipped = True  # judged for an earlier hit: what this window holds is not all known here
                 continue
             seen.add((key_start, FAMILY_ASSIGN))
             quoted = key_start > start and data[key_start - 1] in b"\"'`"
@@ -149,6 +171,23 @@ class BufferScan:
             for begin in ((key_start - 1, key_start) if inside else (key_start - quoted,)):
                 if self.match_assignment(decode(data[begin:min(stop, begin + ASSIGNMENT_SPAN)]), start, stop, end):
                     break
+        if memo_key is not None and not skipped and len(self.candidates) == found_before:
+            if len(self.nothing_at) >= MEMO_ENTRIES:
+                self.nothing_at.clear()
+            self.nothing_at.add(memo_key)
+
+    def memo_key(self, start: int, stop: int, end: int, window_start: int) -> tuple | None:
+        """Everything :meth:`confirm_assignment` reads for a hit ending at ``end``, for a short rest of line.
+
+        The names are looked for in ``[window_start, end)``, a name's first byte is judged by the
+        byte before it (so that byte is part of the key, when the window does not start the line),
+        and an assignment reads at most to the end of the line. Nothing else is read: the same
+        key confirms the same, in any file.
+        """
+        if stop - window_start > MEMO_SPAN:
+            return None
+        before = window_start > start
+        return self.config, before, end - window_start, self.data[window_start - before:stop]
 
     def xml_block(self, start: int, stop: int, text: str) -> list[tuple[str, str]]:
         """``<password>`` / value / ``</password>`` on three lines: the value's line is ``text``."""
@@ -190,7 +229,7 @@ class BufferScan:
         if token_rule.json_member:
             self.json_members(token_rule, text, start, stop)
             return
-        for m in _CONFIRM[token_rule].finditer(text):
+        for m in confirm_pattern(token_rule).finditer(text):
             value = m.group("v") if m.group("v") is not None else m.group("s")
             if not token_ok(rule, value, text, m.start("v")):
                 continue
@@ -201,7 +240,7 @@ class BufferScan:
     def json_members(self, token_rule: R.TokenRule, text: str, start: int, stop: int) -> None:
         """Each member on the line whose JSON object (its nearest braces) confirms it: a JWK's ``d``."""
         data = self.data
-        for m in _CONFIRM_BYTES[token_rule].finditer(data, start, stop):
+        for m in confirm_bytes_pattern(token_rule).finditer(data, start, stop):
             opening = data.rfind(b"{", max(0, m.start() - JSON_OBJECT_SPAN), m.start())
             closing = data.find(b"}", m.end(), m.end() + JSON_OBJECT_SPAN)
             if opening < 0 or closing < 0:

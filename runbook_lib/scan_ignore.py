@@ -18,7 +18,7 @@ True
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable
+from typing import Collection, Iterable
 
 GITIGNORE = ".gitignore"
 
@@ -58,11 +58,22 @@ class PathFilter:
         """The ``.gitignore`` files met so far that hold a pattern (the only ones a path is judged by)."""
         return [base / GITIGNORE for base in self._ignores]
 
-    def enter(self, directory: Path) -> None:
-        """Load ``directory/.gitignore`` (once) before its entries are judged."""
+    @property
+    def judges(self) -> bool:
+        """Whether :meth:`reason` can leave a path out yet: an ``--exclude`` pattern, or a ``.gitignore`` met."""
+        return self.exclude is not None or bool(self._ignores)
+
+    def enter(self, directory: Path, names: Collection[str] | None = None) -> None:
+        """Load ``directory/.gitignore`` (once) before its entries are judged.
+
+        ``names``: the directory's entries, when the caller has listed them; without a ``.gitignore``
+        among them there is nothing to read (no ``stat`` of it).
+        """
         if not self.gitignore or directory in self._entered:
             return
         self._entered.add(directory)
+        if names is not None and GITIGNORE not in names:
+            return
         file = directory / GITIGNORE
         try:
             lines = file.read_text(encoding="utf-8", errors="replace").splitlines() if file.is_file() else []

@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 import threading
 
+from . import keyword_prefilters as K
 from . import rules as R
 from .pattern_cache import compiled_database
 
@@ -47,14 +48,14 @@ def _patterns() -> tuple[list[tuple[str, object]], list[tuple[str, bool, bool]]]
         families.append((FAMILY_TOKEN, token_rule))
         patterns.append((token_rule.prefilter, token_rule.caseless, False))
     for family, expression, config_only in (
-            (FAMILY_ASSIGN, R.KEYWORD_QUOTED_PREFILTER, False),
-            (FAMILY_ASSIGN, R.KEYWORD_UNQUOTED_PREFILTER, True),
-            (FAMILY_XML, R.KEYWORD_XML_PREFILTER, False),
-            (FAMILY_KEYWORD, R.KEYWORD_CONNSTR_PREFILTER, False),
-            (FAMILY_CALL, R.CALL_PREFILTER, False),
-            (FAMILY_DEFINE, R.DEFINE_OR_SQL_PREFILTER, False),
-            (FAMILY_CLI, R.CLI_PREFILTER, False),
-            (FAMILY_XML_BLOCK, R.KEYWORD_XML_BLOCK_PREFILTER, False)):
+            (FAMILY_ASSIGN, K.KEYWORD_QUOTED_PREFILTER, False),
+            (FAMILY_ASSIGN, K.KEYWORD_UNQUOTED_PREFILTER, True),
+            (FAMILY_XML, K.KEYWORD_XML_PREFILTER, False),
+            (FAMILY_KEYWORD, K.KEYWORD_CONNSTR_PREFILTER, False),
+            (FAMILY_CALL, K.CALL_PREFILTER, False),
+            (FAMILY_DEFINE, K.DEFINE_OR_SQL_PREFILTER, False),
+            (FAMILY_CLI, K.CLI_PREFILTER, False),
+            (FAMILY_XML_BLOCK, K.KEYWORD_XML_BLOCK_PREFILTER, False)):
         families.append((family, None))
         patterns.append((expression, True, config_only))
     return families, patterns

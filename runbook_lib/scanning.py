@@ -105,6 +105,7 @@ class Scanner:
         self.allowlisted = 0
         self._entries: dict[str, str] = {}  # fingerprint -> allowlist entry (a hash)
         self._prefilter = shared_prefilter()
+        self._nothing_at: set = set()  # assignment windows that confirmed nothing (scan_buffer.BufferScan.memo_key)
         self._zips = ZipWalker(self.zip_limits, self._scan_content)
 
     def __repr__(self) -> str:
@@ -135,7 +136,7 @@ class Scanner:
         hits = self._prefilter.hits(data, config)
         if not hits:
             return []
-        scan = BufferScan(data, config)
+        scan = BufferScan(data, config, self._nothing_at)
         scan.run(hits, self._prefilter.families)
         return select_candidates(scan.candidates)
 
@@ -243,23 +244,28 @@ class Scanner:
         self.allowlisted = start + sum(part.allowlisted for part, _ in parts)
         return owners
 
-    def _scan_entries(self, entries: list[tuple[Path, str | None]]) -> tuple[ScanReport, dict[str, str]]:
+    def _scan_entries(self, entries: list[tuple[str, str | None]]) -> tuple[ScanReport, dict[str, str]]:
         """One batch of the walk: its report (``allowlisted``: this batch's) and its findings' allowlist entries."""
         report = ScanReport()
         before = self.allowlisted
-        for path, why in entries:
-            if why:
-                report.skip(str(path), why)
-            else:
-                self._scan_file(path, report, must_exist=False)
+        opened = prefetch(path for path, why in entries if not why)
+        try:
+            for path, why in entries:
+                if why:
+                    report.skip(path, why)
+                else:
+                    self._scan_file(path, report, must_exist=False, fd=opened.pop(path, None))
+        finally:
+            for fd in opened.values():  # a batch stopped short: close what it did not read
+                os.close(fd)
         report.allowlisted = self.allowlisted - before
         found = report.findings + [t.finding for t in report.third_party]
         return report, {f.fingerprint: self._entries[f.fingerprint] for f in found}
 
-    def _scan_file(self, file: Path, report: ScanReport, must_exist: bool) -> None:
-        label = str(file)
-        is_zip = file.suffix.lower() in ZIP_SUFFIXES
-        data = self._read_file(file, report, must_exist, is_zip)
+    def _scan_file(self, file: str | Path, report: ScanReport, must_exist: bool, fd: int | None = None) -> None:
+        label = os.fspath(file)
+        is_zip = os.path.splitext(label)[1].lower() in ZIP_SUFFIXES
+        data = self._read_file(label, report, must_exist, is_zip, fd)
         if data is None:
             return
         if is_zip or data[:4] == ZIP_MAGIC:
@@ -273,16 +279,21 @@ class Scanner:
             return
         self._scan_content(data, label, report)
 
-    def _read_file(self, file: Path, report: ScanReport, must_exist: bool, is_zip: bool) -> bytes | None:
-        """The file's bytes, or ``None`` with the reason in the report (a named path must be readable)."""
-        label = str(file)
+    def _read_file(self, label: str, report: ScanReport, must_exist: bool, is_zip: bool,
+                   fd: int | None = None) -> bytes | None:
+        """The file's bytes, or ``None`` with the reason in the report (a named path must be readable).
+
+        ``fd``: the file already opened by :func:`prefetch` (a regular file, no link followed); it is
+        judged by ``fstat`` and read, and closed here whatever happens.
+        """
         try:
-            status = _status(file, follow=False)  # one lstat: a regular file (most) needs no other
+            # one stat: a regular file (most) needs no other
+            status = os.fstat(fd) if fd is not None else _status(label, follow=False)
             if status is not None and stat.S_ISLNK(status.st_mode):
                 if not must_exist:
                     report.skip(label, "symbolic link (not followed)")
                     return None
-                status = _status(file, follow=True)
+                status = _status(label, follow=True)
             if status is None or not stat.S_ISREG(status.st_mode):
                 report.skip(label, "not a regular file")
                 return None
@@ -291,38 +302,114 @@ class Scanner:
             if size > limit:
                 report.skip(label, f"size {size} bytes exceeds the limit {limit}")
                 return None
-            return file.read_bytes()
+            with open(label, "rb") if fd is None else open(fd, "rb", closefd=False) as file:
+                return file.read()
         except OSError as exc:
             if must_exist:
                 raise InputError("path", f"cannot read {label}: {exc.strerror or type(exc).__name__}") from None
             report.skip(label, f"unreadable ({exc.strerror or type(exc).__name__})")
             return None
+        finally:
+            if fd is not None:
+                os.close(fd)
 
 
-def _walk(root: Path, paths: PathFilter) -> Iterator[tuple[Path, str | None]]:
-    """Every entry of a folder in walk order: ``(path, why it is left out)``, or ``(file, None)`` to scan."""
-    for dirpath, dirnames, filenames in os.walk(root):  # symbolic links to directories: not followed
-        here = Path(dirpath)
-        paths.enter(here)
-        dirnames.sort()
+def _walk(root: Path, paths: PathFilter) -> Iterator[tuple[str, str | None]]:
+    """Every entry of a folder in walk order: ``(path, why it is left out)``, or ``(file, None)`` to scan.
+
+    The order is :func:`os.walk`'s, top down, each folder's names sorted: its left-out folders,
+    then its files; then its other folders, one after the other. Symbolic links to folders are
+    not followed (nor listed); a folder that cannot be listed lists nothing. Paths are strings,
+    as :class:`~pathlib.Path` would print them; a :class:`~pathlib.Path` is made only for a
+    path that ``paths`` must judge.
+    """
+    pending = [os.fspath(root)]
+    while pending:
+        top = pending.pop()
+        try:
+            with os.scandir(top) as listing:
+                entries = list(listing)
+        except OSError:
+            continue
+        folders, files = _split_listing(entries)
+        here = Path(top)
+        paths.enter(here, names=[entry.name for entry in files])
         kept = []
-        for name in dirnames:
-            why = "version-control metadata" if name in SKIP_DIRS else paths.reason(here / name, root, True)
+        for entry in folders:
+            path = _child(top, entry.name)
+            why = "version-control metadata" if entry.name in SKIP_DIRS else (
+                paths.reason(Path(path), root, True) if paths.judges else None)
             if why:
-                yield here / name, why
-            else:
-                kept.append(name)
-        dirnames[:] = kept
-        for name in sorted(filenames):
-            path = here / name
-            yield path, paths.reason(path, root, False)
+                yield path, why
+            elif not _is_link(entry):
+                kept.append(path)
+        for entry in files:
+            path = _child(top, entry.name)
+            yield path, paths.reason(Path(path), root, False) if paths.judges else None
+        pending.extend(reversed(kept))
+
+
+def _split_listing(entries: list[os.DirEntry]) -> tuple[list[os.DirEntry], list[os.DirEntry]]:
+    """(folders, everything else), each sorted by name; a link to a folder is a folder, as in os.walk."""
+    folders, files = [], []
+    for entry in entries:
+        try:
+            is_folder = entry.is_dir()
+        except OSError:
+            is_folder = False
+        (folders if is_folder else files).append(entry)
+    folders.sort(key=lambda e: e.name)
+    files.sort(key=lambda e: e.name)
+    return folders, files
+
+
+def _is_link(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_symlink()
+    except OSError:  # as os.walk: not a link, so walked into (a folder that cannot be listed lists nothing)
+        return False
+
+
+def _child(folder: str, name: str) -> str:
+    """``folder/name`` as ``Path(folder) / name`` prints it (``.`` adds nothing)."""
+    return name if folder == "." else os.path.join(folder, name)
+
+
+def prefetch(paths: Iterable[str]) -> dict[str, int]:
+    """Open these regular files and ask the kernel to start reading them now: ``{path: fd}``.
+
+    With a cold page cache a batch's files are then read from the disk together instead of one
+    after the other as the scan reaches them (``posix_fadvise(POSIX_FADV_WILLNEED)`` starts the
+    reads and returns). Only regular files are opened (a FIFO or a device never is), without
+    following a symbolic link; whatever cannot be opened is left to the scan to judge and report.
+    The caller reads from and closes each descriptor. Where the platform has no ``posix_fadvise``
+    nothing is opened.
+    """
+    advise = getattr(os, "posix_fadvise", None)
+    if advise is None:  # pragma: no cover - not Linux
+        return {}
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    opened: dict[str, int] = {}
+    for path in paths:
+        try:
+            if not stat.S_ISREG(os.lstat(path).st_mode):
+                continue
+            fd = os.open(path, flags)
+        except (OSError, ValueError):
+            continue
+        opened[path] = fd
+        try:
+            advise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+        except OSError:  # the read itself still works: only the head start is lost
+            pass
+    return opened
 
 
 #: ``stat`` errors that mean "no such file" (``Path.is_file()`` is ``False`` on them; others are raised).
 _MISSING = {errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP}
 
 
-def _status(path: Path, follow: bool) -> os.stat_result | None:
+def _status(path: str, follow: bool) -> os.stat_result | None:
     """``stat`` (``lstat`` unless ``follow``), or ``None`` when there is no such file."""
     try:
         return os.stat(path, follow_symlinks=follow)
@@ -334,7 +421,7 @@ def _status(path: Path, follow: bool) -> os.stat_result | None:
         return None
 
 
-def _size(path: Path) -> int:
+def _size(path: str) -> int:
     """Bytes of a file for balancing the workers' batches (0 when it cannot be told: it is judged when read)."""
     try:
         return os.lstat(path).st_size

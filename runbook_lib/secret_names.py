@@ -29,8 +29,8 @@ _NOT_SECRET_WORDS = {"tokenizer", "tokenize", "tokenized", "tokenization", "toke
 #: Words after the head noun that say nothing about it: ``SECRET_ARN_2``, ``token_value``.
 _TRAILING_WORDS = {"v", "str", "string", "value", "val"}
 #: ``<qualifier> key`` names a secret key (``secret`` and ``auth`` are secret words themselves).
-_KEY_QUALIFIERS = {"api", "private", "access", "signing", "encryption", "master", "client", "app", "license",
-                   "hmac", "webhook", "session", "partner", "service", "shared", "admin"}
+KEY_QUALIFIERS = {"api", "private", "access", "signing", "encryption", "master", "client", "app", "license",
+                  "hmac", "webhook", "session", "partner", "service", "shared", "admin"}
 #: The head noun says the name is *about* a secret, not the secret: ``SECRET_ARN``, ``secretName``.
 _NAME_LIKE_LAST = {
     "name", "names", "arn", "arns", "id", "ids", "ttl", "length", "len", "size", "url", "urls", "uri",
@@ -106,7 +106,7 @@ def name_class(name: str) -> str | None:
             return PASSWORD
         if any(s in w for s in _SECRET_SUBSTRINGS) or w in _SECRET_WORDS:
             found = SECRET
-        elif w == "key" and i > 0 and words[i - 1] in _KEY_QUALIFIERS:
+        elif w == "key" and i > 0 and words[i - 1] in KEY_QUALIFIERS:
             found = SECRET
         elif w == "key" and found is None and len(words) == 1:
             found = KEY  # a bare `key`; `limit_key`, `S3Key`, `TagKey` name keys of other kinds

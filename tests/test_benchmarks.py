@@ -154,3 +154,13 @@ def test_eviction_says_what_it_did(tmp_path, method, label):
     sample = tmp_path / "f.txt"
     sample.write_text("x" * 10_000)
     assert label in scan.evict([sample], method)
+
+
+def test_the_runbook_is_timed_with_its_bytecode_cache_on_and_its_own_pattern_cache(monkeypatch, tmp_path):
+    scan = _load("bench_scan")
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    monkeypatch.setenv("RUNBOOK_BENCH_PROBE", "kept")
+    env = scan.runbook_env(tmp_path)
+    assert "PYTHONDONTWRITEBYTECODE" not in env and env["XDG_CACHE_HOME"] == str(tmp_path)
+    assert env["RUNBOOK_BENCH_PROBE"] == "kept"
+    assert scan.runbook_env()["XDG_CACHE_HOME"] == str(scan.PATTERN_CACHE)

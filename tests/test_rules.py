@@ -394,3 +394,15 @@ def test_connection_string_passwords(key, value, text, found):
 
 def test_public_sample_check_takes_any_text():
     assert R.is_public_sample("\udcff" * 39) is False          # an undecodable byte as the scanner reads it: no error
+
+
+def test_samples_and_ciphertext_are_judged_alike_in_values_and_in_literal_credentials():
+    from runbook_lib.rules import literal_credential_reason, not_a_value_reason, sample_or_ciphertext
+
+    cases = {"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY": "placeholder", "Xk29...Lq7": "placeholder",
+             "Xk29\u2026Lq7": "placeholder", "ENC(Xk29vLq7Pw03Zr58==)": "encrypted",
+             "ENC[AES256_GCM,data:Xk29vLq7,iv:Pw03]": "encrypted", "Xk29vLq7Pw03Zr58!": None}
+    for value, reason in cases.items():
+        assert sample_or_ciphertext(value) == reason, value
+        assert literal_credential_reason(value) == reason, value
+        assert not_a_value_reason(value) == reason, value

@@ -376,3 +376,80 @@ def test_xml_blocks_at_their_edges(text, found):
 def test_two_line_families_on_one_line_are_both_confirmed():
     line = f'login("ops", "{PW}")  # or: curl -u deploy:Zr58!Tq7vR2m https://x\n'
     assert sorted(rule for _, rule, _ in confirm(line)) == ["cli-credential", "keyword-assignment"]
+
+
+def run_with(data: bytes, memo: set, config: bool = False) -> list[tuple[int, str, str]]:
+    scan = BufferScan(data, config, memo)
+    scan.run(shared_prefilter().hits(data, config), shared_prefilter().families)
+    return [(c.offset, c.rule, c.value) for c in select_candidates(scan.candidates)]
+
+
+def test_a_window_that_confirmed_nothing_is_not_judged_again_in_any_buffer(monkeypatch):
+    judged = []
+    original = BufferScan.match_assignment
+    monkeypatch.setattr(BufferScan, "match_assignment", lambda self, *a: judged.append(a) or original(self, *a))
+    memo: set = set()
+    line = b'      "token": "MaxResultsPage",\n'
+    assert run_with(line * 3, memo) == [] and len(judged) == 1 and len(memo) == 1
+    assert run_with(b"x = 1\n" + line, memo) == [] and len(judged) == 1  # another file, the same line: not judged
+    assert run_with(line, set()) == [] and len(judged) == 2  # a scanner of its own judges it
+    assert run_with(line, memo, config=True) == [] and len(judged) == 3  # configuration reads more: judged apart
+
+
+def test_a_window_that_confirmed_a_secret_is_judged_in_every_buffer():
+    memo: set = set()
+    line = f'      "token": "{PW}Zq",\n'.encode()
+    for _ in range(3):
+        assert run_with(line, memo) == [(0, "keyword-assignment", PW + "Zq")]
+    assert memo == set()
+
+
+def test_a_window_with_a_name_judged_for_an_earlier_hit_is_not_remembered():
+    memo: set = set()
+    line = f'password = "{PW}", token = "MaxResultsPage"\n'.encode()
+    assert run_with(line, memo) == [(0, "keyword-assignment", PW)]
+    assert memo == set()  # the token hit's window holds `password`, judged (and reported) for the first hit
+    assert run_with(line, memo) == [(0, "keyword-assignment", PW)]
+
+
+def test_only_short_rests_of_line_are_remembered_and_the_memo_is_bounded(monkeypatch):
+    from runbook_lib import scan_buffer
+
+    memo: set = set()
+    long_line = b'token = "MaxResultsPage"' + b" " * scan_buffer.MEMO_SPAN + b"\n"
+    assert run_with(long_line, memo) == [] and memo == set()
+    monkeypatch.setattr(scan_buffer, "MEMO_ENTRIES", 2)
+    for n in range(3):
+        run_with(f'token{n} = "MaxResultsPage"\n'.encode(), memo)
+    assert len(memo) == 1  # full at two: emptied, then the third window kept
+
+
+def test_the_memo_key_holds_the_byte_before_a_window_that_starts_inside_the_line():
+    scan = BufferScan(b"aa=password: x\n", config=False)
+    assert scan.memo_key(0, 14, 14, 3) == (False, True, 11, b"=password: x")
+    assert scan.memo_key(0, 14, 14, 0) == (False, False, 14, b"aa=password: x")
+    assert scan.memo_key(0, 14, 14, 3) != BufferScan(b"aa password: x\n", config=False).memo_key(0, 14, 14, 3)
+
+
+def test_a_short_line_after_a_long_one_is_remembered_and_a_rest_of_exactly_memo_span_bytes_too():
+    from runbook_lib import scan_buffer
+
+    memo: set = set()
+    line = b'token = "MaxResultsPage"\n'
+    assert run_with(b"#" * 300 + b"\n" + line, memo) == [] and len(memo) == 1  # the rest of its own line counts
+    exact = b'token = "MaxResultsPage"'
+    exact += b" " * (scan_buffer.MEMO_SPAN - len(exact)) + b"\n"
+    memo.clear()
+    assert run_with(exact, memo) == [] and len(memo) == 1
+
+
+def test_the_name_window_reaches_back_past_the_literal_lookahead():
+    from runbook_lib.keyword_prefilters import LITERAL_LOOKAHEAD
+
+    text = "DB_PASSWORD =" + " " * (NAME_WINDOW - 13) + f'"{PW}"\n'
+    data = text.encode()
+    end = text.index('"') + LITERAL_LOOKAHEAD  # as far into the literal as a hit may end
+    assert end > NAME_WINDOW
+    scan = BufferScan(data, config=False)
+    scan.confirm_assignment(0, len(data) - 1, end, set())
+    assert [(c.rule, c.value) for c in scan.candidates] == [("keyword-assignment", PW)]

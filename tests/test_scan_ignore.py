@@ -93,3 +93,20 @@ def test_a_path_is_judged_by_its_own_ancestors_gitignore_files_only(tmp_path, mo
 def test_the_outermost_gitignore_that_excludes_a_path_is_named(tmp_path):
     root = tree(tmp_path, {".gitignore": "*.tmp\n", "sub/.gitignore": "*.tmp\n", "sub/a.tmp": LINE})
     assert scanned(root)[1] == {"sub/a.tmp": f"ignored by {root.as_posix()}/.gitignore"}
+
+
+def test_judges_once_a_pattern_is_known_and_a_listing_without_gitignore_is_not_read(tmp_path, monkeypatch):
+    assert not PathFilter().judges and PathFilter(exclude=["*.log"]).judges
+    tree(tmp_path, {".gitignore": "*.log\n", "pkg/app.py": LINE})
+    rules = PathFilter()
+    rules.enter(tmp_path / "pkg", names=["app.py"])
+    assert not rules.judges  # pkg listed no .gitignore: nothing read
+    rules.enter(tmp_path, names=[".gitignore", "pkg"])
+    assert rules.judges and rules.ignore_files == [tmp_path / ".gitignore"]
+    assert rules.reason(tmp_path / "x.log", tmp_path, False) == f"ignored by {tmp_path.as_posix()}/.gitignore"
+    unlisted = PathFilter()
+    unlisted.enter(tmp_path)  # no listing given: the file is looked for
+    assert unlisted.judges
+    off = PathFilter(gitignore=False)
+    off.enter(tmp_path, names=[".gitignore"])
+    assert not off.judges

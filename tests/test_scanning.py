@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from runbook_lib import scanning
 from runbook_lib.allowlist import Allowlist, allowlist_entry
 from runbook_lib.exceptions import InputError
 from runbook_lib.redaction import Fingerprinter
@@ -436,20 +437,21 @@ def test_scan_path_errors_name_the_path(tmp_path, scanner, monkeypatch):
     assert info.value.parameter == "path" and str(info.value) == f"path: {tmp_path / 'missing'} does not exist"
     (tmp_path / "locked.py").write_text("x = 1\n")
 
-    def refuse(self):
+    def refuse(path, mode="r", *args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(Path, "read_bytes", refuse)
+    # root reads any file whatever its mode: the scanner's own `open` refuses instead
+    monkeypatch.setattr(scanning, "open", refuse, raising=False)
     with pytest.raises(InputError) as info:
         scanner.scan_path(tmp_path / "locked.py")
     assert str(info.value) == f"path: cannot read {tmp_path / 'locked.py'}: Permission denied"
     report = scanner.scan_path(tmp_path)
     assert report.skipped == [{"path": str(tmp_path / "locked.py"), "reason": "unreadable (Permission denied)"}]
 
-    def refuse_without_reason(self):
+    def refuse_without_reason(path, mode="r", *args, **kwargs):
         raise OSError()
 
-    monkeypatch.setattr(Path, "read_bytes", refuse_without_reason)
+    monkeypatch.setattr(scanning, "open", refuse_without_reason, raising=False)
     assert scanner.scan_path(tmp_path).skipped[0]["reason"] == "unreadable (OSError)"
     with pytest.raises(InputError, match=r"cannot read .*locked.py: OSError$"):
         scanner.scan_path(tmp_path / "locked.py")
@@ -549,3 +551,106 @@ def test_define_cli_and_xml_block_prefilters_are_in_the_code_database(use_hypers
             b'<apiToken>\n  Xk29vLq7Pw03Zr58\n</apiToken>\n')
     families = {prefilter.families[pattern][0] for _, pattern, _ in prefilter.hits(data, config=False)}
     assert {FAMILY_DEFINE, FAMILY_CLI, FAMILY_XML_BLOCK} <= families
+
+
+def walk_as_os_walk(root: Path, paths) -> list[tuple[str, str | None]]:
+    """The walk as it was written with os.walk and Path objects: the order the scanner must keep."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        paths.enter(here)
+        dirnames.sort()
+        kept = []
+        for name in dirnames:
+            why = "version-control metadata" if name in scanning.SKIP_DIRS else paths.reason(here / name, root, True)
+            if why:
+                out.append((str(here / name), why))
+            else:
+                kept.append(name)
+        dirnames[:] = kept
+        out.extend((str(here / name), paths.reason(here / name, root, False)) for name in sorted(filenames))
+    return out
+
+
+def test_the_walk_keeps_os_walks_order_links_and_left_out_folders(tmp_path, monkeypatch):
+    from runbook_lib.scan_ignore import PathFilter
+
+    root = tmp_path / "tree"
+    for rel in ("b/z.py", "b/a/x.py", "a.py", "c/.git/HEAD", "c/keep.py", "build/out.py", "B/up.py", "d/e/f/g.py",
+                "ign/deep/x.py", "c/local.log"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text("x = 1\n")
+    (root / ".gitignore").write_text("build/\n")
+    (root / "c" / ".gitignore").write_text("*.log\nign/\n")
+    (root / "link-to-b").symlink_to(root / "b")
+    (root / "link-to-file.py").symlink_to(root / "a.py")
+    (root / "broken.py").symlink_to(root / "missing.py")
+    for options in ({}, {"exclude": ["d/e/", "*.txt"]}, {"gitignore": False}):
+        assert list(scanning._walk(root, PathFilter(**options))) == walk_as_os_walk(root, PathFilter(**options))
+    monkeypatch.chdir(root)
+    assert list(scanning._walk(Path("."), PathFilter())) == walk_as_os_walk(Path("."), PathFilter())
+    assert ("a.py", None) in list(scanning._walk(Path("."), PathFilter()))
+    os.chmod(root / "d", 0)
+    try:  # a folder that cannot be listed lists nothing (as root, it can: then both list it)
+        assert list(scanning._walk(root, PathFilter())) == walk_as_os_walk(root, PathFilter())
+    finally:
+        os.chmod(root / "d", 0o755)
+
+
+def open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_prefetch_opens_regular_files_only_and_asks_the_kernel_to_read_them(tmp_path, monkeypatch):
+    (tmp_path / "app.py").write_text("x = 1\n")
+    (tmp_path / "link.py").symlink_to(tmp_path / "app.py")
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "folder").mkdir()
+    advised = []
+    monkeypatch.setattr(os, "posix_fadvise", lambda fd, offset, length, advice: advised.append((offset, length, advice)))
+    before = open_descriptors()
+    opened = scanning.prefetch([str(tmp_path / n) for n in ("app.py", "link.py", "pipe", "folder", "missing")]
+                               + ["nul\0name"])
+    assert list(opened) == [str(tmp_path / "app.py")] and advised == [(0, 0, os.POSIX_FADV_WILLNEED)]
+    assert os.read(opened[str(tmp_path / "app.py")], 100) == b"x = 1\n"
+    for fd in opened.values():
+        os.close(fd)
+    assert open_descriptors() == before
+
+
+def test_a_refused_readahead_still_reads_the_file(tmp_path, monkeypatch):
+    (tmp_path / "app.py").write_text('DB_PASSWORD = "Tq7!vR2m#Lx9"\n')
+
+    def refuse(*_):
+        raise OSError(22, "Invalid argument")
+
+    monkeypatch.setattr(os, "posix_fadvise", refuse)
+    before = open_descriptors()
+    opened = scanning.prefetch([str(tmp_path / "app.py")])
+    assert list(opened) == [str(tmp_path / "app.py")]
+    os.close(opened.popitem()[1])
+    report = Scanner().scan_path(tmp_path)
+    assert [f.rule for f in report.findings] == ["keyword-assignment"] and open_descriptors() == before
+
+
+def test_a_batch_closes_every_descriptor_it_opened_whatever_happens(tmp_path, monkeypatch):
+    for n in range(4):
+        (tmp_path / f"f{n}.py").write_text("x = 1\n")
+    (tmp_path / "big.txt").write_text("y" * 200)
+    before = open_descriptors()
+    scanner = Scanner(zip_limits=ZipLimits(max_file_bytes=100))
+    report, _ = scanner._scan_entries([(str(tmp_path / "big.txt"), None), (str(tmp_path / "f0.py"), None)])
+    assert report.skipped == [{"path": str(tmp_path / "big.txt"), "reason": "size 200 bytes exceeds the limit 100"}]
+    assert report.files_scanned == 1 and open_descriptors() == before
+    calls = []
+
+    def fail_second(self, path, report, must_exist, fd=None):
+        calls.append(path)
+        os.close(fd)  # a descriptor handed on is the reader's to close (_read_file closes it in any case)
+        if len(calls) == 2:
+            raise RuntimeError("stopped")
+
+    monkeypatch.setattr(Scanner, "_scan_file", fail_second)
+    with pytest.raises(RuntimeError):
+        scanner._scan_entries([(str(tmp_path / f"f{n}.py"), None) for n in range(4)])
+    assert len(calls) == 2 and open_descriptors() == before
