@@ -140,6 +140,8 @@ def lab_env(lab, home: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(lab.env)
     env["HOME"] = str(home)  # keep the tools' own configs and caches out of the user's home
+    # a user's Python writes bytecode: with this set, every run would compile the runbook's package anew
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
 
 

@@ -160,6 +160,7 @@ def measure_cycle(runs: int) -> None:
     for _ in range(runs):
         with tempfile.TemporaryDirectory(prefix="bench-lab-") as out:
             env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+            env.pop("PYTHONDONTWRITEBYTECODE", None)  # a user's Python keeps the package's bytecode
             timings.append(run_process(run_cmd(Path(out)), env=env))
             summaries = list(Path(out).glob("*/summary.md"))
             for name, status, seconds in notebook_rows(summaries[0].read_text()) if summaries else []:
