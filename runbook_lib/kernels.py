@@ -239,13 +239,15 @@ class KernelQueue:
     """
 
     def __init__(self, kernel_name: str, run_dir: Path | None = None, preload: bool = True,
-                 notebooks: Sequence[Path] = ()):
+                 notebooks: Sequence[Path] = (), fork: bool | None = None):
         self.kernel_name, self.preload = kernel_name, preload
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.waiting: tuple[Path, PrivateKernel] | None = None
         self.started: list[PrivateKernel] = []
         self.forks: ForkServer | None = None
-        if preload and len(notebooks) > 1:  # one notebook gains nothing: its kernel would pay the same imports
+        # ``fork`` None: a fork server for several notebooks; one notebook gains from it only when its
+        # kernel cannot start yet (the runner's lab is starting) while the server can import meanwhile
+        if preload and notebooks and (fork if fork is not None else len(notebooks) > 1):
             modules = dict.fromkeys([*KERNEL_MODULES, *HEAVY_IMPORTS, *(m for nb in notebooks for m in notebook_imports(nb))])
             self.forks = ForkServer.start(kernel_name, list(modules), WARM_LINES)
 

@@ -214,9 +214,10 @@ def run_runbook(options: RunOptions, names: Sequence[str] | None = None,
         # and the lab starts; the export worker imports boto3 and compiles the leak guard's scanner
         # meanwhile; the first kernel boots while the identity is checked; all are reaped after signing
         key_hex = Fingerprinter.new_key_hex()
-        with patched_environ(KERNEL_ENV):
-            kernels = stack.enter_context(KernelQueue(options.kernel_name, notebooks=notebooks))
         starts_lab = options.target == "lab" and not options.endpoint_url
+        with patched_environ(KERNEL_ENV):
+            kernels = stack.enter_context(KernelQueue(options.kernel_name, notebooks=notebooks,
+                                                      fork=starts_lab or len(notebooks) > 1))
         if not starts_lab:  # the kernels' environment is known already: the first one boots now
             with patched_environ({KEY_ENV: key_hex, **KERNEL_ENV}):
                 kernels.prestart(notebooks[0])

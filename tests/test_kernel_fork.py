@@ -230,3 +230,12 @@ def test_a_message_over_the_limit_is_refused(tmp_path):
 def test_the_usage_line_for_anything_else(capsys):
     assert kernel_fork.main(["what"]) == 2
     assert "usage: kernel_fork.py" in capsys.readouterr().err
+
+
+def test_a_single_notebook_is_forked_when_asked(run_dir, tmp_path):
+    """``runbook audit`` on its own lab: the server imports while the lab starts, the kernel is forked after."""
+    nb = _notebook(tmp_path / "01_first.ipynb", "1")
+    with kernels.KernelQueue("python3", run_dir, notebooks=[nb], fork=True) as queue:
+        assert queue.forks is not None and queue.take(nb).forked
+    with kernels.KernelQueue("python3", run_dir, notebooks=[nb, nb], fork=False) as queue:
+        assert queue.forks is None
