@@ -182,10 +182,14 @@ class ForkServer:
                 "metadata": {"debugger": True}}
         Path(specs, kernel_name, "kernel.json").write_text(json.dumps(spec))
         self.spec_manager = KernelSpecManager(kernel_dirs=[specs], ensure_native_kernel=False)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "runbook_lib.kernel_fork", "serve", self.socket, str(os.getpid()),
-             json.dumps(list(modules)), json.dumps(list(warm))],
-            stdin=subprocess.DEVNULL, start_new_session=True)
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "runbook_lib.kernel_fork", "serve", self.socket, str(os.getpid()),
+                 json.dumps(list(modules)), json.dumps(list(warm))],
+                stdin=subprocess.DEVNULL, start_new_session=True)
+        except OSError:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            raise
 
     @classmethod
     def start(cls, kernel_name: str, modules: Sequence[str], warm: Sequence[str] = ()) -> "ForkServer | None":

@@ -239,3 +239,18 @@ def test_a_single_notebook_is_forked_when_asked(run_dir, tmp_path):
         assert queue.forks is not None and queue.take(nb).forked
     with kernels.KernelQueue("python3", run_dir, notebooks=[nb, nb], fork=False) as queue:
         assert queue.forks is None
+
+
+def test_a_server_that_cannot_be_launched_leaves_nothing_and_kernels_start_from_scratch(run_dir, tmp_path,
+                                                                                       monkeypatch):
+    import tempfile
+
+    def no_processes(*args, **kwargs):
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(kernels.subprocess, "Popen", no_processes)
+    before = set(os.listdir(tempfile.gettempdir()))
+    nb = _notebook(tmp_path / "x.ipynb", "1")
+    queue = kernels.KernelQueue("python3", run_dir, notebooks=[nb, nb])
+    assert queue.forks is None
+    assert not [n for n in set(os.listdir(tempfile.gettempdir())) - before if n.startswith("runbook-forks-")]
