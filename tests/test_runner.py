@@ -8,6 +8,7 @@ run against the lab in test_notebooks.py.
 import getpass
 import hashlib
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -41,6 +42,7 @@ def _stand_in(name: str, phase: str) -> nbformat.NotebookNode:
         f'{phase}_outcome: str = "pass"  # pass, fail, raise or traceback',
         'planted: str = ""  # a value the stand-in handles as a secret',
         'plant_modules: str = ""  # marker file: the test plan plants modules that append to it when imported',
+        'runner_pid: int = 0  # the runner to send a Ctrl-C to',
     ])
     body = "\n".join([
         "from runbook_lib.checks import Check, CheckLog",
@@ -60,7 +62,7 @@ def _stand_in(name: str, phase: str) -> nbformat.NotebookNode:
         "    raise RuntimeError('stand-in failure')",
         f"if {phase}_outcome == 'interrupt':  # Ctrl-C on the runner while this cell runs",
         "    import os, signal, time",
-        "    os.kill(int(os.environ['JPY_PARENT_PID']), signal.SIGINT)  # the runner (a forked kernel's parent is the fork server)",
+        "    os.kill(runner_pid, signal.SIGINT)  # the runner, named by the test (a forked kernel's parent is the fork server)",
         "    time.sleep(60)",
         f"if {phase}_outcome == 'traceback':  # raised deep in runbook_lib, quoting an absolute path",
         "    Ledger.open(pathlib.Path(run_dir).resolve() / 'nowhere', create=False)",
@@ -191,7 +193,7 @@ def test_a_failed_runs_traceback_names_no_absolute_path_or_user(tmp_path, moto_e
 
 def test_ctrl_c_still_finishes_and_signs_the_folder(tmp_path, moto_endpoint, stand_in_notebooks):
     outcome = runner.run_runbook(_options(tmp_path, moto_endpoint, stand_in_notebooks,
-                                          parameters={"change_outcome": "interrupt"}))
+                                          parameters={"change_outcome": "interrupt", "runner_pid": os.getpid()}))
     assert outcome.exit_code == 2 and outcome.reason.startswith("02_implementation cell 3: interrupted")
     assert {n.name: n.status for n in outcome.notebooks}["03_functional_validation"] == "skipped"
     assert (outcome.run_dir / "02_implementation.html").is_file()
