@@ -22,6 +22,7 @@ stand-in runs it with ``-I -S``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import selectors
@@ -203,7 +204,7 @@ class Server:
         if peer_uid(conn) != os.getuid() or len(fds) != 3 or not valid_request(request):
             for fd in fds:
                 os.close(fd)
-            with _quietly():
+            with contextlib.suppress(OSError, KeyError, ValueError):
                 send_message(conn, {"error": "not a kernel request from this user"})
             conn.close()
             return
@@ -275,21 +276,13 @@ class Server:
             conn = self.kernels.pop(pid, None)
             if conn is None:
                 continue
-            with _quietly():
+            with contextlib.suppress(OSError, KeyError, ValueError):
                 self.selector.unregister(conn)
-            with _quietly():
+            with contextlib.suppress(OSError, KeyError, ValueError):
                 end = ({"signal": os.WTERMSIG(status)} if os.WIFSIGNALED(status)
                        else {"status": os.waitstatus_to_exitcode(status)})
                 send_message(conn, end)
             conn.close()
-
-
-class _quietly:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, _value, _tb):
-        return kind is not None and issubclass(kind, (OSError, KeyError, ValueError))
 
 
 def main(argv: list[str]) -> int:

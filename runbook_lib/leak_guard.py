@@ -134,7 +134,9 @@ def scan_run_folder(run_dir: str | Path, fingerprinter: Fingerprinter,
         for number, line in _artifact_lines(path):
             if handled:
                 for token in _tokens(line):
-                    fp = fingerprints.get(token) or fingerprints.setdefault(token, fingerprinter(token))
+                    fp = fingerprints.get(token)
+                    if fp is None:
+                        fp = fingerprints[token] = fingerprinter(token)
                     if fp in handled:
                         hits.append(LeakHit(rel, number, f"value of a handled secret ({fp})"))
                         break
