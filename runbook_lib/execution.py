@@ -23,9 +23,11 @@ import json
 import logging
 import os
 import re
+import signal
 import site
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,18 +127,26 @@ def register_engine() -> str:
     from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
 
     class ThrottledSaves(NotebookExecutionManager):
+        stop: threading.Event | None = None  # set: no further cell starts (Ctrl-C, see ctrl_c_noted)
+
         def save(self, **kwargs):
             since = (self.now() - self.last_save_time).total_seconds()
             if self.end_time is None and since < SAVE_EVERY_SECONDS:
                 return
             super().save(**kwargs)
 
+        def cell_complete(self, cell, cell_index=None, **kwargs):
+            super().cell_complete(cell, cell_index=cell_index, **kwargs)
+            if self.stop is not None and self.stop.is_set():
+                raise KeyboardInterrupt
+
     class ThrottledEngine(NBClientEngine):
         @classmethod
         def execute_notebook(cls, nb, kernel_name, output_path=None, progress_bar=True, log_output=False,
-                             autosave_cell_every=30, **kwargs):
+                             autosave_cell_every=30, stop=None, **kwargs):
             manager = ThrottledSaves(nb, output_path=output_path, progress_bar=progress_bar,
                                      log_output=log_output, autosave_cell_every=autosave_cell_every)
+            manager.stop = stop
             manager.notebook_start()
             try:
                 cls.execute_managed_notebook(manager, kernel_name, log_output=log_output, **kwargs)
@@ -147,6 +157,32 @@ def register_engine() -> str:
 
     papermill_engines.register(ENGINE_NAME, ThrottledEngine)
     return ENGINE_NAME
+
+
+@contextlib.contextmanager
+def ctrl_c_noted(kernel: PrivateKernel, noted: threading.Event) -> Iterator[None]:
+    """While a notebook runs, Ctrl-C sets ``noted``, interrupts the running cell, then raises.
+
+    The KeyboardInterrupt alone can be lost: one raised while the runner happens to be in a
+    ``__del__`` or a garbage-collection callback (jupyter_client's clients have both) is
+    printed and dropped by Python, and the notebook would run on. The kernel's own interrupt
+    ends a running cell either way, the engine starts no cell after ``noted`` is set, and
+    ``noted`` tells :func:`execute` what happened.
+    """
+    if threading.current_thread() is not threading.main_thread():  # only the main thread gets signals
+        yield
+        return
+
+    def on_ctrl_c(_signum, _frame):
+        noted.set()
+        kernel.interrupt()
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_ctrl_c)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def kernel_run_dir(run_dir: Path) -> str:
@@ -172,14 +208,16 @@ def execute(notebook: Path, run_dir: Path, parameters: dict, kernel_name: str,
     owned = kernel is None
     kernel = kernel or PrivateKernel(kernel_name, run_dir)
     replacements = path_replacements(run_dir, kernel.cwd)
+    interrupted = threading.Event()
     try:
         if output.is_symlink():  # papermill would write through it, outside the folder
             raise NotebookError(notebook.stem, f"{output.name} in the run folder is a symlink: not written")
-        with kernel_output(notebook.stem, replacements) as (kernel_stderr, verbose):
+        with kernel_output(notebook.stem, replacements) as (kernel_stderr, verbose), \
+                ctrl_c_noted(kernel, interrupted):
             papermill.execute_notebook(
                 str(notebook), str(output), parameters=parameters, kernel_name=kernel_name, km=kernel.manager,
                 cwd=kernel.cwd, execution_timeout=cell_timeout, progress_bar=False, engine_name=register_engine(),
-                request_save_on_cell_execute=True, log_output=verbose, stderr_file=kernel_stderr)
+                request_save_on_cell_execute=True, log_output=verbose, stderr_file=kernel_stderr, stop=interrupted)
         record.status = "ok"
     except PapermillExecutionError as exc:
         record.status = "failed"
@@ -192,13 +230,15 @@ def execute(notebook: Path, run_dir: Path, parameters: dict, kernel_name: str,
         message = scrub_text(f"{type(exc).__name__}: {exc}", replacements)
         record.error = str(NotebookError(notebook.stem, message, cell=running_cell(output)))
     except KeyboardInterrupt:  # Ctrl-C: the folder is still finished and signed, then exit 2
-        record.status = "failed"
-        record.error = str(NotebookError(notebook.stem, "interrupted", cell=running_cell(output)))
+        interrupted.set()
     finally:
         if owned:
             kernel.close()
         else:
             kernel.begin_close()
+    if interrupted.is_set():  # whatever papermill made of the interrupted cell
+        record.status = "failed"
+        record.error = str(NotebookError(notebook.stem, "interrupted", cell=running_cell(output)))
     record.seconds = round(time.monotonic() - started, 1)
     if output.is_file() and not output.is_symlink():
         scrub_notebook_file(output, replacements)

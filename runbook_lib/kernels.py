@@ -23,9 +23,11 @@ later (:meth:`KernelQueue.close`), so their shutdown also overlaps the next note
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -132,6 +134,16 @@ class PrivateKernel:
             return bool(self.manager.has_kernel and run_sync(self.manager.is_alive)())
         except Exception:  # a manager that cannot even poll its process has no usable kernel
             return False
+
+    def interrupt(self) -> None:
+        """Send the kernel SIGINT, as Jupyter's interrupt does (a forked kernel's stand-in forwards it).
+
+        Plain system calls only: this runs in the runner's Ctrl-C handler.
+        """
+        process = getattr(getattr(self.manager, "provisioner", None), "process", None)
+        if process is not None and process.poll() is None:
+            with contextlib.suppress(OSError):
+                process.send_signal(signal.SIGINT)
 
     def begin_close(self) -> None:
         """Ask the kernel to exit, without waiting for it (:meth:`close` reaps it)."""

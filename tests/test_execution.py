@@ -162,3 +162,85 @@ def test_a_kernel_that_dies_mid_notebook_still_leaves_its_notebook_naming_the_ce
     saved = nbformat.read(str(run_dir / "dies.ipynb"), as_version=4)
     assert saved.cells[0].outputs[0]["text"] == "before the death\n"
     assert [c.metadata.papermill["start_time"] is not None for c in saved.cells] == [True, True, False]
+
+
+
+class _SwallowsCtrlC:
+    """Presses Ctrl-C from inside ``__del__``, where Python prints and drops the KeyboardInterrupt
+    (the runner's main thread can be in a jupyter_client client's ``__del__`` when Ctrl-C comes)."""
+
+    def __del__(self):
+        import signal
+
+        signal.raise_signal(signal.SIGINT)
+
+
+def _notebook(path, *sources):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(source) for source in sources]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, str(path))
+    return path
+
+
+def _sigint_handler():
+    import signal
+
+    return signal.getsignal(signal.SIGINT)
+
+
+def test_a_lost_ctrl_c_during_a_cell_interrupts_the_cell_and_ends_the_notebook(tmp_path, monkeypatch):
+    import warnings
+
+    from nbclient.client import NotebookClient
+
+    notebook = _notebook(tmp_path / "long.ipynb", "print('before')",
+                         "import time\nprint('sleeping', flush=True)\ntime.sleep(60)", "print('never')")
+    run_dir = tmp_path / "20261201T120000Z-lab"
+    run_dir.mkdir()
+    original, dropped = NotebookClient.process_message, []
+
+    def process_message(self, msg, cell, cell_index):
+        answer = original(self, msg, cell, cell_index)
+        if "sleeping" in msg["content"].get("text", "") and not dropped:
+            dropped.append(cell_index)
+            _SwallowsCtrlC()  # gone at once: its __del__ runs here, in the runner's main thread, mid-cell
+        return answer
+
+    monkeypatch.setattr(NotebookClient, "process_message", process_message)
+    before = _sigint_handler()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pytest reports the dropped KeyboardInterrupt as unraisable
+        result = execution.execute(notebook, run_dir, {}, "python3", 120)
+    assert dropped == [1]
+    assert result.status == "failed" and result.error == "long cell 2: interrupted", result.error
+    assert result.seconds < 30  # the cell was interrupted, not slept out
+    saved = nbformat.read(str(run_dir / "long.ipynb"), as_version=4)
+    assert saved.cells[1].outputs[-1]["ename"] == "KeyboardInterrupt"
+    assert saved.cells[2].metadata.papermill["start_time"] is None
+    assert _sigint_handler() is before  # the runner's own Ctrl-C handling is back
+
+
+def test_a_lost_ctrl_c_between_cells_starts_no_further_cell(tmp_path, monkeypatch):
+    import warnings
+
+    import papermill.engines
+
+    notebook = _notebook(tmp_path / "steps.ipynb", "print('first')", "print('second')", "print('third')")
+    run_dir = tmp_path / "20261201T120000Z-lab"
+    run_dir.mkdir()
+    original = papermill.engines.NotebookExecutionManager.cell_complete
+
+    def cell_complete(self, cell, cell_index=None, **kwargs):
+        original(self, cell, cell_index=cell_index, **kwargs)
+        if cell_index == 0:
+            _SwallowsCtrlC()  # the kernel is idle: its SIGINT changes nothing there
+
+    monkeypatch.setattr(papermill.engines.NotebookExecutionManager, "cell_complete", cell_complete)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = execution.execute(notebook, run_dir, {}, "python3", 120)
+    assert result.status == "failed" and result.error == "steps cell 1: interrupted", result.error
+    saved = nbformat.read(str(run_dir / "steps.ipynb"), as_version=4)
+    assert saved.cells[0].outputs[0]["text"] == "first\n"
+    assert [c.metadata.papermill["start_time"] is not None for c in saved.cells] == [True, False, False]

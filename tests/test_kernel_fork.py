@@ -78,7 +78,8 @@ def test_each_notebook_runs_in_a_fresh_child_of_the_server_with_the_imports_alre
     assert gone(pid_one) and gone(pid_two) and gone(server) and not os.path.exists(folder)
 
 
-def test_a_forked_kernel_is_interrupted_through_its_stand_in(run_dir, tmp_path):
+@pytest.mark.parametrize("how", ["jupyter's interrupt_kernel", "the runner's Ctrl-C (PrivateKernel.interrupt)"])
+def test_a_forked_kernel_is_interrupted_through_its_stand_in(run_dir, tmp_path, how):
     nb = _notebook(tmp_path / "01_first.ipynb", "1")
     with kernels.KernelQueue("python3", run_dir, notebooks=[nb, nb]) as queue:
         kernel = queue.take(nb)
@@ -93,7 +94,10 @@ def test_a_forked_kernel_is_interrupted_through_its_stand_in(run_dir, tmp_path):
             assert client.get_shell_msg(timeout=60)["msg_type"] == "kernel_info_reply"
             client.execute("import time\ntime.sleep(60)")
             time.sleep(1.0)
-            run_sync(kernel.manager.interrupt_kernel)()
+            if how.startswith("jupyter"):
+                run_sync(kernel.manager.interrupt_kernel)()
+            else:
+                kernel.interrupt()
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline:
                 reply = client.get_shell_msg(timeout=20)

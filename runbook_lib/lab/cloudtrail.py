@@ -258,7 +258,8 @@ class EventStore:
     """Thread-safe, bounded, newest-first CloudTrail event history.
 
     ``delay_seconds`` holds each event back from ``LookupEvents`` for that long after it
-    was recorded (AWS delivers in minutes; 0 shows it at once).
+    was recorded (AWS delivers in minutes; 0 shows it at once). The setting in force at
+    lookup time counts, so lowering it releases what it held.
     """
 
     def __init__(self, max_events: int = MAX_EVENTS, delay_seconds: float = 0.0):
@@ -291,7 +292,7 @@ class EventStore:
             self._sequence += 1
             # only what LookupEvents filters on, plus the record as JSON (kept compact)
             self._events.append({"seq": self._sequence, "time": when.timestamp(),
-                                 "visible_at": time.time() + self.delay_seconds,
+                                 "recorded_at": time.time(),
                                  "EventId": event["eventID"], "EventName": event["eventName"],
                                  "EventSource": event["eventSource"],
                                  "ReadOnly": str(event["readOnly"]).lower(),
@@ -318,12 +319,12 @@ class EventStore:
                                f"MaxResults must be between 1 and {MAX_RESULTS}")
         binding = _binding(params)
         before = _token_position(params.get("NextToken"), binding)
-        now = time.time()
+        released_before = time.time() - self.delay_seconds
         with self._lock:
             snapshot = list(reversed(self._events))
         page, more = [], False
         for entry in snapshot:
-            if before is not None and entry["seq"] >= before or entry.get("visible_at", 0) > now:
+            if before is not None and entry["seq"] >= before or entry["recorded_at"] > released_before:
                 continue
             if start is not None and entry["time"] < start or end is not None and entry["time"] > end:
                 continue
