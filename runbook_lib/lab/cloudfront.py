@@ -10,7 +10,8 @@ writes them back.
 moto also reports a distribution ``Deployed`` the moment it is created or updated. On
 AWS it is ``InProgress`` for minutes while the change reaches the edge locations, and
 the runbook waits for it (``edge.wait_deployed``). :func:`install` makes a distribution
-``InProgress`` for :func:`deploy_seconds` after each create and update.
+``InProgress`` for :func:`deploy_seconds` after each create and update (the setting in
+force when the status is read, so lowering it finishes what is deploying).
 
 The patches are applied in the lab process only, once; :func:`moto_drops_associations`
 and :func:`moto_deploys_at_once` tell whether moto still needs them.
@@ -75,10 +76,11 @@ def installed() -> bool:
 def _install_deployment_time(models) -> None:
     """``Distribution.status`` is InProgress until the change has had its deployment time."""
     def status(self) -> str:
-        return "InProgress" if time.monotonic() < getattr(self, "_lab_deployed_at", 0.0) else "Deployed"
+        changed = getattr(self, "_lab_changed_at", None)
+        return "Deployed" if changed is None or time.monotonic() >= changed + _deploy_seconds else "InProgress"
 
     def set_status(self, value: str) -> None:
-        self._lab_deployed_at = 0.0 if value == "Deployed" else time.monotonic() + _deploy_seconds
+        self._lab_changed_at = None if value == "Deployed" else time.monotonic()
 
     models.Distribution.status = property(status, set_status)
     backend = models.CloudFrontBackend
@@ -88,7 +90,7 @@ def _install_deployment_time(models) -> None:
         def changed(self, *args, __original=original, **kwargs):
             result = __original(self, *args, **kwargs)
             distribution = result[0] if isinstance(result, tuple) else result
-            distribution._lab_deployed_at = time.monotonic() + _deploy_seconds
+            distribution._lab_changed_at = time.monotonic()
             return result
 
         changed.__wrapped__ = original  # type: ignore[attr-defined]
