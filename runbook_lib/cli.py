@@ -271,4 +271,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    from .quick_exit import exit_now
+
+    exit_now(main())

@@ -154,7 +154,7 @@ def test_the_wheel_holds_nothing_but_the_package_and_its_metadata(built):
     stray = [n for n in names if not n.startswith(("runbook_lib/", "lambda_secrets_runbook-"))]
     assert not stray, stray
     assert not [n for n in names if re.search(r"(^|/)(tests|benchmarks|runs|__pycache__)/|\.pyc$|^setup\.py$", n)]
-    assert "runbook = runbook_lib.cli:main" in zipfile.ZipFile(built[1]).read(
+    assert "runbook = runbook_lib.quick_exit:console_main" in zipfile.ZipFile(built[1]).read(
         "lambda_secrets_runbook-0.1.0.dist-info/entry_points.txt").decode()
 
 

@@ -7,7 +7,6 @@ Also the module the ``runbook lab`` subcommand wires in: :func:`add_arguments` a
 from __future__ import annotations
 
 import argparse
-import sys
 
 from .server import add_arguments, main
 
@@ -23,4 +22,6 @@ def _cli(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(_cli())
+    from ..quick_exit import exit_now
+
+    exit_now(_cli())  # Lab.stop() waits for this process: no teardown of moto's modules (about 1 s)
