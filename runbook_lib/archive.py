@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -43,23 +44,41 @@ class Outcome:
     public_key: str = ""  # its public key, base64, for the archive
 
 
+_EXPORTERS = threading.local()
+
+
+def html_exporter():
+    """This thread's nbconvert HTML exporter: its templates compile once per thread (0.3 s), not per page."""
+    exporter = getattr(_EXPORTERS, "html", None)
+    if exporter is None:
+        from nbconvert import HTMLExporter
+
+        # nbconvert also looks for templates under the working directory, which papermill changes to the
+        # kernel's folder while a notebook runs (and this may run then, in HtmlExports' worker): the
+        # installed templates only, so the page never depends on where or when it was exported
+        exporter = _EXPORTERS.html = HTMLExporter(extra_template_basedirs=[])
+    return exporter
+
+
 def export_html(notebook: Path) -> Path:
     """``NAME.html`` beside ``NAME.ipynb``: nbconvert's page, made inert by a CSP."""
     import nbformat
-    from nbconvert import HTMLExporter
 
     nb = nbformat.read(str(notebook), as_version=4)
-    # nbconvert also looks for templates under the working directory, which papermill changes to the
-    # kernel's folder while a notebook runs (and this may run then, in HtmlExports' worker): the
-    # installed templates only, so the page never depends on where or when it was exported
-    body, _ = HTMLExporter(extra_template_basedirs=[]).from_notebook_node(nb)
+    body, _ = html_exporter().from_notebook_node(nb)
     target = notebook.with_suffix(".html")
     target.write_text(inert_html_document(body))
     return target
 
 
-def _import_exporter() -> None:
-    import nbconvert  # noqa: F401
+def _warm_exporter() -> None:
+    """Import nbconvert and render a small page (templates compiled, Markdown and highlighting loaded),
+    while the first notebook runs: a command of one notebook waits for its page's export."""
+    import nbformat
+
+    cell = nbformat.v4.new_code_cell("print(1)", outputs=[nbformat.v4.new_output("stream", text="1\n")])
+    page = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# a *page*"), cell])
+    html_exporter().from_notebook_node(page)
 
 
 def _import_runner_needs() -> None:
@@ -89,7 +108,7 @@ class HtmlExports:
         self.pending: dict[Path, object] = {}
         self.pool.submit(_import_runner_needs)  # while the lab starts: the runner's main thread only waits then
         self.scanner = self.pool.submit(guard_scanner)
-        self.pool.submit(_import_exporter)  # nbconvert's import, paid while the first notebook runs
+        self.pool.submit(_warm_exporter)  # nbconvert's import and templates, paid while the first notebook runs
 
     def leak_scanner(self):
         """The leak guard's scanner (None without the detection engine); an error building it is raised here."""

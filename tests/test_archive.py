@@ -274,3 +274,30 @@ def test_an_export_queued_with_a_relative_path_is_written_after_the_working_dire
         monkeypatch.chdir(elsewhere)
         assert exports.wait() == []
     assert (tmp_path / "runs" / "01_test_plan.html").is_file() and not any(elsewhere.iterdir())
+
+
+def test_each_thread_keeps_one_exporter_whose_pages_match_a_fresh_exporters(tmp_path):
+    import threading
+
+    from nbconvert import HTMLExporter
+
+    first = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(f"# {HOSTILE}"),
+                                            nbformat.v4.new_code_cell("print('a')", outputs=[
+                                                nbformat.v4.new_output("stream", text=f"{SCRIPT}\n")])])
+    second = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    paths = []
+    for name, nb in (("first", first), ("second", second)):
+        nbformat.write(nb, str(tmp_path / f"{name}.ipynb"))
+        paths.append(tmp_path / f"{name}.ipynb")
+    archive._warm_exporter()
+    exporter = archive.html_exporter()
+    pages = [archive.export_html(p).read_text() for p in paths]
+    assert archive.html_exporter() is exporter  # built once: its templates compile once
+    fresh = [archive.inert_html_document(HTMLExporter(extra_template_basedirs=[]).from_notebook_node(nb)[0])
+             for nb in (first, second)]
+    assert pages == fresh  # nothing of one page (or of the warm-up page) carries into the next
+    others = []
+    worker = threading.Thread(target=lambda: others.append(archive.html_exporter()))
+    worker.start()
+    worker.join()
+    assert others[0] is not exporter  # HtmlExports' worker and the main thread never share one
