@@ -117,3 +117,14 @@ def test_the_ci_and_siem_exports_are_scanned_for_handled_values_and_credentials(
     (tmp_path / "checks.junit.xml").write_text(f"<testsuites><testcase name='c'>{token}</testcase></testsuites>\n")
     hits = scan_run_folder(tmp_path, Fingerprinter(KEY), handled=set(), scanner=guard_scanner())
     assert [h.what.split()[0] for h in hits if h.path == "checks.junit.xml"] == ["github-token"]
+
+
+def test_a_leaking_line_is_named_at_every_place_it_repeats(tmp_path):
+    """Lines are judged once per distinct text: each of its places is still a hit of its own."""
+    _run_folder(tmp_path, Fingerprinter(KEY))
+    leaking = f"token = {PLANTED}"
+    (tmp_path / "summary.md").write_text(f"clean\n{leaking}\nclean\n{leaking}\n")
+    (tmp_path / "notes.txt").write_text(f"{leaking}\n")
+    (tmp_path / "other.txt").write_text("clean\nclean\n")
+    places = sorted((h.path, h.line) for h in _hits(tmp_path))
+    assert places == [("notes.txt", 1), ("summary.md", 2), ("summary.md", 4)]
