@@ -107,7 +107,8 @@ class PrivateKernel:
             self.link(run_dir)
         specs = {"kernel_spec_manager": forks.spec_manager} if forks is not None else {}
         self.manager = AsyncKernelManager(kernel_name=kernel_name, transport="ipc",
-                                          ip=os.path.join(self.folder, "kernel"), **specs)
+                                          ip=os.path.join(self.folder, "kernel"),
+                                          client_class="runbook_lib.kernel_client.ReadyClient", **specs)
         self.forked = forks is not None
         self.stopping = False
 
