@@ -95,8 +95,8 @@ class HtmlExports:
     :meth:`wait` is called by :func:`finish_run` before the leak guard and the manifest, which
     then cover every page that exists. A failed export is reported, the others still happen.
     The worker first imports what the runner needs next (boto3, papermill), then builds the leak
-    guard's scanner (compiling its patterns takes a second or more), which :meth:`leak_scanner`
-    hands to :func:`guard_against_leaks`.
+    guard's scanner, which :meth:`leak_scanner` hands to :func:`guard_against_leaks`; :meth:`warm`
+    then readies nbconvert while the first notebook runs.
     """
 
     def __init__(self):
@@ -108,7 +108,13 @@ class HtmlExports:
         self.pending: dict[Path, object] = {}
         self.pool.submit(_import_runner_needs)  # while the lab starts: the runner's main thread only waits then
         self.scanner = self.pool.submit(guard_scanner)
-        self.pool.submit(_warm_exporter)  # nbconvert's import and templates, paid while the first notebook runs
+        self.warming = None
+
+    def warm(self) -> None:
+        """Import nbconvert and compile its templates in the worker, once: call it as the first notebook
+        starts (earlier, it competes for the CPU with the lab's and the kernels' start)."""
+        if self.warming is None:
+            self.warming = self.pool.submit(_warm_exporter)
 
     def leak_scanner(self):
         """The leak guard's scanner (None without the detection engine); an error building it is raised here."""

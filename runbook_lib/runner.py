@@ -188,6 +188,8 @@ def _execute_in_order(notebooks: Sequence[Path], run_dir: Path, routed: dict, op
             if index + 1 < len(notebooks):
                 kernels.prestart(notebooks[index + 1])
             timeout = cell_timeout(options.cell_timeout, nb.stem, routed[nb.stem], options.target)
+            if exports is not None:
+                exports.warm()
             result = execute(nb, run_dir, routed[nb.stem], options.kernel_name, timeout, kernel=kernel)
             results.append(result)
             if exports is not None:
