@@ -133,13 +133,20 @@ HEAVIEST_FIRST = ("test_implementation_lab.py", "test_notebooks.py", "test_fault
                   "test_bad_input.py")
 
 
+#: Shared fixtures whose tests are spread over the workers all the same: each test is long (a whole
+#: `runbook run` and backout) and leaves the lab as it found it (its functions are deleted after it), so a
+#: lab per worker (~4 s of CPU) costs less than ~200 s of tests queued behind one another on one worker.
+SPREAD = {("test_implementation_lab", "iam_lab")}
+
+
 def _own_module_fixtures(item) -> list[str]:
-    """The module-scoped fixtures of the item's own module that the item uses (its closure)."""
+    """The module-scoped fixtures of the item's own module that the item uses (its closure), but :data:`SPREAD`."""
     module = item.nodeid.split("::", 1)[0]
+    stem = module.rsplit("/", 1)[-1].removesuffix(".py")
     names = []
     for name in item.fixturenames:
-        defs = item._fixtureinfo.name2fixturedefs.get(name)
-        if defs and defs[-1].scope == "module" and defs[-1].baseid == module:
+        defs = item._fixtureinfo.name2fixturedefs.get(name)  # no public API gives a fixture's scope here
+        if defs and defs[-1].scope == "module" and defs[-1].baseid == module and (stem, name) not in SPREAD:
             names.append(name)
     return sorted(names)
 
