@@ -42,10 +42,11 @@ run: venv
 	$(BIN)/runbook run --target lab
 
 ## make test [TEST_WORKERS=N]: the test suite, including all four notebooks through papermill on the lab,
-## in TEST_WORKERS processes (pytest-xdist; a module whose fixture is a whole run stays on one worker)
+## in TEST_WORKERS processes (pytest-xdist; the tests sharing a module's lab or run stay on one worker,
+## the heaviest modules are handed out first: tests/conftest.py, docs/testing.md)
 TEST_WORKERS ?= 3
 test: venv
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
 ## make mutation [MODULES="runbook_lib/x.py ..."] [JOBS=N]: mutation testing of the tests of each
 ## module (benchmarks/mutation.py, docs/testing.md). Not part of make test or CI.

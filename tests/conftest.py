@@ -1,11 +1,20 @@
 """Shared pytest fixtures. Each section belongs to one module's owner; keep them small."""
 
+import os
 import shutil
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+
+# Bytecode is cached, as on a user's machine, even where the shell or image sets PYTHONDONTWRITEBYTECODE:
+# without the cache every xdist worker rewrites the asserts of all ~130 test modules (9 s of CPU each on
+# this machine) and every process the suite starts (labs, kernels, fork servers, function runtimes)
+# compiles runbook_lib from source again. Set here, before pytest imports a test module.
+sys.dont_write_bytecode = False
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 
 def free_port() -> int:
@@ -111,3 +120,51 @@ def chromium(tmp_path_factory):
         assert done.returncode == 0 and "<html" in done.stdout, done.stderr[-2000:]
         return done.stdout
     return dump_dom
+
+
+# --- scheduling (make test: pytest-xdist, --dist loadgroup) -----------------------------------------
+#: The modules with the most seconds per test run (docs/testing.md, "Where the suite's seconds go"),
+#: heaviest first. With ``--no-loadscope-reorder`` (the Makefile) xdist hands work out in collection
+#: order, so these start first and the many short tests fill the workers' ends, instead of a 50 s test
+#: or a 200 s group starting when the others are nearly done. Order only: no test is added or dropped.
+HEAVIEST_FIRST = ("test_implementation_lab.py", "test_notebooks.py", "test_faults.py", "test_runner.py",
+                  "test_archive.py", "test_audit.py", "test_implementation.py", "test_policies.py",
+                  "test_packaging.py", "test_closeout.py", "test_kernels.py", "test_kernel_fork.py",
+                  "test_bad_input.py")
+
+
+#: Shared fixtures whose tests are spread over the workers all the same: each test is long (a whole
+#: `runbook run` and backout) and leaves the lab as it found it (its functions are deleted after it), so a
+#: lab per worker (~4 s of CPU) costs less than ~200 s of tests queued behind one another on one worker.
+SPREAD = {("test_implementation_lab", "iam_lab")}
+
+
+def _own_module_fixtures(item) -> list[str]:
+    """The module-scoped fixtures of the item's own module that the item uses (its closure), but :data:`SPREAD`."""
+    module = item.nodeid.split("::", 1)[0]
+    stem = module.rsplit("/", 1)[-1].removesuffix(".py")
+    names = []
+    for name in item.fixturenames:
+        defs = item._fixtureinfo.name2fixturedefs.get(name)  # no public API gives a fixture's scope here
+        if defs and defs[-1].scope == "module" and defs[-1].baseid == module and (stem, name) not in SPREAD:
+            names.append(name)
+    return sorted(names)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group marks (its hook adds @group to node ids)
+def pytest_collection_modifyitems(config, items):
+    """Tests sharing a module's own module-scoped fixture (a lab, a whole run) run on one worker.
+
+    Without a group, ``--dist loadgroup`` sends a module's tests to whichever worker is free, and
+    every worker that gets one sets the module's lab or run up again (a seeded lab: ~4 s of CPU,
+    a stand-in run: ~10 s). A test that already carries an ``xdist_group`` mark keeps it.
+    """
+    for item in items:
+        shared = _own_module_fixtures(item)
+        if shared and item.get_closest_marker("xdist_group") is None:
+            stem = item.nodeid.split("::", 1)[0].rsplit("/", 1)[-1].removesuffix(".py")
+            item.add_marker(pytest.mark.xdist_group(f"{stem}.{'+'.join(shared)}"))
+    rank = {name: i for i, name in enumerate(HEAVIEST_FIRST)}
+    position = {id(item): i for i, item in enumerate(items)}
+    items.sort(key=lambda item: (rank.get(item.nodeid.split("::", 1)[0].rsplit("/", 1)[-1], len(rank)),
+                                 position[id(item)]))

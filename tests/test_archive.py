@@ -20,8 +20,8 @@ from runbook_lib.checks import FAIL, PASS, Check, CheckLog
 from runbook_lib.execution import NotebookRun
 from test_render import ANSI, FORMULA, HOSTILE, IMG, PIPE, SCRIPT, assert_inert, parse
 
-# make test runs in parallel (--dist loadgroup): one worker builds the hostile run folder once
-pytestmark = pytest.mark.xdist_group("archive")
+# make test runs in parallel (--dist loadgroup): the tests of the hostile run folder share one worker,
+# so it is built once (tests/conftest.py groups the users of a module's own module-scoped fixture)
 
 EXECUTED = ("<x-pwned", "<y-pwned")  # elements only a payload that ran can create
 

@@ -11,7 +11,6 @@ import papermill
 import pytest
 
 from runbook_lib import context
-from runbook_lib.lab import Lab
 from runbook_lib.resources import notebooks_dir
 
 WIDGET = "application/vnd.jupyter.widget-view+json"
@@ -56,17 +55,20 @@ def _texts(outputs) -> str:
 
 
 @pytest.mark.notebooks
-def test_the_test_plan_stepped_through_in_a_kernel_shows_a_bar_and_no_tqdm_warning(tmp_path, monkeypatch):
-    """As in JupyterLab: a kernel runs the cells one by one, not headless; the bar is a widget."""
+def test_the_test_plan_stepped_through_in_a_kernel_shows_a_bar_and_no_tqdm_warning(seeded_lab, tmp_path,
+                                                                                    monkeypatch):
+    """As in JupyterLab: a kernel runs the cells one by one, not headless; the bar is a widget.
+
+    The test plan only reads the account (and invokes the function once), so the session's seeded lab serves.
+    """
     monkeypatch.delenv("RUNBOOK_HEADLESS", raising=False)
-    with Lab(seed=True) as lab:
-        for key, value in lab.env.items():
-            monkeypatch.setenv(key, value)
-        nb = papermill.execute_notebook(
-            str(notebooks_dir() / "01_test_plan.ipynb"), str(tmp_path / "01.ipynb"), kernel_name="python3",
-            parameters={"function_name": "orders-api", "run_dir": str(tmp_path / "run"),
-                        "endpoint_url": lab.endpoint_url},
-            cwd=str(tmp_path), progress_bar=False)
+    for key, value in seeded_lab.env.items():
+        monkeypatch.setenv(key, value)
+    nb = papermill.execute_notebook(
+        str(notebooks_dir() / "01_test_plan.ipynb"), str(tmp_path / "01.ipynb"), kernel_name="python3",
+        parameters={"function_name": "orders-api", "run_dir": str(tmp_path / "run"),
+                    "endpoint_url": seeded_lab.endpoint_url},
+        cwd=str(tmp_path), progress_bar=False)
     outputs = _outputs(nb)
     text = _texts(outputs)
     assert "TqdmWarning" not in text and "IProgress" not in text

@@ -47,11 +47,21 @@ def iam_lab():
         yield running
 
 
+def _function_names(lab) -> set[str]:
+    pages = lab.client("lambda").get_paginator("list_functions").paginate()
+    return {f["FunctionName"] for page in pages for f in page["Functions"]}
+
+
 @pytest.fixture()
 def lab_env(iam_lab, monkeypatch):
     for key, value in iam_lab.env.items():
         monkeypatch.setenv(key, value)
-    return iam_lab
+    before = _function_names(iam_lab)
+    yield iam_lab
+    # a test's functions go with it: the next test's test plan audits every function of the lab, and would
+    # otherwise download and scan the packages of all the tests before it (Powertools, the caching client)
+    for name in sorted(_function_names(iam_lab) - before):
+        iam_lab.client("lambda").delete_function(FunctionName=name)
 
 
 def failed(run_dir) -> str:

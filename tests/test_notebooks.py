@@ -19,8 +19,9 @@ from runbook_lib import runner
 from runbook_lib.lab import Lab
 from runbook_lib.manifest import verify_manifest
 
-# make test runs in parallel (--dist loadgroup): one worker runs the whole cycle once for the module
-pytestmark = [pytest.mark.notebooks, pytest.mark.xdist_group("notebooks")]
+# make test runs in parallel (--dist loadgroup): the tests of the module's full_cycle share one worker, so
+# the cycle runs once (tests/conftest.py groups them); the backout test makes its own run on another worker
+pytestmark = pytest.mark.notebooks
 
 
 @pytest.fixture(scope="module")
@@ -192,8 +193,9 @@ def test_every_exported_page_shows_its_text_whole_in_chromium(full_cycle, chromi
     binary = next(filter(None, (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome"))))
     pages = sorted(outcome.run_dir.glob("*.html"))
     assert [p.stem for p in pages] == ["01_test_plan", "02_implementation", "03_functional_validation", "04_backout"]
+    doms = {}
     for page in pages:
-        dom = chromium(page)
+        dom = doms[page.stem] = chromium(page)
         assert _cut_cells(dom) == [], f"{page.name}: truncated text"
         assert "<Figure size" not in dom and "TqdmWarning" not in dom, page.name
         probed = tmp_path / page.name
@@ -214,11 +216,11 @@ def test_every_exported_page_shows_its_text_whole_in_chromium(full_cycle, chromi
                         "--window-size=1280,4000", f"--user-data-dir={tmp_path / ('shot-' + page.stem)}",
                         f"--screenshot={shot}", page.resolve().as_uri()], capture_output=True, timeout=180)
         assert shot.read_bytes().startswith(b"\x89PNG"), f"{page.name}: no screenshot"
-    validation = chromium(outcome.run_dir / "03_functional_validation.html")
+    validation = doms["03_functional_validation"]  # the DOMs Chromium made of the pages above
     cells = re.findall(r"<td[^>]*>(.*?)</td>", validation, flags=re.S)
     assert any("assumed-role/orders-api-role/orders-api" in c and "from Lambda" not in c for c in cells), (
         "the CloudTrail table does not show the full identity")
-    plan = chromium(outcome.run_dir / "01_test_plan.html")
+    plan = doms["01_test_plan"]
     assert re.search(r'<img[^>]+src="data:image/png;base64,', plan), "the findings chart is not an image"
 
 

@@ -15,8 +15,8 @@ import papermill
 import pytest
 import yaml
 
-# make test runs in parallel (--dist loadgroup): one worker builds the wheel once, in the checkout
-pytestmark = pytest.mark.xdist_group("packaging")
+# make test runs in parallel (--dist loadgroup): the tests of the built wheel share one worker, so it is
+# built once (tests/conftest.py groups the users of a module's own module-scoped fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
