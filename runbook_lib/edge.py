@@ -20,6 +20,7 @@ from typing import Callable
 
 from .exceptions import AwsCallError
 from .session import aws_call
+from .waits import attempts_for, poll_seconds
 
 EDGE_REGION = "us-east-1"
 EVENT_TYPE = "viewer-request"
@@ -29,6 +30,8 @@ VIEWER_MAX_MEMORY = 128
 DEPLOY_DELAY_SECONDS = 20
 DEPLOY_MAX_ATTEMPTS = 60
 DEPLOY_WAIT_SECONDS = DEPLOY_DELAY_SECONDS * DEPLOY_MAX_ATTEMPTS
+#: between deployment polls of the lab: a few progress lines per second of deployment, not one per poll of 50 ms
+LOOPBACK_DEPLOY_POLL_SECONDS = 0.25
 
 
 def edge_problems(config: dict, region: str, environment_after: dict | None = None) -> list[str]:
@@ -107,10 +110,14 @@ def wait_deployed(cf, distribution_id: str, delay: int = DEPLOY_DELAY_SECONDS,
 
     The waiter runs one attempt at a time (its own acceptors judge each ``GetDistribution``),
     so the wait shows progress: a deployment takes minutes on AWS, up to ``delay * max_attempts``
-    seconds (:data:`DEPLOY_WAIT_SECONDS`; the runner's cell timeout allows it).
+    seconds (:data:`DEPLOY_WAIT_SECONDS`; the runner's cell timeout allows it). On a loopback
+    endpoint (the lab, whose deployments take about a second) it polls every
+    :data:`LOOPBACK_DEPLOY_POLL_SECONDS` instead, as many more times as keep that budget.
     """
     from botocore.exceptions import WaiterError
 
+    fast = poll_seconds(cf, delay, LOOPBACK_DEPLOY_POLL_SECONDS)
+    max_attempts, delay = attempts_for(delay, max_attempts, fast), fast
     say = say or _stderr_line
     waiter = cf.get_waiter("distribution_deployed")
     started = time.monotonic()
@@ -122,7 +129,7 @@ def wait_deployed(cf, distribution_id: str, delay: int = DEPLOY_DELAY_SECONDS,
                 if attempt == max_attempts or "Max attempts exceeded" not in str(exc):
                     raise
                 say(f"CloudFront {distribution_id}: deploying, {time.monotonic() - started:.0f} s "
-                    f"of at most {delay * max_attempts} s")
+                    f"of at most {delay * max_attempts:g} s")
                 time.sleep(delay)
                 continue
         if attempt > 1:

@@ -26,6 +26,7 @@ from botocore.exceptions import WaiterError
 from .exceptions import AwsCallError, ChangeRefused, InputError
 from .handlers import HANDLERS_DIR, PACKAGE_CONFIG_FILE, REFERENCE_HANDLER, REFERENCE_MODULE  # noqa: F401
 from .session import aws_call, error_code
+from .waits import attempts_for, poll_seconds
 
 #: Configuration fields a snapshot can restore (besides code); the rest Lambda manages itself.
 RESTORED_FIELDS = ("Handler", "Role", "Runtime", "Timeout", "MemorySize", "Description")
@@ -109,8 +110,12 @@ def wait_updated(lam, function_name: str, delay: int = 2, max_attempts: int = 15
     """Block until the last update finished (``function_updated`` waiter).
 
     Polls every ``first_delay`` seconds for the first ``first_attempts`` polls (most zip
-    updates finish within a second), then every ``delay`` seconds.
+    updates finish within a second), then every ``delay`` seconds. On a loopback endpoint
+    (the lab) the first polls come every :data:`runbook_lib.waits.LOOPBACK_POLL_SECONDS`,
+    as many more of them as keep the same first stretch of time.
     """
+    fast = poll_seconds(lam, first_delay)
+    first_attempts, first_delay = attempts_for(first_delay, first_attempts, fast), fast
     with aws_call("GetFunctionConfiguration (waiter function_updated)", function_name,
                   "lambda:GetFunctionConfiguration"):
         waiter = lam.get_waiter("function_updated")

@@ -6,6 +6,12 @@ polls CloudTrail up to ``trail_wait_seconds`` (900 s by default on AWS) and Clou
 :data:`runbook_lib.validation_collect.MAX_LOG_WAIT_SECONDS`. :func:`cell_timeout` is the runner's
 base timeout plus the longest wait a notebook's cells may do with the parameters it is given.
 
+How often the waits poll is paced for AWS (a function update takes a second or two, a
+CloudFront deployment minutes). On a loopback endpoint (the lab) the same change is done in a
+fraction of a second, so :func:`poll_seconds` shortens the pause between polls there; the
+waits still end only on the state AWS's own waiters accept, and the budget in seconds is
+unchanged (:func:`attempts_for`).
+
 Examples
 --------
 >>> cell_timeout(900, "02_implementation", {}, "aws")
@@ -16,11 +22,36 @@ Examples
 
 from __future__ import annotations
 
+import math
+
 #: validation's CloudTrail poll, per target, when ``trail_wait_seconds`` is -1 (AWS delivers minutes late)
 DEFAULT_TRAIL_WAIT = {"lab": 0, "aws": 900}
 #: notebooks whose steps wait for a CloudFront deployment (the edge trigger, its removal)
 EDGE_NOTEBOOKS = ("02_implementation", "04_backout")
 VALIDATION = "03_functional_validation"
+#: seconds between polls of a server on this machine: the lab answers a poll in milliseconds
+LOOPBACK_POLL_SECONDS = 0.05
+
+
+def poll_seconds(client, seconds: float, loopback_seconds: float = LOOPBACK_POLL_SECONDS) -> float:
+    """The pause between two polls of ``client``'s endpoint: ``seconds``, or at most ``loopback_seconds`` on loopback.
+
+    >>> class Meta: endpoint_url = "http://127.0.0.1:41231"
+    >>> class Client: meta = Meta()
+    >>> poll_seconds(Client(), 2)
+    0.05
+    """
+    from .session import is_loopback  # imported here: session loads boto3
+
+    endpoint = getattr(getattr(client, "meta", None), "endpoint_url", "") or ""
+    return min(seconds, loopback_seconds) if is_loopback(endpoint) else seconds
+
+
+def attempts_for(seconds: float, attempts: int, delay: float) -> int:
+    """Polls at ``delay`` that wait as long as ``attempts`` polls at ``seconds`` (at least ``attempts``)."""
+    if delay <= 0 or delay >= seconds:
+        return attempts
+    return max(attempts, math.ceil(seconds * attempts / delay))
 
 
 def longest_wait(notebook: str, parameters: dict, target: str) -> int:

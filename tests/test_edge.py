@@ -49,8 +49,9 @@ def test_edge_problems():
 class _ScriptedCloudFront:
     """``get_waiter("distribution_deployed")`` answering each one-attempt wait from ``statuses`` as botocore does."""
 
-    def __init__(self, statuses):
+    def __init__(self, statuses, endpoint_url="https://cloudfront.amazonaws.com"):
         self.statuses, self.configs = list(statuses), []
+        self.meta = type("Meta", (), {"endpoint_url": endpoint_url})()
 
     def get_waiter(self, name):
         assert name == "distribution_deployed"
@@ -65,8 +66,8 @@ class _ScriptedCloudFront:
                               last_response={"Distribution": {"Status": "InProgress"}})
 
 
-def _stubbed_cloudfront(statuses):
-    cf = _ScriptedCloudFront(statuses)
+def _stubbed_cloudfront(statuses, endpoint_url="https://cloudfront.amazonaws.com"):
+    cf = _ScriptedCloudFront(statuses, endpoint_url)
     return cf, cf
 
 
@@ -92,6 +93,26 @@ def test_a_deployment_longer_than_the_waiter_allows_is_a_one_line_error():
                                            r"WaiterError .*Max attempts exceeded"):
         edge.wait_deployed(cf, "E1", delay=0, max_attempts=3, say=said.append)
     assert len(said) == 2
+
+
+def test_the_lab_is_polled_every_quarter_second_within_the_same_budget(monkeypatch):
+    slept = []
+    monkeypatch.setattr(edge.time, "sleep", slept.append)
+    cf, stub = _stubbed_cloudfront(["InProgress", "InProgress", "Deployed"], "http://127.0.0.1:41231")
+    said = []
+    edge.wait_deployed(cf, "E1", delay=20, max_attempts=60, say=said.append)
+    assert stub.configs == [{"Delay": 0.25, "MaxAttempts": 1}] * 3 and slept == [0.25, 0.25]
+    assert said[0].endswith("of at most 1200 s")  # 4800 polls of 0.25 s: the waiter's 20 minutes
+
+
+def test_aws_is_polled_at_the_waiters_pace(monkeypatch):
+    slept = []
+    monkeypatch.setattr(edge.time, "sleep", slept.append)
+    cf, stub = _stubbed_cloudfront(["InProgress", "Deployed"])
+    said = []
+    edge.wait_deployed(cf, "E1", delay=20, max_attempts=60, say=said.append)
+    assert stub.configs == [{"Delay": 20, "MaxAttempts": 1}] * 2 and slept == [20]
+    assert said[0].endswith("of at most 1200 s")
 
 
 def test_the_deployment_budget_is_the_waiters():

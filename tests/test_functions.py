@@ -87,3 +87,35 @@ def test_a_node_package_with_index_mjs_or_a_nested_module_is_accepted(tmp_path):
         assert functions.read_code_package(str(path), handler, "nodejs20.x") == buf.getvalue()
         with pytest.raises(InputError):
             functions.read_code_package(str(path), "other.handler", "nodejs20.x")
+
+
+class _UpdatedWaiter:
+    """``get_waiter("function_updated")`` whose waits record their config and fail ``failures`` times first."""
+
+    def __init__(self, endpoint_url, failures=0):
+        self.meta = type("Meta", (), {"endpoint_url": endpoint_url})()
+        self.configs, self.failures = [], failures
+
+    def get_waiter(self, name):
+        assert name == "function_updated"
+        return self
+
+    def wait(self, FunctionName, WaiterConfig):
+        from botocore.exceptions import WaiterError
+
+        self.configs.append(WaiterConfig)
+        if self.failures:
+            self.failures -= 1
+            raise WaiterError(name="FunctionUpdated", reason="Max attempts exceeded", last_response={})
+
+
+def test_waiting_for_an_update_on_the_lab_polls_every_fifty_milliseconds_for_the_same_two_seconds():
+    lam = _UpdatedWaiter("http://127.0.0.1:41231", failures=1)
+    functions.wait_updated(lam, "f")
+    assert lam.configs == [{"Delay": 0.05, "MaxAttempts": 40}, {"Delay": 2, "MaxAttempts": 150}]
+
+
+def test_waiting_for_an_update_on_aws_polls_at_a_quarter_second_then_two():
+    lam = _UpdatedWaiter("https://lambda.us-east-1.amazonaws.com", failures=1)
+    functions.wait_updated(lam, "f")
+    assert lam.configs == [{"Delay": 0.25, "MaxAttempts": 8}, {"Delay": 2, "MaxAttempts": 150}]

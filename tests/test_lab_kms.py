@@ -186,3 +186,50 @@ def test_moto_still_shows_customer_key_environment_to_anyone():
                             Code={"ZipFile": buffer.getvalue()}, KMSKeyArn=key, Environment={"Variables": {"K": "v1"}})
         assert lam.get_function_configuration(FunctionName="f")["Environment"] == {"Variables": {"K": "v1"}}
 
+
+
+# -- enforcement off: the key's state is judged, no policy is evaluated ---------------------------------
+def _in_process_secret(key_policy_statements, disable=False):
+    """A customer-key secret in moto's in-process backends (inside ``mock_aws``): (caller, call)."""
+    from runbook_lib.lab.identity import Caller
+    from runbook_lib.lab.operations import ApiCall
+
+    kms = boto3.client("kms", region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t")
+    key = kms.create_key(Policy=json.dumps({"Version": "2012-10-17", "Statement": key_policy_statements}))
+    if disable:
+        kms.disable_key(KeyId=key["KeyMetadata"]["KeyId"])
+    sm = boto3.client("secretsmanager", region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t")
+    arn = sm.create_secret(Name="s", SecretString="v-0001", KmsKeyId=key["KeyMetadata"]["Arn"])["ARN"]
+    caller = Caller("IAMUser", f"arn:aws:iam::{ACCOUNT}:user/u", ACCOUNT, "AKIAEXAMPLE", "AIDAEXAMPLE", "u")
+    return caller, ApiCall("secretsmanager", "GetSecretValue", {"SecretId": arn}, "us-east-1"), key
+
+
+def test_without_enforcement_the_kms_use_is_allowed_without_evaluating_a_policy(monkeypatch):
+    from moto import mock_aws
+
+    from runbook_lib.lab import kms_enforcement
+
+    with mock_aws():
+        caller, call, key = _in_process_secret([])  # a key policy allowing nobody
+        judged = kms_enforcement.secrets_manager_kms(caller, call)
+        assert not judged.decision.allowed and kms_enforcement.secrets_manager_refusal(judged)[0] == "AccessDenied"
+
+        def no_policy_evaluation(*_, **__):
+            raise AssertionError("a policy was evaluated with enforcement off")
+
+        monkeypatch.setattr(kms_enforcement, "decide", no_policy_evaluation)
+        use = kms_enforcement.secrets_manager_kms(caller, call, judge=False)
+    assert use.decision.allowed and kms_enforcement.secrets_manager_refusal(use) is None
+    assert (use.action, use.key_arn, use.key_state) == ("kms:Decrypt", key["KeyMetadata"]["Arn"], "Enabled")
+    assert use.encryption_context["SecretARN"] == call.params["SecretId"]  # the event CloudTrail records
+
+
+def test_without_enforcement_a_disabled_key_still_fails_decryption():
+    from moto import mock_aws
+
+    from runbook_lib.lab import kms_enforcement
+
+    with mock_aws():
+        caller, call, _ = _in_process_secret([ROOT_ADMINISTERS], disable=True)
+        use = kms_enforcement.secrets_manager_kms(caller, call, judge=False)
+    assert use.key_state == "Disabled" and kms_enforcement.secrets_manager_refusal(use)[0] == "DecryptionFailure"

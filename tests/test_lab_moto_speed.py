@@ -143,3 +143,30 @@ def test_install_makes_moto_routers_match_as_before(installed):
     router = routing.ServiceOperationRouter(utils.get_service_model("lambda"))
     operation, params = router.match(Request(environ))
     assert operation.name == "GetFunction" and params["FunctionName"] == "orders-api"
+
+
+@pytest.fixture
+def fresh_model_cache(monkeypatch):
+    """moto's ``get_service_model`` with an empty cache of its own for one test."""
+    import functools
+
+    cached = functools.cache(utils.get_service_model.__wrapped__)
+    monkeypatch.setattr(utils, "get_service_model", cached)
+    return cached
+
+
+def test_warm_models_reads_each_model_moto_would_read_on_first_use(fresh_model_cache):
+    assert moto_speed.warm_models(("secretsmanager", "kms", "no-such-service")) == ["secretsmanager", "kms"]
+    assert fresh_model_cache.cache_info().currsize == 2
+    model = utils.get_service_model("secretsmanager")  # moto's first request now: a hit
+    assert fresh_model_cache.cache_info().hits == 1
+    assert model.operation_names == utils.get_service_model.__wrapped__("secretsmanager").operation_names
+    assert "GetSecretValue" in model.operation_names
+
+
+def test_warm_in_background_reads_the_cycles_models_in_a_daemon_thread(fresh_model_cache):
+    thread = moto_speed.warm_in_background(("sts", "logs"))
+    thread.join(timeout=60)
+    assert thread.daemon and not thread.is_alive()
+    assert fresh_model_cache.cache_info().currsize == 2
+    assert set(moto_speed.CYCLE_SERVICES) >= {"secretsmanager", "sts", "kms", "cloudtrail", "logs", "organizations"}

@@ -292,7 +292,7 @@ def test_lab_settings_apply_all_or_nothing():
     with pytest.raises(TypeError):
         settings.update({"trail_delay_seconds": 5, "cloudfront_deploy_seconds": -2})
     assert settings.to_dict() == {"enforce_iam": False, "trail_delay_seconds": 0.0, "cloudfront_deploy_seconds": 1.0,
-                                  "function_state_seconds": 0.2}
+                                  "function_state_seconds": 0.1}
 
 
 def test_command_line_options_for_the_delays():

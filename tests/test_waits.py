@@ -41,3 +41,30 @@ def test_the_runner_gives_each_notebook_the_timeout_of_its_waits(tmp_path, monke
     runner._execute_in_order(paths, tmp_path, routed, runner.RunOptions(target="aws"), {})
     assert seen == {"01_test_plan": 900, "02_implementation": 2100,
                     "03_functional_validation": 900 + 60 + MAX_LOG_WAIT_SECONDS, "04_backout": 2100}
+
+
+class _Client:
+    def __init__(self, endpoint_url):
+        self.meta = type("Meta", (), {"endpoint_url": endpoint_url})()
+
+
+@pytest.mark.parametrize("endpoint", ["http://127.0.0.1:41231", "http://localhost:5000", "http://[::1]:80",
+                                      "http://127.9.9.9"])
+def test_a_loopback_endpoint_is_polled_every_fifty_milliseconds(endpoint):
+    assert waits.poll_seconds(_Client(endpoint), 2) == waits.LOOPBACK_POLL_SECONDS == 0.05
+    assert waits.poll_seconds(_Client(endpoint), 20, loopback_seconds=0.25) == 0.25
+    assert waits.poll_seconds(_Client(endpoint), 0.01) == 0.01  # never slower than asked
+
+
+@pytest.mark.parametrize("endpoint", ["https://lambda.us-east-1.amazonaws.com", "http://10.0.0.5:4566", "", None])
+def test_aws_and_other_hosts_keep_the_pace_asked_for(endpoint):
+    assert waits.poll_seconds(_Client(endpoint), 2) == 2
+    assert waits.poll_seconds(object(), 2) == 2  # a client without meta: no endpoint to judge
+
+
+def test_faster_polls_keep_the_same_budget_in_seconds():
+    assert waits.attempts_for(0.25, 8, 0.05) == 40
+    assert waits.attempts_for(20, 60, 0.25) == 4800
+    assert waits.attempts_for(0.25, 8, 0.25) == 8  # same pace: same attempts
+    assert waits.attempts_for(2, 3, 0) == 3        # no pause at all: the attempts asked for
+    assert waits.attempts_for(0.25, 8, 0.07) == 29  # rounded up: never a shorter wait

@@ -131,12 +131,11 @@ class LabApp:
         return aws_error(call, *problem) if problem else None
 
     def _secrets_kms_refusal(self, call: operations.ApiCall, caller: Caller, arrival: Arrival) -> Response | None:
-        use = kms_enforcement.secrets_manager_kms(caller, call, arrival)
+        # enforcement off: only the key's state is judged, and no policy is evaluated for nothing
+        use = kms_enforcement.secrets_manager_kms(caller, call, arrival,
+                                                  judge=self.lab.enforce_iam and caller.enforceable)
         if use is None:
             return None
-        if not (self.lab.enforce_iam and caller.enforceable):  # only the key's state is judged
-            use = kms_enforcement.KmsUse(use.action, use.key_arn, use.service, use.encryption_context,
-                                         iam_enforcement.Decision(True, use.action, use.key_arn), use.key_state)
         self._record_kms_use(use, caller, arrival, call.region)
         refusal = kms_enforcement.secrets_manager_refusal(use)
         return aws_error(call, refusal[0], refusal[1], 400) if refusal else None

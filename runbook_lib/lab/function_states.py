@@ -25,7 +25,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-DEFAULT_SECONDS = 0.2
+#: long enough that a client's first poll right after a change sees the state (a loopback poll takes
+#: milliseconds), short because every update of a cycle pays it; tests that watch the states set more
+DEFAULT_SECONDS = 0.1
 MAX_SECONDS = 60.0
 #: Operations refused while a function is Pending / while an update is in progress.
 BLOCKED_WHILE_PENDING = ("Invoke", "UpdateFunctionCode", "UpdateFunctionConfiguration", "PublishVersion")

@@ -51,13 +51,20 @@ class KmsUse:
 
 
 def via_service(caller: Caller, key_id: str | None, action: str, service: str, region: str,
-                encryption_context: dict, arrival: Arrival | None = None) -> KmsUse:
-    """Whether ``service`` may use the key for ``caller`` (``key_id`` ``None``: the AWS managed key)."""
+                encryption_context: dict, arrival: Arrival | None = None, judge: bool = True) -> KmsUse:
+    """Whether ``service`` may use the key for ``caller`` (``key_id`` ``None``: the AWS managed key).
+
+    ``judge=False`` (IAM enforcement off) allows the use without evaluating a policy: only
+    the key's state, read from moto, can still refuse it.
+    """
     account = caller.account_id
     key = kms_key(account, region, key_id) if key_id and key_id not in (AWS_MANAGED_SECRETS_KEY,) else None
     managed = key is None and (not key_id or key_id == AWS_MANAGED_SECRETS_KEY)
     key_arn = key.arn if key is not None else (
         f"arn:aws:kms:{region}:{account}:{AWS_MANAGED_SECRETS_KEY}" if managed else str(key_id))
+    state = "Enabled" if key is None else str(getattr(key, "key_state", "Enabled"))
+    if not judge:
+        return KmsUse(action, key_arn, service, dict(encryption_context), Decision(True, action, key_arn), state)
     call = ApiCall("kms", action.split(":", 1)[1], {"KeyId": key_arn, "EncryptionContext": encryption_context},
                    region)
     context = request_context(caller, call, arrival, "kms").with_values(
@@ -70,12 +77,12 @@ def via_service(caller: Caller, key_id: str | None, action: str, service: str, r
         decision = Decision(False, action, key_arn, False, "resource")
     else:
         decision = decide(caller, action, key_arn, context)
-    state = "Enabled" if key is None else str(getattr(key, "key_state", "Enabled"))
     return KmsUse(action, key_arn, service, dict(encryption_context), decision, state)
 
 
-def secrets_manager_kms(caller: Caller, call: ApiCall, arrival: Arrival | None = None) -> KmsUse | None:
-    """The KMS use Secrets Manager makes for ``call`` (``None``: the call uses no key)."""
+def secrets_manager_kms(caller: Caller, call: ApiCall, arrival: Arrival | None = None,
+                        judge: bool = True) -> KmsUse | None:
+    """The KMS use Secrets Manager makes for ``call`` (``None``: the call uses no key); ``judge`` as :func:`via_service`."""
     from moto.secretsmanager.models import secretsmanager_backends
 
     action = SECRETS_KMS_ACTIONS.get(call.operation)
@@ -97,7 +104,7 @@ def secrets_manager_kms(caller: Caller, call: ApiCall, arrival: Arrival | None =
     version = params.get("VersionId") or params.get("ClientRequestToken") or \
         (getattr(secret, "default_version_id", "") if secret is not None else "")
     return via_service(caller, key_id, action, "secretsmanager", call.region,
-                       {"SecretARN": arn, "SecretVersionId": version or ""}, arrival)
+                       {"SecretARN": arn, "SecretVersionId": version or ""}, arrival, judge=judge)
 
 
 def secrets_manager_refusal(use: KmsUse) -> tuple[str, str] | None:

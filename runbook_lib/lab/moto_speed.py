@@ -18,6 +18,12 @@ than on the calls themselves:
   ``exec``-ed) for each of the ~300 rules moto's Lambda and CloudFront routers and Flask
   apps add, and moto only *matches* URLs: the builders are compiled on first use instead.
 
+- :func:`warm_models`: moto reads a service's model (parsed JSON, tens of milliseconds
+  each) on the first request to that service. The seed reaches some services; the rest
+  (Secrets Manager, STS, KMS, CloudTrail, Logs, Organizations) were read during the
+  notebooks' first calls. The lab reads them in a background thread once it is ready
+  (:func:`warm_in_background`), while the runner starts its first kernel.
+
 Everything kept here is read from files installed with moto and botocore, or from class
 definitions: none of it changes while the lab runs, so nothing is ever invalidated.
 Installed in the lab process only (:meth:`~.server.LabServer.start`); tests and other
@@ -35,7 +41,12 @@ from werkzeug.routing import Rule
 
 from .botocore_data import botocore_session
 
-__all__ = ["LabDispatcher", "LazyBuilderRule", "install", "installed", "lazy_builder"]
+__all__ = ["CYCLE_SERVICES", "LabDispatcher", "LazyBuilderRule", "install", "installed", "lazy_builder",
+           "warm_in_background", "warm_models"]
+
+#: the services a runbook cycle calls (their botocore names; ``ec2`` only in an inventory, and slow to read)
+CYCLE_SERVICES = ("secretsmanager", "lambda", "iam", "sts", "kms", "cloudtrail", "logs", "dynamodb", "s3",
+                  "cloudfront", "organizations")
 
 _lock = threading.Lock()
 _state: dict[str, Any] = {}
@@ -66,6 +77,32 @@ def install() -> None:
         # moto asks this session only for partitions and regions (the backends' region lists)
         base_backend.AccountSpecificBackend.get_session = classmethod(lambda cls: session)
         _state["installed"] = True
+
+
+def warm_models(services=CYCLE_SERVICES) -> list[str]:
+    """Read moto's service model of each of ``services`` now, as moto would on its first request.
+
+    moto keeps each model for the life of the process (``moto.core.utils.get_service_model``
+    is cached), so this only moves the reading earlier. Returns the services read; a model
+    moto cannot read is left to fail on first use, as before.
+    """
+    from moto.core import utils
+
+    warmed = []
+    for name in services:
+        try:
+            utils.get_service_model(name)
+        except Exception:  # noqa: BLE001 (moto's own first request will say why)
+            continue
+        warmed.append(name)
+    return warmed
+
+
+def warm_in_background(services=CYCLE_SERVICES) -> threading.Thread:
+    """:func:`warm_models` in a daemon thread (the lab answers requests meanwhile)."""
+    thread = threading.Thread(target=warm_models, args=(tuple(services),), name="lab-warm-models", daemon=True)
+    thread.start()
+    return thread
 
 
 def lazy_builder(rule: Rule, append_unknown: bool = True):

@@ -272,6 +272,9 @@ def serve(args: Any) -> int:
                  "start_seconds": round(time.monotonic() - started, 3)}
         if args.ready_file:
             _write_ready(Path(args.ready_file), ready)
+        from . import moto_speed
+
+        moto_speed.warm_in_background()  # while the runner starts its first kernel
         if getattr(args, "parent_pid", None):
             _exit_with_parent(args.parent_pid)
         if not args.ready_file:

@@ -5,7 +5,7 @@
 | ``enforce_iam`` | ``False`` | evaluate identity, resource-based, boundary, session and KMS key policies |
 | ``trail_delay_seconds`` | ``0`` | hold each CloudTrail event back from ``LookupEvents`` this long |
 | ``cloudfront_deploy_seconds`` | ``1`` | a distribution is ``InProgress`` this long after a change |
-| ``function_state_seconds`` | ``0.2`` | a function is ``Pending`` after create, ``InProgress`` after an update, this long |
+| ``function_state_seconds`` | ``0.1`` | a function is ``Pending`` after create, ``InProgress`` after an update, this long |
 
 Credentials and trust policies are always checked; they are not settings.
 """
