@@ -8,7 +8,7 @@ import urllib.request
 import pytest
 from botocore.exceptions import ClientError
 
-from lab_functions import FAST_WAIT, deploy, invoke, make_role, package, unique, wait_updated
+from lab_functions import FAST_WAIT, deploy, invoke, make_role, package, unique
 from runbook_lib import functions
 from runbook_lib.lab.function_states import FunctionStates, function_name_of, seconds_argument, validate_seconds
 
@@ -17,13 +17,48 @@ V2 = {"app.py": "def handler(e, c):\n    return 'v2'\n"}
 PENDING = "The operation cannot be performed at this time. The function is currently in the following state: Pending"
 
 
+#: Longer than any loaded machine takes between a change and its checks: each test ends it itself.
+HELD_SECONDS = 60.0
+
+
 @pytest.fixture
 def slow_states(lab):
-    """The shared lab with transitions long enough to observe, restored afterwards."""
+    """The shared lab holding every transition until the test releases it, restored afterwards."""
     before = lab.configure()["function_state_seconds"]
-    lab.configure(function_state_seconds=1.5)
+    lab.configure(function_state_seconds=HELD_SECONDS)
     yield lab
     lab.configure(function_state_seconds=before)
+
+
+class ReleasedOnceSeen:
+    """Ends the lab's transition as soon as a poll of ``lam`` has seen it (a transition lasts the
+    seconds in force when it is read), and keeps what each poll saw: a waiter that never saw the
+    transition had nothing to wait for."""
+
+    def __init__(self, lab, lam):
+        self.lab, self.seen = lab, []
+        for operation in ("GetFunction", "GetFunctionConfiguration"):
+            lam.meta.events.register(f"after-call.lambda.{operation}", self)
+
+    def __call__(self, parsed=None, **_):
+        config = (parsed or {}).get("Configuration", parsed or {})
+        state = (config.get("State"), config.get("LastUpdateStatus"))
+        self.seen.append(state)
+        if state[0] == "Pending" or state[1] == "InProgress":
+            self.lab.configure(function_state_seconds=0)
+
+    def hold(self) -> None:
+        """Hold the next transition again (after one was released)."""
+        self.lab.configure(function_state_seconds=HELD_SECONDS)
+
+
+def _deployed(lab, files) -> str:
+    """A function already Active (created while transitions last no time), then transitions held again."""
+    lab.configure(function_state_seconds=0)
+    try:
+        return deploy(lab, files, wait=False)
+    finally:
+        lab.configure(function_state_seconds=HELD_SECONDS)
 
 
 def _conflict(call) -> dict:
@@ -48,9 +83,9 @@ def test_a_new_function_is_pending_refuses_invoke_and_updates_then_becomes_activ
                  lambda: lam.publish_version(FunctionName=name)):
         error = _conflict(call)
         assert error["Code"] == "ResourceConflictException" and error["Message"] == PENDING
-    started = time.monotonic()
+    polls = ReleasedOnceSeen(lab, lam)
     lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig=FAST_WAIT)
-    assert time.monotonic() - started > 0.5, "the waiter had nothing to wait for"
+    assert polls.seen[0][0] == "Pending" and polls.seen[-1][0] == "Active", "the waiter had nothing to wait for"
     listed = [f for f in lam.list_functions()["Functions"] if f["FunctionName"] == name]
     assert listed[0]["State"] == "Active" and "StateReasonCode" not in listed[0]
     assert invoke(lab, name)[1] == "v1"
@@ -58,7 +93,7 @@ def test_a_new_function_is_pending_refuses_invoke_and_updates_then_becomes_activ
 
 def test_an_update_is_in_progress_refuses_more_updates_while_invoke_runs_the_previous_code(slow_states):
     lab, lam = slow_states, slow_states.client("lambda")
-    name = deploy(lab, V1)
+    name = _deployed(lab, V1)
     assert invoke(lab, name)[1] == "v1"
     updated = lam.update_function_code(FunctionName=name, ZipFile=package(V2))
     assert updated["LastUpdateStatus"] == "InProgress" and updated["LastUpdateStatusReasonCode"] == "Creating"
@@ -70,14 +105,16 @@ def test_an_update_is_in_progress_refuses_more_updates_while_invoke_runs_the_pre
         assert error["Message"] == ("The operation cannot be performed at this time. "
                                     f"An update is in progress for resource: {arn}")
     assert invoke(lab, name)[1] == "v1", "during an update Lambda runs the previous code"
-    wait_updated(lab, name)
+    polls = ReleasedOnceSeen(lab, lam)
+    lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig=FAST_WAIT)
+    assert polls.seen[0][1] == "InProgress"
     assert lam.get_function_configuration(FunctionName=name)["LastUpdateStatus"] == "Successful"
     assert invoke(lab, name)[1] == "v2"
 
 
 def test_deleting_a_version_keeps_the_update_in_progress_deleting_the_function_ends_it(slow_states):
     lab, lam = slow_states, slow_states.client("lambda")
-    name = deploy(lab, V1)
+    name = _deployed(lab, V1)
     version = lam.publish_version(FunctionName=name)["Version"]
     lam.update_function_code(FunctionName=name, ZipFile=package(V2))
     lam.delete_function(FunctionName=name, Qualifier=version)
@@ -90,7 +127,7 @@ def test_deleting_a_version_keeps_the_update_in_progress_deleting_the_function_e
 
 def test_a_failed_update_leaves_no_transition_behind(slow_states):
     lab, lam = slow_states, slow_states.client("lambda")
-    name = deploy(lab, V1)
+    name = _deployed(lab, V1)
     with pytest.raises(ClientError):  # moto refuses a layer that does not exist
         lam.update_function_configuration(FunctionName=name,
                                           Layers=["arn:aws:lambda:us-east-1:123456789012:layer:none:1"])
@@ -99,13 +136,16 @@ def test_a_failed_update_leaves_no_transition_behind(slow_states):
 
 def test_the_runbooks_waiter_waits_for_the_update(slow_states):
     lab, lam = slow_states, slow_states.client("lambda")
-    name = deploy(lab, V1)
-    started = time.monotonic()
+    name = _deployed(lab, V1)
+    polls = ReleasedOnceSeen(lab, lam)
     functions.update_configuration(lam, name, variables={"STAGE": "blue"})
-    assert time.monotonic() - started > 1.0, "the runbook went on while the update was in progress"
+    assert polls.seen[0][1] == "InProgress" and polls.seen[-1][1] == "Successful", \
+        "the runbook went on while the update was in progress"
     config = lam.get_function_configuration(FunctionName=name)
     assert config["LastUpdateStatus"] == "Successful" and config["Environment"]["Variables"] == {"STAGE": "blue"}
+    polls.hold()
     functions.deploy_zip(lam, name, package(V2))  # a second change right after the first one waited
+    assert polls.seen[-2][1] == "InProgress" and polls.seen[-1][1] == "Successful"
     assert invoke(lab, name)[1] == "v2"
 
 

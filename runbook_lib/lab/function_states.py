@@ -13,7 +13,8 @@ AWS documents it refuses:
   code and configuration.
 
 Both last :attr:`FunctionStates.seconds` (``/_lab/config`` ``function_state_seconds``,
-``runbook lab --function-state-seconds``). :func:`install` makes moto's configuration
+``runbook lab --function-state-seconds``; the setting in force when the state is read, so
+lowering it ends what is in transition). :func:`install` makes moto's configuration
 answers (GetFunction, GetFunctionConfiguration, ListFunctions, the create and update
 responses) show these states.
 """
@@ -38,7 +39,7 @@ _CONFLICT_PREFIX = "The operation cannot be performed at this time."
 @dataclass
 class _Transition:
     kind: str  # "create" or "update"
-    until: float
+    started: float  # time.monotonic(); it lasts the seconds in force when it is read
     arn: str
     previous: Any = None  # the FunctionSpec Invoke runs while an update is in progress
 
@@ -63,11 +64,11 @@ class FunctionStates:
 
     def created(self, key: tuple, arn: str) -> _Transition | None:
         """``key`` is Pending from now; returns the transition it replaced (for :meth:`restore`)."""
-        return self._start(key, _Transition("create", time.monotonic() + self.seconds, arn))
+        return self._start(key, _Transition("create", time.monotonic(), arn))
 
     def updated(self, key: tuple, arn: str, previous: Any) -> _Transition | None:
         """``key`` is InProgress from now, Invoke running ``previous``; returns what it replaced."""
-        return self._start(key, _Transition("update", time.monotonic() + self.seconds, arn, previous))
+        return self._start(key, _Transition("update", time.monotonic(), arn, previous))
 
     def restore(self, key: tuple, prior: _Transition | None) -> None:
         """Undo :meth:`created`/:meth:`updated` (the call they were started for failed)."""
@@ -91,7 +92,7 @@ class FunctionStates:
     def current(self, key: tuple) -> _Transition | None:
         with self._lock:
             transition = self._transitions.get(key)
-            if transition is not None and time.monotonic() >= transition.until:
+            if transition is not None and time.monotonic() >= transition.started + self.seconds:
                 del self._transitions[key]
                 return None
             return transition
