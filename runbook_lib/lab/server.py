@@ -29,6 +29,8 @@ __all__ = ["ACCOUNT_ID", "ADMIN_USER", "REGION", "FAULT_KINDS", "Lab", "LabServe
            "main", "load_managed_policies_in_aws_partition_only"]
 #: Faults the lab can inject into AWS calls (``POST /_lab/faults``).
 FAULT_KINDS = ("throttle", "deny")
+#: Seconds between the serving loop's looks at its shutdown flag (what :meth:`LabServer.stop` waits).
+SHUTDOWN_POLL = 0.05
 _ADMIN_POLICY = json.dumps({"Version": "2012-10-17",
                             "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})
 
@@ -117,8 +119,9 @@ class LabServer:
                                    request_handler=handler)
         self.port = self._server.server_port
         self.endpoint_url = f"http://{self.host}:{self.port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, name="lab-server",
-                                        daemon=True)
+        # stop() waits for the serving loop to look at its shutdown flag: every 0.05 s, not socketserver's 0.5 s
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": SHUTDOWN_POLL},
+                                        name="lab-server", daemon=True)
         self._thread.start()
         self.admin_env = self.create_admin()
         self.partner, self.partner_error = _build("partner", lambda m: m.PartnerApi())
