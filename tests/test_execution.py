@@ -9,6 +9,7 @@ from pathlib import Path
 import nbformat
 
 from runbook_lib import execution
+from test_kernel_fork import notebook_file as _notebook
 
 
 def test_the_kernel_sees_the_run_folder_under_a_name_it_cannot_import(tmp_path):
@@ -128,11 +129,7 @@ def _printed(cell) -> str:
 
 
 def _quick_notebook(path, cells: int):
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(f"print({n})") for n in range(cells)]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, str(path))
-    return path
+    return _notebook(path, *(f"print({n})" for n in range(cells)))
 
 
 def test_quick_cells_are_saved_at_most_every_two_seconds_and_always_at_the_end(tmp_path, monkeypatch):
@@ -178,14 +175,6 @@ class _SwallowsCtrlC:
         import signal
 
         signal.raise_signal(signal.SIGINT)
-
-
-def _notebook(path, *sources):
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(source) for source in sources]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, str(path))
-    return path
 
 
 def _sigint_handler():

@@ -15,8 +15,9 @@ from runbook_lib import execution, kernel_fork, kernels
 from tests.processes import gone
 
 
-def _notebook(path, *sources):
-    nb = nbformat.v4.new_notebook()
+def notebook_file(path, *sources):
+    """A notebook of code cells ``sources`` on the python3 kernel, written to ``path``."""
+    nb = nbformat.v4.newnotebook_file()
     nb.cells = [nbformat.v4.new_code_cell(s) for s in sources]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, str(path))
@@ -32,7 +33,7 @@ def _outputs(path) -> str:
 
 def _kernel_pid(kernel, run_dir, name):
     """Run a notebook that writes its kernel's pid, and return that pid (the kernel stays up)."""
-    nb = _notebook(run_dir.parent / f"{name}.ipynb", "import os\nprint('pid', os.getpid(), os.getppid())")
+    nb = notebook_file(run_dir.parent / f"{name}.ipynb", "import os\nprint('pid', os.getpid(), os.getppid())")
     result = execution.execute(nb, run_dir, {}, "python3", 120, kernel=kernel)
     assert result.status == "ok", result.error
     _, pid, parent = _outputs(run_dir / f"{name}.ipynb").split()
@@ -48,10 +49,10 @@ def run_dir(tmp_path):
 
 @pytest.fixture
 def two_notebooks(tmp_path):
-    first = _notebook(tmp_path / "01_first.ipynb",
+    first = notebook_file(tmp_path / "01_first.ipynb",
                       "import os, runbook_lib.session as session\nleftover = 'first'\n"
                       "session._LOADERS['planted by the first notebook'] = True\nprint('pid', os.getpid(), os.getppid())")
-    second = _notebook(tmp_path / "02_second.ipynb",
+    second = notebook_file(tmp_path / "02_second.ipynb",
                        "import os, sys, runbook_lib.session as session\nprint('pid', os.getpid(), os.getppid())",
                        "assert 'leftover' not in globals(), 'the first notebook leaked into the second'\n"
                        "assert 'planted by the first notebook' not in session._LOADERS, 'module state leaked'\n"
@@ -80,7 +81,7 @@ def test_each_notebook_runs_in_a_fresh_child_of_the_server_with_the_imports_alre
 
 @pytest.mark.parametrize("how", ["jupyter's interrupt_kernel", "the runner's Ctrl-C (PrivateKernel.interrupt)"])
 def test_a_forked_kernel_is_interrupted_through_its_stand_in(run_dir, tmp_path, how):
-    nb = _notebook(tmp_path / "01_first.ipynb", "1")
+    nb = notebook_file(tmp_path / "01_first.ipynb", "1")
     with kernels.KernelQueue("python3", run_dir, notebooks=[nb, nb]) as queue:
         kernel = queue.take(nb)
         from jupyter_client import BlockingKernelClient
@@ -109,7 +110,7 @@ def test_a_forked_kernel_is_interrupted_through_its_stand_in(run_dir, tmp_path, 
 
 
 def test_killing_the_stand_in_kills_its_kernel(run_dir, tmp_path):
-    nb = _notebook(tmp_path / "x.ipynb", "1")
+    nb = notebook_file(tmp_path / "x.ipynb", "1")
     with kernels.KernelQueue("python3", run_dir, notebooks=[nb, nb]) as queue:
         kernel = queue.take(nb)
         pid, _ = _kernel_pid(kernel, run_dir, "pid")
@@ -118,7 +119,7 @@ def test_killing_the_stand_in_kills_its_kernel(run_dir, tmp_path):
 
 
 def test_kernels_go_when_their_server_goes(run_dir, tmp_path):
-    nb = _notebook(tmp_path / "x.ipynb", "1")
+    nb = notebook_file(tmp_path / "x.ipynb", "1")
     with kernels.KernelQueue("python3", run_dir, notebooks=[nb, nb]) as queue:
         kernel = queue.take(nb)
         pid, _ = _kernel_pid(kernel, run_dir, "pid")
@@ -129,7 +130,7 @@ def test_kernels_go_when_their_server_goes(run_dir, tmp_path):
 
 
 def test_without_a_live_server_kernels_start_from_scratch(run_dir, tmp_path):
-    nb = _notebook(tmp_path / "01_first.ipynb", "import os\nprint('pid', os.getpid(), os.getppid())")
+    nb = notebook_file(tmp_path / "01_first.ipynb", "import os\nprint('pid', os.getpid(), os.getppid())")
     with kernels.KernelQueue("python3", run_dir, notebooks=[nb, nb]) as queue:
         queue.forks.process.kill()
         queue.forks.process.wait()
@@ -141,7 +142,7 @@ def test_without_a_live_server_kernels_start_from_scratch(run_dir, tmp_path):
 
 
 def test_a_single_notebook_or_no_preload_needs_no_server(run_dir, tmp_path):
-    nb = _notebook(tmp_path / "01_first.ipynb", "1")
+    nb = notebook_file(tmp_path / "01_first.ipynb", "1")
     with kernels.KernelQueue("python3", run_dir, notebooks=[nb]) as queue:
         assert queue.forks is None
     with kernels.KernelQueue("python3", run_dir, preload=False, notebooks=[nb, nb]) as queue:
@@ -165,7 +166,7 @@ def test_only_this_interpreters_ipykernel_is_forked(tmp_path, monkeypatch):
 
 
 def test_a_kernels_own_output_goes_where_its_stand_ins_goes(run_dir, tmp_path, capfd):
-    nb = _notebook(tmp_path / "01_first.ipynb", "import os\nos.write(1, b'written on fd 1 by the kernel\\n')")
+    nb = notebook_file(tmp_path / "01_first.ipynb", "import os\nos.write(1, b'written on fd 1 by the kernel\\n')")
     with kernels.KernelQueue("python3", run_dir, notebooks=[nb, nb]) as queue:
         result = execution.execute(nb, run_dir, {}, "python3", 120, kernel=queue.take(nb))
     assert result.status == "ok", result.error
@@ -175,7 +176,7 @@ def test_a_kernels_own_output_goes_where_its_stand_ins_goes(run_dir, tmp_path, c
 
 
 def test_a_signal_before_the_kernel_exists_reaches_it_once_forked(run_dir, tmp_path):
-    nb = _notebook(tmp_path / "x.ipynb", "1")
+    nb = notebook_file(tmp_path / "x.ipynb", "1")
     with kernels.KernelQueue("python3", run_dir, notebooks=[nb, nb]) as queue:
         kernel = queue.take(nb)  # the server is still importing: the stand-in waits for its kernel
         stand_in = kernel.manager.provisioner.process
@@ -238,7 +239,7 @@ def test_the_usage_line_for_anything_else(capsys):
 
 def test_a_single_notebook_is_forked_when_asked(run_dir, tmp_path):
     """``runbook audit`` on its own lab: the server imports while the lab starts, the kernel is forked after."""
-    nb = _notebook(tmp_path / "01_first.ipynb", "1")
+    nb = notebook_file(tmp_path / "01_first.ipynb", "1")
     with kernels.KernelQueue("python3", run_dir, notebooks=[nb], fork=True) as queue:
         assert queue.forks is not None and queue.take(nb).forked
     with kernels.KernelQueue("python3", run_dir, notebooks=[nb, nb], fork=False) as queue:
@@ -254,7 +255,7 @@ def test_a_server_that_cannot_be_launched_leaves_nothing_and_kernels_start_from_
 
     monkeypatch.setattr(kernels.subprocess, "Popen", no_processes)
     before = set(os.listdir(tempfile.gettempdir()))
-    nb = _notebook(tmp_path / "x.ipynb", "1")
+    nb = notebook_file(tmp_path / "x.ipynb", "1")
     queue = kernels.KernelQueue("python3", run_dir, notebooks=[nb, nb])
     assert queue.forks is None
     assert not [n for n in set(os.listdir(tempfile.gettempdir())) - before if n.startswith("runbook-forks-")]
