@@ -17,7 +17,7 @@ from tests.processes import gone
 
 def notebook_file(path, *sources):
     """A notebook of code cells ``sources`` on the python3 kernel, written to ``path``."""
-    nb = nbformat.v4.newnotebook_file()
+    nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(s) for s in sources]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, str(path))
