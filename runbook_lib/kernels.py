@@ -262,8 +262,8 @@ class KernelQueue:
         self.waiting: tuple[Path, PrivateKernel] | None = None
         self.started: list[PrivateKernel] = []
         self.forks: ForkServer | None = None
-        # ``fork`` None: a fork server for several notebooks; one notebook gains from it only when its
-        # kernel cannot start yet (the runner's lab is starting) while the server can import meanwhile
+        # ``fork`` None: a fork server for several notebooks. The runner asks for one for a single notebook
+        # too: its kernel is as fast to its first cell, and a forked kernel exits without Python's teardown
         if preload and notebooks and (fork if fork is not None else len(notebooks) > 1):
             modules = dict.fromkeys([*KERNEL_MODULES, *HEAVY_IMPORTS, *(m for nb in notebooks for m in notebook_imports(nb))])
             self.forks = ForkServer.start(kernel_name, list(modules), WARM_LINES)

@@ -145,9 +145,7 @@ def scan_run_folder(run_dir: str | Path, fingerprinter: Fingerprinter,
     for rel, path in files.items():
         if path.suffix not in TEXT_SUFFIXES | {PNG_SUFFIX}:
             continue
-        for number, line in _artifact_lines(path):
-            if not handled:
-                break
+        for number, line in _artifact_lines(path) if handled else ():
             if line in line_hits:
                 reason = line_hits[line]
             else:
